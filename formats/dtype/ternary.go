@@ -1,0 +1,84 @@
+package dtype
+
+// Kernels for GGML's ternary types TQ1_0 and TQ2_0: 256 values in
+// {-1, 0, 1} times an fp16 scale, value = float(t - 1) * d for a stored
+// trit t in {0, 1, 2}.
+
+func init() {
+	register(idTQ1_0, decodeTQ1_0)
+	register(idTQ2_0, decodeTQ2_0)
+}
+
+// tq1Trits[b][n] is trit n of a TQ1_0 byte b. TQ1_0 packs five trits per
+// byte as a fixed-point fraction: multiplying by 3^n (mod 256) shifts trit
+// n to the top, and (x * 3) >> 8 reads it.
+var tq1Trits = func() (t [256][5]uint8) {
+	pow3 := [5]uint8{1, 3, 9, 27, 81}
+	for b := range t {
+		for n := range 5 {
+			q := uint8(b) * pow3[n]
+			t[b][n] = uint8(uint16(q) * 3 >> 8)
+		}
+	}
+	return
+}()
+
+// ternaryValues returns float(t - 1) * d for t = 0, 1, 2 (index 3 unused).
+func ternaryValues(d float32) [4]float32 {
+	return [4]float32{-1 * d, 0 * d, 1 * d, 0}
+}
+
+// TQ1_0: {u8 qs[48]; u8 qh[4]; fp16 d} = 54 bytes. qs[0:32] give elements
+// n*32+m (n = 0..4, trit n of byte m), qs[32:48] give 160+n*16+m, and qh
+// gives 240+n*4+m for n = 0..3.
+func decodeTQ1_0(dst []float32, src []byte) {
+	for len(src) >= 54 && len(dst) >= 256 {
+		b := (*[54]byte)(src)
+		o := (*[256]float32)(dst)
+		v := ternaryValues(fp16At(b[52:54]))
+		for m := range 32 {
+			t := &tq1Trits[b[m]]
+			for n := range 5 {
+				o[n*32+m] = v[t[n]&3]
+			}
+		}
+		for m := range 16 {
+			t := &tq1Trits[b[32+m]]
+			for n := range 5 {
+				o[160+n*16+m] = v[t[n]&3]
+			}
+		}
+		for m := range 4 {
+			t := &tq1Trits[b[48+m]]
+			for n := range 4 {
+				o[240+n*4+m] = v[t[n]&3]
+			}
+		}
+		src, dst = src[54:], dst[256:]
+	}
+}
+
+// TQ2_0: {u8 qs[64]; fp16 d} = 66 bytes; 2 bits per element, element
+// j*4+l*32+m (j = 0 or 32) in bits 2l..2l+1 of qs[j+m].
+func decodeTQ2_0(dst []float32, src []byte) {
+	for len(src) >= 66 && len(dst) >= 256 {
+		b := (*[66]byte)(src)
+		o := (*[256]float32)(dst)
+		d := fp16At(b[64:66])
+		// Code 3 does not occur in valid data; it decodes as (3-1)*d, as
+		// the reference's formula does.
+		v := [4]float32{-1 * d, 0 * d, 1 * d, 2 * d}
+		for h := range 2 {
+			q := (*[32]byte)(b[32*h:])
+			out := (*[128]float32)(o[128*h:])
+			for m := range 32 {
+				x := q[m]
+				out[m] = v[x&3]
+				out[32+m] = v[x>>2&3]
+				out[64+m] = v[x>>4&3]
+				out[96+m] = v[x>>6]
+			}
+		}
+		src, dst = src[66:], dst[256:]
+	}
+}

@@ -1,0 +1,541 @@
+package safetensors
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/qkvdev/qkv/formats/dtype"
+)
+
+// Parse reads the header of a whole safetensors file held in data (usually
+// memory-mapped by the caller) and checks it. Only the first 8+HeaderLen
+// bytes are read; the tensor bytes are never touched. Every error is an
+// *Error.
+func Parse(data []byte, opts Options) (*File, error) {
+	limit := opts.MaxHeaderBytes
+	if limit <= 0 {
+		limit = DefaultMaxHeaderBytes
+	}
+	size := int64(len(data))
+	if size < 8 {
+		return nil, &Error{Offset: 0, Msg: fmt.Sprintf("file is %d bytes, too short for the 8-byte header length", size)}
+	}
+	n := binary.LittleEndian.Uint64(data)
+	if n == 0 {
+		return nil, &Error{Offset: 0, Msg: "header length is 0"}
+	}
+	if n > uint64(limit) {
+		return nil, &Error{Offset: 0, Msg: fmt.Sprintf("header is %d bytes, more than the limit of %d; raise it with --max-header", n, limit)}
+	}
+	if n > uint64(size-8) {
+		return nil, &Error{Offset: 0, Msg: fmt.Sprintf("header length %d runs past the end of the file (%d bytes)", n, size)}
+	}
+	hdr := data[8 : 8+n]
+	if !utf8.Valid(hdr) {
+		return nil, &Error{Offset: 8 + int64(firstInvalidUTF8(hdr)), Msg: "header is not valid UTF-8"}
+	}
+	if hdr[0] != '{' {
+		return nil, &Error{Offset: 8, Msg: fmt.Sprintf("header must begin with '{', not %s", describeByte(hdr[0]))}
+	}
+	if off, ok := loneSurrogate(hdr); !ok {
+		return nil, &Error{Offset: 8 + int64(off), Msg: "invalid JSON in header: \\u escape is an unpaired UTF-16 surrogate"}
+	}
+
+	f := &File{HeaderLen: int64(n), DataOffset: 8 + int64(n), Size: size}
+	p := &parser{hdr: hdr, dec: json.NewDecoder(bytes.NewReader(hdr))}
+	p.dec.UseNumber()
+	if err := p.object(f); err != nil {
+		return nil, err
+	}
+	if err := checkLayout(f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// parser walks the header with json.Decoder.Token, so that it sees every key
+// (encoding/json's maps silently keep the last of duplicate keys) and knows
+// where each token starts.
+type parser struct {
+	hdr []byte
+	dec *json.Decoder
+}
+
+// next returns the next token and its offset in the file.
+func (p *parser) next() (json.Token, int64, error) {
+	off := p.dec.InputOffset()
+	// InputOffset is the end of the previous token; the next one starts
+	// after any whitespace and separator.
+	for off < int64(len(p.hdr)) {
+		switch p.hdr[off] {
+		case ' ', '\t', '\r', '\n', ',', ':':
+			off++
+			continue
+		}
+		break
+	}
+	tok, err := p.dec.Token()
+	if err != nil {
+		return nil, 8 + off, p.syntaxError(err, off)
+	}
+	return tok, 8 + off, nil
+}
+
+func (p *parser) syntaxError(err error, off int64) error {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		// The decoder's offsets are loose; a whole-buffer validation scan
+		// meets the same first error and says exactly where: Offset is
+		// the number of bytes read, the offending byte included.
+		var raw json.RawMessage
+		var exact *json.SyntaxError
+		if errors.As(json.Unmarshal(p.hdr, &raw), &exact) && exact.Offset > 0 {
+			return &Error{Offset: 8 + exact.Offset - 1, Msg: "invalid JSON in header: " + exact.Error()}
+		}
+		return &Error{Offset: 8 + se.Offset, Msg: "invalid JSON in header: " + se.Error()}
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return &Error{Offset: 8 + int64(len(p.hdr)), Msg: "invalid JSON in header: it ends before the object is closed"}
+	}
+	return &Error{Offset: 8 + off, Msg: "invalid JSON in header: " + err.Error()}
+}
+
+// object reads the top-level object: __metadata__ and one entry per tensor.
+func (p *parser) object(f *File) error {
+	if _, _, err := p.next(); err != nil { // '{', checked by the caller
+		return err
+	}
+	seen := map[string]int64{}
+	for p.dec.More() {
+		tok, off, err := p.next()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string) // the decoder only returns strings as object keys
+		if first, dup := seen[key]; dup {
+			return &Error{Offset: off, Msg: fmt.Sprintf("duplicate key %s in header (first at byte %d)", strconv.Quote(key), first)}
+		}
+		seen[key] = off
+		if key == "__metadata__" {
+			if err := p.metadata(f); err != nil {
+				return err
+			}
+			continue
+		}
+		t, err := p.tensor(key, off, f.DataOffset)
+		if err != nil {
+			return err
+		}
+		f.Tensors = append(f.Tensors, t)
+	}
+	if _, _, err := p.next(); err != nil { // '}'
+		return err
+	}
+	// The specification allows only spaces after the object.
+	for i := p.dec.InputOffset(); i < int64(len(p.hdr)); i++ {
+		if p.hdr[i] != ' ' {
+			return &Error{Offset: 8 + i, Msg: fmt.Sprintf("header has %s after its JSON object; only spaces may pad it", describeByte(p.hdr[i]))}
+		}
+	}
+	return nil
+}
+
+func (p *parser) metadata(f *File) error {
+	tok, off, err := p.next()
+	if err != nil {
+		return err
+	}
+	if tok == nil { // null: the crate reads it as absent
+		return nil
+	}
+	if tok != json.Delim('{') {
+		return &Error{Offset: off, Msg: fmt.Sprintf("__metadata__ must be an object of strings, not %s", kind(tok))}
+	}
+	f.Metadata = [][2]string{}
+	seen := map[string]int64{}
+	for p.dec.More() {
+		tok, koff, err := p.next()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		if first, dup := seen[key]; dup {
+			return &Error{Offset: koff, Msg: fmt.Sprintf("duplicate key %s in __metadata__ (first at byte %d)", strconv.Quote(key), first)}
+		}
+		seen[key] = koff
+		val, voff, err := p.next()
+		if err != nil {
+			return err
+		}
+		s, ok := val.(string)
+		if !ok {
+			return &Error{Offset: voff, Msg: fmt.Sprintf("__metadata__ value for key %s is %s, not a string", strconv.Quote(key), kind(val))}
+		}
+		f.Metadata = append(f.Metadata, [2]string{key, s})
+	}
+	_, _, err = p.next() // '}'
+	return err
+}
+
+// tensor reads one tensor entry and checks it on its own: field types, shape
+// overflow and that the byte range fits the shape and dtype.
+func (p *parser) tensor(name string, keyOff, dataOffset int64) (TensorInfo, error) {
+	t := TensorInfo{Name: name}
+	fail := func(off int64, format string, args ...any) (TensorInfo, error) {
+		return TensorInfo{}, &Error{Offset: off, Tensor: name, Msg: fmt.Sprintf(format, args...)}
+	}
+	tok, off, err := p.next()
+	if err != nil {
+		return t, err
+	}
+	if tok != json.Delim('{') {
+		return fail(off, "entry must be an object with dtype, shape and data_offsets, not %s", kind(tok))
+	}
+	var haveDType, haveShape, haveOffsets bool
+	var shapeOff, offsetsOff int64
+	for p.dec.More() {
+		tok, foff, err := p.next()
+		if err != nil {
+			return t, err
+		}
+		field, _ := tok.(string)
+		switch field {
+		case "dtype":
+			if haveDType {
+				return fail(foff, "duplicate field \"dtype\"")
+			}
+			haveDType = true
+			v, voff, err := p.next()
+			if err != nil {
+				return t, err
+			}
+			s, ok := v.(string)
+			if !ok {
+				return fail(voff, "dtype must be a string, not %s", kind(v))
+			}
+			t.DType = dtype.FromSafetensors(s)
+		case "shape":
+			if haveShape {
+				return fail(foff, "duplicate field \"shape\"")
+			}
+			haveShape = true
+			dims, aoff, err := p.intArray(name, "shape", -1)
+			if err != nil {
+				return t, err
+			}
+			t.Shape, shapeOff = dims, aoff
+		case "data_offsets":
+			if haveOffsets {
+				return fail(foff, "duplicate field \"data_offsets\"")
+			}
+			haveOffsets = true
+			r, aoff, err := p.intArray(name, "data_offsets", 2)
+			if err != nil {
+				return t, err
+			}
+			t.Begin, t.End, offsetsOff = r[0], r[1], aoff
+		default:
+			// The crate's serde derive ignores unknown fields; so do we.
+			if err := p.skipValue(); err != nil {
+				return t, err
+			}
+		}
+	}
+	if _, _, err := p.next(); err != nil { // '}'
+		return t, err
+	}
+	switch {
+	case !haveDType:
+		return fail(keyOff, "entry has no dtype")
+	case !haveShape:
+		return fail(keyOff, "entry has no shape")
+	case !haveOffsets:
+		return fail(keyOff, "entry has no data_offsets")
+	}
+	if t.Begin > t.End {
+		return fail(offsetsOff, "data_offsets [%d, %d] end before they begin", t.Begin, t.End)
+	}
+	// Multiply left to right with overflow checks, as the crate does.
+	n := int64(1)
+	for _, d := range t.Shape {
+		if d != 0 && n > math.MaxInt64/d {
+			return fail(shapeOff, "shape %s overflows a 64-bit element count", formatShape(t.Shape))
+		}
+		n *= d
+	}
+	if !t.DType.Known() {
+		return t, nil // listed, not fatal: only the range checks apply
+	}
+	want, err := t.DType.ByteSize(n)
+	if err != nil {
+		return fail(shapeOff, "shape %s does not fit dtype %s: %v", formatShape(t.Shape), t.DType.Name(), err)
+	}
+	if got := t.End - t.Begin; got != want {
+		return fail(addSat(dataOffset, t.Begin), "data_offsets [%d, %d] hold %d bytes, but %s %s needs %d",
+			t.Begin, t.End, got, t.DType.Name(), formatShape(t.Shape), want)
+	}
+	return t, nil
+}
+
+// intArray reads an array of non-negative integers (of exactly want
+// elements when want >= 0) and returns it with the offset of its '['.
+func (p *parser) intArray(name, field string, want int) ([]int64, int64, error) {
+	what := field + " must be an array of non-negative integers"
+	if want == 2 {
+		what = field + " must be [begin, end], two non-negative integers"
+	}
+	tok, aoff, err := p.next()
+	if err != nil {
+		return nil, 0, err
+	}
+	if tok != json.Delim('[') {
+		return nil, 0, &Error{Offset: aoff, Tensor: name, Msg: fmt.Sprintf("%s, not %s", what, kind(tok))}
+	}
+	out := []int64{} // [] stays non-nil: a scalar's shape
+	for p.dec.More() {
+		tok, off, err := p.next()
+		if err != nil {
+			return nil, 0, err
+		}
+		num, ok := tok.(json.Number)
+		if !ok {
+			return nil, 0, &Error{Offset: off, Tensor: name, Msg: fmt.Sprintf("%s, but holds %s", what, kind(tok))}
+		}
+		v, msg := nonNegInt(string(num))
+		if msg != "" {
+			return nil, 0, &Error{Offset: off, Tensor: name, Msg: fmt.Sprintf("%s value %s %s", field, string(num), msg)}
+		}
+		if want >= 0 && len(out) == want {
+			return nil, 0, &Error{Offset: off, Tensor: name, Msg: what + ", but has more"}
+		}
+		out = append(out, v)
+	}
+	if _, _, err := p.next(); err != nil { // ']'
+		return nil, 0, err
+	}
+	if want >= 0 && len(out) != want {
+		return nil, 0, &Error{Offset: aoff, Tensor: name, Msg: fmt.Sprintf("%s, but has %d", what, len(out))}
+	}
+	return out, aoff, nil
+}
+
+// nonNegInt parses a JSON number that must be a plain non-negative integer
+// fitting int64. serde_json, like this, refuses fractions, exponents and
+// negative values for the crate's usize fields.
+func nonNegInt(s string) (int64, string) {
+	if strings.HasPrefix(s, "-") {
+		return 0, "is negative"
+	}
+	if strings.ContainsAny(s, ".eE") {
+		return 0, "is not an integer"
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, "is too large"
+	}
+	return v, ""
+}
+
+// skipValue reads and discards one JSON value of any shape.
+func (p *parser) skipValue() error {
+	depth := 0
+	for {
+		tok, _, err := p.next()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
+}
+
+// checkLayout checks that the tensors' byte ranges, in offset order, tile the
+// data buffer from 0 to its end with no gap and no overlap.
+func checkLayout(f *File) error {
+	dataLen := f.Size - f.DataOffset
+	order := make([]int, len(f.Tensors))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ta, tb := &f.Tensors[order[a]], &f.Tensors[order[b]]
+		if ta.Begin != tb.Begin {
+			return ta.Begin < tb.Begin
+		}
+		return ta.End < tb.End
+	})
+	var end int64
+	var prev *TensorInfo
+	for _, i := range order {
+		t := &f.Tensors[i]
+		at := addSat(f.DataOffset, t.Begin)
+		switch {
+		case t.Begin > end && prev == nil:
+			return &Error{Offset: f.DataOffset, Tensor: t.Name, Msg: fmt.Sprintf("data bytes [0, %d) belong to no tensor: the first tensor begins at %d", t.Begin, t.Begin)}
+		case t.Begin > end:
+			return &Error{Offset: addSat(f.DataOffset, end), Tensor: t.Name, Msg: fmt.Sprintf("gap of %d bytes between tensor %s (ends at %d) and this tensor (begins at %d)", t.Begin-end, strconv.Quote(prev.Name), end, t.Begin)}
+		case t.Begin < end:
+			return &Error{Offset: at, Tensor: t.Name, Msg: fmt.Sprintf("data_offsets [%d, %d] overlap tensor %s, which ends at %d", t.Begin, t.End, strconv.Quote(prev.Name), end)}
+		}
+		if t.End > dataLen {
+			return &Error{Offset: at, Tensor: t.Name, Msg: fmt.Sprintf("data_offsets [%d, %d] run past the end of the data buffer (%d bytes)", t.Begin, t.End, dataLen)}
+		}
+		end, prev = t.End, t
+	}
+	if end < dataLen {
+		if prev == nil {
+			return &Error{Offset: f.DataOffset, Msg: fmt.Sprintf("%d bytes of data follow the header, but it lists no tensors", dataLen)}
+		}
+		return &Error{Offset: addSat(f.DataOffset, end), Msg: fmt.Sprintf("%d trailing bytes after the last tensor %s (data buffer is %d bytes, tensors end at %d)", dataLen-end, strconv.Quote(prev.Name), dataLen, end)}
+	}
+	return nil
+}
+
+// addSat adds two non-negative offsets, saturating at MaxInt64.
+func addSat(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+func formatShape(s []int64) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, d := range s {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.FormatInt(d, 10))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// kind names a JSON token's type for error messages.
+func kind(tok json.Token) string {
+	switch v := tok.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case json.Delim:
+		switch v {
+		case '{':
+			return "an object"
+		case '[':
+			return "an array"
+		}
+		return "'" + v.String() + "'"
+	}
+	return fmt.Sprintf("%T", tok)
+}
+
+func describeByte(b byte) string {
+	if b >= 0x21 && b < 0x7f {
+		return fmt.Sprintf("%q", rune(b))
+	}
+	return fmt.Sprintf("byte 0x%02x", b)
+}
+
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// loneSurrogate finds a \u escape that is half of a UTF-16 surrogate pair
+// without its other half. encoding/json would silently turn it into U+FFFD
+// (changing a tensor's name); serde_json refuses it. It reports the offset of
+// the escape and false when it finds one. The header is valid UTF-8 here; its
+// JSON syntax is checked later by the decoder.
+func loneSurrogate(h []byte) (int, bool) {
+	if !bytes.Contains(h, []byte(`\u`)) {
+		return 0, true
+	}
+	inString := false
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !inString {
+			if c == '"' {
+				inString = true
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if i+1 >= len(h) {
+				return 0, true // the decoder reports the truncation
+			}
+			if h[i+1] != 'u' {
+				i++
+				continue
+			}
+			r, ok := hex4(h, i+2)
+			if !ok {
+				return 0, true // the decoder reports the bad escape
+			}
+			switch {
+			case r >= 0xD800 && r < 0xDC00:
+				if i+7 < len(h) && h[i+6] == '\\' && h[i+7] == 'u' {
+					if r2, ok := hex4(h, i+8); ok && r2 >= 0xDC00 && r2 < 0xE000 {
+						i += 11
+						continue
+					}
+				}
+				return i, false
+			case r >= 0xDC00 && r < 0xE000:
+				return i, false
+			}
+			i += 5
+		}
+	}
+	return 0, true
+}
+
+func hex4(h []byte, at int) (rune, bool) {
+	if at+4 > len(h) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range h[at : at+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}

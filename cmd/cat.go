@@ -1,0 +1,134 @@
+package cmd
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/inspect"
+	"github.com/qkvdev/qkv/internal/termui"
+)
+
+type catReport struct {
+	Schema  string     `json:"schema"`
+	Tensor  string     `json:"tensor"`
+	DType   string     `json:"dtype"`
+	Shape   []int64    `json:"shape"`
+	RowLen  int64      `json:"row_len"`
+	Rows    int64      `json:"rows"`
+	Shown   int64      `json:"rows_shown"`
+	Values  [][]any    `json:"values"` // null for NaN/±Inf, see nan/inf counts
+	Summary catSummary `json:"summary"`
+}
+
+type catSummary struct {
+	Count  int64 `json:"count"`
+	Min    any   `json:"min"`
+	Max    any   `json:"max"`
+	Mean   any   `json:"mean"`
+	NaN    int64 `json:"nan_count"`
+	PosInf int64 `json:"pos_inf_count"`
+	NegInf int64 `json:"neg_inf_count"`
+	Zeros  int64 `json:"zero_count"`
+}
+
+func newCatCmd(s *Streams) *cobra.Command {
+	var (
+		rows      int64
+		asJSON    bool
+		maxHeader int64
+	)
+	c := &cobra.Command{
+		Use:   "cat PATH TENSOR",
+		Short: "Print a tensor's decoded values with min/max/mean and NaN/Inf counts",
+		Long: `Decode one tensor to float32 and print its first rows (the tensor viewed as a
+matrix whose rows are its innermost dimension), then min, max and mean of its
+finite values and its NaN, +Inf, -Inf and zero counts over the whole tensor.`,
+		Example: `  qkv cat model.gguf blk.0.attn_q.weight
+  qkv cat model.safetensors model.layers.0.self_attn.q_proj.weight --rows 2 --json`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if rows < 0 {
+				return usageError("--rows must be 0 or more")
+			}
+			ck, err := openCheckpoint(args[0], maxHeader)
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			t := ck.Tensor(args[1])
+			if t == nil {
+				return &formats.Error{File: args[0], Offset: -1, Err: fmt.Errorf("no tensor named %q (see qkv ls)", args[1])}
+			}
+			vals, err := ck.DecodeNew(t)
+			if err != nil {
+				return err
+			}
+			rep := buildCat(t, vals, rows)
+			if asJSON {
+				return writeJSON(s.Out, rep)
+			}
+			return printCat(s, rep)
+		},
+	}
+	c.Flags().Int64Var(&rows, "rows", 8, "how many rows to print")
+	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.cat/v1)")
+	addMaxHeaderFlag(c, &maxHeader)
+	return c
+}
+
+func buildCat(t *formats.Tensor, vals []float32, rows int64) catReport {
+	rl := max(t.RowLen(), 1)
+	total := int64(len(vals)) / rl
+	shown := min(rows, total)
+	rep := catReport{Schema: "qkv.cat/v1", Tensor: t.Name, DType: t.Type.Name(), Shape: t.Shape, RowLen: rl, Rows: total, Shown: shown, Values: [][]any{}}
+	if rep.Shape == nil {
+		rep.Shape = []int64{}
+	}
+	for r := int64(0); r < shown; r++ {
+		row := make([]any, rl)
+		for j := int64(0); j < rl; j++ {
+			row[j], _ = jsonFloat(float64(vals[r*rl+j]))
+		}
+		rep.Values = append(rep.Values, row)
+	}
+	sum := inspect.SummarizeValues(vals)
+	rep.Summary = catSummary{Count: sum.Count, NaN: sum.NaN, PosInf: sum.PosInf, NegInf: sum.NegInf, Zeros: sum.Zeros}
+	rep.Summary.Min, _ = jsonFloat(sum.Min)
+	rep.Summary.Max, _ = jsonFloat(sum.Max)
+	rep.Summary.Mean, _ = jsonFloat(sum.Mean)
+	return rep
+}
+
+func printCat(s *Streams, rep catReport) error {
+	var b strings.Builder
+	b.WriteString(termui.Title(fmt.Sprintf("%s  %s %s  (%d rows of %d)", rep.Tensor, rep.DType, shapeString(rep.Shape), rep.Rows, rep.RowLen), s.Styled))
+	for r, row := range rep.Values {
+		b.WriteString(termui.Dim(fmt.Sprintf("%6d │", r), s.Styled))
+		for _, v := range row {
+			if v == nil {
+				b.WriteString("        nan/inf")
+				continue
+			}
+			b.WriteString(" " + fmt.Sprintf("%14s", strconv.FormatFloat(v.(float64), 'g', 7, 32)))
+		}
+		b.WriteString("\n")
+	}
+	if rep.Shown < rep.Rows {
+		b.WriteString(termui.Dim(fmt.Sprintf("… %d more rows (--rows N)", rep.Rows-rep.Shown), s.Styled) + "\n")
+	}
+	f := func(v any) string {
+		if v == nil {
+			return "n/a"
+		}
+		return strconv.FormatFloat(v.(float64), 'g', 7, 64)
+	}
+	sm := rep.Summary
+	b.WriteString(fmt.Sprintf("\n%d values  min %s  max %s  mean %s  NaN %d  +Inf %d  -Inf %d  zeros %d\n",
+		sm.Count, f(sm.Min), f(sm.Max), f(sm.Mean), sm.NaN, sm.PosInf, sm.NegInf, sm.Zeros))
+	_, err := fmt.Fprint(s.Out, b.String())
+	return err
+}

@@ -1,0 +1,268 @@
+package cmd
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/gguf"
+	"github.com/qkvdev/qkv/internal/termui"
+)
+
+// arrayPreview is how many array items meta shows without --full.
+const arrayPreview = 8
+
+type metaEntry struct {
+	Key   string `json:"key"`
+	Type  string `json:"type"`
+	Count uint64 `json:"count"`
+	Value any    `json:"value"`
+	// Truncated: only the first items of an array are in value (use --full).
+	Truncated bool `json:"truncated,omitempty"`
+	// NonFinite: value held NaN or ±Inf, shown as null.
+	NonFinite bool  `json:"non_finite,omitempty"`
+	Offset    int64 `json:"offset"`
+}
+
+type metaGGUF struct {
+	Version     uint32 `json:"version"`
+	Endianness  string `json:"endianness"`
+	Alignment   uint64 `json:"alignment"`
+	TensorCount int    `json:"tensor_count"`
+	KVCount     int    `json:"kv_count"`
+	DataOffset  int64  `json:"data_offset"`
+	Files       int    `json:"files"`
+}
+
+type metaReport struct {
+	Schema        string         `json:"schema"`
+	Format        string         `json:"format"`
+	GGUF          *metaGGUF      `json:"gguf,omitempty"`
+	Metadata      []metaEntry    `json:"metadata"`
+	Config        map[string]any `json:"config"`
+	ConfigPath    string         `json:"config_path,omitempty"`
+	AdapterConfig map[string]any `json:"adapter_config,omitempty"`
+}
+
+func newMetaCmd(s *Streams) *cobra.Command {
+	var (
+		key       string
+		full      bool
+		asJSON    bool
+		maxHeader int64
+	)
+	c := &cobra.Command{
+		Use:   "meta PATH",
+		Short: "Show a checkpoint's metadata: GGUF key/values, safetensors __metadata__, config.json",
+		Long: `Show a checkpoint's metadata without reading tensor data: every GGUF key/value
+with its type (arrays by element type, count and first items unless --full),
+the safetensors __metadata__ table, and config.json when it is beside the
+weights.`,
+		Example: `  qkv meta model.gguf
+  qkv meta model.gguf --key tokenizer.ggml.tokens --full
+  qkv meta ./my-hf-model --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ck, err := openCheckpoint(args[0], maxHeader)
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			rep, err := buildMeta(ck, key, full || key != "")
+			if err != nil {
+				return err
+			}
+			if key != "" && len(rep.Metadata) == 0 {
+				return &exitError{code: ExitInput, err: fmt.Errorf("%s: no metadata key %q", args[0], key)}
+			}
+			if asJSON {
+				return writeJSON(s.Out, rep)
+			}
+			return printMeta(s, rep, key != "")
+		},
+	}
+	c.Flags().StringVar(&key, "key", "", "show only this key, with its whole value")
+	c.Flags().BoolVar(&full, "full", false, "show whole arrays instead of their first items")
+	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.meta/v1)")
+	addMaxHeaderFlag(c, &maxHeader)
+	return c
+}
+
+func buildMeta(ck *formats.Checkpoint, key string, full bool) (metaReport, error) {
+	rep := metaReport{Schema: "qkv.meta/v1", Format: string(ck.Format), Metadata: []metaEntry{},
+		Config: ck.Config, ConfigPath: ck.ConfigPath, AdapterConfig: ck.AdapterConfig}
+	if g := ck.GGUF(); g != nil {
+		end := "little"
+		if g.BigEndian {
+			end = "big"
+		}
+		rep.GGUF = &metaGGUF{Version: g.Version, Endianness: end, Alignment: g.Alignment,
+			TensorCount: len(ck.Tensors), KVCount: len(g.KVs), DataOffset: g.DataOffset, Files: len(ck.Files)}
+		for i := range g.KVs {
+			kv := &g.KVs[i]
+			if key != "" && kv.Key != key {
+				continue
+			}
+			e := metaEntry{Key: kv.Key, Type: kv.Type.String(), Count: kv.Count, Offset: kv.Offset}
+			if kv.Type == gguf.Array {
+				e.Type = "array[" + kv.ElemType.String() + "]"
+				n := kv.Count
+				if !full && n > arrayPreview {
+					n = arrayPreview
+					e.Truncated = true
+				}
+				var vals []any
+				if !kv.Lazy && kv.Value != nil {
+					all, _ := kv.Value.([]any)
+					vals = all[:min(int(n), len(all))]
+				} else {
+					var err error
+					if n > math.MaxInt32 {
+						n = math.MaxInt32
+					}
+					if vals, err = ck.MetaArray(kv, 0, int(n)); err != nil {
+						return rep, err
+					}
+				}
+				e.Value = vals
+			} else {
+				e.Value = kv.Value
+			}
+			e.Value, e.NonFinite = sanitize(e.Value)
+			rep.Metadata = append(rep.Metadata, e)
+		}
+		return rep, nil
+	}
+	seen := map[string]bool{}
+	for _, f := range ck.Files {
+		if f.Safetensors == nil {
+			continue
+		}
+		for _, kv := range f.Safetensors.Metadata {
+			if (key != "" && kv[0] != key) || seen[kv[0]] {
+				continue
+			}
+			seen[kv[0]] = true
+			rep.Metadata = append(rep.Metadata, metaEntry{Key: kv[0], Type: "string", Count: 1, Value: kv[1], Offset: 8})
+		}
+	}
+	return rep, nil
+}
+
+// sanitize replaces NaN/±Inf (also inside arrays) by nil for JSON.
+func sanitize(v any) (any, bool) {
+	switch x := v.(type) {
+	case float32:
+		return jsonFloat(float64(x))
+	case float64:
+		return jsonFloat(x)
+	case []any:
+		bad := false
+		out := make([]any, len(x))
+		for i, e := range x {
+			var b bool
+			out[i], b = sanitize(e)
+			bad = bad || b
+		}
+		return out, bad
+	}
+	return v, false
+}
+
+func printMeta(s *Streams, rep metaReport, whole bool) error {
+	var b strings.Builder
+	if g := rep.GGUF; g != nil {
+		b.WriteString(termui.Title(fmt.Sprintf("GGUF v%d, %s-endian, alignment %d, %d tensors, %d key/values, %d file(s)",
+			g.Version, g.Endianness, g.Alignment, g.TensorCount, g.KVCount, g.Files), s.Styled))
+	}
+	if len(rep.Metadata) > 0 {
+		var rows [][]string
+		for _, e := range rep.Metadata {
+			count := ""
+			if strings.HasPrefix(e.Type, "array") {
+				count = fmt.Sprint(e.Count)
+			}
+			rows = append(rows, []string{e.Key, e.Type, count, previewValue(e, whole, s.Width)})
+		}
+		title := "metadata"
+		if rep.Format == "safetensors" {
+			title = "__metadata__"
+		}
+		b.WriteString(termui.Title(title, s.Styled))
+		b.WriteString(termui.Table([]string{"key", "type", "count", "value"}, rows, []bool{false, false, true, false}, s.Styled))
+	} else if rep.GGUF == nil {
+		b.WriteString(termui.Dim("no __metadata__ in the safetensors header", s.Styled) + "\n")
+	}
+	if rep.Config != nil {
+		b.WriteString("\n" + termui.Title("config.json ("+rep.ConfigPath+")", s.Styled))
+		b.WriteString(configTable(rep.Config, s))
+	}
+	if rep.AdapterConfig != nil {
+		b.WriteString("\n" + termui.Title("adapter_config.json", s.Styled))
+		b.WriteString(configTable(rep.AdapterConfig, s))
+	}
+	_, err := fmt.Fprint(s.Out, b.String())
+	return err
+}
+
+func configTable(m map[string]any, s *Streams) string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var rows [][]string
+	for _, k := range keys {
+		rows = append(rows, []string{k, clip(fmt.Sprint(m[k]), max(s.Width-40, 30))})
+	}
+	return termui.Table([]string{"key", "value"}, rows, nil, s.Styled)
+}
+
+func previewValue(e metaEntry, whole bool, width int) string {
+	var v string
+	switch x := e.Value.(type) {
+	case []any:
+		parts := make([]string, len(x))
+		for i, it := range x {
+			parts[i] = formatScalar(it)
+		}
+		v = "[" + strings.Join(parts, ", ")
+		if e.Truncated {
+			v += ", …"
+		}
+		v += "]"
+	default:
+		v = formatScalar(x)
+	}
+	if whole {
+		return v
+	}
+	return clip(v, max(width-50, 30))
+}
+
+func formatScalar(v any) string {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", x)
+	case nil:
+		return "null"
+	case []any:
+		return fmt.Sprintf("[%d items]", len(x))
+	case float32:
+		return strconv.FormatFloat(float64(x), 'g', -1, 32)
+	}
+	return fmt.Sprint(v)
+}
+
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

@@ -1,0 +1,147 @@
+package formats
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/qkvdev/qkv/formats/dtype"
+)
+
+// raw returns the tensor's bytes within its mapped file after checking the
+// range once more against the mapping (parsers check it too).
+func (c *Checkpoint) raw(t *Tensor) ([]byte, error) {
+	f := c.Files[t.File]
+	if t.Bytes < 0 {
+		return nil, &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("cannot read: element type %s has no known layout", t.Type.Name())}
+	}
+	if t.Offset < 0 || t.Offset > int64(len(f.data)) || t.Bytes > int64(len(f.data))-t.Offset {
+		return nil, &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("its %d bytes run past the end of the file (%d bytes)", t.Bytes, len(f.data))}
+	}
+	return f.data[t.Offset : t.Offset+t.Bytes], nil
+}
+
+// ReadRaw calls fn with the tensor's stored bytes. fn must not keep the
+// slice; reads inside fn that fault (the file shrank) become an error.
+func (c *Checkpoint) ReadRaw(t *Tensor, fn func([]byte) error) error {
+	b, err := c.raw(t)
+	if err != nil {
+		return err
+	}
+	err = guard(func() error { return fn(b) })
+	if errors.Is(err, errFault) {
+		return &Error{File: c.Files[t.File].Path, Tensor: t.Name, Offset: t.Offset, Err: err}
+	}
+	return err
+}
+
+func (c *Checkpoint) checkDecodable(t *Tensor) error {
+	f := c.Files[t.File]
+	switch {
+	case !t.Type.Known():
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("cannot decode element type %s", t.Type.Name())}
+	case !t.Type.Decodable():
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("decoding %s to float32 is not supported", t.Type.Name())}
+	case c.BigEndian() && t.Type.Quantized():
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("decoding big-endian %s blocks is not supported", t.Type.Name())}
+	}
+	need, err := t.Type.ByteSize(t.Elements())
+	if err != nil {
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: err}
+	}
+	if need != t.Bytes {
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("holds %d bytes but %d elements of %s need %d", t.Bytes, t.Elements(), t.Type.Name(), need)}
+	}
+	return nil
+}
+
+// Decode decodes the whole tensor into dst, which must hold Elements()
+// values, using all cores for large tensors.
+func (c *Checkpoint) Decode(t *Tensor, dst []float32) error {
+	if int64(len(dst)) != t.Elements() {
+		return fmt.Errorf("decode %s: buffer holds %d values, tensor has %d", t.Name, len(dst), t.Elements())
+	}
+	return c.decodeRange(t, 0, dst)
+}
+
+// DecodeNew decodes the whole tensor into a new buffer.
+func (c *Checkpoint) DecodeNew(t *Tensor) ([]float32, error) {
+	if err := c.checkDecodable(t); err != nil {
+		return nil, err
+	}
+	dst := make([]float32, t.Elements())
+	return dst, c.Decode(t, dst)
+}
+
+// RowLen is the length of the tensor's innermost (contiguous) dimension.
+func (t *Tensor) RowLen() int64 {
+	if len(t.Shape) == 0 {
+		return 1
+	}
+	return t.Shape[len(t.Shape)-1]
+}
+
+// DecodeRows decodes rows [r0, r1) of the tensor viewed as a matrix of
+// Elements()/RowLen() rows, into dst (len (r1-r0)*RowLen()).
+func (c *Checkpoint) DecodeRows(t *Tensor, r0, r1 int64, dst []float32) error {
+	rl := t.RowLen()
+	rows := t.Elements() / max(rl, 1)
+	if r0 < 0 || r1 > rows || r0 > r1 {
+		return &Error{File: c.Files[t.File].Path, Tensor: t.Name, Offset: -1, Err: fmt.Errorf("rows [%d, %d) out of range: the tensor has %d rows", r0, r1, rows)}
+	}
+	if int64(len(dst)) != (r1-r0)*rl {
+		return fmt.Errorf("decode %s: buffer holds %d values, rows need %d", t.Name, len(dst), (r1-r0)*rl)
+	}
+	if bs := int64(t.Type.BlockSize()); bs > 0 && rl%bs != 0 {
+		return &Error{File: c.Files[t.File].Path, Tensor: t.Name, Offset: -1, Err: fmt.Errorf("rows of %d are not whole %s blocks of %d", rl, t.Type.Name(), bs)}
+	}
+	return c.decodeRange(t, r0*rl, dst)
+}
+
+// decodeRange decodes len(dst) elements starting at element first, which
+// must both be whole blocks.
+func (c *Checkpoint) decodeRange(t *Tensor, first int64, dst []float32) error {
+	if err := c.checkDecodable(t); err != nil {
+		return err
+	}
+	all, err := c.raw(t)
+	if err != nil {
+		return err
+	}
+	bs, bb := int64(t.Type.BlockSize()), int64(t.Type.BlockBytes())
+	src := all[first/bs*bb : (first+int64(len(dst)))/bs*bb]
+	decode := dtype.Decode
+	if c.BigEndian() {
+		decode = dtype.DecodeBigEndian
+	}
+	path := c.Files[t.File].Path
+	wrap := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		return &Error{File: path, Tensor: t.Name, Offset: t.Offset, Err: err}
+	}
+	blocks := int64(len(dst)) / bs
+	workers := int64(runtime.GOMAXPROCS(0))
+	if len(dst) < 1<<16 || workers == 1 || blocks < 2 {
+		return wrap(guard(func() error { return decode(t.Type, dst, src) }))
+	}
+	workers = min(workers, blocks)
+	per := (blocks + workers - 1) / workers
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := int64(0); w < workers; w++ {
+		b, e := w*per, min((w+1)*per, blocks)
+		if b >= e {
+			continue
+		}
+		wg.Add(1)
+		go func(w, b, e int64) {
+			defer wg.Done()
+			errs[w] = guard(func() error { return decode(t.Type, dst[b*bs:e*bs], src[b*bb:e*bb]) })
+		}(w, b, e)
+	}
+	wg.Wait()
+	return wrap(errors.Join(errs...))
+}

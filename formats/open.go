@@ -1,0 +1,527 @@
+package formats
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/qkvdev/qkv/formats/dtype"
+	"github.com/qkvdev/qkv/formats/gguf"
+	"github.com/qkvdev/qkv/formats/safetensors"
+)
+
+// Format is a checkpoint's file format.
+type Format string
+
+const (
+	FormatSafetensors Format = "safetensors"
+	FormatGGUF        Format = "gguf"
+)
+
+// Options tune Open.
+type Options struct {
+	// MaxHeaderBytes limits a safetensors header (0: the reference crate's 100 MB).
+	MaxHeaderBytes int64
+}
+
+// File is one file of a checkpoint, mapped read-only.
+type File struct {
+	Path string
+	Size int64
+	data []byte
+
+	// Exactly one of these is set.
+	GGUF        *gguf.File
+	Safetensors *safetensors.File
+}
+
+// Tensor is one tensor of a checkpoint, located but not read.
+type Tensor struct {
+	Name  string
+	Type  dtype.Type
+	Shape []int64 // row-major, outermost first (a GGUF ne=[4096, 11008] is [11008, 4096])
+	// Bytes is the tensor's size on disk; -1 when its type's layout is unknown.
+	Bytes  int64
+	File   int   // index into Checkpoint.Files
+	Offset int64 // absolute byte offset in that file
+}
+
+// Elements is the number of elements (1 for a scalar).
+func (t *Tensor) Elements() int64 {
+	n := int64(1)
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// Checkpoint is an opened model: one or more mapped files presented as one
+// set of tensors, plus its configuration.
+type Checkpoint struct {
+	Format  Format
+	Path    string // as given to Open
+	Dir     string // the folder holding the files
+	Files   []*File
+	Tensors []*Tensor
+	byName  map[string]*Tensor
+
+	// Config is config.json beside a safetensors checkpoint, nil when absent.
+	Config     map[string]any
+	ConfigPath string
+	// AdapterConfig is adapter_config.json (PEFT or MLX LoRA), nil when absent.
+	AdapterConfig     map[string]any
+	AdapterConfigPath string
+}
+
+// Tensor returns the named tensor, nil when there is none.
+func (c *Checkpoint) Tensor(name string) *Tensor { return c.byName[name] }
+
+// BigEndian reports whether the checkpoint is a big-endian GGUF.
+func (c *Checkpoint) BigEndian() bool {
+	return c.Format == FormatGGUF && len(c.Files) > 0 && c.Files[0].GGUF.BigEndian
+}
+
+// GGUF returns the first GGUF file's header (which holds a split set's
+// metadata), nil for safetensors.
+func (c *Checkpoint) GGUF() *gguf.File {
+	if c.Format != FormatGGUF || len(c.Files) == 0 {
+		return nil
+	}
+	return c.Files[0].GGUF
+}
+
+// Close unmaps every file.
+func (c *Checkpoint) Close() error {
+	var first error
+	for _, f := range c.Files {
+		if err := unmap(f.data); err != nil && first == nil {
+			first = err
+		}
+		f.data = nil
+	}
+	return first
+}
+
+// Open opens a checkpoint by content, not by name: a safetensors file, a
+// folder with model.safetensors or model.safetensors.index.json (and
+// config.json), an index file, a GGUF file, or any part of a split GGUF set
+// (all parts are opened). It maps files read-only and parses headers only.
+func Open(path string, opts Options) (*Checkpoint, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, &Error{File: path, Offset: -1, Err: describeOSError(err)}
+	}
+	c := &Checkpoint{Path: path, byName: map[string]*Tensor{}}
+	if st.IsDir() {
+		err = c.openDir(path, opts)
+	} else {
+		c.Dir = filepath.Dir(path)
+		err = c.openFile(path, opts)
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func describeOSError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return errors.New("no such file or folder")
+	case errors.Is(err, fs.ErrPermission):
+		return errors.New("permission denied (the file cannot be read)")
+	}
+	return err
+}
+
+func (c *Checkpoint) openDir(dir string, opts Options) error {
+	c.Dir = dir
+	exists := func(name string) bool {
+		st, err := os.Stat(filepath.Join(dir, name))
+		return err == nil && !st.IsDir()
+	}
+	if err := c.readConfigs(dir); err != nil {
+		return err
+	}
+	for _, name := range []string{"model.safetensors.index.json", "model.safetensors",
+		"adapter_model.safetensors", "adapters.safetensors"} {
+		if exists(name) {
+			return c.openFile(filepath.Join(dir, name), opts)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return &Error{File: dir, Offset: -1, Err: describeOSError(err)}
+	}
+	var st, gg []string
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		switch {
+		case strings.HasSuffix(e.Name(), ".safetensors"):
+			st = append(st, e.Name())
+		case strings.HasSuffix(e.Name(), ".gguf"):
+			gg = append(gg, e.Name())
+		}
+	}
+	switch {
+	case len(st) == 1:
+		return c.openFile(filepath.Join(dir, st[0]), opts)
+	case len(st) > 1:
+		sort.Strings(st)
+		c.Format = FormatSafetensors
+		for _, name := range st {
+			if err := c.addSafetensors(filepath.Join(dir, name), opts); err != nil {
+				return err
+			}
+		}
+		return nil
+	case len(gg) == 1:
+		return c.openFile(filepath.Join(dir, gg[0]), opts)
+	case len(gg) > 1:
+		return errorf(dir, -1, "the folder holds %d GGUF files (%s); name the one to open", len(gg), strings.Join(gg, ", "))
+	}
+	return errorf(dir, -1, "no model.safetensors, model.safetensors.index.json, *.safetensors or *.gguf in this folder")
+}
+
+func (c *Checkpoint) readConfigs(dir string) error {
+	for _, x := range []struct {
+		name string
+		dst  *map[string]any
+		path *string
+	}{{"config.json", &c.Config, &c.ConfigPath}, {"adapter_config.json", &c.AdapterConfig, &c.AdapterConfigPath}} {
+		p := filepath.Join(dir, x.name)
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return &Error{File: p, Offset: -1, Err: describeOSError(err)}
+		}
+		m, err := parseJSONObject(b)
+		if err != nil {
+			return fileError(p, err)
+		}
+		*x.dst, *x.path = m, p
+	}
+	return nil
+}
+
+// parseJSONObject decodes a JSON object, keeping numbers exact (json.Number).
+func parseJSONObject(b []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, &Error{Offset: se.Offset, Err: fmt.Errorf("invalid JSON: %v", se)}
+		}
+		return nil, fmt.Errorf("invalid JSON: %v", err)
+	}
+	if m == nil {
+		return nil, errors.New("invalid JSON: expected an object")
+	}
+	return m, nil
+}
+
+// sniff reads the first bytes of a file to tell its format.
+func sniff(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", &Error{File: path, Offset: -1, Err: describeOSError(err)}
+	}
+	defer f.Close()
+	var head [9]byte
+	n, _ := f.Read(head[:])
+	b := head[:n]
+	switch {
+	case n >= 4 && string(b[:4]) == "GGUF":
+		return "gguf", nil
+	case n >= 4 && string(b[:4]) == "FUGG":
+		return "gguf", nil // a big-endian writer that swapped the magic too
+	case n == 9 && b[8] == '{':
+		return "safetensors", nil
+	case n >= 8 && binary.LittleEndian.Uint64(b) > 0:
+		// A safetensors file whose header does not start with '{' is still
+		// safetensors to the user; its parser says what is wrong.
+		if strings.HasSuffix(path, ".safetensors") || n < 9 {
+			return "safetensors", nil
+		}
+	}
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		return "json", nil
+	}
+	if n == 0 {
+		return "", errorf(path, 0, "the file is empty")
+	}
+	if strings.HasSuffix(path, ".safetensors") {
+		return "safetensors", nil
+	}
+	return "", errorf(path, 0, "not a safetensors or GGUF file (it starts with % x)", b)
+}
+
+func (c *Checkpoint) openFile(path string, opts Options) error {
+	kind, err := sniff(path)
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case "gguf":
+		c.Format = FormatGGUF
+		return c.openGGUF(path)
+	case "json":
+		if c.Config == nil && c.AdapterConfig == nil {
+			if err := c.readConfigs(filepath.Dir(path)); err != nil {
+				return err
+			}
+		}
+		return c.openIndex(path, opts)
+	default:
+		c.Format = FormatSafetensors
+		if c.Config == nil && c.AdapterConfig == nil {
+			if err := c.readConfigs(filepath.Dir(path)); err != nil {
+				return err
+			}
+		}
+		return c.addSafetensors(path, opts)
+	}
+}
+
+// mapPath opens and maps one file.
+func mapPath(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Error{File: path, Offset: -1, Err: describeOSError(err)}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, &Error{File: path, Offset: -1, Err: err}
+	}
+	if st.IsDir() {
+		return nil, errorf(path, -1, "is a folder, expected a file")
+	}
+	data, err := mapFile(f, st.Size())
+	if err != nil {
+		return nil, &Error{File: path, Offset: -1, Err: fmt.Errorf("cannot map the file: %v", err)}
+	}
+	return &File{Path: path, Size: st.Size(), data: data}, nil
+}
+
+func (c *Checkpoint) addTensor(t *Tensor) error {
+	if _, dup := c.byName[t.Name]; dup {
+		f := c.Files[t.File]
+		return &Error{File: f.Path, Tensor: t.Name, Offset: -1, Err: errors.New("the tensor appears in more than one file of this checkpoint")}
+	}
+	c.byName[t.Name] = t
+	c.Tensors = append(c.Tensors, t)
+	return nil
+}
+
+func (c *Checkpoint) addSafetensors(path string, opts Options) error {
+	f, err := mapPath(path)
+	if err != nil {
+		return err
+	}
+	c.Files = append(c.Files, f)
+	var sf *safetensors.File
+	err = guard(func() error {
+		var err error
+		sf, err = safetensors.Parse(f.data, safetensors.Options{MaxHeaderBytes: opts.MaxHeaderBytes})
+		return err
+	})
+	if err != nil {
+		return fileError(path, err)
+	}
+	f.Safetensors = sf
+	idx := len(c.Files) - 1
+	for _, ti := range sf.Tensors {
+		t := &Tensor{Name: ti.Name, Type: ti.DType, Shape: ti.Shape, Bytes: ti.End - ti.Begin,
+			File: idx, Offset: sf.DataOffset + ti.Begin}
+		if err := c.addTensor(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Checkpoint) openIndex(path string, opts Options) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return &Error{File: path, Offset: -1, Err: describeOSError(err)}
+	}
+	m, err := parseJSONObject(b)
+	if err != nil {
+		return fileError(path, err)
+	}
+	wm, ok := m["weight_map"].(map[string]any)
+	if !ok {
+		return errorf(path, -1, "not a safetensors index: no \"weight_map\" object")
+	}
+	c.Format = FormatSafetensors
+	dir := filepath.Dir(path)
+	want := map[string]string{} // tensor -> shard
+	var shards []string
+	seen := map[string]bool{}
+	for name, v := range wm {
+		shard, ok := v.(string)
+		if !ok {
+			return errorf(path, -1, "weight_map entry %q is not a file name", name)
+		}
+		if shard == "" || strings.ContainsAny(shard, "/\\") || shard == ".." || shard == "." {
+			return errorf(path, -1, "weight_map entry %q names %q, which is not a file in this folder", name, shard)
+		}
+		want[name] = shard
+		if !seen[shard] {
+			seen[shard] = true
+			shards = append(shards, shard)
+		}
+	}
+	sort.Strings(shards)
+	for _, s := range shards {
+		p := filepath.Join(dir, s)
+		if _, err := os.Stat(p); err != nil {
+			return errorf(path, -1, "shard %s is missing (%v)", s, describeOSError(err))
+		}
+		if err := c.addSafetensors(p, opts); err != nil {
+			return err
+		}
+	}
+	for name, shard := range want {
+		t := c.byName[name]
+		if t == nil {
+			return errorf(path, -1, "weight_map lists tensor %q in %s, but that shard does not hold it", name, shard)
+		}
+		if filepath.Base(c.Files[t.File].Path) != shard {
+			return errorf(path, -1, "weight_map puts tensor %q in %s, but it is in %s", name, shard, filepath.Base(c.Files[t.File].Path))
+		}
+	}
+	return nil
+}
+
+var splitName = regexp.MustCompile(`^(.*)-(\d{5})-of-(\d{5})\.gguf$`)
+
+func (c *Checkpoint) openGGUF(path string) error {
+	base := filepath.Base(path)
+	parts := []string{path}
+	if m := splitName.FindStringSubmatch(base); m != nil {
+		count, _ := strconv.Atoi(m[3])
+		if count < 1 {
+			return errorf(path, -1, "split file name says 0 parts")
+		}
+		parts = parts[:0]
+		for i := 1; i <= count; i++ {
+			p := filepath.Join(filepath.Dir(path), fmt.Sprintf("%s-%05d-of-%05d.gguf", m[1], i, count))
+			if _, err := os.Stat(p); err != nil {
+				return errorf(path, -1, "part %d of %d of this split GGUF is missing: %s", i, count, filepath.Base(p))
+			}
+			parts = append(parts, p)
+		}
+	}
+	for i, p := range parts {
+		if err := c.addGGUF(p, i, len(parts)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Checkpoint) addGGUF(path string, part, parts int) error {
+	f, err := mapPath(path)
+	if err != nil {
+		return err
+	}
+	c.Files = append(c.Files, f)
+	var gf *gguf.File
+	err = guard(func() error {
+		var err error
+		gf, err = gguf.Parse(f.data, gguf.Options{})
+		return err
+	})
+	if err != nil {
+		return fileError(path, err)
+	}
+	f.GGUF = gf
+	if part > 0 && gf.BigEndian != c.Files[0].GGUF.BigEndian {
+		return errorf(path, -1, "part %d has a different byte order from part 1", part+1)
+	}
+	if err := checkSplitPart(path, gf, part, parts); err != nil {
+		return err
+	}
+	idx := len(c.Files) - 1
+	for _, ti := range gf.Tensors {
+		shape := make([]int64, len(ti.Dims))
+		for i, d := range ti.Dims {
+			shape[len(ti.Dims)-1-i] = int64(d)
+		}
+		t := &Tensor{Name: ti.Name, Type: ti.Type, Shape: shape, Bytes: ti.Bytes,
+			File: idx, Offset: gf.DataOffset + int64(ti.Offset)}
+		if err := c.addTensor(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSplitPart compares a part's split.* metadata with its place in the set.
+func checkSplitPart(path string, gf *gguf.File, part, parts int) error {
+	kvNo, hasNo := gf.Lookup("split.no")
+	kvCount, hasCount := gf.Lookup("split.count")
+	if !hasNo && !hasCount {
+		if parts > 1 {
+			return errorf(path, -1, "part %d of a %d-part split set has no split.no/split.count metadata", part+1, parts)
+		}
+		return nil
+	}
+	if hasCount {
+		n, ok := kvCount.Uint()
+		if !ok || n != uint64(parts) {
+			if parts == 1 {
+				return errorf(path, kvCount.Offset, "this file is part of a %d-part split set (split.count); open it by its split name NAME-0000K-of-0000N.gguf with all parts present", n)
+			}
+			return errorf(path, kvCount.Offset, "split.count is %d but the file names say %d parts", n, parts)
+		}
+	}
+	if hasNo {
+		n, ok := kvNo.Uint()
+		if !ok || n != uint64(part) {
+			return errorf(path, kvNo.Offset, "split.no is %d but this is part %d (split.no counts from 0)", n, part)
+		}
+	}
+	return nil
+}
+
+// MetaArray decodes elements [start, start+n) of a GGUF metadata array of the
+// checkpoint's first file (lazy arrays are decoded only when asked for).
+func (c *Checkpoint) MetaArray(kv *gguf.KV, start, n int) ([]any, error) {
+	f := c.Files[0]
+	if f.GGUF == nil {
+		return nil, errorf(f.Path, -1, "not a GGUF file")
+	}
+	var out []any
+	err := guard(func() error {
+		var err error
+		out, err = f.GGUF.Array(f.data, kv, start, n)
+		return err
+	})
+	if err != nil {
+		return nil, fileError(f.Path, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,227 @@
+package inspect
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/qkvdev/qkv/formats"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/lapack/lapack64"
+)
+
+// MatrixStats computes the statistics of one matrix: element statistics
+// always; the full spectrum (or, with fast, the Lanczos estimates) when the
+// matrix is finite. keepSV keeps the singular values in the result.
+func MatrixStats(w formats.Matrix, rankTol float64, fast, keepSV bool) Stats {
+	var s Stats
+	if len(w.Data) != w.Rows*w.Cols {
+		// A malformed Matrix is reported as empty rather than indexed.
+		w = formats.Matrix{}
+	}
+	elementStats(&s, w.Data, w.Rows, w.Cols)
+	if !s.finite() {
+		skipSpectrum(&s)
+		return s
+	}
+	if fast && min(w.Rows, w.Cols) > 2*fastSteps {
+		fastSpectralStats(&s, w.Data, w.Rows, w.Cols)
+		return s
+	}
+	sv, method := SingularValues(w.Data, w.Rows, w.Cols)
+	s.Method = method
+	spectralStats(&s, sv, rankTol, keepSV)
+	return s
+}
+
+// headBlocks splits w into its head blocks: count row blocks of hd rows, or
+// count column blocks of hd columns (copied) when cols is set.
+func headBlocks(w formats.Matrix, count, hd int, cols bool) ([]formats.Matrix, error) {
+	if count <= 0 || hd <= 0 {
+		return nil, fmt.Errorf("geometry has %d heads of dimension %d", count, hd)
+	}
+	out := make([]formats.Matrix, count)
+	if cols {
+		if w.Cols != count*hd {
+			return nil, fmt.Errorf("matrix has %d columns, want %d heads × %d", w.Cols, count, hd)
+		}
+		for h := range out {
+			out[h] = w.ColBlock(h*hd, (h+1)*hd)
+		}
+		return out, nil
+	}
+	if w.Rows != count*hd {
+		return nil, fmt.Errorf("matrix has %d rows, want %d heads × %d", w.Rows, count, hd)
+	}
+	for h := range out {
+		out[h] = w.RowBlock(h*hd, (h+1)*hd)
+	}
+	return out, nil
+}
+
+// analyzeMatrix computes a projection's report, with heads when asked.
+func analyzeMatrix(w formats.Matrix, p formats.Projection, g formats.Geometry, opts *Options) (*MatrixReport, []formats.Matrix, error) {
+	if len(w.Data) != w.Rows*w.Cols {
+		return nil, nil, fmt.Errorf("%s: %d values for shape [%d, %d]", p, len(w.Data), w.Rows, w.Cols)
+	}
+	r := &MatrixReport{Stats: MatrixStats(w, opts.RankTol, opts.Fast, opts.Spectrum)}
+	if !opts.Heads {
+		return r, nil, nil
+	}
+	count := g.NHeads
+	if p == formats.ProjK || p == formats.ProjV {
+		count = g.NKVHeads
+	}
+	blocks, err := headBlocks(w, count, g.HeadDim, p == formats.ProjO)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", p, err)
+	}
+	r.Heads = make([]HeadStats, len(blocks))
+	for h, b := range blocks {
+		span := &[2]int{h * g.HeadDim, (h + 1) * g.HeadDim}
+		hs := HeadStats{Head: h, Stats: MatrixStats(b, opts.RankTol, opts.Fast, opts.Spectrum)}
+		if p == formats.ProjO {
+			hs.Block.Columns = span
+		} else {
+			hs.Block.Rows = span
+		}
+		r.Heads[h] = hs
+	}
+	r.MostSimilar = mostSimilar(blocks, r.Heads)
+	return r, blocks, nil
+}
+
+// mostSimilar finds the pair of blocks with the largest cosine similarity of
+// their flattened values; nil with fewer than two finite, non-zero blocks.
+func mostSimilar(blocks []formats.Matrix, heads []HeadStats) *HeadPair {
+	var best *HeadPair
+	for a := range blocks {
+		na := float64(heads[a].Fro)
+		if !heads[a].finite() || !(na > 0) {
+			continue
+		}
+		for b := a + 1; b < len(blocks); b++ {
+			nb := float64(heads[b].Fro)
+			if !heads[b].finite() || !(nb > 0) {
+				continue
+			}
+			var dot float64
+			x, y := blocks[a].Data, blocks[b].Data
+			for i := range x {
+				dot += float64(x[i]) * float64(y[i])
+			}
+			c := dot / (na * nb)
+			if best == nil || c > float64(best.Cosine) {
+				best = &HeadPair{A: a, B: b, Cosine: Float(c)}
+			}
+		}
+	}
+	return best
+}
+
+// rFactor returns the r×c upper-triangular factor R (r = min(rows, c)) of a
+// thin QR factorisation of the rows×c matrix x (overwritten), row-major.
+func rFactor(x []float64, rows, c int) []float64 {
+	g := blas64.General{Rows: rows, Cols: c, Stride: c, Data: x}
+	r := min(rows, c)
+	tau := make([]float64, r)
+	work := make([]float64, 1)
+	lapack64.Geqrf(g, tau, work, -1)
+	work = make([]float64, int(work[0]))
+	lapack64.Geqrf(g, tau, work, len(work))
+	out := make([]float64, r*c)
+	for i := 0; i < r; i++ {
+		copy(out[i*c+i:(i+1)*c], x[i*c+i:(i+1)*c])
+	}
+	return out
+}
+
+// transposedF64 returns the hd×d block b as a d×hd float64 matrix.
+func transposedF64(b formats.Matrix) []float64 { return widen(b.Data, b.Rows, b.Cols, true) }
+
+// circuitOf returns the summary of the circuit whose singular values are
+// those of ra rbᵀ (both r×c).
+func circuitOf(ra, rb []float64, r, c int) CircuitStats {
+	m := make([]float64, r*r)
+	for i := 0; i < r; i++ {
+		for j := 0; j < r; j++ {
+			var s float64
+			for t := 0; t < c; t++ {
+				s += ra[i*c+t] * rb[j*c+t]
+			}
+			m[i*r+j] = s
+		}
+	}
+	sv := svdF64(m, r, r)
+	cs := CircuitStats{SpectralNorm: Float(math.NaN()), EffectiveRank: Float(math.NaN())}
+	if len(sv) > 0 {
+		cs.SpectralNorm = Float(sv[0])
+		cs.EffectiveRank = Float(effectiveRank(sv))
+	}
+	return cs
+}
+
+// circuits computes every query head's QK and OV circuit summaries from the
+// head blocks of q, k, v and o (skipping them when any block is non-finite).
+func circuits(g formats.Geometry, q, k, v, o []formats.Matrix, lr *LayerReport) []Circuit {
+	if len(q) == 0 || len(k) == 0 || len(v) == 0 || len(o) == 0 {
+		return nil
+	}
+	if !lr.Q.finite() || !lr.K.finite() || !lr.V.finite() || !lr.O.finite() {
+		return nil
+	}
+	hd := g.HeadDim
+	d := q[0].Cols
+	r := min(d, hd)
+	rq := make([][]float64, len(q))
+	ro := make([][]float64, len(o))
+	rk := make([][]float64, len(k))
+	rv := make([][]float64, len(v))
+	for h := range q {
+		rq[h] = rFactor(transposedF64(q[h]), d, hd)
+		// W_O^h is already d×hd.
+		ro[h] = rFactor(widen(o[h].Data, o[h].Rows, o[h].Cols, false), o[h].Rows, hd)
+	}
+	for j := range k {
+		rk[j] = rFactor(transposedF64(k[j]), d, hd)
+		rv[j] = rFactor(transposedF64(v[j]), d, hd)
+	}
+	out := make([]Circuit, len(q))
+	for h := range q {
+		grp := g.KVHead(h)
+		if grp >= len(k) {
+			grp = len(k) - 1
+		}
+		out[h] = Circuit{Head: h, KVHead: grp,
+			QK: circuitOf(rq[h], rk[grp], r, hd),
+			OV: circuitOf(ro[h], rv[grp], r, hd)}
+	}
+	return out
+}
+
+// AnalyzeLayer computes one layer's report.
+func AnalyzeLayer(l *formats.Layer, g formats.Geometry, opts Options) (LayerReport, error) {
+	opts.defaults()
+	lr := LayerReport{Index: l.Index}
+	blocks := map[formats.Projection][]formats.Matrix{}
+	for _, p := range formats.Projections {
+		r, b, err := analyzeMatrix(l.Matrix(p), p, g, &opts)
+		if err != nil {
+			return lr, fmt.Errorf("layer %d: %v", l.Index, err)
+		}
+		blocks[p] = b
+		switch p {
+		case formats.ProjQ:
+			lr.Q = r
+		case formats.ProjK:
+			lr.K = r
+		case formats.ProjV:
+			lr.V = r
+		case formats.ProjO:
+			lr.O = r
+		}
+	}
+	if opts.Heads && g.NKVHeads > 0 && g.NHeads%g.NKVHeads == 0 {
+		lr.Circuits = circuits(g, blocks[formats.ProjQ], blocks[formats.ProjK], blocks[formats.ProjV], blocks[formats.ProjO], &lr)
+	}
+	return lr, nil
+}

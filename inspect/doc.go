@@ -1,0 +1,90 @@
+// Package inspect computes statistics of a model's attention projections —
+// every W_Q, W_K, W_V and W_O and every head block of them — turns them into
+// findings (NaN/Inf, dead heads, rank-collapsed heads, duplicated heads,
+// outlier norms), and renders the result as JSON or as a styled or plain table.
+//
+// Layers are streamed from a LayerSource through a bounded worker pool, so
+// memory stays near workers × the largest layer whatever the model's size.
+//
+// # Definitions
+//
+// All sums are accumulated in float64 from the float32 weights.
+//
+// For each matrix W (q, k, v, o of every layer) and each head block (rows
+// [h*hd, (h+1)*hd) of q; the n_kv_heads row blocks of k and v; columns
+// [h*hd, (h+1)*hd) of o), of shape [m, n]:
+//
+//	fro            sqrt(Σ w²)
+//	max_abs        max |w|
+//	mean           Σ w / (m·n)
+//	std            population standard deviation, sqrt(Σ (w-mean)² / (m·n))
+//	nan_count, inf_count, zero_count (exact zeros, either sign)
+//	sv             all min(m, n) singular values, descending
+//	spectral_norm  sv[0]
+//	rank           #{i : sv[i] > tol}, tol = sv[0]·max(m, n)·1.1920929e-07
+//	               (numpy's matrix_rank rule with float32 eps); Options.RankTol
+//	               > 0 replaces tol by that absolute value
+//	effective_rank exp(-Σ p_i ln p_i), p = sv / Σ sv, terms with p_i = 0 skipped
+//	stable_rank    fro² / sv[0]²
+//	condition      sv[0] / sv[last]; null when sv[last] = 0
+//
+// Per query head h, with g = h / (n_heads / n_kv_heads) its KV group, the
+// circuits QK = W_Q^hᵀ W_K^g and OV = W_O^h W_V^g (both d_model × d_model)
+// are summarised by their spectral norm and effective rank. They are never
+// formed: for A, B of shape [hd, d], the singular values of AᵀB equal those
+// of the hd × hd matrix R_A R_Bᵀ, where Aᵀ = Q_A R_A and Bᵀ = Q_B R_B are thin
+// QR factorisations (likewise for W_O^h = Q_O R_O and W_V^gᵀ = Q_V R_V).
+//
+// Across the head blocks of one matrix, the pair with the largest cosine
+// similarity of their flattened blocks is reported (duplicated heads).
+//
+// # Non-finite values
+//
+// NaN and Inf are counted. A matrix that holds any is reported with its
+// counts, but every statistic that would be NaN or Inf (fro, max_abs, mean,
+// std and all spectral statistics) is null in JSON, the spectrum is not
+// computed, and the stats carry flags ("nan", "inf", "spectrum_skipped"); a
+// finding of kind "nan" or "inf" is raised. No value is ever NaN or Inf in
+// JSON.
+//
+// # How singular values are computed
+//
+// Only singular values, never vectors. For min(m, n) ≤ 48, or when the Gram
+// route is not accurate enough, the matrix is widened to float64 and reduced
+// directly (bidiagonalisation + bidiagonal QR, LAPACK's dgesvd without
+// vectors, as gonum implements it). Otherwise the Gram matrix of the smaller
+// side, G = W Wᵀ or Wᵀ W, is accumulated in float64 (products of float32
+// values are exact in float64) and its eigenvalues λ are found by a symmetric
+// eigensolver; sv = sqrt(λ). This squares the condition number: an eigenvalue
+// carries an absolute error of about c·eps64·λ_max, so the relative error of
+// sv_i is about c·eps64·λ_max / (2 λ_i). The Gram route is kept only when that
+// estimate, with c = 4·sqrt(k) for k = min(m, n), is below 1e-7 for every
+// singular value (that is, λ_min ≥ 4·sqrt(k)·eps64·λ_max / 2e-7); otherwise
+// (rank-deficient or ill-conditioned matrices) the direct route is used.
+//
+// # Fast mode
+//
+// Options.Fast skips full spectra. It runs Golub–Kahan–Lanczos
+// bidiagonalisation with full reorthogonalisation for s = min(k, 64) steps
+// from a fixed start vector and keeps the top t = min(k, 32) Ritz values
+// θ_1 ≥ … ≥ θ_t (Ritz values never exceed the true singular values, and the
+// top ones converge first). spectral_norm = θ_1, stable_rank = fro² / θ_1²
+// (fro is exact). The effective rank is bracketed: the tail of k − t
+// unknown singular values is constrained by Σ tail² = fro² − Σ θ_i² (exact
+// energy) and 0 ≤ tail_j ≤ θ_t. effective_rank_bounds = [lo, hi] are the
+// effective ranks of the two extreme admissible tails — energy packed into
+// as few values of size θ_t as possible (lo) and spread evenly over all
+// k − t (hi) — and effective_rank is their geometric mean, so its relative
+// error is at most sqrt(hi/lo) − 1 when the top t Ritz values have
+// converged. rank and condition are null in fast mode (they need the whole
+// spectrum).
+//
+// # Findings
+//
+// With default thresholds (all are Options): nan / inf when a matrix holds
+// any; dead_head when a head's fro is below 1e-6 × the median head fro of its
+// matrix; rank_collapsed when a head's effective_rank is below 10% of
+// min(m, n); duplicate_heads when two blocks of one matrix have cosine
+// similarity above 0.99; outlier_norm when a matrix's spectral_norm exceeds
+// 5 × the median spectral_norm of that projection kind across layers.
+package inspect

@@ -1,0 +1,101 @@
+package inspect
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/qkvdev/qkv/formats"
+)
+
+// Findings derives every finding from a run's layers, in layer order, then
+// projection order, then head order; the across-layer outlier findings come
+// last. Zero thresholds take the defaults.
+func Findings(layers []LayerReport, t Thresholds, heads bool) []Finding {
+	o := Options{Thresholds: t}
+	o.defaults()
+	t = o.Thresholds
+	out := []Finding{}
+	for _, l := range layers {
+		for _, p := range formats.Projections {
+			m := l.Matrix(p)
+			if m == nil {
+				continue
+			}
+			out = append(out, matrixFindings(l.Index, string(p), m, t, heads)...)
+		}
+	}
+	// Outlier spectral norms: against the median of the same kind.
+	for _, p := range formats.Projections {
+		var norms []float64
+		for _, l := range layers {
+			if m := l.Matrix(p); m != nil {
+				norms = append(norms, float64(m.SpectralNorm))
+			}
+		}
+		med := median(norms)
+		if !(med > 0) {
+			continue
+		}
+		lim := t.OutlierNorm * med
+		for _, l := range layers {
+			m := l.Matrix(p)
+			if m == nil || !m.SpectralNorm.Valid() || float64(m.SpectralNorm) <= lim {
+				continue
+			}
+			out = append(out, Finding{Kind: KindOutlierNorm, Layer: l.Index, Matrix: string(p),
+				Value: m.SpectralNorm, Threshold: Float(lim),
+				Message: fmt.Sprintf("spectral norm %.4g is more than %g× the median %.4g of %s across layers", float64(m.SpectralNorm), t.OutlierNorm, med, p)})
+		}
+	}
+	return out
+}
+
+func intp(i int) *int { return &i }
+
+func matrixFindings(layer int, name string, m *MatrixReport, t Thresholds, heads bool) []Finding {
+	var out []Finding
+	if m.NaNCount > 0 {
+		out = append(out, Finding{Kind: KindNaN, Layer: layer, Matrix: name, Value: Float(m.NaNCount), Threshold: 0,
+			Message: fmt.Sprintf("%d NaN values", m.NaNCount)})
+	}
+	if m.InfCount > 0 {
+		out = append(out, Finding{Kind: KindInf, Layer: layer, Matrix: name, Value: Float(m.InfCount), Threshold: 0,
+			Message: fmt.Sprintf("%d infinite values", m.InfCount)})
+	}
+	if !heads || len(m.Heads) == 0 {
+		return out
+	}
+	fros := make([]float64, len(m.Heads))
+	for i, h := range m.Heads {
+		fros[i] = math.NaN()
+		if h.Fro.Valid() {
+			fros[i] = float64(h.Fro)
+		}
+	}
+	med := median(fros)
+	for _, h := range m.Heads {
+		if h.NaNCount > 0 {
+			out = append(out, Finding{Kind: KindNaN, Layer: layer, Matrix: name, Head: intp(h.Head), Value: Float(h.NaNCount),
+				Message: fmt.Sprintf("head %d holds %d NaN values", h.Head, h.NaNCount)})
+		}
+		if h.InfCount > 0 {
+			out = append(out, Finding{Kind: KindInf, Layer: layer, Matrix: name, Head: intp(h.Head), Value: Float(h.InfCount),
+				Message: fmt.Sprintf("head %d holds %d infinite values", h.Head, h.InfCount)})
+		}
+		if lim := t.DeadHead * med; med > 0 && h.Fro.Valid() && float64(h.Fro) < lim {
+			out = append(out, Finding{Kind: KindDeadHead, Layer: layer, Matrix: name, Head: intp(h.Head), Value: h.Fro, Threshold: Float(lim),
+				Message: fmt.Sprintf("head %d has Frobenius norm %.3g, below %g× the median head norm %.4g", h.Head, float64(h.Fro), t.DeadHead, med)})
+			continue // a dead head's rank is meaningless
+		}
+		lim := t.RankCollapsed * float64(min(h.Shape[0], h.Shape[1]))
+		if h.EffectiveRank.Valid() && float64(h.EffectiveRank) < lim {
+			out = append(out, Finding{Kind: KindRankCollapsed, Layer: layer, Matrix: name, Head: intp(h.Head), Value: h.EffectiveRank, Threshold: Float(lim),
+				Message: fmt.Sprintf("head %d has effective rank %.3g of %d (below %g%%)", h.Head, float64(h.EffectiveRank), min(h.Shape[0], h.Shape[1]), 100*t.RankCollapsed)})
+		}
+	}
+	if p := m.MostSimilar; p != nil && float64(p.Cosine) > t.Duplicate {
+		out = append(out, Finding{Kind: KindDuplicateHeads, Layer: layer, Matrix: name, Head: intp(p.A), OtherHead: intp(p.B), Value: p.Cosine, Threshold: Float(t.Duplicate),
+			Message: fmt.Sprintf("heads %d and %d are near-duplicates (cosine %.5f)", p.A, p.B, float64(p.Cosine))})
+	}
+	return out
+}

@@ -1,0 +1,200 @@
+package inspect
+
+import (
+	"encoding/json"
+	"io"
+	"math"
+	"strconv"
+
+	"github.com/qkvdev/qkv/formats"
+)
+
+// Schema names the JSON document's format.
+const Schema = "qkv.inspect/v1"
+
+// Float is a float64 that is written to JSON as null when it is NaN or ±Inf;
+// undefined statistics are held as NaN.
+type Float float64
+
+// MarshalJSON writes the shortest exact decimal, or null for NaN/Inf.
+func (f Float) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+}
+
+// UnmarshalJSON reads a number or null (as NaN).
+func (f *Float) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*f = Float(math.NaN())
+		return nil
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
+	*f = Float(v)
+	return err
+}
+
+// Valid reports whether f is a finite number.
+func (f Float) Valid() bool {
+	return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0)
+}
+
+// Flags that a Stats value may carry.
+const (
+	FlagNaN             = "nan"              // the block holds NaN values
+	FlagInf             = "inf"              // the block holds ±Inf values
+	FlagSpectrumSkipped = "spectrum_skipped" // singular values not computed (non-finite input)
+	FlagSingular        = "singular"         // sv[last] = 0: condition is null
+	FlagEstimated       = "estimated"        // fast mode: spectral stats from Lanczos
+)
+
+// Stats are the statistics of one matrix or head block (see the package
+// documentation for their definitions). Undefined values are NaN (null in
+// JSON) and the reason is in Flags.
+type Stats struct {
+	Shape     [2]int `json:"shape"`
+	Fro       Float  `json:"fro"`
+	MaxAbs    Float  `json:"max_abs"`
+	Mean      Float  `json:"mean"`
+	Std       Float  `json:"std"`
+	NaNCount  int    `json:"nan_count"`
+	InfCount  int    `json:"inf_count"`
+	ZeroCount int    `json:"zero_count"`
+	// SV is every singular value, descending; in JSON only with Options.Spectrum.
+	SV            []float64 `json:"sv,omitempty"`
+	SpectralNorm  Float     `json:"spectral_norm"`
+	Rank          *int      `json:"rank"`
+	EffectiveRank Float     `json:"effective_rank"`
+	// EffectiveRankBounds brackets EffectiveRank in fast mode.
+	EffectiveRankBounds *[2]Float `json:"effective_rank_bounds,omitempty"`
+	StableRank          Float     `json:"stable_rank"`
+	Condition           Float     `json:"condition"`
+	// Method says how the singular values were found: "gram" (eigenvalues of
+	// the float64 Gram matrix), "svd" (direct), "lanczos" (fast mode) or "".
+	Method string   `json:"method,omitempty"`
+	Flags  []string `json:"flags,omitempty"`
+
+	// spark is a short log-scale summary of the spectrum for rendering; it is
+	// kept even when SV is dropped from the report.
+	spark []float64
+}
+
+// Block names the rows or columns of a matrix that a head occupies.
+type Block struct {
+	Rows    *[2]int `json:"rows,omitempty"`
+	Columns *[2]int `json:"columns,omitempty"`
+}
+
+// HeadStats are the statistics of one head block.
+type HeadStats struct {
+	Head  int   `json:"head"`
+	Block Block `json:"block"`
+	Stats
+}
+
+// HeadPair is the most similar pair of head blocks of one matrix.
+type HeadPair struct {
+	A      int   `json:"a"`
+	B      int   `json:"b"`
+	Cosine Float `json:"cosine"`
+}
+
+// MatrixReport holds one projection's statistics and, with Options.Heads,
+// its head blocks.
+type MatrixReport struct {
+	Stats
+	Heads       []HeadStats `json:"heads,omitempty"`
+	MostSimilar *HeadPair   `json:"most_similar_heads,omitempty"`
+}
+
+// CircuitStats summarise a d_model × d_model circuit of one query head.
+type CircuitStats struct {
+	SpectralNorm  Float `json:"spectral_norm"`
+	EffectiveRank Float `json:"effective_rank"`
+}
+
+// Circuit holds query head Head's QK and OV circuits with KV group KVHead.
+type Circuit struct {
+	Head   int          `json:"head"`
+	KVHead int          `json:"kv_head"`
+	QK     CircuitStats `json:"qk"`
+	OV     CircuitStats `json:"ov"`
+}
+
+// LayerReport is one layer's result.
+type LayerReport struct {
+	Index    int           `json:"index"`
+	Q        *MatrixReport `json:"q"`
+	K        *MatrixReport `json:"k"`
+	V        *MatrixReport `json:"v"`
+	O        *MatrixReport `json:"o"`
+	Circuits []Circuit     `json:"circuits,omitempty"`
+}
+
+// Matrix returns the named projection's report (nil when absent).
+func (l *LayerReport) Matrix(p formats.Projection) *MatrixReport {
+	switch p {
+	case formats.ProjQ:
+		return l.Q
+	case formats.ProjK:
+		return l.K
+	case formats.ProjV:
+		return l.V
+	case formats.ProjO:
+		return l.O
+	}
+	return nil
+}
+
+// Finding kinds.
+const (
+	KindNaN            = "nan"
+	KindInf            = "inf"
+	KindDeadHead       = "dead_head"
+	KindRankCollapsed  = "rank_collapsed"
+	KindDuplicateHeads = "duplicate_heads"
+	KindOutlierNorm    = "outlier_norm"
+)
+
+// Finding is one problem found in the weights.
+type Finding struct {
+	Kind   string `json:"kind"`
+	Layer  int    `json:"layer"`
+	Matrix string `json:"matrix"`
+	// Head is nil for whole-matrix findings.
+	Head *int `json:"head,omitempty"`
+	// OtherHead is the second head of a duplicate_heads finding.
+	OtherHead *int   `json:"other_head,omitempty"`
+	Value     Float  `json:"value"`
+	Threshold Float  `json:"threshold"`
+	Message   string `json:"message"`
+}
+
+// Settings records the options a report was made with.
+type Settings struct {
+	Mode     string `json:"mode"` // "full" or "fast"
+	Heads    bool   `json:"heads"`
+	Spectrum bool   `json:"spectrum"`
+	// RankTol is the absolute rank tolerance, null for the default rule.
+	RankTol Float      `json:"rank_tol"`
+	Thresh  Thresholds `json:"thresholds"`
+}
+
+// Report is the whole result of Run.
+type Report struct {
+	Schema   string           `json:"schema"`
+	Model    formats.Geometry `json:"model"`
+	Settings Settings         `json:"settings"`
+	Layers   []LayerReport    `json:"layers"`
+	Findings []Finding        `json:"findings"`
+}
+
+// WriteJSON writes the report as one indented JSON document.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(r)
+}

@@ -1,0 +1,179 @@
+package inspect
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/qkvdev/qkv/formats"
+)
+
+// LayerSource yields a model's decoded attention layers.
+type LayerSource interface {
+	Geometry() formats.Geometry
+	LayerIndices() []int
+	LoadLayer(i int) (*formats.Layer, error) // safe for concurrent use; decodes into fresh buffers
+}
+
+// Thresholds of the findings; zero values take the defaults.
+type Thresholds struct {
+	// DeadHead: a head is dead when its fro < DeadHead × its matrix's median
+	// head fro (default 1e-6).
+	DeadHead float64 `json:"dead_head"`
+	// RankCollapsed: a head is collapsed when its effective_rank <
+	// RankCollapsed × min(m, n) (default 0.1).
+	RankCollapsed float64 `json:"rank_collapsed"`
+	// Duplicate: two heads are duplicates when their cosine > Duplicate (default 0.99).
+	Duplicate float64 `json:"duplicate"`
+	// OutlierNorm: a matrix is an outlier when its spectral_norm >
+	// OutlierNorm × the median of its kind across layers (default 5).
+	OutlierNorm float64 `json:"outlier_norm"`
+}
+
+// DefaultThresholds are the documented defaults.
+var DefaultThresholds = Thresholds{DeadHead: 1e-6, RankCollapsed: 0.1, Duplicate: 0.99, OutlierNorm: 5}
+
+// Options control Run.
+type Options struct {
+	Heads    bool // per-head stats, circuits and head findings
+	Spectrum bool // keep every singular value in the report
+	Fast     bool // Lanczos estimates instead of full spectra
+	// RankTol > 0 replaces the numpy rank tolerance by this absolute value.
+	RankTol float64
+	// Workers is the number of layers analysed at once (default GOMAXPROCS);
+	// memory is about Workers × the largest layer.
+	Workers int
+	Thresholds
+	// Progress, when set, is called after each layer is emitted.
+	Progress func(done, total int)
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	d := DefaultThresholds
+	if o.DeadHead <= 0 {
+		o.DeadHead = d.DeadHead
+	}
+	if o.RankCollapsed <= 0 {
+		o.RankCollapsed = d.RankCollapsed
+	}
+	if o.Duplicate <= 0 {
+		o.Duplicate = d.Duplicate
+	}
+	if o.OutlierNorm <= 0 {
+		o.OutlierNorm = d.OutlierNorm
+	}
+}
+
+// Run analyses every layer of src. Layers go through a pool of
+// opts.Workers goroutines; each finished layer is passed to emit in layer
+// order (emit may be nil). The returned report holds every layer and the
+// findings, which need all layers. An error from the source, emit or ctx
+// stops the run.
+func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerReport) error) (*Report, error) {
+	opts.defaults()
+	g := src.Geometry()
+	idx := src.LayerIndices()
+	rep := &Report{Schema: Schema, Model: g, Settings: settingsOf(opts), Layers: make([]LayerReport, 0, len(idx)), Findings: []Finding{}}
+	if len(idx) == 0 {
+		return rep, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	type result struct {
+		pos int
+		lr  LayerReport
+		err error
+	}
+	jobs := make(chan int)
+	results := make(chan result, opts.Workers)
+	var wg sync.WaitGroup
+	for w := 0; w < min(opts.Workers, len(idx)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pos := range jobs {
+				r := result{pos: pos}
+				l, err := src.LoadLayer(idx[pos])
+				if err != nil {
+					r.err = fmt.Errorf("layer %d: %w", idx[pos], err)
+				} else if l == nil {
+					r.err = fmt.Errorf("layer %d: source returned no layer", idx[pos])
+				} else {
+					if l.Index != idx[pos] {
+						l.Index = idx[pos]
+					}
+					r.lr, r.err = AnalyzeLayer(l, g, opts)
+				}
+				select {
+				case results <- r:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	// Feed jobs no further ahead than the results the emitter has taken, so
+	// that finished-but-unemitted layers stay bounded too.
+	go func() {
+		defer close(jobs)
+		for pos := range idx {
+			select {
+			case jobs <- pos:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+
+	pending := map[int]LayerReport{}
+	next := 0
+	for next < len(idx) {
+		var r result
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		pending[r.pos] = r.lr
+		for {
+			lr, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			if emit != nil {
+				if err := emit(lr); err != nil {
+					return nil, err
+				}
+			}
+			rep.Layers = append(rep.Layers, lr)
+			next++
+			if opts.Progress != nil {
+				opts.Progress(next, len(idx))
+			}
+		}
+	}
+	rep.Findings = Findings(rep.Layers, opts.Thresholds, opts.Heads)
+	return rep, nil
+}
+
+func settingsOf(o Options) Settings {
+	s := Settings{Mode: "full", Heads: o.Heads, Spectrum: o.Spectrum, RankTol: Float(math.NaN()), Thresh: o.Thresholds}
+	if o.Fast {
+		s.Mode = "fast"
+	}
+	if o.RankTol > 0 {
+		s.RankTol = Float(o.RankTol)
+	}
+	return s
+}

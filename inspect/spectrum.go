@@ -1,0 +1,153 @@
+package inspect
+
+import (
+	"math"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/lapack"
+	"gonum.org/v1/gonum/lapack/lapack64"
+)
+
+// Spectrum methods, as recorded in Stats.Method.
+const (
+	MethodGram    = "gram"
+	MethodSVD     = "svd"
+	MethodLanczos = "lanczos"
+)
+
+// directBelow is the smaller dimension under which the direct SVD is always
+// used: it is cheap there and never loses accuracy.
+const directBelow = 48
+
+// gramRelErr is the largest estimated relative error of a singular value
+// that the Gram route accepts.
+const gramRelErr = 1e-7
+
+// SingularValues returns every singular value of the row-major m×n float32
+// matrix a, in descending order, and the method used ("gram" or "svd"). The
+// input must be finite. See the package documentation for how the route is
+// chosen.
+func SingularValues(a []float32, m, n int) ([]float64, string) {
+	k := min(m, n)
+	if k == 0 {
+		return nil, MethodSVD
+	}
+	if k >= directBelow {
+		if sv, ok := gramSingularValues(a, m, n); ok {
+			return sv, MethodGram
+		}
+	}
+	return directSingularValues(a, m, n), MethodSVD
+}
+
+// widen returns a as float64, transposed when transpose is set, so that the
+// result is k×L with k = min(m, n) rows when the caller asks for it.
+func widen(a []float32, m, n int, transpose bool) []float64 {
+	out := make([]float64, m*n)
+	if !transpose {
+		for i, v := range a {
+			out[i] = float64(v)
+		}
+		return out
+	}
+	// Blocked transpose keeps both sides in cache.
+	const b = 64
+	for i0 := 0; i0 < m; i0 += b {
+		for j0 := 0; j0 < n; j0 += b {
+			for i := i0; i < min(i0+b, m); i++ {
+				row := a[i*n : (i+1)*n]
+				for j := j0; j < min(j0+b, n); j++ {
+					out[j*m+i] = float64(row[j])
+				}
+			}
+		}
+	}
+	return out
+}
+
+// gramSingularValues computes sv from the eigenvalues of the Gram matrix of
+// the smaller side; ok is false when the estimate of their accuracy fails the
+// gramRelErr bound (the caller then uses the direct route).
+func gramSingularValues(a []float32, m, n int) ([]float64, bool) {
+	k, l := m, n
+	x := widen(a, m, n, m > n)
+	if m > n {
+		k, l = n, m
+	}
+	g := gram(x, k, l)
+	lam := symEigenvalues(g, k)
+	lmax := lam[k-1]
+	if !(lmax > 0) {
+		return nil, false
+	}
+	c := 4 * math.Sqrt(float64(k)) * 0x1p-52
+	need := c * lmax / (2 * gramRelErr)
+	if lam[0] < need {
+		return nil, false
+	}
+	sv := make([]float64, k)
+	for i := range sv {
+		sv[i] = math.Sqrt(lam[k-1-i])
+	}
+	return sv, true
+}
+
+// gram returns the k×k matrix X Xᵀ of the row-major k×l matrix x (both
+// triangles filled). Tiles of the lower triangle are products of row panels,
+// so only half the work of a full product is done.
+func gram(x []float64, k, l int) []float64 {
+	g := make([]float64, k*k)
+	const tile = 256
+	for i0 := 0; i0 < k; i0 += tile {
+		i1 := min(i0+tile, k)
+		a := blas64.General{Rows: i1 - i0, Cols: l, Stride: l, Data: x[i0*l : i1*l]}
+		for j0 := 0; j0 <= i0; j0 += tile {
+			j1 := min(j0+tile, k)
+			b := blas64.General{Rows: j1 - j0, Cols: l, Stride: l, Data: x[j0*l : j1*l]}
+			c := blas64.General{Rows: i1 - i0, Cols: j1 - j0, Stride: k, Data: g[i0*k+j0:]}
+			blas64.Gemm(blas.NoTrans, blas.Trans, 1, a, b, 0, c)
+		}
+	}
+	for i := 0; i < k; i++ {
+		for j := i + 1; j < k; j++ {
+			g[i*k+j] = g[j*k+i]
+		}
+	}
+	return g
+}
+
+// symEigenvalues returns the eigenvalues of the symmetric k×k matrix g in
+// ascending order (g is overwritten).
+func symEigenvalues(g []float64, k int) []float64 {
+	s := blas64.Symmetric{N: k, Stride: k, Data: g, Uplo: blas.Lower}
+	w := make([]float64, k)
+	work := make([]float64, 1)
+	lapack64.Syev(lapack.EVNone, s, w, work, -1)
+	work = make([]float64, int(work[0]))
+	lapack64.Syev(lapack.EVNone, s, w, work, len(work))
+	return w
+}
+
+// directSingularValues runs the LAPACK-style dgesvd without vectors on a
+// float64 copy of a.
+func directSingularValues(a []float32, m, n int) []float64 {
+	return svdF64(widen(a, m, n, false), m, n)
+}
+
+// svdF64 returns the singular values of the row-major m×n float64 matrix x
+// (overwritten), descending.
+func svdF64(x []float64, m, n int) []float64 {
+	k := min(m, n)
+	if k == 0 {
+		return nil
+	}
+	g := blas64.General{Rows: m, Cols: n, Stride: n, Data: x}
+	s := make([]float64, k)
+	none := blas64.General{Stride: 1}
+	work := make([]float64, 1)
+	lapack64.Gesvd(lapack.SVDNone, lapack.SVDNone, g, none, none, s, work, -1)
+	work = make([]float64, int(work[0]))
+	lapack64.Gesvd(lapack.SVDNone, lapack.SVDNone, g, none, none, s, work, len(work))
+	return s
+}

@@ -1,0 +1,162 @@
+package inspect
+
+import (
+	"math"
+	"sort"
+)
+
+// elementStats fills the element-wise statistics of a block given as a list
+// of row slices (rows of a row-major matrix, or of a copied column block).
+func elementStats(s *Stats, data []float32, m, n int) {
+	s.Shape = [2]int{m, n}
+	var sum, sumsq, maxAbs float64
+	for _, w := range data {
+		x := float64(w)
+		switch {
+		case x != x:
+			s.NaNCount++
+			continue
+		case math.IsInf(x, 0):
+			s.InfCount++
+			continue
+		case x == 0:
+			s.ZeroCount++
+		}
+		sum += x
+		sumsq += x * x
+		if a := math.Abs(x); a > maxAbs {
+			maxAbs = a
+		}
+	}
+	if s.NaNCount > 0 {
+		s.Flags = append(s.Flags, FlagNaN)
+	}
+	if s.InfCount > 0 {
+		s.Flags = append(s.Flags, FlagInf)
+	}
+	count := float64(len(data))
+	if s.NaNCount+s.InfCount > 0 || len(data) == 0 {
+		nan := Float(math.NaN())
+		s.Fro, s.MaxAbs, s.Mean, s.Std = nan, nan, nan, nan
+		if len(data) == 0 {
+			s.Fro, s.MaxAbs = 0, 0
+		}
+		return
+	}
+	mean := sum / count
+	// Second pass for the variance: Σ(w-mean)² is accurate where
+	// Σw²/N - mean² would cancel.
+	var dev float64
+	for _, w := range data {
+		d := float64(w) - mean
+		dev += d * d
+	}
+	s.Fro = Float(math.Sqrt(sumsq))
+	s.MaxAbs = Float(maxAbs)
+	s.Mean = Float(mean)
+	s.Std = Float(math.Sqrt(dev / count))
+}
+
+// finite reports whether the block's element stats found no NaN/Inf.
+func (s *Stats) finite() bool { return s.NaNCount == 0 && s.InfCount == 0 }
+
+// spectralStats fills the statistics derived from the full descending
+// spectrum sv. rankTol > 0 overrides the numpy tolerance.
+func spectralStats(s *Stats, sv []float64, rankTol float64, keepSV bool) {
+	m, n := s.Shape[0], s.Shape[1]
+	nan := Float(math.NaN())
+	if len(sv) == 0 {
+		zero := 0
+		s.Rank = &zero
+		s.SpectralNorm, s.EffectiveRank, s.StableRank, s.Condition = 0, nan, nan, nan
+		return
+	}
+	s0 := sv[0]
+	s.SpectralNorm = Float(s0)
+	tol := s0 * float64(max(m, n)) * 1.1920929e-07
+	if rankTol > 0 {
+		tol = rankTol
+	}
+	r := 0
+	for _, v := range sv {
+		if v > tol {
+			r++
+		}
+	}
+	s.Rank = &r
+	s.EffectiveRank = Float(effectiveRank(sv))
+	fro := float64(s.Fro)
+	if s0 > 0 {
+		s.StableRank = Float(fro * fro / (s0 * s0))
+	} else {
+		s.StableRank = nan
+	}
+	if last := sv[len(sv)-1]; last > 0 {
+		s.Condition = Float(s0 / last)
+	} else {
+		s.Condition = nan
+		s.Flags = append(s.Flags, FlagSingular)
+	}
+	if keepSV {
+		s.SV = sv
+	}
+	s.spark = sparkSummary(sv)
+}
+
+// effectiveRank is exp of the entropy of sv/Σsv; NaN when Σsv = 0.
+func effectiveRank(sv []float64) float64 {
+	var total float64
+	for _, v := range sv {
+		total += v
+	}
+	if total <= 0 {
+		return math.NaN()
+	}
+	var h float64
+	for _, v := range sv {
+		if p := v / total; p > 0 {
+			h -= p * math.Log(p)
+		}
+	}
+	return math.Exp(h)
+}
+
+// skipSpectrum marks the spectral statistics of a non-finite block as null.
+func skipSpectrum(s *Stats) {
+	nan := Float(math.NaN())
+	s.SpectralNorm, s.EffectiveRank, s.StableRank, s.Condition = nan, nan, nan, nan
+	s.Rank = nil
+	s.Flags = append(s.Flags, FlagSpectrumSkipped)
+}
+
+// sparkSummary keeps at most 64 values of a descending spectrum, sampled at
+// evenly spaced ranks, for rendering.
+func sparkSummary(sv []float64) []float64 {
+	const k = 64
+	if len(sv) <= k {
+		return append([]float64(nil), sv...)
+	}
+	out := make([]float64, k)
+	for i := range out {
+		out[i] = sv[i*(len(sv)-1)/(k-1)]
+	}
+	return out
+}
+
+// median of a copy of xs, ignoring NaNs; NaN when none remain.
+func median(xs []float64) float64 {
+	var v []float64
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}

@@ -1,0 +1,541 @@
+package attn
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/qkvdev/qkv/formats"
+)
+
+// Schema is the "schema" field of the JSON document.
+const Schema = "qkv.attn/v1"
+
+// MaxLogitDefinition says what HeadMetrics.MaxLogit measures.
+const MaxLogitDefinition = "max over unmasked (i, j) of q_i·k_j·scale, plus the ALiBi bias slope_h·(j−i) where the model uses ALiBi, before softmax"
+
+// ALiBiBiasDefinition says how the ALiBi bias is added. Hugging Face BLOOM
+// adds slope_h·j; the per-row shift −slope_h·i does not change the softmax,
+// and keeps the logits (and so MaxLogit) independent of T.
+const ALiBiBiasDefinition = "scores[h,i,j] += slope_h*(j-i) before the causal mask (softmax-equivalent to Hugging Face BLOOM's slope_h*j)"
+
+// maxCells bounds T·T·n_heads so a bad request cannot allocate without limit.
+const maxCells = 1 << 31
+
+// Options changes how Run computes a layer.
+type Options struct {
+	// Causal overrides the geometry's causal mask when non-nil.
+	Causal *bool
+	// NoNorm skips the pre-attention norm: x is fed to the projections as is.
+	NoNorm bool
+	// Input describes where x came from; it is copied into Settings.
+	Input InputInfo
+}
+
+// InputInfo records how the input x was made, for reports.
+type InputInfo struct {
+	// Kind is "random", "user" or "tokens".
+	Kind string `json:"kind"`
+	// Generator names the random generator for Kind "random".
+	Generator string `json:"generator,omitempty"`
+	Seed      uint64 `json:"seed,omitempty"`
+	// Scale multiplies the standard normal draws for Kind "random".
+	Scale    float64  `json:"scale,omitempty"`
+	TokenIDs []int    `json:"token_ids,omitempty"`
+	Tokens   []string `json:"tokens,omitempty"`
+}
+
+// RoPESettings records the rotary embedding applied to q and k.
+type RoPESettings struct {
+	RotaryDims int     `json:"rotary_dims"`
+	Theta      float64 `json:"theta"`
+	// Style is always Hugging Face rotate_half on the HF ("half-split") row
+	// order, over the first RotaryDims of each head.
+	Style     string `json:"style"`
+	RowOrder  string `json:"row_order"`
+	Positions string `json:"positions"`
+	InvFreq   string `json:"inv_freq"`
+}
+
+// Settings records every choice Run made, for the JSON document.
+type Settings struct {
+	Arch         string        `json:"arch"`
+	T            int           `json:"t"`
+	DModel       int           `json:"d_model"`
+	NHeads       int           `json:"n_heads"`
+	NKVHeads     int           `json:"n_kv_heads"`
+	HeadDim      int           `json:"head_dim"`
+	KVHeadRule   string        `json:"kv_head_for_head"`
+	Causal       bool          `json:"causal"`
+	Scale        float64       `json:"scale"`
+	ScaleFormula string        `json:"scale_formula"`
+	PreNorm      string        `json:"pre_norm"` // "none", "rmsnorm" or "layernorm"
+	NormEps      float64       `json:"norm_eps,omitempty"`
+	RoPE         *RoPESettings `json:"rope"`
+	ALiBiSlopes  []float64     `json:"alibi_slopes,omitempty"`
+	ALiBiBias    string        `json:"alibi_bias,omitempty"`
+	MaxLogit     string        `json:"max_logit"`
+	Precision    string        `json:"precision"`
+	Input        InputInfo     `json:"input"`
+}
+
+// HeadMetrics summarises one head's attention pattern. Means are over query
+// positions i (rows); masked positions have probability zero.
+type HeadMetrics struct {
+	Head int `json:"head"`
+	// Entropy is the mean over rows of −Σ_j p_ij·ln p_ij, in nats.
+	Entropy float64 `json:"entropy"`
+	// MaxProb is the mean over rows of max_j p_ij.
+	MaxProb float64 `json:"max_prob"`
+	// SinkMass is the mean over rows of p_i0 (attention to position 0).
+	SinkMass float64 `json:"sink_mass"`
+	// PrevToken is the mean over rows i ≥ 1 of p_i,i−1 (NaN when T < 2).
+	PrevToken float64 `json:"prev_token"`
+	// Diagonal is the mean over rows of p_ii.
+	Diagonal float64 `json:"diagonal"`
+	// MaxLogit is the largest pre-softmax logit; see MaxLogitDefinition.
+	MaxLogit float64 `json:"max_logit"`
+}
+
+// Result is one layer's rerun.
+type Result struct {
+	Layer    int
+	Settings Settings
+	// Probs[h][i][j] is head h's probability of query i attending to key j.
+	// All rows share one backing array.
+	Probs [][][]float32
+	// Out is concat_h(ctx_h)·W_Oᵀ + b_O, [T, d_model].
+	Out   formats.Matrix
+	Heads []HeadMetrics
+	// NonFiniteProbs and NonFiniteOut count NaN and ±Inf values (from NaN or
+	// Inf in the weights or the input); the metrics of a head with any are NaN.
+	NonFiniteProbs int
+	NonFiniteOut   int
+}
+
+// ALiBiSlopes returns BLOOM's ALiBi slopes for n heads: with
+// closest = 2^floor(log2 n), slopes_h = (2^(−8/closest))^(h+1) for
+// h < closest, followed by (2^(−4/closest))^(1, 3, 5, …) for the remaining
+// n − closest heads.
+func ALiBiSlopes(n int) []float64 {
+	if n <= 0 {
+		return nil
+	}
+	closest := 1
+	for closest*2 <= n {
+		closest *= 2
+	}
+	out := make([]float64, 0, n)
+	base := math.Pow(2, -8/float64(closest))
+	for i := 1; i <= closest; i++ {
+		out = append(out, math.Pow(base, float64(i)))
+	}
+	extra := math.Pow(2, -4/float64(closest))
+	for i := 0; i < n-closest; i++ {
+		out = append(out, math.Pow(extra, float64(2*i+1)))
+	}
+	return out
+}
+
+// check validates the geometry, the layer's shapes and x against each other.
+func check(g formats.Geometry, l *formats.Layer, x formats.Matrix, useNorm bool) error {
+	if g.DModel <= 0 || g.NHeads <= 0 || g.HeadDim <= 0 {
+		return fmt.Errorf("attn: geometry needs positive d_model, n_heads and head_dim (got %d, %d, %d)", g.DModel, g.NHeads, g.HeadDim)
+	}
+	kv := g.NKVHeads
+	if kv <= 0 || g.NHeads%kv != 0 {
+		return fmt.Errorf("attn: n_heads %d is not a multiple of n_kv_heads %d", g.NHeads, kv)
+	}
+	if g.RotaryDims < 0 || g.RotaryDims > g.HeadDim || g.RotaryDims%2 != 0 {
+		return fmt.Errorf("attn: rotary_dims %d must be even and at most head_dim %d", g.RotaryDims, g.HeadDim)
+	}
+	if g.RotaryDims > 0 && !(g.RopeTheta > 0) {
+		return fmt.Errorf("attn: rope_theta %g must be positive", g.RopeTheta)
+	}
+	if l == nil {
+		return errors.New("attn: no layer")
+	}
+	qd, kvd := g.NHeads*g.HeadDim, kv*g.HeadDim
+	shapes := []struct {
+		name       string
+		m          formats.Matrix
+		rows, cols int
+	}{
+		{"W_Q", l.Q, qd, g.DModel}, {"W_K", l.K, kvd, g.DModel},
+		{"W_V", l.V, kvd, g.DModel}, {"W_O", l.O, g.DModel, qd},
+		{"x", x, x.Rows, g.DModel},
+	}
+	for _, s := range shapes {
+		if s.m.Rows != s.rows || s.m.Cols != s.cols || len(s.m.Data) != s.rows*s.cols {
+			return fmt.Errorf("attn: layer %d: %s is [%d, %d] with %d values, want [%d, %d]",
+				l.Index, s.name, s.m.Rows, s.m.Cols, len(s.m.Data), s.rows, s.cols)
+		}
+	}
+	biases := []struct {
+		name string
+		b    []float32
+		n    int
+	}{{"b_Q", l.QBias, qd}, {"b_K", l.KBias, kvd}, {"b_V", l.VBias, kvd}, {"b_O", l.OBias, g.DModel}}
+	if useNorm {
+		biases = append(biases, struct {
+			name string
+			b    []float32
+			n    int
+		}{"norm bias", l.NormBias, g.DModel})
+		if len(l.NormWeight) != g.DModel {
+			return fmt.Errorf("attn: layer %d: pre-norm weight has %d values, want d_model = %d", l.Index, len(l.NormWeight), g.DModel)
+		}
+	}
+	for _, b := range biases {
+		if b.b != nil && len(b.b) != b.n {
+			return fmt.Errorf("attn: layer %d: %s has %d values, want %d", l.Index, b.name, len(b.b), b.n)
+		}
+	}
+	if x.Rows <= 0 {
+		return errors.New("attn: the input has no positions (T = 0)")
+	}
+	if uint64(x.Rows)*uint64(x.Rows)*uint64(g.NHeads) > maxCells {
+		return fmt.Errorf("attn: T = %d with %d heads is too large a pattern", x.Rows, g.NHeads)
+	}
+	return nil
+}
+
+// settings fills the Settings for a run.
+func settings(g formats.Geometry, T int, causal, useNorm bool, in InputInfo) Settings {
+	s := Settings{
+		Arch: g.Arch, T: T, DModel: g.DModel, NHeads: g.NHeads, NKVHeads: g.NKVHeads,
+		HeadDim: g.HeadDim, KVHeadRule: "g = h / (n_heads / n_kv_heads)", Causal: causal,
+		Scale: float64(float32(1 / math.Sqrt(float64(g.HeadDim)))), ScaleFormula: "1/sqrt(head_dim)",
+		PreNorm:   string(formats.NormNone),
+		MaxLogit:  MaxLogitDefinition,
+		Precision: "float32 values; matrix products accumulate in float32, norms and softmax sums in float64",
+		Input:     in,
+	}
+	if useNorm {
+		s.PreNorm = string(g.Norm)
+		s.NormEps = g.NormEps
+	}
+	if g.RotaryDims > 0 {
+		s.RoPE = &RoPESettings{
+			RotaryDims: g.RotaryDims, Theta: g.RopeTheta,
+			Style:     "Hugging Face rotate_half on the first rotary_dims of each head",
+			RowOrder:  formats.RowOrderHF,
+			Positions: fmt.Sprintf("0..%d", T-1),
+			InvFreq:   "1/theta^(arange(0, rotary_dims, 2)/rotary_dims), in float32",
+		}
+	}
+	if g.ALiBi {
+		s.ALiBiSlopes = ALiBiSlopes(g.NHeads)
+		s.ALiBiBias = ALiBiBiasDefinition
+	}
+	return s
+}
+
+// Run reruns attention for layer l on x [T, d_model]:
+//
+//	xn = norm(x)                      (pre-norm, unless NoNorm or the model has none)
+//	q = xn·W_Qᵀ + b_Q, k, v likewise
+//	RoPE on q and k                   (Hugging Face rotate_half, positions 0..T−1)
+//	s_h = q_h·k_gᵀ/sqrt(head_dim)     (g = h / (n_heads/n_kv_heads); + ALiBi)
+//	p_h = softmax(s_h) per row        (causal: keys j > i get probability 0)
+//	out = concat_h(p_h·v_g)·W_Oᵀ + b_O
+//
+// The norm is RMSNorm x·rsqrt(mean(x²)+eps)·w or LayerNorm
+// (x−mean)/sqrt(var+eps)·w + b, with the layer's NormWeight/NormBias and the
+// geometry's NormEps. It is applied when g.PreNorm is set and g.Norm is not
+// "none". Run returns an error, never panics, on inconsistent shapes.
+func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*Result, error) {
+	useNorm := g.PreNorm && g.Norm != formats.NormNone && g.Norm != "" && !opt.NoNorm
+	if useNorm && g.Norm != formats.NormRMS && g.Norm != formats.NormLayerNorm {
+		return nil, fmt.Errorf("attn: unknown norm kind %q", g.Norm)
+	}
+	if err := check(g, l, x, useNorm); err != nil {
+		return nil, err
+	}
+	causal := g.Causal
+	if opt.Causal != nil {
+		causal = *opt.Causal
+	}
+	T, hd, nh, nkv := x.Rows, g.HeadDim, g.NHeads, g.NKVHeads
+	qd, kvd := nh*hd, nkv*hd
+	res := &Result{Layer: l.Index, Settings: settings(g, T, causal, useNorm, opt.Input)}
+
+	xn := x
+	if useNorm {
+		xn = formats.NewMatrix(T, g.DModel)
+		if g.Norm == formats.NormRMS {
+			rmsNorm(xn.Data, x.Data, l.NormWeight, g.DModel, g.NormEps)
+		} else {
+			layerNorm(xn.Data, x.Data, l.NormWeight, l.NormBias, g.DModel, g.NormEps)
+		}
+	}
+
+	q := linear(xn, l.Q, l.QBias)
+	k := linear(xn, l.K, l.KBias)
+	v := linear(xn, l.V, l.VBias)
+	if g.RotaryDims > 0 {
+		cos, sin := ropeTables(T, g.RotaryDims, g.RopeTheta)
+		applyRoPE(q.Data, T, nh, hd, g.RotaryDims, cos, sin)
+		applyRoPE(k.Data, T, nkv, hd, g.RotaryDims, cos, sin)
+	}
+
+	var slopes []float32
+	if g.ALiBi {
+		for _, s := range ALiBiSlopes(nh) {
+			slopes = append(slopes, float32(s))
+		}
+	}
+	scale := float32(res.Settings.Scale)
+	probs := make([]float32, nh*T*T)
+	ctx := formats.NewMatrix(T, qd)
+	res.Heads = make([]HeadMetrics, nh)
+	group := nh / nkv
+	parallelFor(nh, func(h int) {
+		kg := h / group
+		p := probs[h*T*T : (h+1)*T*T]
+		// scores = q_h·k_gᵀ, written into p and then replaced by probabilities.
+		gemm(true, T, T, hd, q.Data[h*hd:], qd, k.Data[kg*hd:], kvd, p, T)
+		var slope float32
+		if slopes != nil {
+			slope = slopes[h]
+		}
+		maxLogit := softmaxRows(p, T, scale, slope, slopes != nil, causal)
+		gemm(false, T, hd, T, p, T, v.Data[kg*hd:], kvd, ctx.Data[h*hd:], qd)
+		res.Heads[h] = headMetrics(h, p, T, maxLogit)
+	}, true)
+
+	res.Out = linear(ctx, l.O, l.OBias)
+	res.Probs = make([][][]float32, nh)
+	for h := range res.Probs {
+		rows := make([][]float32, T)
+		for i := range rows {
+			rows[i] = probs[(h*T+i)*T : (h*T+i+1)*T : (h*T+i+1)*T]
+		}
+		res.Probs[h] = rows
+	}
+	res.NonFiniteProbs = countNonFinite(probs)
+	res.NonFiniteOut = countNonFinite(res.Out.Data)
+	return res, nil
+}
+
+// linear returns x·Wᵀ + b.
+func linear(x, w formats.Matrix, b []float32) formats.Matrix {
+	out := formats.NewMatrix(x.Rows, w.Rows)
+	gemm(true, x.Rows, w.Rows, x.Cols, x.Data, x.Cols, w.Data, w.Cols, out.Data, out.Cols)
+	if b != nil {
+		for i := 0; i < out.Rows; i++ {
+			row := out.Row(i)
+			for j := range row {
+				row[j] += b[j]
+			}
+		}
+	}
+	return out
+}
+
+// rmsNorm writes x·rsqrt(mean(x²)+eps)·w per row of width d.
+func rmsNorm(dst, x, w []float32, d int, eps float64) {
+	for r := 0; r+d <= len(x); r += d {
+		row := x[r : r+d]
+		var ss float64
+		for _, v := range row {
+			ss += float64(v) * float64(v)
+		}
+		inv := float32(1 / math.Sqrt(ss/float64(d)+eps))
+		out := dst[r : r+d]
+		for j, v := range row {
+			out[j] = v * inv * w[j]
+		}
+	}
+}
+
+// layerNorm writes (x−mean)/sqrt(var+eps)·w + b per row of width d, with the
+// biased variance; b may be nil.
+func layerNorm(dst, x, w, b []float32, d int, eps float64) {
+	for r := 0; r+d <= len(x); r += d {
+		row := x[r : r+d]
+		var sum float64
+		for _, v := range row {
+			sum += float64(v)
+		}
+		mean := sum / float64(d)
+		var ss float64
+		for _, v := range row {
+			dv := float64(v) - mean
+			ss += dv * dv
+		}
+		inv := 1 / math.Sqrt(ss/float64(d)+eps)
+		out := dst[r : r+d]
+		for j, v := range row {
+			y := float32((float64(v) - mean) * inv)
+			y *= w[j]
+			if b != nil {
+				y += b[j]
+			}
+			out[j] = y
+		}
+	}
+}
+
+// ropeTables returns cos and sin [T, rot/2] as Hugging Face computes them in
+// float32: inv_freq_i = 1/theta^(2i/rot), angle = float32(pos)·inv_freq_i.
+func ropeTables(T, rot int, theta float64) (cos, sin []float32) {
+	half := rot / 2
+	inv := make([]float32, half)
+	for i := range inv {
+		e := float32(2*i) / float32(rot)
+		inv[i] = 1 / float32(math.Pow(theta, float64(e)))
+	}
+	cos = make([]float32, T*half)
+	sin = make([]float32, T*half)
+	for p := 0; p < T; p++ {
+		for i, f := range inv {
+			a := float32(p) * f
+			cos[p*half+i] = float32(math.Cos(float64(a)))
+			sin[p*half+i] = float32(math.Sin(float64(a)))
+		}
+	}
+	return cos, sin
+}
+
+// applyRoPE rotates the first rot values of each of n heads in x [T, n·hd]:
+// out = x·cos + rotate_half(x)·sin with rotate_half(x) = (−x2, x1).
+func applyRoPE(x []float32, T, n, hd, rot int, cos, sin []float32) {
+	half := rot / 2
+	w := n * hd
+	for p := 0; p < T; p++ {
+		c, s := cos[p*half:(p+1)*half], sin[p*half:(p+1)*half]
+		for h := 0; h < n; h++ {
+			v := x[p*w+h*hd : p*w+h*hd+rot]
+			for i := 0; i < half; i++ {
+				x1, x2 := v[i], v[i+half]
+				v[i] = x1*c[i] - x2*s[i]
+				v[i+half] = x2*c[i] + x1*s[i]
+			}
+		}
+	}
+}
+
+// softmaxRows turns the raw dot products in p [T, T] into probabilities in
+// place: scale, ALiBi bias, causal mask, then a max-subtracted softmax per
+// row. It returns the largest unmasked logit.
+func softmaxRows(p []float32, T int, scale, slope float32, alibi, causal bool) float64 {
+	maxLogit := math.Inf(-1)
+	for i := 0; i < T; i++ {
+		row := p[i*T : (i+1)*T]
+		n := T
+		if causal {
+			n = i + 1
+		}
+		m := float32(math.Inf(-1))
+		nan := false
+		for j := 0; j < n; j++ {
+			s := row[j] * scale
+			if alibi {
+				s += slope * float32(j-i)
+			}
+			row[j] = s
+			if s > m {
+				m = s
+			}
+			if s != s {
+				nan = true
+			}
+		}
+		if nan {
+			maxLogit = math.NaN()
+		} else if float64(m) > maxLogit {
+			maxLogit = float64(m)
+		}
+		var sum float64
+		for j := 0; j < n; j++ {
+			e := math.Exp(float64(row[j] - m))
+			row[j] = float32(e)
+			sum += e
+		}
+		inv := 1 / sum
+		for j := 0; j < n; j++ {
+			row[j] = float32(float64(row[j]) * inv)
+		}
+		clear(row[n:])
+	}
+	return maxLogit
+}
+
+// headMetrics computes the pattern metrics of one head's probabilities.
+func headMetrics(h int, p []float32, T int, maxLogit float64) HeadMetrics {
+	var ent, maxp, sink, diag, prev float64
+	for i := 0; i < T; i++ {
+		row := p[i*T : (i+1)*T]
+		var e, m float64
+		for _, v := range row {
+			f := float64(v)
+			if f > 0 {
+				e -= f * math.Log(f)
+			}
+			if f > m || f != f {
+				m = f
+			}
+		}
+		ent += e
+		maxp += m
+		sink += float64(row[0])
+		diag += float64(row[i])
+		if i > 0 {
+			prev += float64(row[i-1])
+		}
+	}
+	n := float64(T)
+	hm := HeadMetrics{Head: h, Entropy: ent / n, MaxProb: maxp / n, SinkMass: sink / n,
+		Diagonal: diag / n, PrevToken: math.NaN(), MaxLogit: maxLogit}
+	if T > 1 {
+		hm.PrevToken = prev / float64(T-1)
+	}
+	if countNonFinite(p) > 0 {
+		nan := math.NaN()
+		hm.Entropy, hm.MaxProb, hm.SinkMass, hm.Diagonal, hm.PrevToken = nan, nan, nan, nan, nan
+	}
+	return hm
+}
+
+func countNonFinite(x []float32) int {
+	n := 0
+	for _, v := range x {
+		if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
+			n++
+		}
+	}
+	return n
+}
+
+// parallelFor runs f(0..n−1) on up to GOMAXPROCS goroutines.
+func parallelFor(n int, f func(i int), parallel bool) {
+	workers := runtime.GOMAXPROCS(0)
+	if !parallel || workers < 2 || n < 2 {
+		for i := 0; i < n; i++ {
+			f(i)
+		}
+		return
+	}
+	if workers > n {
+		workers = n
+	}
+	var wg sync.WaitGroup
+	next := make(chan int, n)
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -3,18 +3,18 @@ package dtype
 // Lookup tables of GGML's i-quants (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S,
 // IQ1_S, IQ1_M, IQ4_NL, IQ4_XS).
 //
-// The lattice grids are the published tables of ggml (iq2xxs_grid,
-// iq2xs_grid, iq2s_grid, iq3xxs_grid, iq3s_grid and iq1s_grid in
-// ggml/src/ggml-common.h). They are stored here in the compact form that
+// The lattice grids are the published tables of GGML's i-quants
+// (iq2xxs_grid, iq2xs_grid, iq2s_grid, iq3xxs_grid, iq3s_grid and iq1s_grid
+// in ggml/src/ggml-common.h). They are stored here in the compact form that
 // ggml's own Python package publishes (gguf-py/gguf/quants.py, grid_hex):
-// one little-endian uint16 per grid point, written as 4 hex digits, in
-// which each byte of the grid point is packed into 2 bits (8 bytes per
-// point: IQ2_*, IQ1_*) or into a nibble of which 3 bits are used (4 bytes
-// per point: IQ3_*) and mapped back
-// through a short list of magnitudes (the grid map). initIQTables expands
-// them at start-up into the byte tables of ggml-common.h, already converted
-// to float32 because every decoder multiplies grid bytes by a float scale.
-// iq_test.go compares the expansion with entries of ggml-common.h.
+// one little-endian uint16 per grid point, written as 4 hex digits. Each
+// byte of a grid point is a small code that indexes a short list of
+// magnitudes (the grid map): 2 bits per byte for the 8-byte points of IQ2_*
+// and IQ1_*, one nibble (3 bits used) per byte for the 4-byte points of
+// IQ3_*. initIQTables expands them at start-up into the tables of
+// ggml-common.h, already as float32 because every decoder multiplies grid
+// bytes by a float scale. iq_test.go compares the expansion with entries
+// copied from ggml-common.h (iq2xxs, iq3xxs and iq3s in full).
 //
 // ksigns_iq2xs is not stored: entry i is the 7 sign bits i plus an eighth
 // bit that makes the number of set bits even, so it is generated.

@@ -1,0 +1,409 @@
+package formats
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// AdapterInfo describes a LoRA adapter.
+type AdapterInfo struct {
+	Kind      string  `json:"kind"` // "peft" or "mlx"
+	BaseModel string  `json:"base_model,omitempty"`
+	Rank      int     `json:"rank"`
+	Alpha     float64 `json:"alpha,omitempty"`
+	Scale     float64 `json:"scale"`
+	// ScaleRule says how Scale was derived ("lora_alpha / r", ...).
+	ScaleRule string `json:"scale_rule"`
+}
+
+// LoRASource is a LoRA update ΔW = Scale · B · A of one projection.
+type LoRASource struct {
+	A, B *Tensor
+	// MLX: A is stored as lora_a [in, r] and B as lora_b [r, out] (the
+	// transposes of PEFT's lora_A [r, in] and lora_B [out, r]).
+	MLX   bool
+	Rank  int
+	Scale float64
+}
+
+var (
+	peftLoRARe = regexp.MustCompile(`^(.*)\.lora_([AB])(?:\.[A-Za-z0-9_-]+)?\.weight$`)
+	mlxLoRARe  = regexp.MustCompile(`^(.*)\.lora_([ab])$`)
+)
+
+// isAdapter reports whether the checkpoint is a LoRA adapter.
+func isAdapter(c *Checkpoint) bool {
+	if c.Format != FormatSafetensors {
+		return false
+	}
+	for _, t := range c.Tensors {
+		if peftLoRARe.MatchString(t.Name) || mlxLoRARe.MatchString(t.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// loraPair is one module's A and B.
+type loraPair struct {
+	m    match
+	a, b *Tensor
+	mlx  bool
+}
+
+// findAdapter builds a Model whose projections are LoRA updates.
+func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
+	m := &Model{Checkpoint: c, IsAdapter: true}
+	ac := cfg(c.AdapterConfig)
+	pairs := map[string]*loraPair{}
+	var order []string
+	var ignored []string
+	for _, t := range c.Tensors {
+		var module, which string
+		mlx := false
+		if s := peftLoRARe.FindStringSubmatch(t.Name); s != nil {
+			module, which = s[1], strings.ToLower(s[2])
+		} else if s := mlxLoRARe.FindStringSubmatch(t.Name); s != nil {
+			module, which, mlx = s[1], s[2], true
+		} else {
+			continue
+		}
+		inner := strings.TrimPrefix(module, "base_model.model.")
+		mt, ok := classifyName(FormatSafetensors, inner+".weight")
+		if !ok || mt.role < roleQ || mt.role > roleQKV {
+			ignored = append(ignored, module)
+			continue
+		}
+		if mt.role == roleQKV {
+			return nil, &Error{File: c.Path, Tensor: t.Name, Offset: -1, Err: errors.New("this LoRA adapter targets a fused QKV module; splitting its update needs the base model's architecture and head counts, which the adapter does not give (not supported)")}
+		}
+		p := pairs[module]
+		if p == nil {
+			p = &loraPair{m: mt, mlx: mlx}
+			pairs[module] = p
+			order = append(order, module)
+		}
+		mt.t = t
+		if which == "a" {
+			p.a = t
+		} else {
+			p.b = t
+		}
+	}
+	if len(pairs) == 0 {
+		why := "a LoRA adapter, but none of its lora_A/lora_B (lora_a/lora_b) tensors belongs to an attention projection this tool knows"
+		if len(ignored) > 0 {
+			why += fmt.Sprintf(" (it adapts %s)", strings.Join(dedupe(ignored, 5), ", "))
+		}
+		return nil, unknownLayoutError(c, "", why)
+	}
+
+	info := &AdapterInfo{Kind: "peft"}
+	for _, mod := range order {
+		if pairs[mod].mlx {
+			info.Kind = "mlx"
+		}
+	}
+	info.BaseModel = firstNonEmpty(ac.str("base_model_name_or_path"), ac.str("model"))
+
+	// Shapes and ranks.
+	dModel := 0
+	matches := make([]match, 0, len(order))
+	for _, mod := range order {
+		p := pairs[mod]
+		if p.a == nil || p.b == nil {
+			have := p.a
+			if have == nil {
+				have = p.b
+			}
+			return nil, &Error{File: c.Path, Tensor: have.Name, Offset: -1, Err: errors.New("LoRA module has only one of its two factors (A and B)")}
+		}
+		if len(p.a.Shape) != 2 || len(p.b.Shape) != 2 {
+			return nil, &Error{File: c.Path, Tensor: p.a.Name, Offset: -1, Err: fmt.Errorf("LoRA factors must be 2-D (A %v, B %v)", p.a.Shape, p.b.Shape)}
+		}
+		out, in, ra, rb := p.b.Shape[0], p.a.Shape[1], p.a.Shape[0], p.b.Shape[1]
+		if p.mlx {
+			out, in, ra, rb = p.b.Shape[1], p.a.Shape[0], p.a.Shape[1], p.b.Shape[0]
+		}
+		if ra != rb || ra < 1 || ra > 1<<20 {
+			return nil, &Error{File: c.Path, Tensor: p.b.Name, Offset: -1, Err: fmt.Errorf("LoRA ranks disagree or are implausible: A %v, B %v", p.a.Shape, p.b.Shape)}
+		}
+		if dModel == 0 && p.m.role != roleO {
+			dModel = int(in)
+		}
+		mt := p.m
+		mt.t = p.a
+		matches = append(matches, mt)
+		_ = out
+	}
+
+	// Scale.
+	scaleFor, err := loraScale(c, ac, info)
+	if err != nil {
+		return nil, err
+	}
+
+	// Geometry: what the adapter and flags give.
+	g := Geometry{Arch: guessArch(info.BaseModel), DModel: dModel, Causal: true, PreNorm: true, Norm: NormNone}
+	if c.Config != nil {
+		mt, conf := hfModelType(cfg(c.Config))
+		gs := hfGeometry(conf, mt, hfArch(mt, conf), "")
+		g = gs.geo
+	}
+	if opts.NHeads > 0 {
+		g.NHeads = opts.NHeads
+		g.NKVHeads = 0
+	}
+	if opts.NKVHeads > 0 {
+		g.NKVHeads = opts.NKVHeads
+	}
+	if opts.HeadDim > 0 {
+		g.HeadDim = opts.HeadDim
+	}
+	stacks := chooseStacks(matches)
+	m.OtherStacks = stacks.others
+	chosen := map[string]bool{}
+	for _, s := range stacks.chosen {
+		chosen[s] = true
+	}
+	layers := map[string]map[int]*LayerSource{}
+	maxLayer := -1
+	for _, mod := range order {
+		p := pairs[mod]
+		if !chosen[p.m.stack] {
+			continue
+		}
+		ra := p.a.Shape[0]
+		out, in := p.b.Shape[0], p.a.Shape[1]
+		if p.mlx {
+			ra, out, in = p.a.Shape[1], p.b.Shape[1], p.a.Shape[0]
+		}
+		scale, rule := scaleFor(mod, int(ra))
+		if info.ScaleRule == "" {
+			info.Rank, info.Scale, info.ScaleRule = int(ra), scale, rule
+		}
+		byN := layers[p.m.stack]
+		if byN == nil {
+			byN = map[int]*LayerSource{}
+			layers[p.m.stack] = byN
+		}
+		ls := byN[p.m.layer]
+		if ls == nil {
+			ls = &LayerSource{Stack: p.m.stack, Number: p.m.layer}
+			byN[p.m.layer] = ls
+		}
+		proj := roleProj(p.m.role)
+		if ls.Proj(proj) != nil {
+			return nil, &Error{File: c.Path, Tensor: p.a.Name, Offset: -1, Err: fmt.Errorf("layer %d has two LoRA updates for %s", p.m.layer, proj)}
+		}
+		ls.setProj(proj, &ProjSource{Out: int(out), In: int(in), LoRA: &LoRASource{A: p.a, B: p.b, MLX: p.mlx, Rank: int(ra), Scale: scale}})
+		maxLayer = max(maxLayer, p.m.layer)
+	}
+	offset := 0
+	for _, s := range stacks.chosen {
+		nums := sortedInts(layers[s])
+		for _, n := range nums {
+			ls := layers[s][n]
+			ls.Index = offset + n
+			m.Layers = append(m.Layers, *ls)
+		}
+		if len(nums) > 0 {
+			offset += nums[len(nums)-1] + 1
+		}
+	}
+	m.byIndex = map[int]int{}
+	for i := range m.Layers {
+		m.byIndex[m.Layers[i].Index] = i
+	}
+	if g.NLayers == 0 {
+		g.NLayers = maxLayer + 1 // at least this many: the highest adapted layer
+	}
+
+	// Head geometry from the update shapes when the head count is known.
+	if g.NHeads > 0 {
+		for _, ls := range m.Layers {
+			if g.HeadDim == 0 && ls.Q != nil && ls.Q.Out%g.NHeads == 0 {
+				g.HeadDim = ls.Q.Out / g.NHeads
+			}
+			if g.HeadDim == 0 && ls.O != nil && ls.O.In%g.NHeads == 0 {
+				g.HeadDim = ls.O.In / g.NHeads
+			}
+		}
+		if g.HeadDim == 0 && g.DModel%g.NHeads == 0 {
+			g.HeadDim = g.DModel / g.NHeads
+		}
+		if g.NKVHeads == 0 && g.HeadDim > 0 {
+			for _, ls := range m.Layers {
+				for _, ps := range []*ProjSource{ls.K, ls.V} {
+					if ps != nil && g.NKVHeads == 0 && ps.Out%g.HeadDim == 0 {
+						g.NKVHeads = ps.Out / g.HeadDim
+					}
+				}
+			}
+			if g.NKVHeads == 0 {
+				g.NKVHeads = g.NHeads
+			}
+		}
+		// Check every update against it.
+		for _, ls := range m.Layers {
+			want := map[Projection][2]int{
+				ProjQ: {g.NHeads * g.HeadDim, g.DModel}, ProjK: {g.NKVHeads * g.HeadDim, g.DModel},
+				ProjV: {g.NKVHeads * g.HeadDim, g.DModel}, ProjO: {g.DModel, g.NHeads * g.HeadDim}}
+			for _, p := range Projections {
+				ps := ls.Proj(p)
+				if ps != nil && [2]int{ps.Out, ps.In} != want[p] {
+					return nil, &Error{File: c.Path, Tensor: ps.LoRA.B.Name, Offset: -1, Err: fmt.Errorf(
+						"the LoRA update of W_%s is [%d, %d] but %d heads, %d KV heads and head_dim %d need [%d, %d]; check --heads, --kv-heads and --head-dim",
+						strings.ToUpper(string(p)), ps.Out, ps.In, g.NHeads, g.NKVHeads, g.HeadDim, want[p][0], want[p][1])}
+				}
+			}
+		}
+	} else {
+		g.NKVHeads, g.HeadDim = 0, 0
+	}
+	m.Geo = g
+	m.Adapter = info
+	return m, nil
+}
+
+// loraScale returns a function giving each module's scale and how it was
+// derived.
+func loraScale(c *Checkpoint, ac cfg, info *AdapterInfo) (func(module string, r int) (float64, string), error) {
+	if ac == nil {
+		return func(string, int) (float64, string) { return 1, "no adapter_config.json: scale 1 assumed" }, nil
+	}
+	if lp := ac.object("lora_parameters"); lp != nil || info.Kind == "mlx" {
+		// MLX-LM: y = x W^T + scale * (x lora_a) lora_b.
+		if s, _, ok := lp.float("scale"); ok {
+			info.Alpha, _, _ = lp.float("alpha")
+			return func(string, int) (float64, string) { return s, "lora_parameters.scale (MLX-LM)" }, nil
+		}
+		if a, _, ok := lp.float("alpha"); ok {
+			info.Alpha = a
+			return func(_ string, r int) (float64, string) {
+				return a / float64(r), "lora_parameters.alpha / rank (no scale given)"
+			}, nil
+		}
+		return func(string, int) (float64, string) {
+			return 1, "lora_parameters has no scale or alpha: scale 1 assumed"
+		}, nil
+	}
+	// PEFT.
+	alpha, _, ok := ac.float("lora_alpha")
+	if !ok {
+		return nil, &Error{File: firstNonEmpty(c.AdapterConfigPath, c.Path), Offset: -1, Err: errors.New("adapter_config.json has no lora_alpha, so the LoRA scale is unknown")}
+	}
+	info.Alpha = alpha
+	rs := ac.boolean("use_rslora", false)
+	type pat struct {
+		re *regexp.Regexp
+		v  float64
+	}
+	var alphas []pat
+	if ap := ac.object("alpha_pattern"); ap != nil {
+		for _, k := range sortedKeys(ap) {
+			v, ok := ap.num(k)
+			re, err := regexp.Compile(`^(.*\.)?` + k + `$`)
+			if ok && err == nil {
+				alphas = append(alphas, pat{re, v})
+			}
+		}
+	}
+	return func(module string, r int) (float64, string) {
+		a := alpha
+		name := strings.TrimPrefix(module, "base_model.model.")
+		for _, p := range alphas {
+			if p.re.MatchString(name) {
+				a = p.v
+				break
+			}
+		}
+		if rs {
+			return a / math.Sqrt(float64(r)), "lora_alpha / sqrt(r) (use_rslora)"
+		}
+		return a / float64(r), "lora_alpha / r"
+	}, nil
+}
+
+// guessArch names the architecture family a base model name suggests, ""
+// when it suggests none.
+func guessArch(name string) string {
+	n := strings.ToLower(name)
+	for _, a := range []string{"llama", "mistral", "mixtral", "qwen2", "qwen", "phi-3", "phi3", "gemma", "falcon", "gpt2", "bloom"} {
+		if strings.Contains(n, a) {
+			return strings.ReplaceAll(a, "-", "")
+		}
+	}
+	return ""
+}
+
+func dedupe(s []string, n int) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		p := digitsRe.ReplaceAllString(x, "N")
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	if len(out) > n {
+		out = append(out[:n], "...")
+	}
+	return out
+}
+
+// loraDelta computes ΔW = scale · B · A as [out, in], accumulating in float64.
+func (m *Model) loraDelta(ps *ProjSource) (Matrix, error) {
+	c := m.Checkpoint
+	l := ps.LoRA
+	a, err := c.DecodeNew(l.A)
+	if err != nil {
+		return Matrix{}, err
+	}
+	b, err := c.DecodeNew(l.B)
+	if err != nil {
+		return Matrix{}, err
+	}
+	r, out, in := l.Rank, ps.Out, ps.In
+	// A as [r, in] and B as [out, r] whatever the storage.
+	if l.MLX {
+		at := make([]float32, len(a))
+		for i := 0; i < in; i++ {
+			for k := 0; k < r; k++ {
+				at[k*in+i] = a[i*r+k]
+			}
+		}
+		bt := make([]float32, len(b))
+		for k := 0; k < r; k++ {
+			for o := 0; o < out; o++ {
+				bt[o*r+k] = b[k*out+o]
+			}
+		}
+		a, b = at, bt
+	}
+	res := NewMatrix(out, in)
+	acc := make([]float64, in)
+	for o := 0; o < out; o++ {
+		for i := range acc {
+			acc[i] = 0
+		}
+		for k := 0; k < r; k++ {
+			bk := float64(b[o*r+k])
+			ak := a[k*in : (k+1)*in]
+			for i, v := range ak {
+				acc[i] += bk * float64(v)
+			}
+		}
+		row := res.Row(o)
+		for i, v := range acc {
+			row[i] = float32(l.Scale * v)
+		}
+	}
+	return res, nil
+}

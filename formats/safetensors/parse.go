@@ -345,17 +345,25 @@ func nonNegInt(s string) (int64, string) {
 	return v, ""
 }
 
-// skipValue reads and discards one JSON value of any shape.
+// maxDepth is how deeply objects and arrays may nest, the top-level object
+// included; serde_json's default recursion limit, which the crate keeps.
+const maxDepth = 128
+
+// skipValue reads and discards one JSON value of any shape, found inside a
+// tensor entry (so already two levels deep).
 func (p *parser) skipValue() error {
 	depth := 0
 	for {
-		tok, _, err := p.next()
+		tok, off, err := p.next()
 		if err != nil {
 			return err
 		}
 		switch tok {
 		case json.Delim('{'), json.Delim('['):
 			depth++
+			if 2+depth > maxDepth {
+				return &Error{Offset: off, Msg: fmt.Sprintf("invalid JSON in header: nested more than %d levels deep", maxDepth)}
+			}
 		case json.Delim('}'), json.Delim(']'):
 			depth--
 		}

@@ -2,6 +2,7 @@ package safetensors
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -117,6 +118,15 @@ func TestParseErrors(t *testing.T) {
 	})
 	addH("unpaired high surrogate", `{"a\ud800b":{`+f32x4+`}}`, 16, func(h string) string {
 		return fmt.Sprintf(`invalid JSON in header: \u escape is an unpaired UTF-16 surrogate (at byte %d)`, at(h, `\ud800`))
+	})
+	addH("high surrogate before a non-surrogate escape", `{"__metadata__":{"k":"x\ud83d\u0041"}}`, 0, func(h string) string {
+		return fmt.Sprintf(`invalid JSON in header: \u escape is an unpaired UTF-16 surrogate (at byte %d)`, at(h, `\ud83d`))
+	})
+	addH("deep nesting in an unknown field", `{"w":{"x":`+strings.Repeat("[", 20000)+strings.Repeat("]", 20000)+`}}`, 0, func(h string) string {
+		return fmt.Sprintf(`invalid JSON in header: nested more than 128 levels deep (at byte %d)`, at(h, "[")+126)
+	})
+	addH("nesting at the limit is fine", `{"w":{"x":`+strings.Repeat("[", 126)+strings.Repeat("]", 126)+`,"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 0, func(h string) string {
+		return fmt.Sprintf(`tensor "w": data_offsets [0, 4] run past the end of the data buffer (0 bytes) (at byte %d)`, 8+len(h))
 	})
 	addH("unpaired low surrogate", `{"__metadata__":{"k":"\udc00"}}`, 0, func(h string) string {
 		return fmt.Sprintf(`invalid JSON in header: \u escape is an unpaired UTF-16 surrogate (at byte %d)`, at(h, `\udc00`))
@@ -331,6 +341,9 @@ func TestParseValid(t *testing.T) {
 			want: File{Metadata: [][2]string{{"k\n", "v\x00"}}, Tensors: []TensorInfo{
 				{Name: "a\"b\\cé😀", DType: dtype.FromSafetensors("C64"), Shape: []int64{1}, Begin: 0, End: 8},
 			}}},
+		{name: "escaped backslash before u is not an escape", dataLen: 1,
+			hdr:  `{"a\\ud800":{"dtype":"I8","shape":[1],"data_offsets":[0,1]}}`,
+			want: File{Tensors: []TensorInfo{{Name: `a\ud800`, DType: dtype.FromSafetensors("I8"), Shape: []int64{1}, Begin: 0, End: 1}}}},
 		{name: "header exactly at the limit", hdr: `{}      `, opts: Options{MaxHeaderBytes: 8}, want: File{}},
 		{name: "large valid offsets", dataLen: 0,
 			hdr:  `{"w":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"__metadata__":{"n":"9223372036854775807"}}`,
@@ -431,6 +444,14 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse(data, Options{MaxHeaderBytes: 1 << 20})
+		// Differential check of the JSON grammar against encoding/json.
+		if len(data) >= 8 {
+			if n := binary.LittleEndian.Uint64(data); n > 0 && n <= uint64(len(data)-8) && n <= 1<<20 {
+				if hdr := data[8 : 8+n]; !json.Valid(hdr) && err == nil {
+					t.Fatalf("Parse accepted a header encoding/json rejects: %q", hdr)
+				}
+			}
+		}
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) {

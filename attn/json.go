@@ -1,0 +1,120 @@
+package attn
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"strconv"
+)
+
+// Document is the "qkv.attn/v1" JSON document: the settings shared by every
+// layer, then per layer the head metrics and, when asked for, the patterns.
+type Document struct {
+	Schema   string     `json:"schema"`
+	Settings Settings   `json:"settings"`
+	Layers   []LayerDoc `json:"layers"`
+}
+
+// LayerDoc is one layer of a Document.
+type LayerDoc struct {
+	Index int           `json:"index"`
+	Heads []HeadMetrics `json:"heads"`
+	// NonFiniteProbs and NonFiniteOut count NaN/Inf values in the layer's
+	// probabilities and output.
+	NonFiniteProbs int `json:"non_finite_probs"`
+	NonFiniteOut   int `json:"non_finite_out"`
+	// Patterns[h][i][j] are the probabilities, only when asked for.
+	Patterns Patterns `json:"patterns,omitempty"`
+}
+
+// Patterns marshals [head][query][key] probabilities, writing non-finite
+// values as null.
+type Patterns [][][]float32
+
+// NewDocument builds the JSON document for results of one run (the settings
+// are taken from the first result). withPatterns includes every head's T×T
+// probabilities.
+func NewDocument(results []*Result, withPatterns bool) Document {
+	d := Document{Schema: Schema, Layers: []LayerDoc{}}
+	for i, r := range results {
+		if r == nil {
+			continue
+		}
+		if i == 0 {
+			d.Settings = r.Settings
+		}
+		ld := LayerDoc{Index: r.Layer, Heads: r.Heads, NonFiniteProbs: r.NonFiniteProbs, NonFiniteOut: r.NonFiniteOut}
+		if withPatterns {
+			ld.Patterns = r.Probs
+		}
+		d.Layers = append(d.Layers, ld)
+	}
+	return d
+}
+
+// WriteJSON writes the document as indented JSON followed by a newline.
+func WriteJSON(w io.Writer, d Document) error {
+	if d.Schema == "" {
+		return errors.New("attn: document has no schema")
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(d)
+}
+
+// MarshalJSON writes non-finite metrics as null and then sets "non_finite".
+func (h HeadMetrics) MarshalJSON() ([]byte, error) {
+	num := func(v float64) *float64 {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		return &v
+	}
+	out := struct {
+		Head      int      `json:"head"`
+		Entropy   *float64 `json:"entropy"`
+		MaxProb   *float64 `json:"max_prob"`
+		SinkMass  *float64 `json:"sink_mass"`
+		PrevToken *float64 `json:"prev_token"`
+		Diagonal  *float64 `json:"diagonal"`
+		MaxLogit  *float64 `json:"max_logit"`
+		NonFinite bool     `json:"non_finite,omitempty"`
+	}{h.Head, num(h.Entropy), num(h.MaxProb), num(h.SinkMass), num(h.PrevToken), num(h.Diagonal), num(h.MaxLogit), false}
+	// prev_token is null without being a fault when T < 2: flag only the
+	// metrics that are always defined.
+	out.NonFinite = out.Entropy == nil || out.MaxProb == nil || out.SinkMass == nil ||
+		out.Diagonal == nil || out.MaxLogit == nil
+	return json.Marshal(out)
+}
+
+// MarshalJSON writes the nested arrays with float32 precision, null for
+// NaN/Inf.
+func (p Patterns) MarshalJSON() ([]byte, error) {
+	b := []byte{'['}
+	for h, head := range p {
+		if h > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		for i, row := range head {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '[')
+			for j, v := range row {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
+					b = append(b, "null"...)
+				} else {
+					b = strconv.AppendFloat(b, f, 'g', -1, 32)
+				}
+			}
+			b = append(b, ']')
+		}
+		b = append(b, ']')
+	}
+	return append(b, ']'), nil
+}

@@ -1,0 +1,110 @@
+package attn
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// fixedResult is a hand-made result: head 0 attends to the previous token,
+// head 1 uniformly (causal), so the rendering does not depend on arithmetic.
+func fixedResult(T int) *Result {
+	r := &Result{Layer: 3, Settings: Settings{T: T, NHeads: 2, NKVHeads: 1, HeadDim: 4, Causal: true, PreNorm: "rmsnorm",
+		RoPE: &RoPESettings{RotaryDims: 4, Theta: 10000}, Input: InputInfo{Kind: "tokens"}}}
+	r.Probs = make([][][]float32, 2)
+	for h := range r.Probs {
+		r.Probs[h] = make([][]float32, T)
+		for i := range r.Probs[h] {
+			row := make([]float32, T)
+			if h == 0 {
+				row[max(i-1, 0)] = 0.75
+				row[i] += 0.25
+			} else {
+				for j := 0; j <= i; j++ {
+					row[j] = 1 / float32(i+1)
+				}
+			}
+			r.Probs[h][i] = row
+		}
+		flat := make([]float32, 0, T*T)
+		for _, row := range r.Probs[h] {
+			flat = append(flat, row...)
+		}
+		r.Heads = append(r.Heads, headMetrics(h, flat, T, 1.25))
+	}
+	return r
+}
+
+func TestRenderPlainGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		T      int
+		width  int
+		labels []string
+	}{
+		{"tokens", 6, 80, []string{"<s>", "▁the", "▁program", "▁is", "▁free", "\n"}},
+		{"positions", 12, 80, nil},
+		{"narrow", 12, 20, nil},
+		{"pooled", 100, 40, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Render(&buf, fixedResult(tc.T), RenderOptions{Width: tc.width, Labels: tc.labels}); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(buf.String(), "\x1b") {
+				t.Error("plain rendering contains escape sequences")
+			}
+			path := filepath.Join("testdata", "render_"+tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./attn -run Golden -update to create it)", err)
+			}
+			if buf.String() != string(want) {
+				t.Errorf("rendering differs from %s:\n%s", path, buf.String())
+			}
+		})
+	}
+}
+
+func TestRenderPooledAndErrors(t *testing.T) {
+	r := fixedResult(512)
+	var buf bytes.Buffer
+	if err := RenderPattern(&buf, r, 0, RenderOptions{Width: 74}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "pooled 512→64") {
+		t.Errorf("no pooling note:\n%s", buf.String())
+	}
+	for _, line := range strings.Split(buf.String(), "\n")[3:] {
+		if n := len([]rune(line)); n > 74 {
+			t.Errorf("line of %d columns exceeds the width: %q", n, line)
+		}
+	}
+	if err := RenderPattern(&buf, r, 2, RenderOptions{}); err == nil {
+		t.Error("head out of range: no error")
+	}
+	if err := Render(&buf, r, RenderOptions{Labels: []string{"a"}}); err == nil {
+		t.Error("wrong label count: no error")
+	}
+	if err := Render(&buf, r, RenderOptions{Heads: []int{5}}); err == nil {
+		t.Error("bad head selection: no error")
+	}
+	buf.Reset()
+	if err := Render(&buf, fixedResult(6), RenderOptions{Styled: true, Width: 80, Heads: []int{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "head 1") || strings.Contains(buf.String(), "head 0 (") {
+		t.Errorf("styled head selection:\n%s", buf.String())
+	}
+}

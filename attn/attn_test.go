@@ -237,7 +237,7 @@ func TestRoPERelative(t *testing.T) {
 // power of two followed by every other slope of twice that many heads.
 func pressSlopes(n int) []float64 {
 	pow2 := func(n int) []float64 {
-		start := math.Pow(2, -math.Pow(2, -(math.Log2(float64(n)) - 3)))
+		start := math.Pow(2, -math.Pow(2, -(math.Log2(float64(n))-3)))
 		out := make([]float64, n)
 		for i := range out {
 			out[i] = start * math.Pow(start, float64(i))
@@ -383,7 +383,9 @@ func TestRunErrors(t *testing.T) {
 		"no norm weight":  func(g *formats.Geometry, l *formats.Layer, x *formats.Matrix) { l.NormWeight = nil },
 		"x width":         func(g *formats.Geometry, l *formats.Layer, x *formats.Matrix) { *x = formats.NewMatrix(4, 15) },
 		"empty x":         func(g *formats.Geometry, l *formats.Layer, x *formats.Matrix) { *x = formats.Matrix{Cols: 16} },
-		"huge T":          func(g *formats.Geometry, l *formats.Layer, x *formats.Matrix) { *x = formats.Matrix{Rows: 1 << 20, Cols: 16} },
+		"huge T": func(g *formats.Geometry, l *formats.Layer, x *formats.Matrix) {
+			*x = formats.Matrix{Rows: 1 << 20, Cols: 16}
+		},
 	}
 	for name, f := range cases {
 		gg, ll, xx := mut(f)

@@ -10,7 +10,8 @@ import (
 // minimum). Scales are combined with the fp16 super-block scale first
 // (dl = d * sc, exact) and then applied as dl * q - ml, in the reference's
 // order, so that Inf/NaN super-block scales give the reference's NaNs and
-// infinities.
+// infinities. As in legacy.go, loops are unrolled eight elements at a time
+// and codes are assembled eight at a time in a uint64, one per byte.
 
 func init() {
 	register(idQ2K, decodeQ2K)
@@ -26,28 +27,27 @@ func init() {
 // quants of sub-blocks 0..7 are in qs[0:32] (bits 2k..2k+1 for sub-blocks
 // 2k and 2k+1 in halves of 16 bytes), those of 8..15 in qs[32:64].
 func decodeQ2K(dst []float32, src []byte) {
+	t := &uint8Table
 	for len(src) >= 84 && len(dst) >= 256 {
 		b := (*[84]byte)(src)
 		o := (*[256]float32)(dst)
 		d, dmin := fp16At(b[80:82]), fp16At(b[82:84])
-		for n := range 2 {
-			q := (*[32]byte)(b[16+32*n:])
-			for j := range 4 {
-				shift := uint(2 * j)
-				for h := range 2 {
-					sc := b[n*8+j*2+h]
-					dl := d * float32(sc&15)
-					ml := dmin * float32(sc>>4)
-					var vals [4]float32
-					for k := range 4 {
-						vals[k] = dl*float32(k) - ml
-					}
-					out := (*[16]float32)(o[n*128+j*32+h*16:])
-					qq := (*[16]byte)(q[h*16:])
-					for l := range 16 {
-						out[l] = vals[qq[l]>>shift&3]
-					}
-				}
+		for s := range 16 { // sub-block s: 16 elements
+			n, j, h := s/8, s/2%4, s%2
+			sc := b[s]
+			dl := d * float32(sc&15)
+			ml := dmin * float32(sc>>4)
+			for g := range 2 {
+				v := le64((*[8]byte)(b[16+32*n+16*h+8*g:])) >> (2 * j) & lowPairs
+				a := (*[8]float32)(o[16*s+8*g:])
+				a[0] = dl*t[uint8(v)] - ml
+				a[1] = dl*t[uint8(v>>8)] - ml
+				a[2] = dl*t[uint8(v>>16)] - ml
+				a[3] = dl*t[uint8(v>>24)] - ml
+				a[4] = dl*t[uint8(v>>32)] - ml
+				a[5] = dl*t[uint8(v>>40)] - ml
+				a[6] = dl*t[uint8(v>>48)] - ml
+				a[7] = dl*t[uint8(v>>56)] - ml
 			}
 		}
 		src, dst = src[84:], dst[256:]
@@ -55,8 +55,9 @@ func decodeQ2K(dst []float32, src []byte) {
 }
 
 // unpackQ3Scales turns the 12 scale bytes of a Q3_K block into 16 six-bit
-// scales: the low 4 bits of scale i are nibble i of bytes 0..7 (low nibbles
-// for i < 8, high for i >= 8), the high 2 bits come from bytes 8..11.
+// scales minus 32: the low 4 bits of scale i are nibble i of bytes 0..7 (low
+// nibbles for i < 8, high for i >= 8), the high 2 bits are bits
+// 2*(i/4)..2*(i/4)+1 of byte 8 + i%4.
 func unpackQ3Scales(s *[12]byte) [16]int8 {
 	a0 := binary.LittleEndian.Uint32(s[0:4])
 	a1 := binary.LittleEndian.Uint32(s[4:8])
@@ -76,36 +77,31 @@ func unpackQ3Scales(s *[12]byte) [16]int8 {
 }
 
 // Q3_K: {u8 hmask[32]; u8 qs[64]; u8 scales[12]; fp16 d} = 110 bytes.
-// Element value = d * (scale - 32) * (q2 - (hbit ? 0 : 4)).
+// Element value = d * (scale - 32) * (q2 - (hbit ? 0 : 4)), and
+// q2 - (hbit ? 0 : 4) = (q2 | hbit<<2) - 4.
 func decodeQ3K(dst []float32, src []byte) {
+	t := &uint8M4
 	for len(src) >= 110 && len(dst) >= 256 {
 		b := (*[110]byte)(src)
 		o := (*[256]float32)(dst)
 		d := fp16At(b[108:110])
 		scales := unpackQ3Scales((*[12]byte)(b[96:108]))
-		hm := (*[32]byte)(b[0:32])
-		for n := range 2 {
-			q := (*[32]byte)(b[32+32*n:])
-			for j := range 4 {
-				shift := uint(2 * j)
-				mbit := uint(4*n + j)
-				for h := range 2 {
-					dl := d * float32(scales[n*8+j*2+h])
-					var vals [8]float32 // index: q2 | hbit<<2
-					for k := range 8 {
-						v := k & 3
-						if k < 4 {
-							v -= 4
-						}
-						vals[k] = dl * float32(v)
-					}
-					out := (*[16]float32)(o[n*128+j*32+h*16:])
-					qq := (*[16]byte)(q[h*16:])
-					hh := (*[16]byte)(hm[h*16:])
-					for l := range 16 {
-						out[l] = vals[(qq[l]>>shift&3)|(hh[l]>>mbit&1)<<2]
-					}
-				}
+		for s := range 16 { // sub-block s: 16 elements
+			n, j, h := s/8, s/2%4, s%2
+			dl := d * float32(scales[s])
+			for g := range 2 {
+				q := le64((*[8]byte)(b[32+32*n+16*h+8*g:]))
+				hm := le64((*[8]byte)(b[16*h+8*g:]))
+				v := q>>(2*j)&lowPairs | (hm>>(4*n+j)&lowBits)<<2
+				a := (*[8]float32)(o[16*s+8*g:])
+				a[0] = dl * t[uint8(v)]
+				a[1] = dl * t[uint8(v>>8)]
+				a[2] = dl * t[uint8(v>>16)]
+				a[3] = dl * t[uint8(v>>24)]
+				a[4] = dl * t[uint8(v>>32)]
+				a[5] = dl * t[uint8(v>>40)]
+				a[6] = dl * t[uint8(v>>48)]
+				a[7] = dl * t[uint8(v>>56)]
 			}
 		}
 		src, dst = src[110:], dst[256:]
@@ -126,6 +122,7 @@ func scaleMinK4(j int, s *[12]byte) (sc, m uint8) {
 // Q4_K: {fp16 d; fp16 dmin; u8 scales[12]; u8 qs[128]} = 144 bytes.
 // Sub-block pairs of 32 share 32 bytes of qs: low nibbles, then high.
 func decodeQ4K(dst []float32, src []byte) {
+	lt, ht := &nibLo, &nibHi
 	for len(src) >= 144 && len(dst) >= 256 {
 		b := (*[144]byte)(src)
 		o := (*[256]float32)(dst)
@@ -136,16 +133,18 @@ func decodeQ4K(dst []float32, src []byte) {
 			sc2, m2 := scaleMinK4(2*j+1, s)
 			d1, ml1 := d*float32(sc1), dmin*float32(m1)
 			d2, ml2 := d*float32(sc2), dmin*float32(m2)
-			var lo, hi [16]float32
-			for k := range 16 {
-				lo[k] = d1*float32(k) - ml1
-				hi[k] = d2*float32(k) - ml2
-			}
-			q := (*[32]byte)(b[16+32*j:])
-			out := (*[64]float32)(o[64*j:])
-			for l := range 32 {
-				out[l] = lo[q[l]&15]
-				out[l+32] = hi[q[l]>>4]
+			for g := range 4 {
+				q := (*[8]byte)(b[16+32*j+8*g:])
+				lo := (*[8]float32)(o[64*j+8*g:])
+				hi := (*[8]float32)(o[64*j+32+8*g:])
+				lo[0], hi[0] = d1*lt[q[0]]-ml1, d2*ht[q[0]]-ml2
+				lo[1], hi[1] = d1*lt[q[1]]-ml1, d2*ht[q[1]]-ml2
+				lo[2], hi[2] = d1*lt[q[2]]-ml1, d2*ht[q[2]]-ml2
+				lo[3], hi[3] = d1*lt[q[3]]-ml1, d2*ht[q[3]]-ml2
+				lo[4], hi[4] = d1*lt[q[4]]-ml1, d2*ht[q[4]]-ml2
+				lo[5], hi[5] = d1*lt[q[5]]-ml1, d2*ht[q[5]]-ml2
+				lo[6], hi[6] = d1*lt[q[6]]-ml1, d2*ht[q[6]]-ml2
+				lo[7], hi[7] = d1*lt[q[7]]-ml1, d2*ht[q[7]]-ml2
 			}
 		}
 		src, dst = src[144:], dst[256:]
@@ -156,28 +155,32 @@ func decodeQ4K(dst []float32, src []byte) {
 // bytes. As Q4_K, with the fifth bit of element l of sub-block k in bit k of
 // qh[l].
 func decodeQ5K(dst []float32, src []byte) {
+	t := &uint8Table
 	for len(src) >= 176 && len(dst) >= 256 {
 		b := (*[176]byte)(src)
 		o := (*[256]float32)(dst)
 		d, dmin := fp16At(b[0:2]), fp16At(b[2:4])
 		s := (*[12]byte)(b[4:16])
-		qh := (*[32]byte)(b[16:48])
 		for j := range 4 {
 			sc1, m1 := scaleMinK4(2*j, s)
 			sc2, m2 := scaleMinK4(2*j+1, s)
 			d1, ml1 := d*float32(sc1), dmin*float32(m1)
 			d2, ml2 := d*float32(sc2), dmin*float32(m2)
-			var lo, hi [32]float32
-			for k := range 32 {
-				lo[k] = d1*float32(k) - ml1
-				hi[k] = d2*float32(k) - ml2
-			}
-			q := (*[32]byte)(b[48+32*j:])
-			out := (*[64]float32)(o[64*j:])
-			s1, s2 := uint(2*j), uint(2*j+1)
-			for l := range 32 {
-				out[l] = lo[q[l]&15|(qh[l]>>s1&1)<<4]
-				out[l+32] = hi[q[l]>>4|(qh[l]>>s2&1)<<4]
+			for g := range 4 {
+				q := le64((*[8]byte)(b[48+32*j+8*g:]))
+				qh := le64((*[8]byte)(b[16+8*g:]))
+				l := q&lowNibbles | (qh>>(2*j)&lowBits)<<4
+				h := q>>4&lowNibbles | (qh>>(2*j+1)&lowBits)<<4
+				lo := (*[8]float32)(o[64*j+8*g:])
+				hi := (*[8]float32)(o[64*j+32+8*g:])
+				lo[0], hi[0] = d1*t[uint8(l)]-ml1, d2*t[uint8(h)]-ml2
+				lo[1], hi[1] = d1*t[uint8(l>>8)]-ml1, d2*t[uint8(h>>8)]-ml2
+				lo[2], hi[2] = d1*t[uint8(l>>16)]-ml1, d2*t[uint8(h>>16)]-ml2
+				lo[3], hi[3] = d1*t[uint8(l>>24)]-ml1, d2*t[uint8(h>>24)]-ml2
+				lo[4], hi[4] = d1*t[uint8(l>>32)]-ml1, d2*t[uint8(h>>32)]-ml2
+				lo[5], hi[5] = d1*t[uint8(l>>40)]-ml1, d2*t[uint8(h>>40)]-ml2
+				lo[6], hi[6] = d1*t[uint8(l>>48)]-ml1, d2*t[uint8(h>>48)]-ml2
+				lo[7], hi[7] = d1*t[uint8(l>>56)]-ml1, d2*t[uint8(h>>56)]-ml2
 			}
 		}
 		src, dst = src[176:], dst[256:]
@@ -185,34 +188,66 @@ func decodeQ5K(dst []float32, src []byte) {
 }
 
 // Q6_K: {u8 ql[128]; u8 qh[64]; i8 scales[16]; fp16 d} = 210 bytes.
-// Element value = d * scale * (q6 - 32); each half of 128 elements uses 64
-// bytes of ql, 32 of qh and 8 scales (one per 16 elements).
+// Element value = d * scale * (q6 - 32). Each half of 128 elements uses 64
+// bytes of ql, 32 of qh and 8 scales (one per 16 elements); byte l < 32 of
+// the half's ql/qh serves elements l, l+32, l+64 and l+96.
 func decodeQ6K(dst []float32, src []byte) {
+	t := &uint8M32
 	for len(src) >= 210 && len(dst) >= 256 {
 		b := (*[210]byte)(src)
 		o := (*[256]float32)(dst)
 		d := fp16At(b[208:210])
 		for n := range 2 {
-			ql := (*[64]byte)(b[64*n:])
-			qh := (*[32]byte)(b[128+32*n:])
 			sc := (*[8]byte)(b[192+8*n:])
-			out := (*[128]float32)(o[128*n:])
-			for h := range 2 {
+			for g := range 4 { // elements l = 8g..8g+7 of each quarter
+				h := g / 2
 				d0 := d * int8Table[sc[h]]
 				d1 := d * int8Table[sc[h+2]]
 				d2 := d * int8Table[sc[h+4]]
 				d3 := d * int8Table[sc[h+6]]
-				for l := h * 16; l < h*16+16; l++ {
-					a, c, hb := ql[l], ql[l+32], qh[l]
-					q1 := int8(a&15|(hb&3)<<4) - 32
-					q2 := int8(c&15|(hb>>2&3)<<4) - 32
-					q3 := int8(a>>4|(hb>>4&3)<<4) - 32
-					q4 := int8(c>>4|(hb>>6&3)<<4) - 32
-					out[l] = d0 * float32(q1)
-					out[l+32] = d1 * float32(q2)
-					out[l+64] = d2 * float32(q3)
-					out[l+96] = d3 * float32(q4)
-				}
+				lq := le64((*[8]byte)(b[64*n+8*g:]))
+				lr := le64((*[8]byte)(b[64*n+32+8*g:]))
+				qh := le64((*[8]byte)(b[128+32*n+8*g:]))
+				x0 := lq&lowNibbles | (qh&lowPairs)<<4
+				x1 := lr&lowNibbles | (qh>>2&lowPairs)<<4
+				x2 := lq>>4&lowNibbles | (qh>>4&lowPairs)<<4
+				x3 := lr>>4&lowNibbles | (qh>>6&lowPairs)<<4
+				a0 := (*[8]float32)(o[128*n+8*g:])
+				a1 := (*[8]float32)(o[128*n+32+8*g:])
+				a2 := (*[8]float32)(o[128*n+64+8*g:])
+				a3 := (*[8]float32)(o[128*n+96+8*g:])
+				a0[0] = d0 * t[uint8(x0)]
+				a0[1] = d0 * t[uint8(x0>>8)]
+				a0[2] = d0 * t[uint8(x0>>16)]
+				a0[3] = d0 * t[uint8(x0>>24)]
+				a0[4] = d0 * t[uint8(x0>>32)]
+				a0[5] = d0 * t[uint8(x0>>40)]
+				a0[6] = d0 * t[uint8(x0>>48)]
+				a0[7] = d0 * t[uint8(x0>>56)]
+				a1[0] = d1 * t[uint8(x1)]
+				a1[1] = d1 * t[uint8(x1>>8)]
+				a1[2] = d1 * t[uint8(x1>>16)]
+				a1[3] = d1 * t[uint8(x1>>24)]
+				a1[4] = d1 * t[uint8(x1>>32)]
+				a1[5] = d1 * t[uint8(x1>>40)]
+				a1[6] = d1 * t[uint8(x1>>48)]
+				a1[7] = d1 * t[uint8(x1>>56)]
+				a2[0] = d2 * t[uint8(x2)]
+				a2[1] = d2 * t[uint8(x2>>8)]
+				a2[2] = d2 * t[uint8(x2>>16)]
+				a2[3] = d2 * t[uint8(x2>>24)]
+				a2[4] = d2 * t[uint8(x2>>32)]
+				a2[5] = d2 * t[uint8(x2>>40)]
+				a2[6] = d2 * t[uint8(x2>>48)]
+				a2[7] = d2 * t[uint8(x2>>56)]
+				a3[0] = d3 * t[uint8(x3)]
+				a3[1] = d3 * t[uint8(x3>>8)]
+				a3[2] = d3 * t[uint8(x3>>16)]
+				a3[3] = d3 * t[uint8(x3>>24)]
+				a3[4] = d3 * t[uint8(x3>>32)]
+				a3[5] = d3 * t[uint8(x3>>40)]
+				a3[6] = d3 * t[uint8(x3>>48)]
+				a3[7] = d3 * t[uint8(x3>>56)]
 			}
 		}
 		src, dst = src[210:], dst[256:]
@@ -222,13 +257,22 @@ func decodeQ6K(dst []float32, src []byte) {
 // Q8_K: {float32 d; i8 qs[256]; i16 bsums[16]} = 292 bytes, value = d * q.
 // The sums are only used by dot products.
 func decodeQ8K(dst []float32, src []byte) {
+	t := &int8Table
 	for len(src) >= 292 && len(dst) >= 256 {
 		b := (*[292]byte)(src)
 		o := (*[256]float32)(dst)
 		d := math.Float32frombits(binary.LittleEndian.Uint32(b[0:4]))
-		q := (*[256]byte)(b[4:260])
-		for j := range 256 {
-			o[j] = d * int8Table[q[j]]
+		for g := range 32 {
+			q := (*[8]byte)(b[4+8*g:])
+			a := (*[8]float32)(o[8*g:])
+			a[0] = d * t[q[0]]
+			a[1] = d * t[q[1]]
+			a[2] = d * t[q[2]]
+			a[3] = d * t[q[3]]
+			a[4] = d * t[q[4]]
+			a[5] = d * t[q[5]]
+			a[6] = d * t[q[6]]
+			a[7] = d * t[q[7]]
 		}
 		src, dst = src[292:], dst[256:]
 	}

@@ -83,15 +83,6 @@ const (
 	lowPairs   = 0x0303030303030303
 )
 
-// q5Codes assembles the 5-bit codes of elements 8g..8g+7 (l) and
-// 16+8g..16+8g+7 (h) of a Q5_0/Q5_1 block, one per byte.
-func q5Codes(qs *[16]byte, qh uint32, g int) (l, h uint64) {
-	q := le64((*[8]byte)(qs[8*g:]))
-	l = q&lowNibbles | spreadBits[uint8(qh>>(8*g))]<<4
-	h = q>>4&lowNibbles | spreadBits[uint8(qh>>(16+8*g))]<<4
-	return
-}
-
 // Q5_0: {fp16 d; u8 qh[4]; u8 qs[16]}; bit j of qh is the fifth bit of
 // element j, bit j+16 that of element j+16; value = (q - 16) * d.
 func decodeQ5_0(dst []float32, src []byte) {
@@ -102,7 +93,11 @@ func decodeQ5_0(dst []float32, src []byte) {
 		d := fp16At(b[0:2])
 		qh := uint32(b[2]) | uint32(b[3])<<8 | uint32(b[4])<<16 | uint32(b[5])<<24
 		for g := range 2 {
-			l, h := q5Codes((*[16]byte)(b[6:22]), qh, g)
+			// The 5-bit codes of elements 8g..8g+7 (l) and 16+8g.. (h),
+			// one per byte.
+			q := le64((*[8]byte)(b[6+8*g:]))
+			l := q&lowNibbles | spreadBits[uint8(qh>>(8*g))]<<4
+			h := q>>4&lowNibbles | spreadBits[uint8(qh>>(16+8*g))]<<4
 			lo := (*[8]float32)(o[8*g:])
 			hi := (*[8]float32)(o[16+8*g:])
 			lo[0], hi[0] = t[uint8(l)]*d, t[uint8(h)]*d
@@ -127,7 +122,11 @@ func decodeQ5_1(dst []float32, src []byte) {
 		d, m := fp16At(b[0:2]), fp16At(b[2:4])
 		qh := uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24
 		for g := range 2 {
-			l, h := q5Codes((*[16]byte)(b[8:24]), qh, g)
+			// The 5-bit codes of elements 8g..8g+7 (l) and 16+8g.. (h),
+			// one per byte.
+			q := le64((*[8]byte)(b[8+8*g:]))
+			l := q&lowNibbles | spreadBits[uint8(qh>>(8*g))]<<4
+			h := q>>4&lowNibbles | spreadBits[uint8(qh>>(16+8*g))]<<4
 			lo := (*[8]float32)(o[8*g:])
 			hi := (*[8]float32)(o[16+8*g:])
 			lo[0], hi[0] = t[uint8(l)]*d+m, t[uint8(h)]*d+m

@@ -11,6 +11,8 @@ var (
 	nibLoM8    [256]float32 // float32(c&15 - 8)
 	nibHiM8    [256]float32 // float32(c>>4 - 8)
 	uint8M16   [256]float32 // float32(c - 16)
+	uint8M4    [256]float32 // float32(c - 4)
+	uint8M32   [256]float32 // float32(c - 32)
 	// spreadBits[c] has byte i equal to bit i of c: it turns one byte of
 	// packed high bits into eight per-element bits for SWAR on uint64s.
 	spreadBits [256]uint64
@@ -25,6 +27,8 @@ func init() {
 		nibLoM8[c] = float32(c&15 - 8)
 		nibHiM8[c] = float32(c>>4 - 8)
 		uint8M16[c] = float32(c - 16)
+		uint8M4[c] = float32(c - 4)
+		uint8M32[c] = float32(c - 32)
 		for i := range 8 {
 			spreadBits[c] |= uint64(c>>i&1) << (8 * i)
 		}

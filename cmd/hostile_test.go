@@ -1,0 +1,488 @@
+package cmd_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/qkvdev/qkv/cmd"
+	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/gguf"
+	"github.com/qkvdev/qkv/formats/safetensors"
+	"github.com/qkvdev/qkv/internal/testref"
+)
+
+// hostileCase mirrors internal/gen's HostileCase (testdata/hostile/expected.json).
+type hostileCase struct {
+	Class      string `json:"class"`
+	Exit       int    `json:"exit"`
+	Error      string `json:"error"`
+	ListsDType string `json:"lists_dtype"`
+	Cat        *struct {
+		Tensor string `json:"tensor"`
+		Exit   int    `json:"exit"`
+		Error  string `json:"error"`
+	} `json:"cat"`
+}
+
+func loadHostile(t *testing.T) map[string]hostileCase {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testref.RepoRoot(), "testdata", "hostile", "expected.json"))
+	if err != nil {
+		t.Fatalf("%v (run go generate ./... first)", err)
+	}
+	var m map[string]hostileCase
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m) < 40 {
+		t.Fatalf("expected.json lists %d cases, want at least 40", len(m))
+	}
+	return m
+}
+
+// run runs qkv in-process and returns the exit status, stdout and stderr.
+func run(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := cmd.Run(context.Background(), args, &cmd.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: 80})
+	return code, out.String(), errb.String()
+}
+
+// checkFailure asserts exit status 3... (want), one stderr line "qkv: msg",
+// nothing on stdout.
+func checkFailure(t *testing.T, what string, code int, stdout, stderr string, wantCode int, wantMsg string) {
+	t.Helper()
+	if code != wantCode {
+		t.Errorf("%s: exit %d, want %d (stderr %q)", what, code, wantCode, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("%s: failure printed %d bytes on stdout: %.200q", what, len(stdout), stdout)
+	}
+	if strings.Count(stderr, "\n") != 1 || !strings.HasSuffix(stderr, "\n") {
+		t.Errorf("%s: stderr is not one line: %q", what, stderr)
+	}
+	if wantMsg != "" {
+		if got := strings.TrimSuffix(stderr, "\n"); got != "qkv: "+wantMsg {
+			t.Errorf("%s:\n got  %s\n want qkv: %s", what, got, wantMsg)
+		}
+	}
+}
+
+// TestHostileCorpus runs ls, meta and cat on every file of testdata/hostile
+// and compares exit status and message with expected.json.
+func TestHostileCorpus(t *testing.T) {
+	cases := loadHostile(t)
+	t.Chdir(testref.RepoRoot()) // messages name files as a user at the root sees them
+	names := make([]string, 0, len(cases))
+	for n := range cases {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c := cases[name]
+		path := "testdata/hostile/" + name
+		t.Run(name, func(t *testing.T) {
+			for _, sub := range []string{"ls", "meta"} {
+				code, out, errs := run(sub, path)
+				if c.Exit == 0 {
+					if code != 0 || errs != "" {
+						t.Errorf("%s: exit %d, stderr %q; want success", sub, code, errs)
+					}
+					if sub == "ls" && c.ListsDType != "" && !strings.Contains(out, c.ListsDType) {
+						t.Errorf("ls does not list dtype %q:\n%s", c.ListsDType, out)
+					}
+					continue
+				}
+				checkFailure(t, sub, code, out, errs, c.Exit, c.Error)
+			}
+			if c.ListsDType != "" {
+				code, out, errs := run("ls", "--json", path)
+				var rep struct {
+					Tensors []struct {
+						DType string `json:"dtype"`
+					} `json:"tensors"`
+				}
+				if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || len(rep.Tensors) == 0 || rep.Tensors[0].DType != c.ListsDType {
+					t.Errorf("ls --json: exit %d, err %v, stderr %q, output %.300s; want dtype %q", code, err, errs, out, c.ListsDType)
+				}
+			}
+			if c.Cat != nil {
+				code, out, errs := run("cat", path, c.Cat.Tensor)
+				if c.Cat.Exit == 0 {
+					if code != 0 {
+						t.Errorf("cat: exit %d, stderr %q", code, errs)
+					}
+				} else {
+					checkFailure(t, "cat", code, out, errs, c.Cat.Exit, c.Cat.Error)
+				}
+			} else if c.Exit != 0 {
+				// cat fails the same way: opening comes first.
+				code, out, errs := run("cat", path, "x")
+				checkFailure(t, "cat", code, out, errs, c.Exit, c.Error)
+			}
+		})
+	}
+}
+
+// TestHostileCorpusSmall keeps the corpus within its size budget.
+func TestHostileCorpusSmall(t *testing.T) {
+	root := filepath.Join(testref.RepoRoot(), "testdata", "hostile")
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		st, err := d.Info()
+		if err == nil && st.Size() >= 64<<10 {
+			t.Errorf("%s is %d bytes, want < 64 KB", p, st.Size())
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// headerEnd returns where the header of a checkpoint file ends: the data
+// offset of a GGUF or safetensors file.
+func headerEnd(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasSuffix(path, ".gguf") {
+		f, err := gguf.Parse(b, gguf.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return f.DataOffset
+	}
+	f, err := safetensors.Parse(b, safetensors.Options{})
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return f.DataOffset
+}
+
+// truncationOffsets lists the lengths to cut a file to: every byte of the
+// first few thousand, then a spread of the rest of the header.
+func truncationOffsets(end int64) []int64 {
+	const dense = 3000
+	var out []int64
+	for n := int64(0); n < end && n < dense; n++ {
+		out = append(out, n)
+	}
+	if end > dense {
+		step := max((end-dense)/1500, 1)
+		for n := int64(dense); n < end; n += step {
+			out = append(out, n)
+		}
+		out = append(out, end-1)
+	}
+	return out
+}
+
+// TestTruncatedFixtures cuts fixtures at every offset inside their header
+// and checks that each cut file is refused with exit 3 and one line.
+func TestTruncatedFixtures(t *testing.T) {
+	root := testref.RepoRoot()
+	files, _ := filepath.Glob(filepath.Join(root, "testdata", "gguf", "*.gguf"))
+	files = append(files, filepath.Join(root, "testdata", "tiny-llama", "model.safetensors"))
+	if len(files) < 2 {
+		t.Fatal("no fixtures in testdata (run go generate ./...)")
+	}
+	for _, src := range files {
+		t.Run(filepath.Base(src), func(t *testing.T) { cutEverywhere(t, src) })
+	}
+	t.Run("shared", func(t *testing.T) {
+		shared := testref.SharedDir(t)
+		for _, rel := range []string{
+			"fixtures/gguf/stories260k-v1-f32/tinyllamas-stories-260k-f32.gguf",
+			"fixtures/gguf/stories260k-v3-f32/stories260K.gguf",
+			"fixtures/safetensors/gpt2-tiny-random/model.safetensors",
+		} {
+			src := filepath.Join(shared, filepath.FromSlash(rel))
+			t.Run(filepath.Base(src), func(t *testing.T) { cutEverywhere(t, src) })
+		}
+	})
+}
+
+func cutEverywhere(t *testing.T, src string) {
+	if _, err := os.Stat(src); err != nil {
+		t.Skip(err)
+	}
+	end := headerEnd(t, src)
+	full, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A plain name: split-set names would send qkv looking for the other
+	// parts, which is not what this test is about.
+	dst := filepath.Join(t.TempDir(), "cut"+filepath.Ext(src))
+	if err := os.WriteFile(dst, full[:end], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	offs := truncationOffsets(end)
+	// Cut from the longest down so that each cut is one truncate.
+	for i := len(offs) - 1; i >= 0; i-- {
+		n := offs[i]
+		if err := os.Truncate(dst, n); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := run("ls", dst)
+		if code != cmd.ExitInput || out != "" || strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "qkv: "+dst+": ") {
+			t.Fatalf("cut at %d of %d: exit %d, stdout %.100q, stderr %q", n, end, code, out, errs)
+		}
+	}
+	t.Logf("%d cuts of a %d-byte header", len(offs), end)
+}
+
+// TestTruncatedWhileMapped opens a checkpoint, cuts the file under the
+// mapping and decodes a tensor whose pages are gone: an error, not a crash.
+func TestTruncatedWhileMapped(t *testing.T) {
+	src := filepath.Join(testref.RepoRoot(), "testdata", "tiny-llama", "model.safetensors")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"model.safetensors", "model.gguf"} {
+		t.Run(name, func(t *testing.T) {
+			data := b
+			if name == "model.gguf" {
+				data, err = os.ReadFile(filepath.Join(testref.RepoRoot(), "testdata", "gguf", "tiny-llama-f16.gguf"))
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := filepath.Join(t.TempDir(), name)
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ck, err := formats.Open(p, formats.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ck.Close()
+			// The tensor furthest into the file.
+			last := ck.Tensors[0]
+			for _, x := range ck.Tensors {
+				if x.Offset > last.Offset {
+					last = x
+				}
+			}
+			page := int64(os.Getpagesize())
+			cut := (last.Offset/page - 1) * page // whole pages before the tensor
+			if cut <= 0 {
+				t.Fatalf("tensor %s at %d is too near the start to cut before it", last.Name, last.Offset)
+			}
+			if err := os.Truncate(p, cut); err != nil {
+				t.Fatal(err)
+			}
+			_, err = ck.DecodeNew(last)
+			var fe *formats.Error
+			if !errors.As(err, &fe) {
+				t.Fatalf("DecodeNew after truncation: %v (%T), want a *formats.Error", err, err)
+			}
+			if !strings.Contains(err.Error(), "changed while it was read") || fe.Tensor != last.Name || fe.File != p {
+				t.Errorf("message %q does not say the file shrank, or names the wrong tensor/file", err)
+			}
+			err = ck.ReadRaw(last, func(b []byte) error {
+				for _, x := range b {
+					rawSink += x
+				}
+				return nil
+			})
+			if !errors.As(err, &fe) {
+				t.Fatalf("ReadRaw after truncation: %v, want a *formats.Error", err)
+			}
+		})
+	}
+}
+
+var rawSink byte // keeps the read in ReadRaw's callback from being optimized away
+
+// copyDir copies the regular files of src into a new folder.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// TestPermissions: read-only files and folders open normally (qkv never
+// writes); unreadable ones give a clear "permission denied", exit 3.
+func TestPermissions(t *testing.T) {
+	dir := copyDir(t, filepath.Join(testref.RepoRoot(), "testdata", "tiny-llama"))
+	model := filepath.Join(dir, "model.safetensors")
+	cfg := filepath.Join(dir, "config.json")
+	for _, p := range []string{model, cfg} {
+		if err := os.Chmod(p, 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	for _, args := range [][]string{{"ls", dir}, {"meta", dir}, {"ls", model}, {"cat", model, "model.norm.weight"}} {
+		if code, _, errs := run(args...); code != 0 {
+			t.Errorf("read-only %v: exit %d, %q", args, code, errs)
+		}
+	}
+
+	if os.Geteuid() == 0 {
+		t.Skip("running as root: permission bits do not stop reads, so the unreadable cases cannot be tested")
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(model, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run("ls", model)
+	checkFailure(t, "unreadable file", code, out, errs, cmd.ExitInput, model+": permission denied (the file cannot be read)")
+	code, out, errs = run("ls", dir)
+	checkFailure(t, "folder with an unreadable model", code, out, errs, cmd.ExitInput, model+": permission denied (the file cannot be read)")
+	os.Chmod(model, 0o444)
+	if err := os.Chmod(cfg, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = run("ls", dir)
+	checkFailure(t, "unreadable config.json", code, out, errs, cmd.ExitInput, cfg+": permission denied (the file cannot be read)")
+	os.Chmod(cfg, 0o444)
+	if err := os.Chmod(dir, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = run("ls", dir)
+	checkFailure(t, "unreadable folder", code, out, errs, cmd.ExitInput, "")
+	if !strings.Contains(errs, "permission denied") {
+		t.Errorf("unreadable folder: %q does not say permission denied", errs)
+	}
+}
+
+// ---- bounded memory: the real binary as a child ------------------------------
+
+var qkvBinary string // built once by TestMain; "" when go is unavailable
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if goTool, err := exec.LookPath(filepath.Join(runtime.GOROOT(), "bin", "go")); err == nil {
+			dir, err := os.MkdirTemp("", "qkv-bin-")
+			if err == nil {
+				defer os.RemoveAll(dir)
+				bin := filepath.Join(dir, "qkv")
+				c := exec.Command(goTool, "build", "-o", bin, ".")
+				c.Dir = testref.RepoRoot()
+				if out, err := c.CombinedOutput(); err != nil {
+					fmt.Fprintf(os.Stderr, "building qkv for the memory test failed: %v\n%s", err, out)
+				} else {
+					qkvBinary = bin
+				}
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// maxRSS runs the binary and returns its exit status, stderr and peak RSS
+// in bytes.
+func maxRSS(t *testing.T, args ...string) (int, string, int64) {
+	t.Helper()
+	c := exec.Command(qkvBinary, args...)
+	c.Dir = testref.RepoRoot()
+	var errb bytes.Buffer
+	c.Stdout = io.Discard
+	c.Stderr = &errb
+	c.Env = append(os.Environ(), "NO_COLOR=1")
+	err := c.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		t.Skip("no rusage on this platform")
+	}
+	return c.ProcessState.ExitCode(), errb.String(), int64(ru.Maxrss) * 1024 // Linux reports KiB
+}
+
+// TestHostileMemory runs the built binary on every hostile file and checks
+// its peak RSS stays below 64 MB plus the file's size.
+func TestHostileMemory(t *testing.T) {
+	if qkvBinary == "" {
+		t.Skip("the go tool is unavailable or the build failed: cannot build qkv to measure it")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("ru_maxrss units differ off Linux")
+	}
+	cases := loadHostile(t)
+	names := make([]string, 0, len(cases))
+	for n := range cases {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	const budget = 64 << 20
+	var worst int64
+	for _, name := range names {
+		c := cases[name]
+		path := "testdata/hostile/" + name
+		var size int64
+		filepath.WalkDir(filepath.Join(testref.RepoRoot(), filepath.FromSlash(path)), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if st, err := d.Info(); err == nil {
+					size += st.Size()
+				}
+			}
+			return nil
+		})
+		cmds := [][]string{{"ls", path}, {"meta", path}}
+		if c.Cat != nil {
+			cmds = append(cmds, []string{"cat", path, c.Cat.Tensor})
+		}
+		for _, args := range cmds {
+			code, errs, rss := maxRSS(t, args...)
+			worst = max(worst, rss)
+			want := c.Exit
+			if args[0] == "cat" {
+				want = c.Cat.Exit
+			}
+			if code != want {
+				t.Errorf("%v: exit %d, want %d (%s)", args, code, want, strings.TrimSpace(errs))
+			}
+			if rss > budget+size {
+				t.Errorf("%v: peak RSS %d bytes, over 64 MB + the file's %d bytes", args, rss, size)
+			}
+		}
+	}
+	t.Logf("largest peak RSS over the corpus: %.1f MB", float64(worst)/(1<<20))
+}

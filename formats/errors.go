@@ -38,6 +38,9 @@ func (e *Error) Unwrap() error { return e.Err }
 func fileError(file string, err error) error {
 	var fe *Error
 	if errors.As(err, &fe) {
+		if fe.File == "" { // parseJSONObject does not know the file's name
+			fe.File = file
+		}
 		return err
 	}
 	var ge *gguf.Error

@@ -230,7 +230,7 @@ func parseJSONObject(b []byte) (map[string]any, error) {
 	if err := dec.Decode(&m); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return nil, &Error{Offset: se.Offset, Err: fmt.Errorf("invalid JSON: %v", se)}
+			return nil, &Error{Offset: se.Offset - 1, Err: fmt.Errorf("invalid JSON: %v", se)} // Offset counts the bad byte
 		}
 		return nil, fmt.Errorf("invalid JSON: %v", err)
 	}

@@ -20,6 +20,23 @@ import (
 // memory-mapped by the caller) and checks it. Only the first 8+HeaderLen
 // bytes are read; the tensor bytes are never touched. Every error is an
 // *Error.
+//
+// It follows the reference crate's validation, with these differences, each
+// taken from the specification's text or needed to list odd files:
+//   - the header must begin with '{' and may be padded only with spaces
+//     (the specification's MUST and MAY; the crate does not yet enforce the
+//     first and lets serde_json accept tabs and newlines as padding);
+//   - duplicate keys are refused, in the header, in __metadata__ and in a
+//     tensor entry ("Duplicate keys are disallowed" in the specification;
+//     the crate's maps keep one silently);
+//   - a dtype the crate does not know is listed (TensorInfo.DType.Known() is
+//     false) rather than refused; its size check is skipped, its byte range
+//     is still checked;
+//   - offsets and dimensions must fit int64 (the crate allows u64).
+//
+// Like the crate, it ignores unknown fields in a tensor entry, reads
+// "__metadata__": null as no metadata, and refuses JSON nested more than 128
+// levels deep.
 func Parse(data []byte, opts Options) (*File, error) {
 	limit := opts.MaxHeaderBytes
 	if limit <= 0 {
@@ -289,16 +306,18 @@ func (p *parser) tensor(name string, keyOff, dataOffset int64) (TensorInfo, erro
 // intArray reads an array of non-negative integers (of exactly want
 // elements when want >= 0) and returns it with the offset of its '['.
 func (p *parser) intArray(name, field string, want int) ([]int64, int64, error) {
-	what := field + " must be an array of non-negative integers"
-	if want == 2 {
-		what = field + " must be [begin, end], two non-negative integers"
+	what := func() string { // built only for an error: this runs per tensor
+		if want == 2 {
+			return field + " must be [begin, end], two non-negative integers"
+		}
+		return field + " must be an array of non-negative integers"
 	}
 	tok, aoff, err := p.next()
 	if err != nil {
 		return nil, 0, err
 	}
 	if tok != json.Delim('[') {
-		return nil, 0, &Error{Offset: aoff, Tensor: name, Msg: fmt.Sprintf("%s, not %s", what, kind(tok))}
+		return nil, 0, &Error{Offset: aoff, Tensor: name, Msg: fmt.Sprintf("%s, not %s", what(), kind(tok))}
 	}
 	out := []int64{} // [] stays non-nil: a scalar's shape
 	for p.dec.More() {
@@ -308,14 +327,14 @@ func (p *parser) intArray(name, field string, want int) ([]int64, int64, error) 
 		}
 		num, ok := tok.(json.Number)
 		if !ok {
-			return nil, 0, &Error{Offset: off, Tensor: name, Msg: fmt.Sprintf("%s, but holds %s", what, kind(tok))}
+			return nil, 0, &Error{Offset: off, Tensor: name, Msg: fmt.Sprintf("%s, but holds %s", what(), kind(tok))}
 		}
 		v, msg := nonNegInt(string(num))
 		if msg != "" {
 			return nil, 0, &Error{Offset: off, Tensor: name, Msg: fmt.Sprintf("%s value %s %s", field, string(num), msg)}
 		}
 		if want >= 0 && len(out) == want {
-			return nil, 0, &Error{Offset: off, Tensor: name, Msg: what + ", but has more"}
+			return nil, 0, &Error{Offset: off, Tensor: name, Msg: what() + ", but has more"}
 		}
 		out = append(out, v)
 	}
@@ -323,7 +342,7 @@ func (p *parser) intArray(name, field string, want int) ([]int64, int64, error) 
 		return nil, 0, err
 	}
 	if want >= 0 && len(out) != want {
-		return nil, 0, &Error{Offset: aoff, Tensor: name, Msg: fmt.Sprintf("%s, but has %d", what, len(out))}
+		return nil, 0, &Error{Offset: aoff, Tensor: name, Msg: fmt.Sprintf("%s, but has %d", what(), len(out))}
 	}
 	return out, aoff, nil
 }

@@ -36,7 +36,7 @@ func (f *File) Array(data []byte, kv *KV, start, n int) ([]any, error) {
 			d.off = int(cp)
 			skip = uint64(start - c*checkpointEvery)
 		}
-		if err := p.skipStrings(skip); err != nil {
+		if _, err := p.skipStrings(skip, false); err != nil {
 			return nil, err
 		}
 	case Array:

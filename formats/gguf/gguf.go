@@ -170,6 +170,37 @@ func (f *File) DataRange(t *TensorInfo) (start, end int64, ok bool) {
 	return start, start + t.Bytes, true
 }
 
+// what names a field for error messages. It is formatted only when an
+// error happens, so that the happy path allocates nothing for it.
+type what struct {
+	format string // arguments in order: i, s, t (those present)
+	i      int64
+	s      string
+	t      ValueType
+	hasI   bool
+	hasS   bool
+	hasT   bool
+	length bool // the length field of this string
+}
+
+func (w what) String() string {
+	args := make([]any, 0, 3)
+	if w.hasI {
+		args = append(args, w.i)
+	}
+	if w.hasS {
+		args = append(args, w.s)
+	}
+	if w.hasT {
+		args = append(args, w.t)
+	}
+	s := fmt.Sprintf(w.format, args...)
+	if w.length {
+		s += " length"
+	}
+	return s
+}
+
 // decoder reads fields of one byte order and version from data.
 type decoder struct {
 	data []byte
@@ -181,9 +212,9 @@ type decoder struct {
 func (d *decoder) remaining() int { return len(d.data) - d.off }
 
 // need fails unless n more bytes are available.
-func (d *decoder) need(n int, what string) error {
+func (d *decoder) need(n int, w what) error {
 	if n > len(d.data)-d.off {
-		return errorf(int64(d.off), "unexpected end of file reading %s: need %d bytes, %d remain", what, n, d.remaining())
+		return errorf(int64(d.off), "unexpected end of file reading %s: need %d bytes, %d remain", w, n, d.remaining())
 	}
 	return nil
 }
@@ -209,8 +240,8 @@ func (d *decoder) u64at(p int) uint64 {
 	return binary.LittleEndian.Uint64(d.data[p:])
 }
 
-func (d *decoder) u32(what string) (uint32, error) {
-	if err := d.need(4, what); err != nil {
+func (d *decoder) u32(w what) (uint32, error) {
+	if err := d.need(4, w); err != nil {
 		return 0, err
 	}
 	v := d.u32at(d.off)
@@ -218,8 +249,8 @@ func (d *decoder) u32(what string) (uint32, error) {
 	return v, nil
 }
 
-func (d *decoder) u64(what string) (uint64, error) {
-	if err := d.need(8, what); err != nil {
+func (d *decoder) u64(w what) (uint64, error) {
+	if err := d.need(8, w); err != nil {
 		return 0, err
 	}
 	v := d.u64at(d.off)
@@ -236,32 +267,34 @@ func (d *decoder) lenSize() int {
 }
 
 // length reads a length, count or ne field (u32 in v1, u64 after).
-func (d *decoder) length(what string) (uint64, error) {
+func (d *decoder) length(w what) (uint64, error) {
 	if d.v1 {
-		v, err := d.u32(what)
+		v, err := d.u32(w)
 		return uint64(v), err
 	}
-	return d.u64(what)
+	return d.u64(w)
 }
 
 // strBounds reads a string's length and checks that its bytes are present;
 // it returns the start and end of the bytes and leaves d after them.
-func (d *decoder) strBounds(what string) (int, int, error) {
+func (d *decoder) strBounds(w what) (int, int, error) {
 	at := d.off
-	n, err := d.length(what + " length")
+	lw := w
+	lw.length = true
+	n, err := d.length(lw)
 	if err != nil {
 		return 0, 0, err
 	}
 	if n > uint64(d.remaining()) {
-		return 0, 0, errorf(int64(at), "%s: string length %d exceeds the %d bytes remaining", what, n, d.remaining())
+		return 0, 0, errorf(int64(at), "%s: string length %d exceeds the %d bytes remaining", w, n, d.remaining())
 	}
 	s := d.off
 	d.off += int(n)
 	return s, d.off, nil
 }
 
-func (d *decoder) str(what string) (string, error) {
-	s, e, err := d.strBounds(what)
+func (d *decoder) str(w what) (string, error) {
+	s, e, err := d.strBounds(w)
 	if err != nil {
 		return "", err
 	}
@@ -287,18 +320,20 @@ type parser struct {
 	d       decoder
 	lazyMax int
 	key     string // the key being parsed, for messages
+
+	checkpoints []int64 // left by skipArray for the KV being parsed
 }
 
 func (p *parser) parse(opts Options) (*File, error) {
 	d := &p.d
-	if err := d.need(4, "magic"); err != nil {
+	if err := d.need(4, what{format: "magic"}); err != nil {
 		return nil, err
 	}
 	if string(d.data[:4]) != "GGUF" {
 		return nil, errorf(0, "bad magic %q, want \"GGUF\"", d.data[:4])
 	}
 	d.off = 4
-	if err := d.need(4, "version"); err != nil {
+	if err := d.need(4, what{format: "version"}); err != nil {
 		return nil, err
 	}
 	f := &File{Size: int64(len(d.data))}
@@ -327,12 +362,12 @@ func (p *parser) parse(opts Options) (*File, error) {
 	minTensor := ls + 4 + ls + 4 + 8
 
 	ntAt := int64(d.off)
-	nt, err := d.length("tensor count")
+	nt, err := d.length(what{format: "tensor count"})
 	if err != nil {
 		return nil, err
 	}
 	nkvAt := int64(d.off)
-	nkv, err := d.length("kv count")
+	nkv, err := d.length(what{format: "kv count"})
 	if err != nil {
 		return nil, err
 	}
@@ -403,14 +438,14 @@ func (p *parser) parse(opts Options) (*File, error) {
 func (p *parser) parseKV(i uint64) (KV, error) {
 	d := &p.d
 	kv := KV{Offset: int64(d.off), Count: 1}
-	key, err := d.str(fmt.Sprintf("key %d", i))
+	key, err := d.str(what{format: "key %d", i: int64(i), hasI: true})
 	if err != nil {
 		return kv, err
 	}
 	kv.Key = key
 	p.key = key
 	typeAt := d.off
-	t, err := d.u32(fmt.Sprintf("type of key %q", key))
+	t, err := d.u32(what{format: "type of key %q", s: key, hasS: true})
 	if err != nil {
 		return kv, err
 	}
@@ -420,7 +455,7 @@ func (p *parser) parseKV(i uint64) (KV, error) {
 	}
 	kv.ValueOffset = int64(d.off)
 	if kv.Type != Array {
-		v, err := p.scalar(kv.Type, "value of key")
+		v, err := p.scalar(kv.Type, false)
 		if err != nil {
 			return kv, err
 		}
@@ -445,20 +480,24 @@ func (p *parser) parseKV(i uint64) (KV, error) {
 		return kv, nil
 	}
 	kv.Lazy = true
-	if elem == String && count > checkpointEvery {
-		kv.checkpoints = p.stringCheckpoints(kv.ValueOffset, count)
-	}
+	kv.checkpoints, p.checkpoints = p.checkpoints, nil
 	return kv, nil
 }
 
 // scalar decodes one value of a non-array type at d.off.
-func (p *parser) scalar(t ValueType, what string) (any, error) {
+func (p *parser) scalar(t ValueType, elem bool) (any, error) {
 	d := &p.d
-	if t == String {
-		return d.str(fmt.Sprintf("%s %q", what, p.key))
+	w := what{format: "value of key %q", s: p.key, hasS: true}
+	if elem {
+		w.format = "element of key %q"
 	}
+	if t == String {
+		return d.str(w)
+	}
+	w.format += " (%s)"
+	w.t, w.hasT = t, true
 	n := fixedSize[t]
-	if err := d.need(n, fmt.Sprintf("%s %q (%s)", what, p.key, t)); err != nil {
+	if err := d.need(n, w); err != nil {
 		return nil, err
 	}
 	v := decodeFixed(d, t, d.off)
@@ -504,7 +543,7 @@ func (p *parser) arrayHeader(depth int) (ValueType, uint64, error) {
 	if depth > MaxArrayDepth {
 		return 0, 0, errorf(int64(at), "key %q: arrays nested too deep (more than %d levels)", p.key, MaxArrayDepth)
 	}
-	et, err := d.u32(fmt.Sprintf("array element type of key %q", p.key))
+	et, err := d.u32(what{format: "array element type of key %q", s: p.key, hasS: true})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -513,7 +552,7 @@ func (p *parser) arrayHeader(depth int) (ValueType, uint64, error) {
 		return 0, 0, errorf(int64(at), "key %q: invalid array element type %d", p.key, et)
 	}
 	countAt := d.off
-	count, err := d.length(fmt.Sprintf("array count of key %q", p.key))
+	count, err := d.length(what{format: "array count of key %q", s: p.key, hasS: true})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -547,9 +586,13 @@ func (p *parser) skipArray(depth int) (ValueType, uint64, uint64, error) {
 	total := count
 	switch elem {
 	case String:
-		if err := p.skipStrings(count); err != nil {
+		// Remember where to restart for a top-level array that stays lazy.
+		record := depth == 1 && count > checkpointEvery && (p.lazyMax < 0 || count > uint64(p.lazyMax))
+		cps, err := p.skipStrings(count, record)
+		if err != nil {
 			return 0, 0, 0, err
 		}
+		p.checkpoints = cps
 	case Array:
 		for i := uint64(0); i < count; i++ {
 			_, _, sub, err := p.skipArray(depth + 1)
@@ -566,28 +609,43 @@ func (p *parser) skipArray(depth int) (ValueType, uint64, uint64, error) {
 }
 
 // skipStrings moves past count strings at d.off, checking each length but
-// allocating nothing: the hot loop of vocabulary files.
-func (p *parser) skipStrings(count uint64) error {
+// allocating nothing: the hot loop of vocabulary files. With record it also
+// returns the offset of every checkpointEvery-th string.
+func (p *parser) skipStrings(count uint64, record bool) ([]int64, error) {
 	d := &p.d
-	data, off, ls := d.data, d.off, d.lenSize()
+	data, off, ls, be := d.data, d.off, d.lenSize(), d.be
+	var cps []int64
+	if record {
+		cps = make([]int64, 0, count/checkpointEvery+1)
+	}
 	for i := uint64(0); i < count; i++ {
+		if record && i&(checkpointEvery-1) == 0 {
+			cps = append(cps, int64(off))
+		}
 		if ls > len(data)-off {
 			d.off = off
-			return d.need(ls, fmt.Sprintf("length of element %d of key %q", i, p.key))
+			return nil, d.need(ls, what{format: "length of element %d of key %q", i: int64(i), hasI: true, s: p.key, hasS: true})
 		}
 		var n uint64
-		if d.v1 {
-			n = uint64(d.u32at(off))
+		if ls == 8 {
+			n = binary.LittleEndian.Uint64(data[off:])
+			if be {
+				n = bits.ReverseBytes64(n)
+			}
 		} else {
-			n = d.u64at(off)
+			v := binary.LittleEndian.Uint32(data[off:])
+			if be {
+				v = bits.ReverseBytes32(v)
+			}
+			n = uint64(v)
 		}
 		if n > uint64(len(data)-off-ls) {
-			return errorf(int64(off), "element %d of key %q: string length %d exceeds the %d bytes remaining", i, p.key, n, len(data)-off-ls)
+			return nil, errorf(int64(off), "element %d of key %q: string length %d exceeds the %d bytes remaining", i, p.key, n, len(data)-off-ls)
 		}
 		off += ls + int(n)
 	}
 	d.off = off
-	return nil
+	return cps, nil
 }
 
 // array decodes the whole array at d.off (its element type field).
@@ -610,41 +668,19 @@ func (p *parser) element(elem ValueType, depth int) (any, error) {
 	if elem == Array {
 		return p.array(depth + 1)
 	}
-	return p.scalar(elem, "element of key")
-}
-
-// stringCheckpoints records the offset of every checkpointEvery-th element
-// of a validated string array whose element type field is at valueOff.
-func (p *parser) stringCheckpoints(valueOff int64, count uint64) []int64 {
-	d := &p.d
-	ls := d.lenSize()
-	off := int(valueOff) + 4 + ls
-	cps := make([]int64, 0, count/checkpointEvery+1)
-	for i := uint64(0); i < count; i++ {
-		if i%checkpointEvery == 0 {
-			cps = append(cps, int64(off))
-		}
-		var n uint64
-		if d.v1 {
-			n = uint64(d.u32at(off))
-		} else {
-			n = d.u64at(off)
-		}
-		off += ls + int(n)
-	}
-	return cps
+	return p.scalar(elem, true)
 }
 
 func (p *parser) parseTensorInfo(i uint64) (TensorInfo, error) {
 	d := &p.d
 	t := TensorInfo{InfoOffset: int64(d.off), Bytes: -1}
-	name, err := d.str(fmt.Sprintf("name of tensor %d", i))
+	name, err := d.str(what{format: "name of tensor %d", i: int64(i), hasI: true})
 	if err != nil {
 		return t, err
 	}
 	t.Name = name
 	ndAt := d.off
-	nd, err := d.u32(fmt.Sprintf("n_dims of tensor %q", name))
+	nd, err := d.u32(what{format: "n_dims of tensor %q", s: name, hasS: true})
 	if err != nil {
 		return t, err
 	}
@@ -657,7 +693,7 @@ func (p *parser) parseTensorInfo(i uint64) (TensorInfo, error) {
 	overflow := false
 	for j := range t.Dims {
 		at := d.off
-		v, err := d.length(fmt.Sprintf("ne[%d] of tensor %q", j, name))
+		v, err := d.length(what{format: "ne[%d] of tensor %q", i: int64(j), hasI: true, s: name, hasS: true})
 		if err != nil {
 			return t, err
 		}
@@ -678,7 +714,7 @@ func (p *parser) parseTensorInfo(i uint64) (TensorInfo, error) {
 		return t, errorf(t.dimsOffset, "tensor %q: element count of shape %v overflows int64", name, t.Dims)
 	}
 	typeAt := d.off
-	id, err := d.u32(fmt.Sprintf("type of tensor %q", name))
+	id, err := d.u32(what{format: "type of tensor %q", s: name, hasS: true})
 	if err != nil {
 		return t, err
 	}
@@ -696,7 +732,7 @@ func (p *parser) parseTensorInfo(i uint64) (TensorInfo, error) {
 		t.Bytes = int64(lo)
 	}
 	t.offsetOffset = int64(d.off)
-	if t.Offset, err = d.u64(fmt.Sprintf("offset of tensor %q", name)); err != nil {
+	if t.Offset, err = d.u64(what{format: "offset of tensor %q", s: name, hasS: true}); err != nil {
 		return t, err
 	}
 	return t, nil

@@ -18,7 +18,7 @@ import (
 	"github.com/qkvdev/qkv/internal/testref"
 )
 
-func readShared(t *testing.T, rel string) []byte {
+func readShared(t testing.TB, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(testref.SharedDir(t), rel))
 	if err != nil {

@@ -10,8 +10,11 @@ import (
 // minimum). Scales are combined with the fp16 super-block scale first
 // (dl = d * sc, exact) and then applied as dl * q - ml, in the reference's
 // order, so that Inf/NaN super-block scales give the reference's NaNs and
-// infinities. As in legacy.go, loops are unrolled eight elements at a time
-// and codes are assembled eight at a time in a uint64, one per byte.
+// infinities. As in legacy.go, loops are unrolled eight elements at a time.
+// Codes are assembled eight at a time in a uint64 (one per byte), stored to
+// a small stack buffer and read back byte by byte: extracting the bytes with
+// shifts instead makes the compiler compute all of them up front and spill
+// them, which is about 25% slower.
 
 func init() {
 	register(idQ2K, decodeQ2K)
@@ -27,6 +30,7 @@ func init() {
 // quants of sub-blocks 0..7 are in qs[0:32] (bits 2k..2k+1 for sub-blocks
 // 2k and 2k+1 in halves of 16 bytes), those of 8..15 in qs[32:64].
 func decodeQ2K(dst []float32, src []byte) {
+	var buf [32]byte // codes, one per byte, read back as bytes
 	t := &uint8Table
 	for len(src) >= 84 && len(dst) >= 256 {
 		b := (*[84]byte)(src)
@@ -38,16 +42,16 @@ func decodeQ2K(dst []float32, src []byte) {
 			dl := d * float32(sc&15)
 			ml := dmin * float32(sc>>4)
 			for g := range 2 {
-				v := le64((*[8]byte)(b[16+32*n+16*h+8*g:])) >> (2 * j) & lowPairs
+				binary.LittleEndian.PutUint64(buf[:], le64((*[8]byte)(b[16+32*n+16*h+8*g:]))>>(2*j)&lowPairs)
 				a := (*[8]float32)(o[16*s+8*g:])
-				a[0] = dl*t[uint8(v)] - ml
-				a[1] = dl*t[uint8(v>>8)] - ml
-				a[2] = dl*t[uint8(v>>16)] - ml
-				a[3] = dl*t[uint8(v>>24)] - ml
-				a[4] = dl*t[uint8(v>>32)] - ml
-				a[5] = dl*t[uint8(v>>40)] - ml
-				a[6] = dl*t[uint8(v>>48)] - ml
-				a[7] = dl*t[uint8(v>>56)] - ml
+				a[0] = dl*t[buf[0]] - ml
+				a[1] = dl*t[buf[1]] - ml
+				a[2] = dl*t[buf[2]] - ml
+				a[3] = dl*t[buf[3]] - ml
+				a[4] = dl*t[buf[4]] - ml
+				a[5] = dl*t[buf[5]] - ml
+				a[6] = dl*t[buf[6]] - ml
+				a[7] = dl*t[buf[7]] - ml
 			}
 		}
 		src, dst = src[84:], dst[256:]
@@ -80,6 +84,7 @@ func unpackQ3Scales(s *[12]byte) [16]int8 {
 // Element value = d * (scale - 32) * (q2 - (hbit ? 0 : 4)), and
 // q2 - (hbit ? 0 : 4) = (q2 | hbit<<2) - 4.
 func decodeQ3K(dst []float32, src []byte) {
+	var buf [32]byte // codes, one per byte, read back as bytes
 	t := &uint8M4
 	for len(src) >= 110 && len(dst) >= 256 {
 		b := (*[110]byte)(src)
@@ -92,16 +97,16 @@ func decodeQ3K(dst []float32, src []byte) {
 			for g := range 2 {
 				q := le64((*[8]byte)(b[32+32*n+16*h+8*g:]))
 				hm := le64((*[8]byte)(b[16*h+8*g:]))
-				v := q>>(2*j)&lowPairs | (hm>>(4*n+j)&lowBits)<<2
+				binary.LittleEndian.PutUint64(buf[:], q>>(2*j)&lowPairs|(hm>>(4*n+j)&lowBits)<<2)
 				a := (*[8]float32)(o[16*s+8*g:])
-				a[0] = dl * t[uint8(v)]
-				a[1] = dl * t[uint8(v>>8)]
-				a[2] = dl * t[uint8(v>>16)]
-				a[3] = dl * t[uint8(v>>24)]
-				a[4] = dl * t[uint8(v>>32)]
-				a[5] = dl * t[uint8(v>>40)]
-				a[6] = dl * t[uint8(v>>48)]
-				a[7] = dl * t[uint8(v>>56)]
+				a[0] = dl * t[buf[0]]
+				a[1] = dl * t[buf[1]]
+				a[2] = dl * t[buf[2]]
+				a[3] = dl * t[buf[3]]
+				a[4] = dl * t[buf[4]]
+				a[5] = dl * t[buf[5]]
+				a[6] = dl * t[buf[6]]
+				a[7] = dl * t[buf[7]]
 			}
 		}
 		src, dst = src[110:], dst[256:]
@@ -155,6 +160,7 @@ func decodeQ4K(dst []float32, src []byte) {
 // bytes. As Q4_K, with the fifth bit of element l of sub-block k in bit k of
 // qh[l].
 func decodeQ5K(dst []float32, src []byte) {
+	var buf [32]byte // codes, one per byte, read back as bytes
 	t := &uint8Table
 	for len(src) >= 176 && len(dst) >= 256 {
 		b := (*[176]byte)(src)
@@ -169,18 +175,18 @@ func decodeQ5K(dst []float32, src []byte) {
 			for g := range 4 {
 				q := le64((*[8]byte)(b[48+32*j+8*g:]))
 				qh := le64((*[8]byte)(b[16+8*g:]))
-				l := q&lowNibbles | (qh>>(2*j)&lowBits)<<4
-				h := q>>4&lowNibbles | (qh>>(2*j+1)&lowBits)<<4
+				binary.LittleEndian.PutUint64(buf[0:8], q&lowNibbles|(qh>>(2*j)&lowBits)<<4)
+				binary.LittleEndian.PutUint64(buf[8:16], q>>4&lowNibbles|(qh>>(2*j+1)&lowBits)<<4)
 				lo := (*[8]float32)(o[64*j+8*g:])
 				hi := (*[8]float32)(o[64*j+32+8*g:])
-				lo[0], hi[0] = d1*t[uint8(l)]-ml1, d2*t[uint8(h)]-ml2
-				lo[1], hi[1] = d1*t[uint8(l>>8)]-ml1, d2*t[uint8(h>>8)]-ml2
-				lo[2], hi[2] = d1*t[uint8(l>>16)]-ml1, d2*t[uint8(h>>16)]-ml2
-				lo[3], hi[3] = d1*t[uint8(l>>24)]-ml1, d2*t[uint8(h>>24)]-ml2
-				lo[4], hi[4] = d1*t[uint8(l>>32)]-ml1, d2*t[uint8(h>>32)]-ml2
-				lo[5], hi[5] = d1*t[uint8(l>>40)]-ml1, d2*t[uint8(h>>40)]-ml2
-				lo[6], hi[6] = d1*t[uint8(l>>48)]-ml1, d2*t[uint8(h>>48)]-ml2
-				lo[7], hi[7] = d1*t[uint8(l>>56)]-ml1, d2*t[uint8(h>>56)]-ml2
+				lo[0], hi[0] = d1*t[buf[0]]-ml1, d2*t[buf[8]]-ml2
+				lo[1], hi[1] = d1*t[buf[1]]-ml1, d2*t[buf[9]]-ml2
+				lo[2], hi[2] = d1*t[buf[2]]-ml1, d2*t[buf[10]]-ml2
+				lo[3], hi[3] = d1*t[buf[3]]-ml1, d2*t[buf[11]]-ml2
+				lo[4], hi[4] = d1*t[buf[4]]-ml1, d2*t[buf[12]]-ml2
+				lo[5], hi[5] = d1*t[buf[5]]-ml1, d2*t[buf[13]]-ml2
+				lo[6], hi[6] = d1*t[buf[6]]-ml1, d2*t[buf[14]]-ml2
+				lo[7], hi[7] = d1*t[buf[7]]-ml1, d2*t[buf[15]]-ml2
 			}
 		}
 		src, dst = src[176:], dst[256:]
@@ -192,6 +198,7 @@ func decodeQ5K(dst []float32, src []byte) {
 // bytes of ql, 32 of qh and 8 scales (one per 16 elements); byte l < 32 of
 // the half's ql/qh serves elements l, l+32, l+64 and l+96.
 func decodeQ6K(dst []float32, src []byte) {
+	var buf [32]byte // codes, one per byte, read back as bytes
 	t := &uint8M32
 	for len(src) >= 210 && len(dst) >= 256 {
 		b := (*[210]byte)(src)
@@ -208,46 +215,46 @@ func decodeQ6K(dst []float32, src []byte) {
 				lq := le64((*[8]byte)(b[64*n+8*g:]))
 				lr := le64((*[8]byte)(b[64*n+32+8*g:]))
 				qh := le64((*[8]byte)(b[128+32*n+8*g:]))
-				x0 := lq&lowNibbles | (qh&lowPairs)<<4
-				x1 := lr&lowNibbles | (qh>>2&lowPairs)<<4
-				x2 := lq>>4&lowNibbles | (qh>>4&lowPairs)<<4
-				x3 := lr>>4&lowNibbles | (qh>>6&lowPairs)<<4
+				binary.LittleEndian.PutUint64(buf[0:8], lq&lowNibbles|(qh&lowPairs)<<4)
+				binary.LittleEndian.PutUint64(buf[8:16], lr&lowNibbles|(qh>>2&lowPairs)<<4)
+				binary.LittleEndian.PutUint64(buf[16:24], lq>>4&lowNibbles|(qh>>4&lowPairs)<<4)
+				binary.LittleEndian.PutUint64(buf[24:32], lr>>4&lowNibbles|(qh>>6&lowPairs)<<4)
 				a0 := (*[8]float32)(o[128*n+8*g:])
 				a1 := (*[8]float32)(o[128*n+32+8*g:])
 				a2 := (*[8]float32)(o[128*n+64+8*g:])
 				a3 := (*[8]float32)(o[128*n+96+8*g:])
-				a0[0] = d0 * t[uint8(x0)]
-				a0[1] = d0 * t[uint8(x0>>8)]
-				a0[2] = d0 * t[uint8(x0>>16)]
-				a0[3] = d0 * t[uint8(x0>>24)]
-				a0[4] = d0 * t[uint8(x0>>32)]
-				a0[5] = d0 * t[uint8(x0>>40)]
-				a0[6] = d0 * t[uint8(x0>>48)]
-				a0[7] = d0 * t[uint8(x0>>56)]
-				a1[0] = d1 * t[uint8(x1)]
-				a1[1] = d1 * t[uint8(x1>>8)]
-				a1[2] = d1 * t[uint8(x1>>16)]
-				a1[3] = d1 * t[uint8(x1>>24)]
-				a1[4] = d1 * t[uint8(x1>>32)]
-				a1[5] = d1 * t[uint8(x1>>40)]
-				a1[6] = d1 * t[uint8(x1>>48)]
-				a1[7] = d1 * t[uint8(x1>>56)]
-				a2[0] = d2 * t[uint8(x2)]
-				a2[1] = d2 * t[uint8(x2>>8)]
-				a2[2] = d2 * t[uint8(x2>>16)]
-				a2[3] = d2 * t[uint8(x2>>24)]
-				a2[4] = d2 * t[uint8(x2>>32)]
-				a2[5] = d2 * t[uint8(x2>>40)]
-				a2[6] = d2 * t[uint8(x2>>48)]
-				a2[7] = d2 * t[uint8(x2>>56)]
-				a3[0] = d3 * t[uint8(x3)]
-				a3[1] = d3 * t[uint8(x3>>8)]
-				a3[2] = d3 * t[uint8(x3>>16)]
-				a3[3] = d3 * t[uint8(x3>>24)]
-				a3[4] = d3 * t[uint8(x3>>32)]
-				a3[5] = d3 * t[uint8(x3>>40)]
-				a3[6] = d3 * t[uint8(x3>>48)]
-				a3[7] = d3 * t[uint8(x3>>56)]
+				a0[0] = d0 * t[buf[0]]
+				a0[1] = d0 * t[buf[1]]
+				a0[2] = d0 * t[buf[2]]
+				a0[3] = d0 * t[buf[3]]
+				a0[4] = d0 * t[buf[4]]
+				a0[5] = d0 * t[buf[5]]
+				a0[6] = d0 * t[buf[6]]
+				a0[7] = d0 * t[buf[7]]
+				a1[0] = d1 * t[buf[8]]
+				a1[1] = d1 * t[buf[9]]
+				a1[2] = d1 * t[buf[10]]
+				a1[3] = d1 * t[buf[11]]
+				a1[4] = d1 * t[buf[12]]
+				a1[5] = d1 * t[buf[13]]
+				a1[6] = d1 * t[buf[14]]
+				a1[7] = d1 * t[buf[15]]
+				a2[0] = d2 * t[buf[16]]
+				a2[1] = d2 * t[buf[17]]
+				a2[2] = d2 * t[buf[18]]
+				a2[3] = d2 * t[buf[19]]
+				a2[4] = d2 * t[buf[20]]
+				a2[5] = d2 * t[buf[21]]
+				a2[6] = d2 * t[buf[22]]
+				a2[7] = d2 * t[buf[23]]
+				a3[0] = d3 * t[buf[24]]
+				a3[1] = d3 * t[buf[25]]
+				a3[2] = d3 * t[buf[26]]
+				a3[3] = d3 * t[buf[27]]
+				a3[4] = d3 * t[buf[28]]
+				a3[5] = d3 * t[buf[29]]
+				a3[6] = d3 * t[buf[30]]
+				a3[7] = d3 * t[buf[31]]
 			}
 		}
 		src, dst = src[210:], dst[256:]

@@ -1,6 +1,9 @@
 package dtype
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // Kernels for GGML's 32-element block types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
 // Q8_1 and MXFP4. Each block stores its scale first; element j of the low
@@ -86,6 +89,7 @@ const (
 // Q5_0: {fp16 d; u8 qh[4]; u8 qs[16]}; bit j of qh is the fifth bit of
 // element j, bit j+16 that of element j+16; value = (q - 16) * d.
 func decodeQ5_0(dst []float32, src []byte) {
+	var buf [16]byte // codes, one per byte (see kquants.go)
 	t := &uint8M16
 	for len(src) >= 22 && len(dst) >= 32 {
 		b := (*[22]byte)(src)
@@ -96,18 +100,18 @@ func decodeQ5_0(dst []float32, src []byte) {
 			// The 5-bit codes of elements 8g..8g+7 (l) and 16+8g.. (h),
 			// one per byte.
 			q := le64((*[8]byte)(b[6+8*g:]))
-			l := q&lowNibbles | spreadBits[uint8(qh>>(8*g))]<<4
-			h := q>>4&lowNibbles | spreadBits[uint8(qh>>(16+8*g))]<<4
+			binary.LittleEndian.PutUint64(buf[0:8], q&lowNibbles|spreadBits[uint8(qh>>(8*g))]<<4)
+			binary.LittleEndian.PutUint64(buf[8:16], q>>4&lowNibbles|spreadBits[uint8(qh>>(16+8*g))]<<4)
 			lo := (*[8]float32)(o[8*g:])
 			hi := (*[8]float32)(o[16+8*g:])
-			lo[0], hi[0] = t[uint8(l)]*d, t[uint8(h)]*d
-			lo[1], hi[1] = t[uint8(l>>8)]*d, t[uint8(h>>8)]*d
-			lo[2], hi[2] = t[uint8(l>>16)]*d, t[uint8(h>>16)]*d
-			lo[3], hi[3] = t[uint8(l>>24)]*d, t[uint8(h>>24)]*d
-			lo[4], hi[4] = t[uint8(l>>32)]*d, t[uint8(h>>32)]*d
-			lo[5], hi[5] = t[uint8(l>>40)]*d, t[uint8(h>>40)]*d
-			lo[6], hi[6] = t[uint8(l>>48)]*d, t[uint8(h>>48)]*d
-			lo[7], hi[7] = t[uint8(l>>56)]*d, t[uint8(h>>56)]*d
+			lo[0], hi[0] = t[buf[0]]*d, t[buf[8]]*d
+			lo[1], hi[1] = t[buf[1]]*d, t[buf[9]]*d
+			lo[2], hi[2] = t[buf[2]]*d, t[buf[10]]*d
+			lo[3], hi[3] = t[buf[3]]*d, t[buf[11]]*d
+			lo[4], hi[4] = t[buf[4]]*d, t[buf[12]]*d
+			lo[5], hi[5] = t[buf[5]]*d, t[buf[13]]*d
+			lo[6], hi[6] = t[buf[6]]*d, t[buf[14]]*d
+			lo[7], hi[7] = t[buf[7]]*d, t[buf[15]]*d
 		}
 		src, dst = src[22:], dst[32:]
 	}
@@ -115,6 +119,7 @@ func decodeQ5_0(dst []float32, src []byte) {
 
 // Q5_1: {fp16 d; fp16 m; u8 qh[4]; u8 qs[16]}, value = q * d + m.
 func decodeQ5_1(dst []float32, src []byte) {
+	var buf [16]byte // codes, one per byte (see kquants.go)
 	t := &uint8Table
 	for len(src) >= 24 && len(dst) >= 32 {
 		b := (*[24]byte)(src)
@@ -125,18 +130,18 @@ func decodeQ5_1(dst []float32, src []byte) {
 			// The 5-bit codes of elements 8g..8g+7 (l) and 16+8g.. (h),
 			// one per byte.
 			q := le64((*[8]byte)(b[8+8*g:]))
-			l := q&lowNibbles | spreadBits[uint8(qh>>(8*g))]<<4
-			h := q>>4&lowNibbles | spreadBits[uint8(qh>>(16+8*g))]<<4
+			binary.LittleEndian.PutUint64(buf[0:8], q&lowNibbles|spreadBits[uint8(qh>>(8*g))]<<4)
+			binary.LittleEndian.PutUint64(buf[8:16], q>>4&lowNibbles|spreadBits[uint8(qh>>(16+8*g))]<<4)
 			lo := (*[8]float32)(o[8*g:])
 			hi := (*[8]float32)(o[16+8*g:])
-			lo[0], hi[0] = t[uint8(l)]*d+m, t[uint8(h)]*d+m
-			lo[1], hi[1] = t[uint8(l>>8)]*d+m, t[uint8(h>>8)]*d+m
-			lo[2], hi[2] = t[uint8(l>>16)]*d+m, t[uint8(h>>16)]*d+m
-			lo[3], hi[3] = t[uint8(l>>24)]*d+m, t[uint8(h>>24)]*d+m
-			lo[4], hi[4] = t[uint8(l>>32)]*d+m, t[uint8(h>>32)]*d+m
-			lo[5], hi[5] = t[uint8(l>>40)]*d+m, t[uint8(h>>40)]*d+m
-			lo[6], hi[6] = t[uint8(l>>48)]*d+m, t[uint8(h>>48)]*d+m
-			lo[7], hi[7] = t[uint8(l>>56)]*d+m, t[uint8(h>>56)]*d+m
+			lo[0], hi[0] = t[buf[0]]*d+m, t[buf[8]]*d+m
+			lo[1], hi[1] = t[buf[1]]*d+m, t[buf[9]]*d+m
+			lo[2], hi[2] = t[buf[2]]*d+m, t[buf[10]]*d+m
+			lo[3], hi[3] = t[buf[3]]*d+m, t[buf[11]]*d+m
+			lo[4], hi[4] = t[buf[4]]*d+m, t[buf[12]]*d+m
+			lo[5], hi[5] = t[buf[5]]*d+m, t[buf[13]]*d+m
+			lo[6], hi[6] = t[buf[6]]*d+m, t[buf[14]]*d+m
+			lo[7], hi[7] = t[buf[7]]*d+m, t[buf[15]]*d+m
 		}
 		src, dst = src[24:], dst[32:]
 	}

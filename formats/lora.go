@@ -20,6 +20,11 @@ type AdapterInfo struct {
 	ScaleRule string `json:"scale_rule"`
 }
 
+// maxLoRAElements caps one expanded update (ΔW of a 16384-wide model is
+// 2^28 elements): the factors are small, so the file size alone does not
+// bound what expanding them allocates.
+const maxLoRAElements = 1 << 30
+
 // LoRASource is a LoRA update ΔW = Scale · B · A of one projection.
 type LoRASource struct {
 	A, B *Tensor
@@ -132,13 +137,31 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 		if ra != rb || ra < 1 || ra > 1<<20 {
 			return nil, &Error{File: c.Path, Tensor: p.b.Name, Offset: -1, Err: fmt.Errorf("LoRA ranks disagree or are implausible: A %v, B %v", p.a.Shape, p.b.Shape)}
 		}
+		if out < 1 || in < 1 || out*in > maxLoRAElements {
+			return nil, &Error{File: c.Path, Tensor: p.b.Name, Offset: -1, Err: fmt.Errorf("the LoRA update would be [%d, %d], more than the %d elements this tool expands", out, in, maxLoRAElements)}
+		}
 		if dModel == 0 && p.m.role != roleO {
 			dModel = int(in)
 		}
 		mt := p.m
 		mt.t = p.a
 		matches = append(matches, mt)
-		_ = out
+	}
+	// Every update must agree on d_model: the input of W_Q/W_K/W_V and the
+	// output of W_O.
+	for _, mod := range order {
+		p := pairs[mod]
+		out, in := p.b.Shape[0], p.a.Shape[1]
+		if p.mlx {
+			out, in = p.b.Shape[1], p.a.Shape[0]
+		}
+		d := in
+		if p.m.role == roleO {
+			d = out
+		}
+		if dModel != 0 && int(d) != dModel {
+			return nil, &Error{File: c.Path, Tensor: p.a.Name, Offset: -1, Err: fmt.Errorf("LoRA update [%d, %d] does not fit d_model %d of the other updates", out, in, dModel)}
+		}
 	}
 
 	// Scale.
@@ -148,7 +171,8 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 	}
 
 	// Geometry: what the adapter and flags give.
-	g := Geometry{Arch: guessArch(info.BaseModel), DModel: dModel, Causal: true, PreNorm: true, Norm: NormNone}
+	arch := guessArch(info.BaseModel)
+	g := Geometry{Arch: arch, DModel: dModel, Causal: arch != "" && arch != "bert", Norm: NormNone}
 	if c.Config != nil {
 		mt, conf := hfModelType(cfg(c.Config))
 		gs := hfGeometry(conf, mt, hfArch(mt, conf), "")

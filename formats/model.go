@@ -537,7 +537,7 @@ func (m *Model) completeGeometry(per []map[int]*layerTensors, stacks []string, g
 		}
 	}
 	if g.HeadDim == 0 {
-		return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("head_dim is unknown and cannot be derived from %d heads; pass --head-dim N", g.NHeads)}
+		return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("head_dim cannot be derived from the tensor shapes with %d heads (from %s); check --heads, or pass --head-dim N", g.NHeads, geo.from)}
 	}
 	if g.NKVHeads > g.NHeads || g.NHeads%g.NKVHeads != 0 {
 		return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("n_heads %d is not a multiple of n_kv_heads %d (from %s); fix with --heads/--kv-heads", g.NHeads, g.NKVHeads, geo.from)}
@@ -759,7 +759,9 @@ func rowRuns(rows []int) string {
 // ---- loading ----
 
 // LoadLayer decodes layer index i into fresh float32 buffers in the
-// DESIGN.md convention. It is safe for concurrent use.
+// DESIGN.md convention (for adapters: the updates ΔW = scale·B·A). A
+// projection the checkpoint lacks (a LoRA adapter that targets only q and v)
+// is an empty Matrix, not zeros. It is safe for concurrent use.
 func (m *Model) LoadLayer(i int) (*Layer, error) {
 	ls := m.Layer(i)
 	if ls == nil {

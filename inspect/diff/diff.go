@@ -1,0 +1,327 @@
+// Package diff compares the attention projections of two checkpoints of one
+// model — a base and its fine-tune, or a safetensors source and its GGUF
+// conversion or quantization — layer by layer and projection by projection.
+//
+// Definitions, for A (the first checkpoint) and B (the second), both float32
+// matrices of one shape, sums accumulated in float64:
+//
+//	rel_fro               = ‖A − B‖_F / ‖A‖_F        (null when ‖A‖_F = 0)
+//	cosine                = ⟨A, B⟩ / (‖A‖_F ‖B‖_F)   (null when either is 0)
+//	max_abs               = max |A − B|
+//	snr_db                = 10 log10(‖A‖_F² / ‖A − B‖_F²)   (null, with "identical", when A = B)
+//	spectral_norm_change  = σ₁(B) / σ₁(A) − 1        (relative change)
+//	effective_rank_change = erank(B) − erank(A)
+//	delta_effective_rank  = erank(B − A)              (null when A = B)
+//
+// σ₁ and erank are inspect's spectral_norm and effective_rank. A low
+// delta_effective_rank reveals a low-rank update such as a merged LoRA.
+package diff
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/inspect"
+)
+
+// Schema names the JSON document's format.
+const Schema = "qkv.diff/v1"
+
+// ProjDiff compares one projection of one layer.
+type ProjDiff struct {
+	Shape               [2]int        `json:"shape"`
+	RelFro              inspect.Float `json:"rel_fro"`
+	Cosine              inspect.Float `json:"cosine"`
+	MaxAbs              inspect.Float `json:"max_abs"`
+	SNRdB               inspect.Float `json:"snr_db"`
+	SpectralNormChange  inspect.Float `json:"spectral_norm_change"`
+	EffectiveRankChange inspect.Float `json:"effective_rank_change"`
+	DeltaEffectiveRank  inspect.Float `json:"delta_effective_rank"`
+	// Identical: A and B are equal element for element.
+	Identical bool `json:"identical,omitempty"`
+	// NonFinite: A or B holds NaN or Inf, so the numbers are null.
+	NonFinite bool `json:"non_finite,omitempty"`
+	// Error says why the projection could not be compared (shape mismatch).
+	Error string `json:"error,omitempty"`
+}
+
+// LayerDiff holds one layer's comparisons; a projection absent from either
+// checkpoint is nil.
+type LayerDiff struct {
+	Index int       `json:"index"`
+	Q     *ProjDiff `json:"q"`
+	K     *ProjDiff `json:"k"`
+	V     *ProjDiff `json:"v"`
+	O     *ProjDiff `json:"o"`
+}
+
+func (l *LayerDiff) set(p formats.Projection, d *ProjDiff) {
+	switch p {
+	case formats.ProjQ:
+		l.Q = d
+	case formats.ProjK:
+		l.K = d
+	case formats.ProjV:
+		l.V = d
+	default:
+		l.O = d
+	}
+}
+
+// Get returns the named projection's comparison.
+func (l *LayerDiff) Get(p formats.Projection) *ProjDiff {
+	switch p {
+	case formats.ProjQ:
+		return l.Q
+	case formats.ProjK:
+		return l.K
+	case formats.ProjV:
+		return l.V
+	}
+	return l.O
+}
+
+// Worst names a projection with a large relative error.
+type Worst struct {
+	Layer      int           `json:"layer"`
+	Projection string        `json:"projection"`
+	RelFro     inspect.Float `json:"rel_fro"`
+	SNRdB      inspect.Float `json:"snr_db"`
+}
+
+// Summary aggregates the comparison.
+type Summary struct {
+	Compared   int           `json:"compared"`
+	Identical  int           `json:"identical"`
+	MaxRelFro  inspect.Float `json:"max_rel_fro"`
+	MeanRelFro inspect.Float `json:"mean_rel_fro"`
+	MinSNRdB   inspect.Float `json:"min_snr_db"`
+	Worst      []Worst       `json:"worst"`
+}
+
+// Report is the document `qkv diff --json` prints.
+type Report struct {
+	Schema string           `json:"schema"`
+	A      string           `json:"a"`
+	B      string           `json:"b"`
+	ModelA formats.Geometry `json:"model_a"`
+	ModelB formats.Geometry `json:"model_b"`
+	Layers []LayerDiff      `json:"layers"`
+	// OnlyInA and OnlyInB list projections ("layers.3.q") present in one
+	// checkpoint only, and, when both are the same format, tensor names.
+	OnlyInA []string `json:"only_in_a"`
+	OnlyInB []string `json:"only_in_b"`
+	Summary Summary  `json:"summary"`
+}
+
+// Source is what diff reads from each side: inspect's LayerSource.
+type Source = inspect.LayerSource
+
+// Options tune Compare.
+type Options struct {
+	// Workers bounds how many layers are compared at once (default GOMAXPROCS).
+	Workers int
+	// Fast uses inspect's Lanczos estimates for spectral norm and effective rank.
+	Fast bool
+	// WorstCount is how many worst projections the summary names (default 5).
+	WorstCount int
+}
+
+// Compare compares every layer index the two sources share.
+func Compare(ctx context.Context, a, b Source, opts Options) (*Report, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.WorstCount <= 0 {
+		opts.WorstCount = 5
+	}
+	rep := &Report{Schema: Schema, ModelA: a.Geometry(), ModelB: b.Geometry(), OnlyInA: []string{}, OnlyInB: []string{}, Layers: []LayerDiff{}}
+	inA, inB := map[int]bool{}, map[int]bool{}
+	for _, i := range a.LayerIndices() {
+		inA[i] = true
+	}
+	var both []int
+	for _, i := range b.LayerIndices() {
+		inB[i] = true
+		if inA[i] {
+			both = append(both, i)
+		}
+	}
+	sort.Ints(both)
+	for _, i := range a.LayerIndices() {
+		if !inB[i] {
+			rep.OnlyInA = append(rep.OnlyInA, fmt.Sprintf("layers.%d", i))
+		}
+	}
+	for _, i := range b.LayerIndices() {
+		if !inA[i] {
+			rep.OnlyInB = append(rep.OnlyInB, fmt.Sprintf("layers.%d", i))
+		}
+	}
+	results := make([]LayerDiff, len(both))
+	missing := make([][2][]string, len(both))
+	sem := make(chan struct{}, opts.Workers)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for k, idx := range both {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(k, idx int) {
+			defer func() { <-sem; wg.Done() }()
+			la, err := a.LoadLayer(idx)
+			if err == nil {
+				var lb *formats.Layer
+				if lb, err = b.LoadLayer(idx); err == nil {
+					results[k], missing[k] = compareLayer(idx, la, lb, opts)
+				}
+			}
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}(k, idx)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	rep.Layers = results
+	for _, m := range missing {
+		rep.OnlyInA = append(rep.OnlyInA, m[0]...)
+		rep.OnlyInB = append(rep.OnlyInB, m[1]...)
+	}
+	rep.Summary = summarize(results, opts.WorstCount)
+	return rep, nil
+}
+
+func compareLayer(idx int, la, lb *formats.Layer, opts Options) (LayerDiff, [2][]string) {
+	ld := LayerDiff{Index: idx}
+	var miss [2][]string
+	for _, p := range formats.Projections {
+		ma, mb := la.Matrix(p), lb.Matrix(p)
+		name := fmt.Sprintf("layers.%d.%s", idx, p)
+		switch {
+		case ma.Empty() && mb.Empty():
+			continue
+		case mb.Empty():
+			miss[0] = append(miss[0], name)
+			continue
+		case ma.Empty():
+			miss[1] = append(miss[1], name)
+			continue
+		}
+		ld.set(p, Matrices(ma, mb, opts.Fast))
+	}
+	return ld, miss
+}
+
+// Matrices compares two matrices of one projection.
+func Matrices(a, b formats.Matrix, fast bool) *ProjDiff {
+	d := &ProjDiff{Shape: [2]int{a.Rows, a.Cols}}
+	nan := inspect.Float(math.NaN())
+	d.RelFro, d.Cosine, d.MaxAbs, d.SNRdB = nan, nan, nan, nan
+	d.SpectralNormChange, d.EffectiveRankChange, d.DeltaEffectiveRank = nan, nan, nan
+	if a.Rows != b.Rows || a.Cols != b.Cols {
+		d.Error = fmt.Sprintf("shapes differ: [%d, %d] vs [%d, %d]", a.Rows, a.Cols, b.Rows, b.Cols)
+		return d
+	}
+	var aa, bb, ab, dd, maxAbs float64
+	identical := true
+	delta := formats.NewMatrix(a.Rows, a.Cols)
+	for i, x := range a.Data {
+		y := b.Data[i]
+		fx, fy := float64(x), float64(y)
+		if math.IsNaN(fx) || math.IsNaN(fy) || math.IsInf(fx, 0) || math.IsInf(fy, 0) {
+			d.NonFinite = true
+			return d
+		}
+		diff := fy - fx
+		if x != y {
+			identical = false
+		}
+		aa += fx * fx
+		bb += fy * fy
+		ab += fx * fy
+		dd += diff * diff
+		maxAbs = math.Max(maxAbs, math.Abs(diff))
+		delta.Data[i] = y - x
+	}
+	d.Identical = identical
+	d.MaxAbs = inspect.Float(maxAbs)
+	if aa > 0 {
+		d.RelFro = inspect.Float(math.Sqrt(dd) / math.Sqrt(aa))
+		if dd > 0 {
+			d.SNRdB = inspect.Float(10 * math.Log10(aa/dd))
+		}
+	}
+	if aa > 0 && bb > 0 {
+		d.Cosine = inspect.Float(ab / (math.Sqrt(aa) * math.Sqrt(bb)))
+	}
+	sa := inspect.MatrixStats(a, 0, fast, false)
+	sb := inspect.MatrixStats(b, 0, fast, false)
+	if sa.SpectralNorm.Valid() && sb.SpectralNorm.Valid() && sa.SpectralNorm > 0 {
+		d.SpectralNormChange = sb.SpectralNorm/sa.SpectralNorm - 1
+	}
+	if sa.EffectiveRank.Valid() && sb.EffectiveRank.Valid() {
+		d.EffectiveRankChange = sb.EffectiveRank - sa.EffectiveRank
+	}
+	if !identical {
+		d.DeltaEffectiveRank = inspect.MatrixStats(delta, 0, fast, false).EffectiveRank
+	}
+	return d
+}
+
+func summarize(layers []LayerDiff, worstN int) Summary {
+	s := Summary{Worst: []Worst{}}
+	var all []Worst
+	var sum float64
+	maxRel, minSNR := math.NaN(), math.NaN()
+	for _, l := range layers {
+		for _, p := range formats.Projections {
+			d := l.Get(p)
+			if d == nil || d.Error != "" || d.NonFinite {
+				continue
+			}
+			s.Compared++
+			if d.Identical {
+				s.Identical++
+			}
+			if d.RelFro.Valid() {
+				r := float64(d.RelFro)
+				sum += r
+				if math.IsNaN(maxRel) || r > maxRel {
+					maxRel = r
+				}
+				all = append(all, Worst{Layer: l.Index, Projection: string(p), RelFro: d.RelFro, SNRdB: d.SNRdB})
+			}
+			if d.SNRdB.Valid() && (math.IsNaN(minSNR) || float64(d.SNRdB) < minSNR) {
+				minSNR = float64(d.SNRdB)
+			}
+		}
+	}
+	s.MaxRelFro, s.MinSNRdB = inspect.Float(maxRel), inspect.Float(minSNR)
+	s.MeanRelFro = inspect.Float(math.NaN())
+	if len(all) > 0 {
+		s.MeanRelFro = inspect.Float(sum / float64(len(all)))
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].RelFro > all[j].RelFro })
+	for _, w := range all {
+		if len(s.Worst) == worstN || w.RelFro == 0 {
+			break
+		}
+		s.Worst = append(s.Worst, w)
+	}
+	return s
+}

@@ -206,8 +206,12 @@ func FindModel(c *Checkpoint, opts FindOptions) (*Model, error) {
 	if err := m.buildLayers(matches, mapped, stacks.chosen, &geo); err != nil {
 		return nil, err
 	}
+	if geo.geo.Norm == NormNone {
+		geo.geo.NormEps = 0
+	}
 	m.Geo = geo.geo
 	m.findEmbeddings(stacks.chosen)
+	m.Geo.PositionEmbeddings = m.emb.positions != nil
 	return m, nil
 }
 

@@ -65,7 +65,7 @@ func TestFixtureGeometry(t *testing.T) {
 			if g.NLayers != tc.layers || g.DModel != tc.d || g.NHeads != tc.nh || g.NKVHeads != tc.nkv || g.HeadDim != tc.hd {
 				t.Errorf("geometry %+v; want layers %d d %d heads %d/%d head_dim %d", g, tc.layers, tc.d, tc.nh, tc.nkv, tc.hd)
 			}
-			if g.Causal != tc.causal || g.RotaryDims != tc.rot || g.Norm != tc.normKind || g.ALiBi != tc.alib {
+			if g.Causal != tc.causal || g.RotaryDims != tc.rot || g.Norm != tc.normKind || g.ALiBi != tc.alib || g.PositionEmbeddings != tc.posEmb {
 				t.Errorf("geometry %+v; want causal %v rotary %d norm %s", g, tc.causal, tc.rot, tc.normKind)
 			}
 			if len(m.LayerIndices()) != tc.layers {

@@ -44,7 +44,12 @@ func zooSources(t *testing.T, dir string) []zooSource {
 }
 
 // attnJSON is the part of expected/attn.json the geometry is checked against.
+// learnedPositions lists the zoo architectures with learned absolute
+// position embeddings (their READMEs' "full" x recipes add them).
+var learnedPositions = map[string]bool{"gpt2": true, "bert": true}
+
 type attnJSON struct {
+	Arch     string  `json:"arch"`
 	DModel   int     `json:"d_model"`
 	NHeads   int     `json:"n_heads"`
 	NKVHeads int     `json:"n_kv_heads"`
@@ -127,7 +132,8 @@ func checkGeometry(t *testing.T, what string, g Geometry, a attnJSON, isGGUF boo
 			t.Errorf("%s: norm eps %v, want %v", what, g.NormEps, pn.Eps)
 		}
 	}
-	checks = append(checks, kv{"norm", g.Norm, wantNorm}, kv{"pre_norm", g.PreNorm, pn != nil})
+	checks = append(checks, kv{"norm", g.Norm, wantNorm}, kv{"pre_norm", g.PreNorm, pn != nil},
+		kv{"position_embeddings", g.PositionEmbeddings, learnedPositions[a.Arch]})
 	for _, c := range checks {
 		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
 			t.Errorf("%s: geometry %s = %v, want %v", what, c.name, c.got, c.want)

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 
 	"github.com/qkvdev/qkv/formats"
 )
@@ -296,13 +294,13 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 		kg := h / group
 		p := probs[h*T*T : (h+1)*T*T]
 		// scores = q_h·k_gᵀ, written into p and then replaced by probabilities.
-		gemm(true, T, T, hd, q.Data[h*hd:], qd, k.Data[kg*hd:], kvd, p, T)
+		gemm(true, T, T, hd, q.Data[h*hd:], qd, k.Data[kg*hd:], kvd, p, T, false)
 		var slope float32
 		if slopes != nil {
 			slope = slopes[h]
 		}
 		maxLogit := softmaxRows(p, T, scale, slope, slopes != nil, causal)
-		gemm(false, T, hd, T, p, T, v.Data[kg*hd:], kvd, ctx.Data[h*hd:], qd)
+		gemm(false, T, hd, T, p, T, v.Data[kg*hd:], kvd, ctx.Data[h*hd:], qd, false)
 		res.Heads[h] = headMetrics(h, p, T, maxLogit)
 	}, true)
 
@@ -323,7 +321,7 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 // linear returns x·Wᵀ + b.
 func linear(x, w formats.Matrix, b []float32) formats.Matrix {
 	out := formats.NewMatrix(x.Rows, w.Rows)
-	gemm(true, x.Rows, w.Rows, x.Cols, x.Data, x.Cols, w.Data, w.Cols, out.Data, out.Cols)
+	gemm(true, x.Rows, w.Rows, x.Cols, x.Data, x.Cols, w.Data, w.Cols, out.Data, out.Cols, true)
 	if b != nil {
 		for i := 0; i < out.Rows; i++ {
 			row := out.Row(i)
@@ -508,34 +506,4 @@ func countNonFinite(x []float32) int {
 		}
 	}
 	return n
-}
-
-// parallelFor runs f(0..n−1) on up to GOMAXPROCS goroutines.
-func parallelFor(n int, f func(i int), parallel bool) {
-	workers := runtime.GOMAXPROCS(0)
-	if !parallel || workers < 2 || n < 2 {
-		for i := 0; i < n; i++ {
-			f(i)
-		}
-		return
-	}
-	if workers > n {
-		workers = n
-	}
-	var wg sync.WaitGroup
-	next := make(chan int, n)
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f(i)
-			}
-		}()
-	}
-	wg.Wait()
 }

@@ -1,30 +1,208 @@
 package attn
 
 import (
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
+	"runtime"
+	"sync"
+)
+
+// A packed, blocked single-precision matrix product in the manner of
+// Goto/BLIS: A is packed into strips of mr rows and B into strips of nr
+// columns, per depth block of kc, and a register-blocked micro-kernel
+// accumulates an mr×nr tile of C over one depth block in float32 (with FMA
+// where the CPU has it, as BLAS does). On amd64 with AVX2 and FMA the kernel
+// is kernel6x16 in gemm_amd64.s; elsewhere it is kernelGo.
+const (
+	mr = 6   // rows of a micro-tile
+	nr = 16  // columns of a micro-tile
+	kc = 256 // depth of a packed block: a B strip (kc×nr) fits in L1
+	mc = 96  // rows of A per block reused from L2
+	// ncTask is the width of C columns one parallel task owns.
+	ncTask = 256
 )
 
 // gemm computes C = A·op(B) for row-major float32 operands with strides:
 // A is m×k (lda), B is n×k when transB (C = A·Bᵀ) or k×n otherwise (ldb),
-// and C is m×n (ldc). C is overwritten.
-func gemm(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	if m == 0 || n == 0 {
+// and C is m×n (ldc). C is overwritten. Tasks split the columns of C and run
+// on up to GOMAXPROCS goroutines when parallel is set.
+func gemm(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, parallel bool) {
+	if m <= 0 || n <= 0 {
 		return
 	}
-	if k == 0 {
+	if k <= 0 {
 		for i := 0; i < m; i++ {
 			clear(c[i*ldc : i*ldc+n])
 		}
 		return
 	}
-	A := blas32.General{Rows: m, Cols: k, Stride: lda, Data: a}
-	tb := blas.NoTrans
-	B := blas32.General{Rows: k, Cols: n, Stride: ldb, Data: b}
-	if transB {
-		tb = blas.Trans
-		B = blas32.General{Rows: n, Cols: k, Stride: ldb, Data: b}
+	// Pack all of A once: per depth block, ⌈m/mr⌉ strips of mr×kb values,
+	// shared read-only by every task.
+	mStrips := (m + mr - 1) / mr
+	nBlocks := (k + kc - 1) / kc
+	packedA := make([][]float32, nBlocks)
+	parallelFor(nBlocks, func(pb int) {
+		p0 := pb * kc
+		kb := min(kc, k-p0)
+		buf := make([]float32, mStrips*mr*kb)
+		packA(buf, a, lda, m, p0, kb)
+		packedA[pb] = buf
+	}, parallel && m*k >= 1<<16)
+
+	tasks := (n + ncTask - 1) / ncTask
+	run := func(t int) {
+		j0 := t * ncTask
+		j1 := min(n, j0+ncTask)
+		nStrips := (j1 - j0 + nr - 1) / nr
+		bp := make([]float32, nStrips*nr*min(kc, k))
+		var tile [mr * nr]float32
+		for pb := 0; pb < nBlocks; pb++ {
+			p0 := pb * kc
+			kb := min(kc, k-p0)
+			packB(bp, b, ldb, transB, j0, j1, p0, kb)
+			ap := packedA[pb]
+			load := 0
+			if pb > 0 {
+				load = 1
+			}
+			for i0 := 0; i0 < m; i0 += mc {
+				i1 := min(m, i0+mc)
+				for s := 0; s < nStrips; s++ {
+					bs := bp[s*nr*kb : (s+1)*nr*kb]
+					jj := j0 + s*nr
+					nw := min(nr, j1-jj)
+					for ii := i0; ii < i1; ii += mr {
+						as := ap[(ii/mr)*mr*kb : (ii/mr+1)*mr*kb]
+						mh := min(mr, i1-ii)
+						if mh == mr && nw == nr {
+							kernel(kb, as, bs, c[ii*ldc+jj:], ldc, load)
+							continue
+						}
+						// Edge tile: compute into a scratch tile, then copy.
+						kernel(kb, as, bs, tile[:], nr, 0)
+						for r := 0; r < mh; r++ {
+							dst := c[(ii+r)*ldc+jj : (ii+r)*ldc+jj+nw]
+							src := tile[r*nr : r*nr+nw]
+							if load == 1 {
+								for q := range dst {
+									dst[q] += src[q]
+								}
+							} else {
+								copy(dst, src)
+							}
+						}
+					}
+				}
+			}
+		}
 	}
-	C := blas32.General{Rows: m, Cols: n, Stride: ldc, Data: c}
-	blas32.Gemm(blas.NoTrans, tb, 1, A, B, 0, C)
+	parallelFor(tasks, run, parallel)
+}
+
+// packA writes rows [0, m) × depth [p0, p0+kb) of A as strips of mr rows:
+// strip s holds, for each depth p, the mr values A[s·mr+r][p0+p]; rows past
+// m are zero.
+func packA(dst, a []float32, lda, m, p0, kb int) {
+	for s := 0; s*mr < m; s++ {
+		out := dst[s*mr*kb : (s+1)*mr*kb]
+		for r := 0; r < mr; r++ {
+			i := s*mr + r
+			if i >= m {
+				for p := 0; p < kb; p++ {
+					out[p*mr+r] = 0
+				}
+				continue
+			}
+			row := a[i*lda+p0 : i*lda+p0+kb]
+			for p, v := range row {
+				out[p*mr+r] = v
+			}
+		}
+	}
+}
+
+// packB writes columns [j0, j1) × depth [p0, p0+kb) of op(B) as strips of
+// nr columns: strip s holds, for each depth p, the nr values op(B)[p][j];
+// columns past j1 are zero.
+func packB(dst, b []float32, ldb int, transB bool, j0, j1, p0, kb int) {
+	for s := 0; j0+s*nr < j1; s++ {
+		out := dst[s*nr*kb : (s+1)*nr*kb]
+		jb := j0 + s*nr
+		w := min(nr, j1-jb)
+		if transB {
+			// op(B)[p][j] = B[j][p]: each row of B is contiguous in p.
+			for q := 0; q < nr; q++ {
+				if q >= w {
+					for p := 0; p < kb; p++ {
+						out[p*nr+q] = 0
+					}
+					continue
+				}
+				row := b[(jb+q)*ldb+p0 : (jb+q)*ldb+p0+kb]
+				for p, v := range row {
+					out[p*nr+q] = v
+				}
+			}
+			continue
+		}
+		for p := 0; p < kb; p++ {
+			o := out[p*nr : (p+1)*nr]
+			copy(o, b[(p0+p)*ldb+jb:(p0+p)*ldb+jb+w])
+			clear(o[w:])
+		}
+	}
+}
+
+// kernelGo is the portable micro-kernel: C[mr×nr] (= or +=) Σ_p a_p ⊗ b_p
+// over kb depths of packed strips.
+func kernelGo(kb int, a, b, c []float32, ldc, load int) {
+	var acc [mr][nr]float32
+	for p := 0; p < kb; p++ {
+		bp := b[p*nr : p*nr+nr]
+		ap := a[p*mr : p*mr+mr]
+		for r := 0; r < mr; r++ {
+			av := ap[r]
+			row := &acc[r]
+			for q := 0; q < nr; q++ {
+				row[q] += av * bp[q]
+			}
+		}
+	}
+	for r := 0; r < mr; r++ {
+		dst := c[r*ldc : r*ldc+nr]
+		if load != 0 {
+			for q := range dst {
+				dst[q] += acc[r][q]
+			}
+		} else {
+			copy(dst, acc[r][:])
+		}
+	}
+}
+
+// parallelFor runs f(0..n−1) on up to GOMAXPROCS goroutines when parallel
+// is set, else in order on the caller's goroutine.
+func parallelFor(n int, f func(i int), parallel bool) {
+	workers := runtime.GOMAXPROCS(0)
+	if !parallel || workers < 2 || n < 2 {
+		for i := 0; i < n; i++ {
+			f(i)
+		}
+		return
+	}
+	workers = min(workers, n)
+	var wg sync.WaitGroup
+	next := make(chan int, n)
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }

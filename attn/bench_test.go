@@ -1,0 +1,33 @@
+package attn
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/qkvdev/qkv/formats"
+)
+
+// BenchmarkLayer4096 reruns one layer of a 4096-wide model with 32 query
+// heads and 8 KV heads (head_dim 128, RMSNorm, full RoPE, causal) on T = 512,
+// with random weights: the computation of testdata/bench/layer4096.py.
+func BenchmarkLayer4096(b *testing.B) {
+	const T, D, H, KV, HD = 512, 4096, 32, 8, 128
+	g := formats.Geometry{Arch: "llama", DModel: D, NLayers: 1, NHeads: H, NKVHeads: KV, HeadDim: HD,
+		Causal: true, RotaryDims: HD, RopeTheta: 10000, Norm: formats.NormRMS, NormEps: 1e-5, PreNorm: true}
+	r := rand.New(rand.NewPCG(1, 2))
+	l := &formats.Layer{Q: randMatrix(r, H*HD, D, 0.02), K: randMatrix(r, KV*HD, D, 0.02),
+		V: randMatrix(r, KV*HD, D, 0.02), O: randMatrix(r, D, H*HD, 0.02), NormWeight: randVec(r, D, 0.1)}
+	for i := range l.NormWeight {
+		l.NormWeight[i]++
+	}
+	x, _, err := RandomInput(T, D, 3, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Run(g, l, x, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

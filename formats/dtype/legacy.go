@@ -20,7 +20,8 @@ import (
 // fixed-size array pointers: Go neither unrolls nor vectorises, and without
 // bounds checks and with fewer loop branches the kernels run about twice as
 // fast. Codes become floats by table lookups (tables.go); 5-bit codes are
-// assembled eight at a time in a uint64.
+// assembled eight at a time in a uint64 and read back from a stack buffer
+// (see kquants.go for why).
 
 func init() {
 	register(idQ4_0, decodeQ4_0)

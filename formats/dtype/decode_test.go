@@ -539,3 +539,24 @@ func TestDecodeNoAlloc(t *testing.T) {
 		}
 	}
 }
+
+// TestUint64Conversion checks the branch-free uint64 -> float32 conversion
+// against Go's float32(uint64) (correctly rounded) around the values where
+// rounding is delicate: near 2^63 and 2^64, on ties and just off them.
+func TestUint64Conversion(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	var xs []uint64
+	for _, base := range []uint64{0, 1 << 24, 1 << 62, 1 << 63, math.MaxUint64 - 1<<40, math.MaxUint64 - 1<<39} {
+		for d := range uint64(4) {
+			xs = append(xs, base+d, base-d, base+1<<39+d, base+1<<39-d, base+1<<40+1<<39+d)
+		}
+	}
+	for range 100000 {
+		xs = append(xs, r.Uint64(), r.Uint64()>>r.IntN(64), r.Uint64()|1<<63)
+	}
+	for _, x := range xs {
+		if got, want := u64ToFloat32(x), float32(x); got != want {
+			t.Fatalf("u64ToFloat32(%d) = %g, want %g", x, got, want)
+		}
+	}
+}

@@ -63,6 +63,10 @@ const (
 	// checkpointEvery is the spacing of the element offsets remembered for
 	// lazy string arrays, so that Array need not walk from the start.
 	checkpointEvery = 1024
+
+	// maxPrealloc caps the KVs and tensor infos allocated before they are
+	// read; more are appended as they parse.
+	maxPrealloc = 4096
 )
 
 // KV is one metadata key/value pair.
@@ -120,7 +124,8 @@ type File struct {
 	DataOffset int64        // absolute file offset where tensor data starts (aligned)
 	Size       int64        // len(data)
 
-	keys map[string]int // key -> index in KVs
+	keys  map[string]int // key -> index in KVs
+	names map[string]int // tensor name -> index in Tensors
 }
 
 // Options tune Parse.
@@ -152,6 +157,12 @@ func (f *File) Lookup(key string) (*KV, bool) {
 
 // Tensor returns the tensor info with the given name.
 func (f *File) Tensor(name string) (*TensorInfo, bool) {
+	if f.names != nil {
+		if i, ok := f.names[name]; ok {
+			return &f.Tensors[i], true
+		}
+		return nil, false
+	}
 	for i := range f.Tensors {
 		if f.Tensors[i].Name == name {
 			return &f.Tensors[i], true
@@ -379,8 +390,11 @@ func (p *parser) parse(opts Options) (*File, error) {
 		return nil, errorf(ntAt, "tensor count %d exceeds what the remaining %d bytes can hold (at least %d bytes each)", nt, rem-nkv*uint64(minKV), minTensor)
 	}
 
-	f.KVs = make([]KV, 0, int(nkv))
-	f.keys = make(map[string]int, int(nkv))
+	// Preallocate no more than a bounded number of records: the minimum
+	// sizes above bound the count by the file size, but a KV or tensor info
+	// in memory is several times its smallest encoding.
+	f.KVs = make([]KV, 0, min(nkv, maxPrealloc))
+	f.keys = make(map[string]int, min(nkv, maxPrealloc))
 	for i := uint64(0); i < nkv; i++ {
 		kv, err := p.parseKV(i)
 		if err != nil {
@@ -402,8 +416,8 @@ func (p *parser) parse(opts Options) (*File, error) {
 		f.Alignment = a
 	}
 
-	f.Tensors = make([]TensorInfo, 0, int(nt))
-	names := make(map[string]int, int(nt))
+	f.Tensors = make([]TensorInfo, 0, min(nt, maxPrealloc))
+	names := make(map[string]int, min(nt, maxPrealloc))
 	for i := uint64(0); i < nt; i++ {
 		t, err := p.parseTensorInfo(i)
 		if err != nil {
@@ -415,6 +429,7 @@ func (p *parser) parse(opts Options) (*File, error) {
 		names[t.Name] = len(f.Tensors)
 		f.Tensors = append(f.Tensors, t)
 	}
+	f.names = names
 
 	// The data section starts at the end of the tensor infos rounded up to
 	// the alignment (version 1 did the same).

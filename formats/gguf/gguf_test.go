@@ -267,6 +267,9 @@ func checkRoundTrip(t *testing.T, f *File, data []byte, w *Writer, lazyWant map[
 	}
 	for i, want := range w.Tensors {
 		got := &f.Tensors[i]
+		if byName, ok := f.Tensor(want.Name); !ok || byName != got {
+			t.Errorf("Tensor(%q) = %v, %v", want.Name, byName, ok)
+		}
 		if got.Name != want.Name || !reflect.DeepEqual(got.Dims, want.Dims) || got.Type != want.Type {
 			t.Errorf("tensor %d: %q %v %s, want %q %v %s", i, got.Name, got.Dims, got.Type, want.Name, want.Dims, want.Type)
 		}

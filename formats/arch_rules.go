@@ -40,6 +40,10 @@ type archInfo struct {
 	permuted bool      // GGUF: Q/K rows permuted by llama.cpp's converter for RoPE
 	preNorm  bool      // a norm runs before attention (false: BERT/BART post-norm)
 	causal   bool
+	// nativeInterleaved: the Hugging Face model itself rotates pairs (2i,
+	// 2i+1) (GPT-J rotate_every_two, Cohere), so its Q/K rows are in
+	// interleaved order; they are reported as such, not converted.
+	nativeInterleaved bool
 }
 
 // fusedRows returns, for a fused tensor, the stored rows that form Q, K and
@@ -144,7 +148,8 @@ var hfNoRoPE = map[string]bool{
 // hfArch returns the architecture rules of a Hugging Face model type; the
 // config decides Falcon's layout.
 func hfArch(modelType string, c cfg) archInfo {
-	a := archInfo{name: modelType, preNorm: !hfPostNorm[modelType], causal: !hfEncoderOnly[modelType]}
+	a := archInfo{name: modelType, preNorm: !hfPostNorm[modelType], causal: !hfEncoderOnly[modelType],
+		nativeInterleaved: modelType == "gptj" || modelType == "cohere" || modelType == "cohere2"}
 	switch modelType {
 	case "gpt2":
 		a.fused, a.conv1D = fusedContig, true

@@ -142,6 +142,9 @@ func FindModel(c *Checkpoint, opts FindOptions) (*Model, error) {
 	if opts.NHeads < 0 || opts.NKVHeads < 0 || opts.HeadDim < 0 {
 		return nil, errors.New("head counts and head_dim must be positive")
 	}
+	if len(c.Tensors) == 0 {
+		return nil, &Error{File: c.Path, Offset: -1, Err: errors.New("the checkpoint holds no tensors (a vocabulary-only or metadata-only file), so there are no attention layers")}
+	}
 	if isAdapter(c) {
 		return findAdapter(c, opts)
 	}
@@ -212,6 +215,9 @@ func FindModel(c *Checkpoint, opts FindOptions) (*Model, error) {
 	m.Geo = geo.geo
 	m.findEmbeddings(stacks.chosen)
 	m.Geo.PositionEmbeddings = m.emb.positions != nil
+	if t := m.emb.tokens; m.Geo.VocabSize == 0 && t != nil && len(t.Shape) == 2 {
+		m.Geo.VocabSize = int(t.Shape[0])
+	}
 	return m, nil
 }
 
@@ -632,7 +638,7 @@ func (m *Model) layerSource(lt *layerTensors, geo *geoSource) (*LayerSource, err
 			}
 			ps.Bias = b.t
 		}
-		if (p == ProjQ || p == ProjK) && m.arch.permuted && !lt.mapped[p] {
+		if (p == ProjQ || p == ProjK) && m.arch.permuted {
 			heads := g.NHeads
 			if p == ProjK {
 				heads = g.NKVHeads
@@ -979,9 +985,14 @@ func (m *Model) Describe() LayersReport {
 				pr.Bias = &n
 			}
 			if p == ProjQ || p == ProjK {
-				pr.RowOrder = RowOrderHF
-				if ps.Permuted {
+				switch {
+				case ps.Permuted:
 					pr.RowOrder = RowOrderInterleaved + " (un-permuted on extraction)"
+				case m.arch.nativeInterleaved:
+					// GPT-J-style models: the Hugging Face rows themselves pair (2i, 2i+1).
+					pr.RowOrder = RowOrderInterleaved
+				default:
+					pr.RowOrder = RowOrderHF
 				}
 			}
 			switch p {

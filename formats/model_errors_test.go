@@ -101,3 +101,18 @@ func TestLoadLayerConcurrent(t *testing.T) {
 		t.Errorf("missing layer: %v", err)
 	}
 }
+
+// TestVocabOnlyGGUF: a GGUF without tensors is an *Error, not a panic.
+func TestVocabOnlyGGUF(t *testing.T) {
+	path := filepath.Join(testref.SharedDir(t), "fixtures", "gguf", "vocab", "ggml-vocab-llama-spm.gguf")
+	c, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = FindModel(c, FindOptions{})
+	var fe *Error
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "no tensors") {
+		t.Errorf("got %v", err)
+	}
+}

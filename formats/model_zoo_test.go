@@ -175,6 +175,9 @@ func TestZooProjections(t *testing.T) {
 					t.Fatal(err)
 				}
 				checkGeometry(t, rel, m.Geometry(), aj, src.gguf)
+				if v := m.Geometry().VocabSize; v != 256 { // every zoo model's vocabulary (README)
+					t.Errorf("vocab_size %d, want 256", v)
+				}
 				if got := m.LayerIndices(); fmt.Sprint(got) != fmt.Sprint([]int{0, 1}) {
 					t.Errorf("layer indices %v, want [0 1]", got)
 				}

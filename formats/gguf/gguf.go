@@ -139,7 +139,8 @@ type Options struct {
 	AllowTruncatedData bool
 }
 
-// Lookup returns the key/value pair with the given key.
+// Lookup returns the key/value pair with the given key. Parse builds an
+// index for it; a File assembled by hand is searched in order.
 func (f *File) Lookup(key string) (*KV, bool) {
 	if f.keys != nil {
 		if i, ok := f.keys[key]; ok {

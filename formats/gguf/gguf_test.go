@@ -361,6 +361,11 @@ func TestArray(t *testing.T) {
 		}
 		tok, _ := f.Lookup("lazy.tokens")
 		sc, _ := f.Lookup("scalar")
+		wrong := *tok
+		wrong.Count = 4000 // a KV that does not describe these bytes
+		if _, ok := f.Lookup("missing"); ok {
+			t.Error("Lookup found a missing key")
+		}
 		errCases := []struct {
 			kv       *KV
 			start, n int
@@ -371,6 +376,7 @@ func TestArray(t *testing.T) {
 			{tok, 4990, 11, data, `key "lazy.tokens": elements [4990, 5001) out of range for an array of 5000`},
 			{tok, 0, -1, data, `key "lazy.tokens": elements [0, -1) out of range for an array of 5000`},
 			{sc, 0, 1, data, `key "scalar" is a uint8, not an array`},
+			{&wrong, 0, 1, data, `key "lazy.tokens": data holds an array of 5000 string, the header said 4000 string`},
 			{tok, 0, 1, data[:tok.ValueOffset-1], `key "lazy.tokens": value offset ` + itoa(tok.ValueOffset) + ` is outside the ` + itoa(tok.ValueOffset-1) + ` bytes of data`},
 		}
 		for _, c := range errCases {
@@ -431,5 +437,30 @@ func TestKVConversions(t *testing.T) {
 		if fok && !(f == c.f || math.IsNaN(f) && math.IsNaN(c.v.(float64))) {
 			t.Errorf("%T(%v): Float %v, want %v", c.v, c.v, f, c.f)
 		}
+	}
+}
+
+// TestLookupByHand covers a File built without Parse (no index maps).
+func TestLookupByHand(t *testing.T) {
+	f := &File{
+		KVs:     []KV{{Key: "a", Type: Bool, Value: true}, {Key: "b", Type: String, Value: "x"}},
+		Tensors: []TensorInfo{{Name: "t0"}, {Name: "t1"}},
+	}
+	if kv, ok := f.Lookup("a"); !ok || kv != &f.KVs[0] {
+		t.Errorf("Lookup(a) = %v, %v", kv, ok)
+	} else if b, ok := kv.Bool(); !b || !ok {
+		t.Errorf("Bool() = %v, %v", b, ok)
+	}
+	if _, ok := f.Lookup("c"); ok {
+		t.Error("Lookup(c) found something")
+	}
+	if ti, ok := f.Tensor("t1"); !ok || ti != &f.Tensors[1] {
+		t.Errorf("Tensor(t1) = %v, %v", ti, ok)
+	}
+	if _, ok := f.Tensor("t2"); ok {
+		t.Error("Tensor(t2) found something")
+	}
+	if _, ok := (&KV{Value: "x"}).Bool(); ok {
+		t.Error("Bool() of a string succeeded")
 	}
 }

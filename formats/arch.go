@@ -39,7 +39,7 @@ type match struct {
 var hfAttnRe = regexp.MustCompile(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(self_attn|self_attention|attention\.self|attention\.output|attn\.attention|attention|attn|mixer)\.([A-Za-z_]+)\.(weight|bias)$`)
 
 // Pre-attention norms of Hugging Face models.
-var hfNormRe = regexp.MustCompile(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(input_layernorm|ln_1|ln_attn|attention_norm|self_attn_layer_norm)\.(weight|bias)$`)
+var hfNormRe = regexp.MustCompile(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(input_layernorm|ln_1|ln_attn|attention_norm|self_attn_layer_norm|norm_1)\.(weight|bias)$`)
 
 // Cross-attention modules (BART's encoder_attn), listed but not extracted.
 var hfCrossRe = regexp.MustCompile(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(encoder_attn|crossattention|cross_attn)\.([A-Za-z_.]+)\.(weight|bias)$`)
@@ -50,13 +50,13 @@ var ggufAttnRe = regexp.MustCompile(`^blk\.(\d+)\.(attn_q|attn_k|attn_v|attn_out
 // hfLeafRole maps a Hugging Face attention leaf module to its role.
 func hfLeafRole(module, leaf string) role {
 	switch leaf {
-	case "q_proj", "query", "q":
+	case "q_proj", "query", "q", "q_lin":
 		return roleQ
-	case "k_proj", "key", "k":
+	case "k_proj", "key", "k", "k_lin":
 		return roleK
-	case "v_proj", "value", "v":
+	case "v_proj", "value", "v", "v_lin":
 		return roleV
-	case "o_proj", "out_proj", "c_proj", "o":
+	case "o_proj", "out_proj", "c_proj", "o", "out_lin":
 		return roleO
 	case "dense":
 		if module != "attention.self" {

@@ -17,18 +17,33 @@ type geoSource struct {
 	stackN map[string]int
 }
 
-// hfModelType returns config.json's model_type, looking into text_config
-// for multimodal wrappers, and the config object that holds the geometry.
+// hfModelType returns config.json's model_type (or one implied by its
+// "architectures" class names), looking into text_config for multimodal
+// wrappers, and the config object that holds the geometry.
 func hfModelType(c cfg) (string, cfg) {
 	if c == nil {
 		return "", nil
 	}
 	if !c.has("hidden_size") && !c.has("n_embd") && !c.has("d_model") {
 		if tc := c.object("text_config"); tc != nil {
-			return tc.str("model_type"), tc
+			c = tc
 		}
 	}
-	return c.str("model_type"), c
+	if mt := c.str("model_type"); mt != "" {
+		return mt, c
+	}
+	for _, a := range c.architectures() {
+		for _, x := range []struct{ prefix, mt string }{
+			{"GPT2", "gpt2"}, {"GPTNeoX", "gpt_neox"}, {"GPTBigCode", "gpt_bigcode"}, {"GPTJ", "gptj"},
+			{"Bloom", "bloom"}, {"Falcon", "falcon"}, {"Llama", "llama"}, {"Mistral", "mistral"},
+			{"Qwen2", "qwen2"}, {"Phi3", "phi3"}, {"Bert", "bert"}, {"Bart", "bart"}, {"Roberta", "roberta"},
+		} {
+			if strings.HasPrefix(a, x.prefix) {
+				return x.mt, c
+			}
+		}
+	}
+	return "", c
 }
 
 // hfGeometry reads the attention geometry from config.json. stack is the
@@ -58,7 +73,7 @@ func hfGeometry(c cfg, modelType string, a archInfo, stack string) geoSource {
 	// KV heads: HF Falcon's rule first, then the usual keys.
 	switch {
 	case modelType == "falcon" || modelType == "RefinedWeb" || modelType == "RefinedWebModel":
-		if c.boolean("new_decoder_architecture", false) || !c.boolean("multi_query", true) {
+		if c.boolean("new_decoder_architecture", modelType == "RefinedWeb") || !c.boolean("multi_query", true) {
 			g.NKVHeads, _, s.hasKV = c.int("num_kv_heads", "n_head_kv")
 		} else {
 			g.NKVHeads, s.hasKV = 1, true

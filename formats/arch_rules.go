@@ -157,7 +157,7 @@ func hfArch(modelType string, c cfg) archInfo {
 		a.fused = fusedPerHead
 	case "falcon", "RefinedWeb", "RefinedWebModel":
 		switch {
-		case c.boolean("new_decoder_architecture", false):
+		case c.boolean("new_decoder_architecture", modelType == "RefinedWeb"): // RW-40B's own type
 			a.fused = fusedGrouped
 		case c.boolean("multi_query", true):
 			a.fused = fusedContig // [q heads; k; v] with one KV head

@@ -116,3 +116,27 @@ func TestVocabOnlyGGUF(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// TestConfigWithoutModelType: the "architectures" class name stands in for
+// a missing model_type.
+func TestConfigWithoutModelType(t *testing.T) {
+	zoo := filepath.Join(testref.SharedDir(t), "reference", "zoo")
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(zoo, "gpt2", "hf", "model.safetensors"), filepath.Join(dir, "model.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"architectures": ["GPT2LMHeadModel"], "n_embd": 64, "n_head": 4, "n_layer": 2}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := openModel(t, dir, FindOptions{})
+	want, err := testref.ReadSafetensors(filepath.Join(zoo, "gpt2", "expected", "projections.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.LoadLayer(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareExact(t, "layers.1.k", l.K.Data, want["layers.1.k"])
+	compareExact(t, "layers.1.o", l.O.Data, want["layers.1.o"])
+}

@@ -897,6 +897,15 @@ func (m *Model) gatherRows(t *Tensor, rows []int, out Matrix) error {
 		}
 		return nil
 	}
+	if int64(len(rows)) == t.Elements()/max(t.RowLen(), 1) && isPermutation(rows) {
+		// A row permutation of the whole tensor (RoPE un-permutation): decode
+		// in place and move rows along their cycles, without a second copy.
+		if err := c.Decode(t, out.Data); err != nil {
+			return err
+		}
+		permuteRows(out, rows)
+		return nil
+	}
 	full, err := c.DecodeNew(t)
 	if err != nil {
 		return err
@@ -1017,4 +1026,40 @@ func (m *Model) Describe() LayersReport {
 		r.Layers = append(r.Layers, lr)
 	}
 	return r
+}
+
+// isPermutation reports whether rows holds each of 0..len(rows)-1 once.
+func isPermutation(rows []int) bool {
+	seen := make([]bool, len(rows))
+	for _, r := range rows {
+		if r < 0 || r >= len(rows) || seen[r] {
+			return false
+		}
+		seen[r] = true
+	}
+	return true
+}
+
+// permuteRows rearranges m in place so that new row i is old row rows[i].
+func permuteRows(m Matrix, rows []int) {
+	done := make([]bool, len(rows))
+	tmp := make([]float32, m.Cols)
+	for start := range rows {
+		if done[start] || rows[start] == start {
+			done[start] = true
+			continue
+		}
+		copy(tmp, m.Row(start))
+		j := start
+		for {
+			done[j] = true
+			k := rows[j]
+			if k == start {
+				copy(m.Row(j), tmp)
+				break
+			}
+			copy(m.Row(j), m.Row(k))
+			j = k
+		}
+	}
 }

@@ -9,49 +9,61 @@ func init() {
 	register(idTQ2_0, decodeTQ2_0)
 }
 
-// tq1Trits[b][n] is trit n of a TQ1_0 byte b. TQ1_0 packs five trits per
+// tq1Trits[n][b] is trit n of a TQ1_0 byte b. TQ1_0 packs five trits per
 // byte as a fixed-point fraction: multiplying by 3^n (mod 256) shifts trit
 // n to the top, and (x * 3) >> 8 reads it.
-var tq1Trits = func() (t [256][5]uint8) {
+var tq1Trits = func() (t [5][256]uint8) {
 	pow3 := [5]uint8{1, 3, 9, 27, 81}
-	for b := range t {
-		for n := range 5 {
+	for n := range 5 {
+		for b := range 256 {
 			q := uint8(b) * pow3[n]
-			t[b][n] = uint8(uint16(q) * 3 >> 8)
+			t[n][b] = uint8(uint16(q) * 3 >> 8)
 		}
 	}
 	return
 }()
 
-// ternaryValues returns float(t - 1) * d for t = 0, 1, 2 (index 3 unused).
-func ternaryValues(d float32) [4]float32 {
-	return [4]float32{-1 * d, 0 * d, 1 * d, 0}
-}
-
 // TQ1_0: {u8 qs[48]; u8 qh[4]; fp16 d} = 54 bytes. qs[0:32] give elements
 // n*32+m (n = 0..4, trit n of byte m), qs[32:48] give 160+n*16+m, and qh
 // gives 240+n*4+m for n = 0..3.
 func decodeTQ1_0(dst []float32, src []byte) {
+	var v [256]float32 // indexed by trit; only entries 0..2 are used
 	for len(src) >= 54 && len(dst) >= 256 {
 		b := (*[54]byte)(src)
 		o := (*[256]float32)(dst)
-		v := ternaryValues(fp16At(b[52:54]))
-		for m := range 32 {
-			t := &tq1Trits[b[m]]
-			for n := range 5 {
-				o[n*32+m] = v[t[n]&3]
+		d := fp16At(b[52:54])
+		v[0], v[1], v[2] = -1*d, 0*d, 1*d // float(t - 1) * d
+		for n := range 5 {
+			tn := &tq1Trits[n]
+			for g := range 4 {
+				q := (*[8]byte)(b[8*g:])
+				a := (*[8]float32)(o[32*n+8*g:])
+				a[0] = v[tn[q[0]]]
+				a[1] = v[tn[q[1]]]
+				a[2] = v[tn[q[2]]]
+				a[3] = v[tn[q[3]]]
+				a[4] = v[tn[q[4]]]
+				a[5] = v[tn[q[5]]]
+				a[6] = v[tn[q[6]]]
+				a[7] = v[tn[q[7]]]
+			}
+			for g := range 2 {
+				q := (*[8]byte)(b[32+8*g:])
+				a := (*[8]float32)(o[160+16*n+8*g:])
+				a[0] = v[tn[q[0]]]
+				a[1] = v[tn[q[1]]]
+				a[2] = v[tn[q[2]]]
+				a[3] = v[tn[q[3]]]
+				a[4] = v[tn[q[4]]]
+				a[5] = v[tn[q[5]]]
+				a[6] = v[tn[q[6]]]
+				a[7] = v[tn[q[7]]]
 			}
 		}
-		for m := range 16 {
-			t := &tq1Trits[b[32+m]]
-			for n := range 5 {
-				o[160+n*16+m] = v[t[n]&3]
-			}
-		}
-		for m := range 4 {
-			t := &tq1Trits[b[48+m]]
-			for n := range 4 {
-				o[240+n*4+m] = v[t[n]&3]
+		for n := range 4 {
+			tn := &tq1Trits[n]
+			for m := range 4 {
+				o[240+4*n+m] = v[tn[b[48+m]]]
 			}
 		}
 		src, dst = src[54:], dst[256:]

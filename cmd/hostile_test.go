@@ -395,7 +395,11 @@ var qkvBinary string // built once by TestMain; "" when go is unavailable
 
 func TestMain(m *testing.M) {
 	code := func() int {
-		if goTool, err := exec.LookPath(filepath.Join(runtime.GOROOT(), "bin", "go")); err == nil {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool, err = exec.LookPath(filepath.Join(runtime.GOROOT(), "bin", "go"))
+		}
+		if err == nil {
 			dir, err := os.MkdirTemp("", "qkv-bin-")
 			if err == nil {
 				defer os.RemoveAll(dir)

@@ -82,6 +82,10 @@ func f8E8M0ToFloat32(c uint8) float32 {
 	return float32(math.Ldexp(1, int(c)-127))
 }
 
+// Each kernel below converts eight elements per iteration through
+// fixed-size array pointers (no bounds checks, one loop branch per eight),
+// then the remaining tail one at a time.
+
 func decodeF64(dst []float32, src []byte) {
 	src = src[:8*len(dst)]
 	for len(dst) >= 8 && len(src) >= 64 {

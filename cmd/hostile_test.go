@@ -359,34 +359,66 @@ func TestPermissions(t *testing.T) {
 		}
 	}
 
+	// Unreadable files: as root, permission bits do not stop reads, so run
+	// the built binary as an unprivileged user instead.
+	runU := run
 	if os.Geteuid() == 0 {
-		t.Skip("running as root: permission bits do not stop reads, so the unreadable cases cannot be tested")
+		if qkvBinary == "" {
+			t.Skip("running as root without a built qkv binary: permission bits do not stop root's reads, so the unreadable cases cannot be tested")
+		}
+		runU = func(args ...string) (int, string, string) { return runAsNobody(t, args...) }
+		// Let the unprivileged user reach the copy.
+		for p := filepath.Dir(dir); p != os.TempDir() && p != "/" && p != "."; p = filepath.Dir(p) {
+			os.Chmod(p, 0o755)
+		}
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if code, _, errs := runU("ls", model); code != 0 {
+		t.Fatalf("readable model: exit %d, %q (the unprivileged run itself fails)", code, errs)
+	}
 	if err := os.Chmod(model, 0o000); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := run("ls", model)
+	code, out, errs := runU("ls", model)
+	t.Logf("unreadable file: exit %d, %s", code, strings.TrimSpace(errs))
 	checkFailure(t, "unreadable file", code, out, errs, cmd.ExitInput, model+": permission denied (the file cannot be read)")
-	code, out, errs = run("ls", dir)
+	code, out, errs = runU("ls", dir)
 	checkFailure(t, "folder with an unreadable model", code, out, errs, cmd.ExitInput, model+": permission denied (the file cannot be read)")
 	os.Chmod(model, 0o444)
 	if err := os.Chmod(cfg, 0o000); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs = run("ls", dir)
+	code, out, errs = runU("ls", dir)
 	checkFailure(t, "unreadable config.json", code, out, errs, cmd.ExitInput, cfg+": permission denied (the file cannot be read)")
 	os.Chmod(cfg, 0o444)
 	if err := os.Chmod(dir, 0o000); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs = run("ls", dir)
+	code, out, errs = runU("ls", dir)
+	t.Logf("unreadable folder: exit %d, %s", code, strings.TrimSpace(errs))
 	checkFailure(t, "unreadable folder", code, out, errs, cmd.ExitInput, "")
 	if !strings.Contains(errs, "permission denied") {
 		t.Errorf("unreadable folder: %q does not say permission denied", errs)
 	}
+}
+
+// runAsNobody runs the built binary as uid/gid 65534.
+func runAsNobody(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	c := exec.Command(qkvBinary, args...)
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	c.Dir = "/"
+	c.Env = []string{"NO_COLOR=1", "PATH=/usr/bin:/bin"}
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Skipf("cannot run qkv as an unprivileged user: %v", err)
+	}
+	return c.ProcessState.ExitCode(), out.String(), errb.String()
 }
 
 // ---- bounded memory: the real binary as a child ------------------------------
@@ -402,6 +434,7 @@ func TestMain(m *testing.M) {
 		if err == nil {
 			dir, err := os.MkdirTemp("", "qkv-bin-")
 			if err == nil {
+				os.Chmod(dir, 0o755) // TestPermissions runs it as an unprivileged user
 				defer os.RemoveAll(dir)
 				bin := filepath.Join(dir, "qkv")
 				c := exec.Command(goTool, "build", "-o", bin, ".")

@@ -118,7 +118,7 @@ func TestScalarKnownValues(t *testing.T) {
 // description, independently of the kernels, together with the values the
 // reference formula gives.
 type quantCase struct {
-	typ   Type
+	ggml  uint32 // GGML type id (resolved in the test: the id map is built in init)
 	build func(r *rand.Rand, block []byte, want []float32)
 }
 
@@ -147,7 +147,7 @@ func packK4(s []byte, sc, mn [8]uint8) {
 }
 
 var quantCases = []quantCase{
-	{Type{id: idQ4_0}, func(r *rand.Rand, b []byte, w []float32) {
+	{2, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b, randScale(r))
 		for i := range 32 {
 			q := r.IntN(16)
@@ -155,7 +155,7 @@ var quantCases = []quantCase{
 			w[i] = float32(q-8) * d
 		}
 	}},
-	{Type{id: idQ4_1}, func(r *rand.Rand, b []byte, w []float32) {
+	{3, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b, randScale(r))
 		m := putF16(b[2:], randScale(r))
 		for i := range 32 {
@@ -164,7 +164,7 @@ var quantCases = []quantCase{
 			w[i] = float32(q)*d + m
 		}
 	}},
-	{Type{id: idQ5_0}, func(r *rand.Rand, b []byte, w []float32) {
+	{6, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b, randScale(r))
 		var qh uint32
 		for i := range 32 {
@@ -175,7 +175,7 @@ var quantCases = []quantCase{
 		}
 		binary.LittleEndian.PutUint32(b[2:], qh)
 	}},
-	{Type{id: idQ5_1}, func(r *rand.Rand, b []byte, w []float32) {
+	{7, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b, randScale(r))
 		m := putF16(b[2:], randScale(r))
 		var qh uint32
@@ -187,7 +187,7 @@ var quantCases = []quantCase{
 		}
 		binary.LittleEndian.PutUint32(b[4:], qh)
 	}},
-	{Q8_0, func(r *rand.Rand, b []byte, w []float32) {
+	{8, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b, randScale(r))
 		for i := range 32 {
 			q := int8(r.Uint32())
@@ -195,7 +195,7 @@ var quantCases = []quantCase{
 			w[i] = float32(q) * d
 		}
 	}},
-	{Type{id: idQ8_1}, func(r *rand.Rand, b []byte, w []float32) {
+	{9, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b, randScale(r))
 		putF16(b[2:], randScale(r)) // s: unused by decoding
 		for i := range 32 {
@@ -204,7 +204,7 @@ var quantCases = []quantCase{
 			w[i] = float32(q) * d
 		}
 	}},
-	{Type{id: idMXFP4}, func(r *rand.Rand, b []byte, w []float32) {
+	{39, func(r *rand.Rand, b []byte, w []float32) {
 		e := uint8(r.Uint32())
 		b[0] = e
 		// E2M1 values (sign, 2-bit exponent, 1-bit mantissa) times the
@@ -220,7 +220,7 @@ var quantCases = []quantCase{
 			w[i] = float32(v * math.Ldexp(1, int(e)-127))
 		}
 	}},
-	{Type{id: idQ8K}, func(r *rand.Rand, b []byte, w []float32) {
+	{15, func(r *rand.Rand, b []byte, w []float32) {
 		d := math.Float32frombits(r.Uint32()&0x3fffffff | r.Uint32()&0x80000000)
 		binary.LittleEndian.PutUint32(b, math.Float32bits(d))
 		for i := range 256 {
@@ -232,7 +232,7 @@ var quantCases = []quantCase{
 			b[260+i] = byte(r.Uint32()) // bsums: unused
 		}
 	}},
-	{Type{id: idQ2K}, func(r *rand.Rand, b []byte, w []float32) {
+	{10, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b[80:], randScale(r))
 		dmin := putF16(b[82:], randScale(r))
 		for s := range 16 {
@@ -247,7 +247,7 @@ var quantCases = []quantCase{
 			}
 		}
 	}},
-	{Type{id: idQ3K}, func(r *rand.Rand, b []byte, w []float32) {
+	{11, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b[108:], randScale(r))
 		var sc [16]int
 		for s := range 16 {
@@ -273,7 +273,7 @@ var quantCases = []quantCase{
 			w[i] = d * float32(sc[i/16]-32) * float32(q)
 		}
 	}},
-	{Type{id: idQ4K}, func(r *rand.Rand, b []byte, w []float32) {
+	{12, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b, randScale(r))
 		dmin := putF16(b[2:], randScale(r))
 		var sc, mn [8]uint8
@@ -289,7 +289,7 @@ var quantCases = []quantCase{
 			w[i] = d*float32(sc[s])*float32(q) - dmin*float32(mn[s])
 		}
 	}},
-	{Type{id: idQ5K}, func(r *rand.Rand, b []byte, w []float32) {
+	{13, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b, randScale(r))
 		dmin := putF16(b[2:], randScale(r))
 		var sc, mn [8]uint8
@@ -305,7 +305,7 @@ var quantCases = []quantCase{
 			w[i] = d*float32(sc[s])*float32(q) - dmin*float32(mn[s])
 		}
 	}},
-	{Type{id: idQ6K}, func(r *rand.Rand, b []byte, w []float32) {
+	{14, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b[208:], randScale(r))
 		var sc [16]int8
 		for s := range 16 {
@@ -323,7 +323,7 @@ var quantCases = []quantCase{
 			w[i] = d * float32(sc[i/16]) * float32(q-32)
 		}
 	}},
-	{Type{id: idTQ2_0}, func(r *rand.Rand, b []byte, w []float32) {
+	{35, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b[64:], randScale(r))
 		for i := range 256 {
 			q := r.IntN(3)
@@ -331,7 +331,7 @@ var quantCases = []quantCase{
 			w[i] = float32(q-1) * d
 		}
 	}},
-	{Type{id: idTQ1_0}, func(r *rand.Rand, b []byte, w []float32) {
+	{34, func(r *rand.Rand, b []byte, w []float32) {
 		d := putF16(b[52:], randScale(r))
 		// Five trits per byte, most significant first, stored as the
 		// fixed-point fraction ceil(value * 256 / 243).
@@ -374,8 +374,7 @@ func setNibble(qs []byte, i, q int) {
 func TestQuantKnownBlocks(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 11))
 	for _, qc := range quantCases {
-		typ := qc.typ
-		typ.ggml = infos[typ.id].ggml
+		typ := FromGGML(qc.ggml)
 		t.Run(typ.Name(), func(t *testing.T) {
 			const blocks = 50
 			bs, bb := typ.BlockSize(), typ.BlockBytes()
@@ -403,7 +402,7 @@ func TestSignedZeros(t *testing.T) {
 		b[2+i] = 0x88
 	}
 	got := make([]float32, 32)
-	if err := Decode(Type{id: idQ4_0}, got, b); err != nil {
+	if err := Decode(FromGGML(2), got, b); err != nil {
 		t.Fatal(err)
 	}
 	for i, v := range got {

@@ -83,7 +83,6 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 		return rep, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 
 	type result struct {
 		pos int
@@ -130,7 +129,12 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 			}
 		}
 	}()
-	defer wg.Wait()
+	// On every return: stop the feeder and workers, then wait for them, so
+	// that no goroutine outlives Run.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 
 	pending := map[int]LayerReport{}
 	next := 0

@@ -1,0 +1,449 @@
+// Package check is qkv's CI gate: it checks every tensor of a checkpoint
+// (structure, element types, NaN/Inf, all-zero tensors and rows) and its
+// attention matrices (inspect's findings, geometry, bounds, drift from a
+// baseline report), and says whether the checkpoint passes. Rules set the
+// thresholds and which problems fail and which only warn.
+package check
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/inspect"
+)
+
+// Schema names the JSON document's format.
+const Schema = "qkv.check/v1"
+
+// Problem is one failure or warning.
+type Problem struct {
+	Check   string `json:"check"`
+	Tensor  string `json:"tensor"`
+	Layer   *int   `json:"layer"`
+	Message string `json:"message"`
+}
+
+// Result is the outcome of a check.
+type Result struct {
+	Schema   string    `json:"schema"`
+	Path     string    `json:"path"`
+	Passed   bool      `json:"passed"`
+	Failures []Problem `json:"failures"`
+	Warnings []Problem `json:"warnings"`
+	// Checks lists the checks that ran.
+	Checks  []string `json:"checks"`
+	Tensors int      `json:"tensors_checked"`
+	Layers  int      `json:"layers_checked"`
+}
+
+// Input is what a check looks at. OpenErr is set when the checkpoint could
+// not be opened (a structure failure); FindErr when its attention layers
+// could not be found.
+type Input struct {
+	Path       string
+	Checkpoint *formats.Checkpoint
+	OpenErr    error
+	Model      *formats.Model
+	FindErr    error
+	// Baseline is an earlier `qkv inspect --json` report, or nil.
+	Baseline *inspect.Report
+}
+
+// Options tune Run.
+type Options struct {
+	Workers int  // layers analysed at once (default GOMAXPROCS)
+	Fast    bool // Lanczos estimates instead of full spectra
+	// ChunkBytes bounds the float32 buffer of the tensor scan (default 64 MiB).
+	ChunkBytes int64
+}
+
+type collector struct {
+	rules *Rules
+	res   *Result
+	ran   map[string]bool
+}
+
+func (c *collector) add(id string, sev Severity, tensor string, layer *int, format string, args ...any) {
+	p := Problem{Check: id, Tensor: tensor, Layer: layer, Message: fmt.Sprintf(format, args...)}
+	switch sev {
+	case Fail:
+		c.res.Failures = append(c.res.Failures, p)
+	case Warn:
+		c.res.Warnings = append(c.res.Warnings, p)
+	}
+}
+
+func (c *collector) report(id, tensor string, layer *int, format string, args ...any) {
+	c.add(id, c.rules.SeverityOf(id), tensor, layer, format, args...)
+}
+
+func (c *collector) enabled(id string) bool {
+	if c.rules.SeverityOf(id) == Off {
+		return false
+	}
+	c.ran[id] = true
+	return true
+}
+
+// Run checks the input under rules.
+func Run(ctx context.Context, in Input, rules Rules, opts Options) (*Result, error) {
+	rules.fill()
+	res := &Result{Schema: Schema, Path: in.Path, Failures: []Problem{}, Warnings: []Problem{}}
+	c := &collector{rules: &rules, res: res, ran: map[string]bool{}}
+	if c.enabled(CheckStructure) && in.OpenErr != nil {
+		c.report(CheckStructure, tensorOf(in.OpenErr), nil, "%v", in.OpenErr)
+	}
+	if in.Checkpoint != nil {
+		if err := scanTensors(ctx, c, in.Checkpoint, opts); err != nil {
+			return nil, err
+		}
+	}
+	if in.Checkpoint != nil && in.OpenErr == nil {
+		if err := checkAttention(ctx, c, in, opts); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range AllChecks {
+		if c.ran[id] {
+			res.Checks = append(res.Checks, id)
+		}
+	}
+	res.Passed = len(res.Failures) == 0
+	return res, nil
+}
+
+func tensorOf(err error) string {
+	if fe, ok := err.(*formats.Error); ok {
+		return fe.Tensor
+	}
+	return ""
+}
+
+// scanTensors decodes every tensor in bounded chunks of rows and counts
+// NaN, Inf, zero rows and all-zero tensors.
+func scanTensors(ctx context.Context, c *collector, ck *formats.Checkpoint, opts Options) error {
+	allowed := map[string]bool{}
+	for _, d := range c.rules.AllowedDTypes {
+		allowed[strings.ToUpper(d)] = true
+	}
+	doDType := c.enabled(CheckDType)
+	doNaN, doInf := c.enabled(CheckNaN), c.enabled(CheckInf)
+	doZeroT, doZeroV, doZeroR := c.enabled(CheckZeroTensor), c.enabled(CheckZeroVector), c.enabled(CheckZeroRows)
+	chunk := opts.ChunkBytes
+	if chunk <= 0 {
+		chunk = 64 << 20
+	}
+	var buf []float32
+	for _, t := range ck.Tensors {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c.res.Tensors++
+		if doDType && len(allowed) > 0 && !allowed[strings.ToUpper(t.Type.Name())] {
+			c.report(CheckDType, t.Name, nil, "element type %s is not allowed (allowed: %s)", t.Type.Name(), strings.Join(c.rules.AllowedDTypes, ", "))
+		}
+		if !t.Type.Decodable() {
+			if doDType {
+				c.report(CheckDType, t.Name, nil, "element type %s cannot be decoded, so its values were not checked", t.Type.Name())
+			}
+			continue
+		}
+		if t.Elements() == 0 {
+			continue
+		}
+		rowLen := max(t.RowLen(), 1)
+		rows := t.Elements() / rowLen
+		perChunk := max(chunk/4/rowLen, 1)
+		var nan, inf, zeroRows int64
+		allZero := true
+		firstZeroRow := int64(-1)
+		for r0 := int64(0); r0 < rows; r0 += perChunk {
+			r1 := min(r0+perChunk, rows)
+			need := int((r1 - r0) * rowLen)
+			if cap(buf) < need {
+				buf = make([]float32, need)
+			}
+			b := buf[:need]
+			if err := ck.DecodeRows(t, r0, r1, b); err != nil {
+				c.report(CheckStructure, t.Name, nil, "%v", err)
+				allZero = false
+				break
+			}
+			for r := int64(0); r < r1-r0; r++ {
+				rowZero := true
+				for _, v := range b[r*rowLen : (r+1)*rowLen] {
+					if v != 0 {
+						rowZero = false
+						if v != v {
+							nan++
+						} else if math.IsInf(float64(v), 0) {
+							inf++
+						}
+					}
+				}
+				if rowZero {
+					zeroRows++
+					if firstZeroRow < 0 {
+						firstZeroRow = r0 + r
+					}
+				} else {
+					allZero = false
+				}
+			}
+		}
+		if doNaN && nan > 0 {
+			c.report(CheckNaN, t.Name, nil, "%d NaN values of %d", nan, t.Elements())
+		}
+		if doInf && inf > 0 {
+			c.report(CheckInf, t.Name, nil, "%d infinite values of %d", inf, t.Elements())
+		}
+		matrix := len(t.Shape) >= 2
+		switch {
+		case allZero && matrix && doZeroT:
+			c.report(CheckZeroTensor, t.Name, nil, "every value is zero (%s)", shapeText(t.Shape))
+		case allZero && !matrix && doZeroV:
+			c.report(CheckZeroVector, t.Name, nil, "every value is zero (%s)", shapeText(t.Shape))
+		case !allZero && matrix && doZeroR && zeroRows >= int64(c.rules.ZeroRowsMin):
+			c.report(CheckZeroRows, t.Name, nil, "%d of %d rows are all zero (first: row %d)", zeroRows, rows, firstZeroRow)
+		}
+	}
+	return nil
+}
+
+func shapeText(s []int64) string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = fmt.Sprint(d)
+	}
+	return "shape [" + strings.Join(parts, ", ") + "]"
+}
+
+func intp(i int) *int { return &i }
+
+// projTensor names the stored tensor a projection comes from.
+func projTensor(m *formats.Model, layer int, p string) string {
+	ls := m.Layer(layer)
+	if ls == nil {
+		return fmt.Sprintf("layers.%d.%s", layer, p)
+	}
+	ps := ls.Proj(formats.Projection(p))
+	switch {
+	case ps == nil:
+		return fmt.Sprintf("layers.%d.%s", layer, p)
+	case ps.LoRA != nil:
+		return ps.LoRA.B.Name
+	}
+	return ps.Tensor.Name
+}
+
+func checkAttention(ctx context.Context, c *collector, in Input, opts Options) error {
+	if in.FindErr != nil || in.Model == nil {
+		if c.enabled(CheckNoAttention) {
+			msg := "no attention layers found"
+			if in.FindErr != nil {
+				msg += ": " + firstLine(in.FindErr.Error())
+			}
+			c.report(CheckNoAttention, "", nil, "%s; attention checks skipped", msg)
+		}
+		return nil
+	}
+	m := in.Model
+	g := m.Geometry()
+	if c.enabled(CheckGeometry) {
+		want := c.rules.Geometry
+		for _, x := range []struct {
+			name      string
+			want, got int
+		}{{"layers", want.Layers, len(m.Layers)}, {"heads", want.Heads, g.NHeads}, {"kv_heads", want.KVHeads, g.NKVHeads},
+			{"head_dim", want.HeadDim, g.HeadDim}, {"d_model", want.DModel, g.DModel}} {
+			if x.want > 0 && x.want != x.got {
+				c.report(CheckGeometry, "", nil, "%s is %d, the rules expect %d", x.name, x.got, x.want)
+			}
+		}
+	}
+	heads := m.HeadsKnown() == nil
+	rep, err := inspect.Run(ctx, m, inspect.Options{Heads: heads, Fast: opts.Fast, Workers: opts.Workers, Thresholds: c.rules.Thresholds}, nil)
+	if err != nil {
+		return err
+	}
+	c.res.Layers = len(rep.Layers)
+	for _, f := range rep.Findings {
+		tensor := projTensor(m, f.Layer, f.Matrix)
+		where := fmt.Sprintf("layers.%d.%s", f.Layer, f.Matrix)
+		switch f.Kind {
+		case inspect.KindDeadHead:
+			if c.enabled(CheckDeadHead) {
+				c.report(CheckDeadHead, tensor, intp(f.Layer), "%s: %s", where, f.Message)
+			}
+		case inspect.KindRankCollapsed:
+			if c.enabled(CheckRankCollapsed) {
+				c.report(CheckRankCollapsed, tensor, intp(f.Layer), "%s: %s", where, f.Message)
+			}
+		case inspect.KindDuplicateHeads:
+			if c.enabled(CheckDuplicateHeads) {
+				sev := c.rules.SeverityOf(CheckDuplicateHeads)
+				if float64(f.Value) <= c.rules.DuplicateFail {
+					sev = Warn
+				}
+				c.add(CheckDuplicateHeads, sev, tensor, intp(f.Layer), "%s: %s", where, f.Message)
+			}
+		}
+	}
+	if c.enabled(CheckOutlierNorm) {
+		outliers(c, m, rep)
+	}
+	if len(c.rules.Bounds) > 0 && c.enabled(CheckBounds) {
+		bounds(c, m, rep)
+	}
+	if in.Baseline != nil && c.enabled(CheckDrift) {
+		drift(c, m, rep, in.Baseline)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// outliers flags a matrix whose spectral norm exceeds OutlierNorm times the
+// median of the same kind in the other layers (leave-one-out, so that one
+// scaled layer stands out even in a two-layer model).
+func outliers(c *collector, m *formats.Model, rep *inspect.Report) {
+	for _, p := range formats.Projections {
+		type entry struct {
+			layer int
+			norm  float64
+		}
+		var es []entry
+		for _, l := range rep.Layers {
+			if mr := l.Matrix(p); mr != nil && mr.SpectralNorm.Valid() {
+				es = append(es, entry{l.Index, float64(mr.SpectralNorm)})
+			}
+		}
+		if len(es) < 2 {
+			continue
+		}
+		for i, e := range es {
+			var others []float64
+			for j, o := range es {
+				if j != i {
+					others = append(others, o.norm)
+				}
+			}
+			med := median(others)
+			if med > 0 && e.norm > c.rules.Thresholds.OutlierNorm*med {
+				c.report(CheckOutlierNorm, projTensor(m, e.layer, string(p)), intp(e.layer),
+					"layers.%d.%s: spectral norm %.4g is %.1f× the median %.4g of %s in the other layers (limit %g×)",
+					e.layer, p, e.norm, e.norm/med, med, p, c.rules.Thresholds.OutlierNorm)
+			}
+		}
+	}
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n == 0 {
+		return math.NaN()
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func bounds(c *collector, m *formats.Model, rep *inspect.Report) {
+	for _, l := range rep.Layers {
+		for _, p := range formats.Projections {
+			b, ok := c.rules.Bounds[string(p)]
+			mr := l.Matrix(p)
+			if !ok || mr == nil {
+				continue
+			}
+			ratio := math.NaN()
+			if mn := min(mr.Shape[0], mr.Shape[1]); mn > 0 {
+				ratio = float64(mr.EffectiveRank) / float64(mn)
+			}
+			for _, x := range []struct {
+				name string
+				r    *Range
+				v    float64
+			}{{"fro", b.Fro, float64(mr.Fro)}, {"spectral_norm", b.SpectralNorm, float64(mr.SpectralNorm)}, {"effective_rank_ratio", b.EffectiveRankRatio, ratio}} {
+				if x.r == nil {
+					continue
+				}
+				lo, hi := x.r[0], x.r[1]
+				if math.IsNaN(x.v) || (lo != nil && x.v < *lo) || (hi != nil && x.v > *hi) {
+					c.report(CheckBounds, projTensor(m, l.Index, string(p)), intp(l.Index), "layers.%d.%s: %s = %.6g is outside %s",
+						l.Index, p, x.name, x.v, rangeText(x.r))
+				}
+			}
+		}
+	}
+}
+
+func rangeText(r *Range) string {
+	f := func(p *float64) string {
+		if p == nil {
+			return "…"
+		}
+		return fmt.Sprintf("%g", *p)
+	}
+	return "[" + f(r[0]) + ", " + f(r[1]) + "]"
+}
+
+// drift compares each matrix's stats with the baseline report.
+func drift(c *collector, m *formats.Model, rep *inspect.Report, base *inspect.Report) {
+	baseByIndex := map[int]*inspect.LayerReport{}
+	for i := range base.Layers {
+		baseByIndex[base.Layers[i].Index] = &base.Layers[i]
+	}
+	if len(base.Layers) != len(rep.Layers) {
+		c.report(CheckDrift, "", nil, "the baseline has %d layers, the checkpoint %d", len(base.Layers), len(rep.Layers))
+	}
+	tol := c.rules.DriftTolerance
+	for _, l := range rep.Layers {
+		bl := baseByIndex[l.Index]
+		if bl == nil {
+			c.report(CheckDrift, "", intp(l.Index), "layer %d is not in the baseline", l.Index)
+			continue
+		}
+		for _, p := range formats.Projections {
+			now, was := l.Matrix(p), bl.Matrix(p)
+			switch {
+			case now == nil && was == nil:
+				continue
+			case now == nil || was == nil:
+				c.report(CheckDrift, projTensor(m, l.Index, string(p)), intp(l.Index), "layers.%d.%s is present in only one of the baseline and the checkpoint", l.Index, p)
+				continue
+			case now.Shape != was.Shape:
+				c.report(CheckDrift, projTensor(m, l.Index, string(p)), intp(l.Index), "layers.%d.%s: shape %v, baseline %v", l.Index, p, now.Shape, was.Shape)
+				continue
+			}
+			var moved []string
+			for _, s := range c.rules.DriftStats {
+				a, _ := statOf(was.Stats, s)
+				b, _ := statOf(now.Stats, s)
+				if math.IsNaN(a) && math.IsNaN(b) {
+					continue
+				}
+				rel := math.Abs(b-a) / math.Max(math.Abs(a), 1e-30)
+				if math.IsNaN(rel) || rel > tol {
+					moved = append(moved, fmt.Sprintf("%s %.6g → %.6g (%+.3g%%)", s, a, b, 100*(b-a)/math.Max(math.Abs(a), 1e-30)))
+				}
+			}
+			if len(moved) > 0 {
+				c.report(CheckDrift, projTensor(m, l.Index, string(p)), intp(l.Index), "layers.%d.%s drifted from the baseline beyond %g relative: %s",
+					l.Index, p, tol, strings.Join(moved, ", "))
+			}
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package check
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/qkvdev/qkv/inspect"
+)
+
+// Severity says what a check's problems do to the result.
+type Severity string
+
+const (
+	Fail Severity = "fail" // a problem fails the check (exit status 1)
+	Warn Severity = "warn" // a problem is reported, the check still passes
+	Off  Severity = "off"  // the check does not run
+)
+
+// Check IDs, as they appear in reports and in a rules file's "severity".
+const (
+	CheckStructure      = "structure"       // the files parse and their byte ranges are valid
+	CheckDType          = "dtype"           // a tensor's element type is not allowed, or cannot be decoded
+	CheckNaN            = "nan"             // NaN values (also NaN block scales of quantized tensors)
+	CheckInf            = "inf"             // ±Inf values
+	CheckZeroTensor     = "zero_tensor"     // a weight matrix (2-D or more) that is all zeros
+	CheckZeroVector     = "zero_vector"     // a 1-D tensor (bias, norm) that is all zeros
+	CheckZeroRows       = "zero_rows"       // rows of a weight matrix that are all zeros
+	CheckGeometry       = "geometry"        // layers / heads / head_dim differ from the rules
+	CheckNoAttention    = "no_attention"    // no attention layers could be found
+	CheckDeadHead       = "dead_head"       // inspect's dead-head finding
+	CheckDuplicateHeads = "duplicate_heads" // two heads of a matrix nearly equal
+	CheckRankCollapsed  = "rank_collapsed"  // a head's effective rank collapsed
+	CheckOutlierNorm    = "outlier_norm"    // a matrix's spectral norm far above its kind's median
+	CheckBounds         = "bounds"          // a stat outside the rules' bounds
+	CheckDrift          = "drift"           // a stat moved from the baseline report
+)
+
+// AllChecks lists the check IDs in report order.
+var AllChecks = []string{CheckStructure, CheckDType, CheckNaN, CheckInf, CheckZeroTensor, CheckZeroVector, CheckZeroRows,
+	CheckGeometry, CheckNoAttention, CheckDeadHead, CheckDuplicateHeads, CheckRankCollapsed, CheckOutlierNorm, CheckBounds, CheckDrift}
+
+// DefaultSeverity is what each check does without a rules file.
+var DefaultSeverity = map[string]Severity{
+	CheckStructure: Fail, CheckDType: Fail, CheckNaN: Fail, CheckInf: Fail,
+	CheckZeroTensor: Fail, CheckZeroVector: Warn, CheckZeroRows: Warn,
+	CheckGeometry: Fail, CheckNoAttention: Warn,
+	CheckDeadHead: Fail, CheckDuplicateHeads: Fail, CheckRankCollapsed: Warn, CheckOutlierNorm: Fail,
+	CheckBounds: Fail, CheckDrift: Fail,
+}
+
+// Range is an inclusive [min, max] bound; a null end is open.
+type Range [2]*float64
+
+// Bounds limit one matrix kind's statistics.
+type Bounds struct {
+	Fro          *Range `json:"fro,omitempty"`
+	SpectralNorm *Range `json:"spectral_norm,omitempty"`
+	// EffectiveRankRatio bounds effective_rank / min(m, n).
+	EffectiveRankRatio *Range `json:"effective_rank_ratio,omitempty"`
+}
+
+// Geometry is the expected shape of the model; zero fields are not checked.
+type Geometry struct {
+	Layers   int `json:"layers,omitempty"`
+	Heads    int `json:"heads,omitempty"`
+	KVHeads  int `json:"kv_heads,omitempty"`
+	HeadDim  int `json:"head_dim,omitempty"`
+	DModel   int `json:"d_model,omitempty"`
+}
+
+// Rules are a check's thresholds and expectations. Zero values take the
+// defaults documented on each field.
+type Rules struct {
+	// AllowedDTypes lists the element types tensors may have (empty: any).
+	AllowedDTypes []string `json:"allowed_dtypes,omitempty"`
+	Geometry      Geometry `json:"geometry,omitempty"`
+	// Bounds per matrix kind: "q", "k", "v", "o".
+	Bounds map[string]Bounds `json:"bounds,omitempty"`
+	// Thresholds of the attention findings (inspect's definitions).
+	Thresholds inspect.Thresholds `json:"thresholds,omitempty"`
+	// DuplicateFail: heads whose cosine exceeds this fail (default 0.99999,
+	// an exact or nearly exact copy); between Thresholds.Duplicate and this
+	// they only warn.
+	DuplicateFail float64 `json:"duplicate_fail,omitempty"`
+	// ZeroRowsMin: a matrix is reported when at least this many of its rows
+	// are all zero (default 1).
+	ZeroRowsMin int `json:"zero_rows_min,omitempty"`
+	// Severity overrides what a check does: "fail", "warn" or "off".
+	Severity map[string]Severity `json:"severity,omitempty"`
+	// DriftTolerance is the relative change of a stat from the baseline
+	// that counts as drift (default 1e-3).
+	DriftTolerance float64 `json:"drift_tolerance,omitempty"`
+	// DriftStats are the stats compared with the baseline (default fro,
+	// max_abs, spectral_norm, effective_rank, stable_rank).
+	DriftStats []string `json:"drift_stats,omitempty"`
+}
+
+// DefaultRules returns the rules used without a file.
+func DefaultRules() Rules {
+	return Rules{Thresholds: inspect.DefaultThresholds, DuplicateFail: 0.99999, ZeroRowsMin: 1,
+		DriftTolerance: 1e-3, DriftStats: []string{"fro", "max_abs", "spectral_norm", "effective_rank", "stable_rank"}}
+}
+
+func (r *Rules) fill() {
+	d := DefaultRules()
+	t := &r.Thresholds
+	if t.DeadHead <= 0 {
+		t.DeadHead = d.Thresholds.DeadHead
+	}
+	if t.RankCollapsed <= 0 {
+		t.RankCollapsed = d.Thresholds.RankCollapsed
+	}
+	if t.Duplicate <= 0 {
+		t.Duplicate = d.Thresholds.Duplicate
+	}
+	if t.OutlierNorm <= 0 {
+		t.OutlierNorm = d.Thresholds.OutlierNorm
+	}
+	if r.DuplicateFail <= 0 {
+		r.DuplicateFail = d.DuplicateFail
+	}
+	if r.ZeroRowsMin <= 0 {
+		r.ZeroRowsMin = d.ZeroRowsMin
+	}
+	if r.DriftTolerance <= 0 {
+		r.DriftTolerance = d.DriftTolerance
+	}
+	if len(r.DriftStats) == 0 {
+		r.DriftStats = d.DriftStats
+	}
+}
+
+// SeverityOf returns what check id does under these rules.
+func (r *Rules) SeverityOf(id string) Severity {
+	if s, ok := r.Severity[id]; ok {
+		return s
+	}
+	return DefaultSeverity[id]
+}
+
+// LoadRules reads a rules file: JSON, with // line comments allowed (so a
+// rules file can explain itself). Unknown keys are an error, so a typo does
+// not silently disable a rule.
+func LoadRules(path string) (Rules, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Rules{}, err
+	}
+	return ParseRules(b)
+}
+
+// ParseRules parses the contents of a rules file.
+func ParseRules(b []byte) (Rules, error) {
+	dec := json.NewDecoder(bytes.NewReader(stripComments(b)))
+	dec.DisallowUnknownFields()
+	var r Rules
+	if err := dec.Decode(&r); err != nil {
+		return Rules{}, fmt.Errorf("rules: %v", err)
+	}
+	for id, s := range r.Severity {
+		if _, ok := DefaultSeverity[id]; !ok {
+			ids := append([]string(nil), AllChecks...)
+			sort.Strings(ids)
+			return Rules{}, fmt.Errorf("rules: severity names unknown check %q (checks: %s)", id, strings.Join(ids, ", "))
+		}
+		if s != Fail && s != Warn && s != Off {
+			return Rules{}, fmt.Errorf("rules: severity of %s is %q; use fail, warn or off", id, s)
+		}
+	}
+	for k := range r.Bounds {
+		if k != "q" && k != "k" && k != "v" && k != "o" {
+			return Rules{}, fmt.Errorf("rules: bounds for %q: matrix kinds are q, k, v, o", k)
+		}
+	}
+	for _, s := range r.DriftStats {
+		if _, ok := statOf(inspect.Stats{}, s); !ok {
+			return Rules{}, fmt.Errorf("rules: drift_stats: unknown stat %q", s)
+		}
+	}
+	r.fill()
+	return r, nil
+}
+
+// stripComments blanks // comments outside strings, keeping byte offsets.
+func stripComments(b []byte) []byte {
+	out := append([]byte(nil), b...)
+	inStr, esc := false, false
+	for i := 0; i < len(out); i++ {
+		c := out[i]
+		switch {
+		case inStr:
+			if esc {
+				esc = false
+			} else if c == '\\' {
+				esc = true
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '/' && i+1 < len(out) && out[i+1] == '/':
+			for i < len(out) && out[i] != '\n' {
+				out[i] = ' '
+				i++
+			}
+		}
+	}
+	return out
+}
+
+// statOf reads a named stat from a Stats value.
+func statOf(s inspect.Stats, name string) (float64, bool) {
+	switch name {
+	case "fro":
+		return float64(s.Fro), true
+	case "max_abs":
+		return float64(s.MaxAbs), true
+	case "mean":
+		return float64(s.Mean), true
+	case "std":
+		return float64(s.Std), true
+	case "spectral_norm":
+		return float64(s.SpectralNorm), true
+	case "effective_rank":
+		return float64(s.EffectiveRank), true
+	case "stable_rank":
+		return float64(s.StableRank), true
+	case "condition":
+		return float64(s.Condition), true
+	}
+	return 0, false
+}

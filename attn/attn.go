@@ -19,6 +19,10 @@ const MaxLogitDefinition = "max over unmasked (i, j) of q_i·k_j·scale, plus th
 // and keeps the logits (and so MaxLogit) independent of T.
 const ALiBiBiasDefinition = "scores[h,i,j] += slope_h*(j-i) before the causal mask (softmax-equivalent to Hugging Face BLOOM's slope_h*j)"
 
+// causalBlock is the row block of the causal score and context products:
+// smaller blocks skip more of the masked triangle but repack more.
+const causalBlock = 48
+
 // maxCells bounds T·T·n_heads so a bad request cannot allocate without limit.
 const maxCells = 1 << 31
 
@@ -270,9 +274,10 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 		}
 	}
 
-	q := linear(xn, l.Q, l.QBias)
-	k := linear(xn, l.K, l.KBias)
-	v := linear(xn, l.V, l.VBias)
+	xp := packMatrixA(xn.Data, xn.Cols, T, g.DModel, true)
+	q := linearPacked(xp, l.Q, l.QBias)
+	k := linearPacked(xp, l.K, l.KBias)
+	v := linearPacked(xp, l.V, l.VBias)
 	if g.RotaryDims > 0 {
 		cos, sin := ropeTables(T, g.RotaryDims, g.RopeTheta)
 		applyRoPE(q.Data, T, nh, hd, g.RotaryDims, cos, sin)
@@ -289,19 +294,49 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 	probs := make([]float32, nh*T*T)
 	ctx := formats.NewMatrix(T, qd)
 	res.Heads = make([]HeadMetrics, nh)
+	badProbs := make([]int, nh)
 	group := nh / nkv
+	// Each KV group's k (as op(B) = kᵀ) and v are packed once for all the
+	// query heads that read them.
+	kp, vp := make([]packedB, nkv), make([]packedB, nkv)
+	parallelFor(nkv, func(kg int) {
+		kp[kg] = packMatrixB(k.Data[kg*hd:], kvd, true, T, hd)
+		vp[kg] = packMatrixB(v.Data[kg*hd:], kvd, false, hd, T)
+	}, true)
+	// Causal rows need only keys j ≤ i: blocks of rows [i0, i1) compute
+	// columns [0, i1) of the scores and use depth [0, i1) of p·v.
+	rb := T
+	if causal {
+		rb = causalBlock
+	}
 	parallelFor(nh, func(h int) {
 		kg := h / group
 		p := probs[h*T*T : (h+1)*T*T]
 		// scores = q_h·k_gᵀ, written into p and then replaced by probabilities.
-		gemm(true, T, T, hd, q.Data[h*hd:], qd, k.Data[kg*hd:], kvd, p, T, false)
+		for i0 := 0; i0 < T; i0 += rb {
+			i1 := min(T, i0+rb)
+			kn := T
+			if causal {
+				kn = i1
+			}
+			qa := packMatrixA(q.Data[i0*qd+h*hd:], qd, i1-i0, hd, false)
+			gemmPP(qa, kp[kg], kn, p[i0*T:], T)
+		}
 		var slope float32
 		if slopes != nil {
 			slope = slopes[h]
 		}
-		maxLogit := softmaxRows(p, T, scale, slope, slopes != nil, causal)
-		gemm(false, T, hd, T, p, T, v.Data[kg*hd:], kvd, ctx.Data[h*hd:], qd, false)
-		res.Heads[h] = headMetrics(h, p, T, maxLogit)
+		maxLogit, entropy := softmaxRows(p, T, scale, slope, slopes != nil, causal)
+		for i0 := 0; i0 < T; i0 += rb {
+			i1 := min(T, i0+rb)
+			kn := T
+			if causal {
+				kn = i1
+			}
+			pa := packMatrixA(p[i0*T:], T, i1-i0, kn, false)
+			gemmPP(pa, vp[kg], hd, ctx.Data[i0*qd+h*hd:], qd)
+		}
+		res.Heads[h], badProbs[h] = headMetrics(h, p, T, maxLogit, entropy)
 	}, true)
 
 	res.Out = linear(ctx, l.O, l.OBias)
@@ -313,15 +348,22 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 		}
 		res.Probs[h] = rows
 	}
-	res.NonFiniteProbs = countNonFinite(probs)
+	for _, n := range badProbs {
+		res.NonFiniteProbs += n
+	}
 	res.NonFiniteOut = countNonFinite(res.Out.Data)
 	return res, nil
 }
 
 // linear returns x·Wᵀ + b.
 func linear(x, w formats.Matrix, b []float32) formats.Matrix {
-	out := formats.NewMatrix(x.Rows, w.Rows)
-	gemm(true, x.Rows, w.Rows, x.Cols, x.Data, x.Cols, w.Data, w.Cols, out.Data, out.Cols, true)
+	return linearPacked(packMatrixA(x.Data, x.Cols, x.Rows, x.Cols, true), w, b)
+}
+
+// linearPacked returns x·Wᵀ + b for a packed x.
+func linearPacked(x packedA, w formats.Matrix, b []float32) formats.Matrix {
+	out := formats.NewMatrix(x.m, w.Rows)
+	gemmPacked(x, true, w.Rows, w.Data, w.Cols, out.Data, out.Cols, true)
 	if b != nil {
 		for i := 0; i < out.Rows; i++ {
 			row := out.Row(i)
@@ -418,19 +460,22 @@ func applyRoPE(x []float32, T, n, hd, rot int, cos, sin []float32) {
 
 // softmaxRows turns the raw dot products in p [T, T] into probabilities in
 // place: scale, ALiBi bias, causal mask, then a max-subtracted softmax per
-// row. It returns the largest unmasked logit.
-func softmaxRows(p []float32, T int, scale, slope float32, alibi, causal bool) float64 {
-	maxLogit := math.Inf(-1)
+// row. It returns the largest unmasked logit and the mean row entropy,
+// computed from the logits as ln Z − Σ_j e_j·(s_j − m)/Z with
+// e_j = exp(s_j − m), Z = Σ_j e_j (one logarithm per row).
+func softmaxRows(p []float32, T int, scale, slope float32, alibi, causal bool) (maxLogit, entropy float64) {
+	maxLogit = math.Inf(-1)
 	for i := 0; i < T; i++ {
 		row := p[i*T : (i+1)*T]
 		n := T
 		if causal {
 			n = i + 1
 		}
+		row, rest := row[:n], row[n:]
 		m := float32(math.Inf(-1))
 		nan := false
-		for j := 0; j < n; j++ {
-			s := row[j] * scale
+		for j, v := range row {
+			s := v * scale
 			if alibi {
 				s += slope * float32(j-i)
 			}
@@ -447,38 +492,63 @@ func softmaxRows(p []float32, T int, scale, slope float32, alibi, causal bool) f
 		} else if float64(m) > maxLogit {
 			maxLogit = float64(m)
 		}
-		var sum float64
-		for j := 0; j < n; j++ {
-			e := math.Exp(float64(row[j] - m))
+		var sum, sumED float64
+		for j, v := range row {
+			d := float64(v - m)
+			e := expNonPositive(d)
 			row[j] = float32(e)
 			sum += e
+			sumED += e * d
 		}
 		inv := 1 / sum
-		for j := 0; j < n; j++ {
-			row[j] = float32(float64(row[j]) * inv)
+		for j, v := range row {
+			row[j] = float32(float64(v) * inv)
 		}
-		clear(row[n:])
+		clear(rest)
+		entropy += math.Log(sum) - sumED*inv
 	}
-	return maxLogit
+	return maxLogit, entropy / float64(T)
 }
 
-// headMetrics computes the pattern metrics of one head's probabilities.
-func headMetrics(h int, p []float32, T int, maxLogit float64) HeadMetrics {
-	var ent, maxp, sink, diag, prev float64
+// expNonPositive is exp(x) for x ≤ 0 (NaN passes through), to about 1e-9
+// relative error: x = n·ln2 + r with |r| ≤ ln2/2, a degree-8 Taylor
+// polynomial for e^r, and n applied to the exponent bits. Below −104 the
+// result would round to zero in float32 anyway.
+func expNonPositive(x float64) float64 {
+	if !(x >= -104) {
+		if x != x {
+			return x
+		}
+		return 0
+	}
+	const (
+		log2e = 1.4426950408889634
+		ln2hi = 6.93147180369123816490e-01
+		ln2lo = 1.90821492927058770002e-10
+	)
+	n := math.Floor(x*log2e + 0.5)
+	r := x - n*ln2hi - n*ln2lo
+	q := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040+r*(1.0/40320))))))))
+	return q * math.Float64frombits(uint64(int64(n)+1023)<<52)
+}
+
+// headMetrics computes the pattern metrics of one head's probabilities and
+// counts their non-finite values; entropy comes from softmaxRows.
+func headMetrics(h int, p []float32, T int, maxLogit, entropy float64) (HeadMetrics, int) {
+	var maxp, sink, diag, prev float64
+	bad := 0
 	for i := 0; i < T; i++ {
 		row := p[i*T : (i+1)*T]
-		var e, m float64
+		var m float32
 		for _, v := range row {
-			f := float64(v)
-			if f > 0 {
-				e -= f * math.Log(f)
+			if v > m {
+				m = v
 			}
-			if f > m || f != f {
-				m = f
+			if v != v || v-v != 0 {
+				bad++
 			}
 		}
-		ent += e
-		maxp += m
+		maxp += float64(m)
 		sink += float64(row[0])
 		diag += float64(row[i])
 		if i > 0 {
@@ -486,16 +556,16 @@ func headMetrics(h int, p []float32, T int, maxLogit float64) HeadMetrics {
 		}
 	}
 	n := float64(T)
-	hm := HeadMetrics{Head: h, Entropy: ent / n, MaxProb: maxp / n, SinkMass: sink / n,
+	hm := HeadMetrics{Head: h, Entropy: entropy, MaxProb: maxp / n, SinkMass: sink / n,
 		Diagonal: diag / n, PrevToken: math.NaN(), MaxLogit: maxLogit}
 	if T > 1 {
 		hm.PrevToken = prev / float64(T-1)
 	}
-	if countNonFinite(p) > 0 {
+	if bad > 0 {
 		nan := math.NaN()
 		hm.Entropy, hm.MaxProb, hm.SinkMass, hm.Diagonal, hm.PrevToken = nan, nan, nan, nan, nan
 	}
-	return hm
+	return hm, bad
 }
 
 func countNonFinite(x []float32) int {

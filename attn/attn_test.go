@@ -310,33 +310,84 @@ func TestALiBiBias(t *testing.T) {
 	}
 }
 
-func TestMetrics(t *testing.T) {
-	// A hand-made 3×3 pattern.
-	p := []float32{
-		1, 0, 0,
-		0.5, 0.5, 0,
-		0.25, 0.25, 0.5,
+// probEntropy is the mean row entropy −Σ p ln p of a T×T pattern.
+func probEntropy(p []float32, T int) float64 {
+	var e float64
+	for _, v := range p {
+		if v > 0 {
+			e -= float64(v) * math.Log(float64(v))
+		}
 	}
-	m := headMetrics(2, p, 3, 1.5)
+	return e / float64(T)
+}
+
+func TestMetrics(t *testing.T) {
+	// Causal logits whose softmax is a hand-made 3×3 pattern:
+	// [1], [½ ½], [¼ ¼ ½]; masked cells hold junk that must be ignored.
 	ln2 := math.Ln2
-	want := HeadMetrics{Head: 2,
+	p := []float32{
+		5, 99, 99,
+		0, 0, 99,
+		0, 0, float32(ln2),
+	}
+	maxLogit, ent := softmaxRows(p, 3, 1, 0, false, true)
+	want := []float32{1, 0, 0, 0.5, 0.5, 0, 0.25, 0.25, 0.5}
+	if d := maxAbsDiff(p, want); d > 1e-7 {
+		t.Fatalf("softmax %v, want %v", p, want)
+	}
+	m, bad := headMetrics(2, p, 3, maxLogit, ent)
+	wantM := HeadMetrics{Head: 2,
 		Entropy:   (0 + ln2 + (0.5*math.Log(4) + 0.5*ln2)) / 3,
 		MaxProb:   (1 + 0.5 + 0.5) / 3,
 		SinkMass:  (1 + 0.5 + 0.25) / 3,
 		PrevToken: (0.5 + 0.25) / 2,
 		Diagonal:  (1 + 0.5 + 0.5) / 3,
-		MaxLogit:  1.5}
+		MaxLogit:  5}
 	for _, c := range []struct {
 		name      string
 		got, want float64
-	}{{"entropy", m.Entropy, want.Entropy}, {"max_prob", m.MaxProb, want.MaxProb}, {"sink", m.SinkMass, want.SinkMass},
-		{"prev", m.PrevToken, want.PrevToken}, {"diag", m.Diagonal, want.Diagonal}, {"max_logit", m.MaxLogit, want.MaxLogit}} {
-		if math.Abs(c.got-c.want) > 1e-12 {
+	}{{"entropy", m.Entropy, wantM.Entropy}, {"max_prob", m.MaxProb, wantM.MaxProb}, {"sink", m.SinkMass, wantM.SinkMass},
+		{"prev", m.PrevToken, wantM.PrevToken}, {"diag", m.Diagonal, wantM.Diagonal}, {"max_logit", m.MaxLogit, wantM.MaxLogit}} {
+		if math.Abs(c.got-c.want) > 1e-7 {
 			t.Errorf("%s = %g, want %g", c.name, c.got, c.want)
 		}
 	}
-	if m := headMetrics(0, []float32{1}, 1, 0); !math.IsNaN(m.PrevToken) {
+	if bad != 0 {
+		t.Errorf("%d non-finite", bad)
+	}
+	if m, _ := headMetrics(0, []float32{1}, 1, 0, 0); !math.IsNaN(m.PrevToken) {
 		t.Errorf("T=1 prev_token = %g, want NaN", m.PrevToken)
+	}
+	// The entropy from the logits agrees with −Σ p ln p on a random layer.
+	g := testGeometry()
+	x, _, _ := RandomInput(20, g.DModel, 5, 2)
+	res, err := Run(g, testModel(12, g), x, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h, head := range res.Probs {
+		var flat []float32
+		for _, row := range head {
+			flat = append(flat, row...)
+		}
+		if d := math.Abs(probEntropy(flat, 20) - res.Heads[h].Entropy); d > 1e-6 {
+			t.Errorf("head %d: entropy %g, from the probabilities %g", h, res.Heads[h].Entropy, probEntropy(flat, 20))
+		}
+	}
+}
+
+func TestExpNonPositive(t *testing.T) {
+	for x := 0.0; x > -110; x -= 0.0137 {
+		got, want := expNonPositive(x), math.Exp(x)
+		if x < -104 {
+			want = 0
+		}
+		if math.Abs(got-want) > 2e-9*want {
+			t.Fatalf("exp(%g) = %g, want %g", x, got, want)
+		}
+	}
+	if expNonPositive(math.Inf(-1)) != 0 || !math.IsNaN(expNonPositive(math.NaN())) {
+		t.Error("exp(−Inf) or exp(NaN)")
 	}
 }
 

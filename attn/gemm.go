@@ -34,67 +34,131 @@ func gemm(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, 
 		}
 		return
 	}
-	// Pack all of A once: per depth block, ⌈m/mr⌉ strips of mr×kb values,
-	// shared read-only by every task.
+	gemmPacked(packMatrixA(a, lda, m, k, parallel), transB, n, b, ldb, c, ldc, parallel)
+}
+
+// packedA is all of an m×k matrix A packed for gemm: per depth block of kc,
+// ⌈m/mr⌉ strips of mr×kb values. It is read-only once built, so several
+// products with the same A (x·W_Qᵀ, x·W_Kᵀ, x·W_Vᵀ) share one packing.
+type packedA struct {
+	m, k   int
+	blocks [][]float32
+}
+
+// packMatrixA packs A (m×k, stride lda) for gemmPacked.
+func packMatrixA(a []float32, lda, m, k int, parallel bool) packedA {
 	mStrips := (m + mr - 1) / mr
 	nBlocks := (k + kc - 1) / kc
-	packedA := make([][]float32, nBlocks)
+	pa := packedA{m: m, k: k, blocks: make([][]float32, nBlocks)}
 	parallelFor(nBlocks, func(pb int) {
 		p0 := pb * kc
 		kb := min(kc, k-p0)
 		buf := make([]float32, mStrips*mr*kb)
 		packA(buf, a, lda, m, p0, kb)
-		packedA[pb] = buf
+		pa.blocks[pb] = buf
 	}, parallel && m*k >= 1<<16)
+	return pa
+}
 
+// gemmPacked computes C = A·op(B) for a packed A; see gemm.
+func gemmPacked(pa packedA, transB bool, n int, b []float32, ldb int, c []float32, ldc int, parallel bool) {
+	m, k := pa.m, pa.k
+	if m <= 0 || n <= 0 {
+		return
+	}
+	if k <= 0 {
+		for i := 0; i < m; i++ {
+			clear(c[i*ldc : i*ldc+n])
+		}
+		return
+	}
+	nBlocks := len(pa.blocks)
 	tasks := (n + ncTask - 1) / ncTask
 	run := func(t int) {
 		j0 := t * ncTask
 		j1 := min(n, j0+ncTask)
 		nStrips := (j1 - j0 + nr - 1) / nr
 		bp := make([]float32, nStrips*nr*min(kc, k))
-		var tile [mr * nr]float32
 		for pb := 0; pb < nBlocks; pb++ {
 			p0 := pb * kc
 			kb := min(kc, k-p0)
 			packB(bp, b, ldb, transB, j0, j1, p0, kb)
-			ap := packedA[pb]
-			load := 0
-			if pb > 0 {
-				load = 1
-			}
-			for i0 := 0; i0 < m; i0 += mc {
-				i1 := min(m, i0+mc)
-				for s := 0; s < nStrips; s++ {
-					bs := bp[s*nr*kb : (s+1)*nr*kb]
-					jj := j0 + s*nr
-					nw := min(nr, j1-jj)
-					for ii := i0; ii < i1; ii += mr {
-						as := ap[(ii/mr)*mr*kb : (ii/mr+1)*mr*kb]
-						mh := min(mr, i1-ii)
-						if mh == mr && nw == nr {
-							kernel(kb, as, bs, c[ii*ldc+jj:], ldc, load)
-							continue
+			macro(pa.blocks[pb], m, kb, bp, kb, c[j0:], ldc, j1-j0, pb > 0)
+		}
+	}
+	parallelFor(tasks, run, parallel)
+}
+
+// packedB is all of op(B) (k×n) packed: per depth block of kc, ⌈n/nr⌉
+// strips of kb×nr values. A product may use a prefix of its columns and of
+// its depth.
+type packedB struct {
+	n, k   int
+	blocks [][]float32
+}
+
+// packMatrixB packs op(B): B is n×k (ldb) when transB, else k×n.
+func packMatrixB(b []float32, ldb int, transB bool, n, k int) packedB {
+	pb := packedB{n: n, k: k}
+	nStrips := (n + nr - 1) / nr
+	for p0 := 0; p0 < k; p0 += kc {
+		kb := min(kc, k-p0)
+		buf := make([]float32, nStrips*nr*kb)
+		packB(buf, b, ldb, transB, 0, n, p0, kb)
+		pb.blocks = append(pb.blocks, buf)
+	}
+	return pb
+}
+
+// gemmPP computes C = A·op(B) on one goroutine from packed operands, using
+// the first n columns of pb and the first pa.k (≤ pb.k) depths.
+func gemmPP(pa packedA, pb packedB, n int, c []float32, ldc int) {
+	for blk, ap := range pa.blocks {
+		p0 := blk * kc
+		kb := min(kc, pa.k-p0)
+		macro(ap, pa.m, kb, pb.blocks[blk], min(kc, pb.k-p0), c, ldc, n, blk > 0)
+	}
+}
+
+// macro multiplies one depth block: m rows of packed A (kb deep) by the
+// first n columns of a packed B block whose strips are kbB ≥ kb deep,
+// writing (or, with load, adding to) C's columns [0, n).
+func macro(ap []float32, m, kb int, bp []float32, kbB int, c []float32, ldc, n int, accumulate bool) {
+	var tile [mr * nr]float32
+	load := 0
+	if accumulate {
+		load = 1
+	}
+	nStrips := (n + nr - 1) / nr
+	for i0 := 0; i0 < m; i0 += mc {
+		i1 := min(m, i0+mc)
+		for s := 0; s < nStrips; s++ {
+			bs := bp[s*nr*kbB : s*nr*kbB+nr*kb]
+			jj := s * nr
+			nw := min(nr, n-jj)
+			for ii := i0; ii < i1; ii += mr {
+				as := ap[(ii/mr)*mr*kb : (ii/mr+1)*mr*kb]
+				mh := min(mr, i1-ii)
+				if mh == mr && nw == nr {
+					kernel(kb, as, bs, c[ii*ldc+jj:], ldc, load)
+					continue
+				}
+				// Edge tile: compute into a scratch tile, then copy.
+				kernel(kb, as, bs, tile[:], nr, 0)
+				for r := 0; r < mh; r++ {
+					dst := c[(ii+r)*ldc+jj : (ii+r)*ldc+jj+nw]
+					src := tile[r*nr : r*nr+nw]
+					if accumulate {
+						for q := range dst {
+							dst[q] += src[q]
 						}
-						// Edge tile: compute into a scratch tile, then copy.
-						kernel(kb, as, bs, tile[:], nr, 0)
-						for r := 0; r < mh; r++ {
-							dst := c[(ii+r)*ldc+jj : (ii+r)*ldc+jj+nw]
-							src := tile[r*nr : r*nr+nw]
-							if load == 1 {
-								for q := range dst {
-									dst[q] += src[q]
-								}
-							} else {
-								copy(dst, src)
-							}
-						}
+					} else {
+						copy(dst, src)
 					}
 				}
 			}
 		}
 	}
-	parallelFor(tasks, run, parallel)
 }
 
 // packA writes rows [0, m) × depth [p0, p0+kb) of A as strips of mr rows:
@@ -128,7 +192,11 @@ func packB(dst, b []float32, ldb int, transB bool, j0, j1, p0, kb int) {
 		jb := j0 + s*nr
 		w := min(nr, j1-jb)
 		if transB {
-			// op(B)[p][j] = B[j][p]: each row of B is contiguous in p.
+			// op(B)[p][j] = B[j][p]: read nr rows of B side by side.
+			if w == nr {
+				packT16(out, b[jb*ldb+p0:], ldb, kb)
+				continue
+			}
 			for q := 0; q < nr; q++ {
 				if q >= w {
 					for p := 0; p < kb; p++ {
@@ -148,6 +216,23 @@ func packB(dst, b []float32, ldb int, transB bool, j0, j1, p0, kb int) {
 			copy(o, b[(p0+p)*ldb+jb:(p0+p)*ldb+jb+w])
 			clear(o[w:])
 		}
+	}
+}
+
+// packT16 writes out[p·16+q] = b[q·ldb+p] for q < 16, p < kb: sixteen rows
+// read in step, so each output line is written once.
+func packT16(out, b []float32, ldb, kb int) {
+	r0, r1, r2, r3 := b[0*ldb:0*ldb+kb], b[1*ldb:1*ldb+kb], b[2*ldb:2*ldb+kb], b[3*ldb:3*ldb+kb]
+	r4, r5, r6, r7 := b[4*ldb:4*ldb+kb], b[5*ldb:5*ldb+kb], b[6*ldb:6*ldb+kb], b[7*ldb:7*ldb+kb]
+	r8, r9, r10, r11 := b[8*ldb:8*ldb+kb], b[9*ldb:9*ldb+kb], b[10*ldb:10*ldb+kb], b[11*ldb:11*ldb+kb]
+	r12, r13, r14, r15 := b[12*ldb:12*ldb+kb], b[13*ldb:13*ldb+kb], b[14*ldb:14*ldb+kb], b[15*ldb:15*ldb+kb]
+	out = out[:kb*nr]
+	for p := 0; p < kb; p++ {
+		o := out[p*nr : p*nr+nr : p*nr+nr]
+		o[0], o[1], o[2], o[3] = r0[p], r1[p], r2[p], r3[p]
+		o[4], o[5], o[6], o[7] = r4[p], r5[p], r6[p], r7[p]
+		o[8], o[9], o[10], o[11] = r8[p], r9[p], r10[p], r11[p]
+		o[12], o[13], o[14], o[15] = r12[p], r13[p], r14[p], r15[p]
 	}
 }
 

@@ -35,7 +35,8 @@ func fixedResult(T int) *Result {
 		for _, row := range r.Probs[h] {
 			flat = append(flat, row...)
 		}
-		r.Heads = append(r.Heads, headMetrics(h, flat, T, 1.25))
+		m, _ := headMetrics(h, flat, T, 1.25, probEntropy(flat, T))
+		r.Heads = append(r.Heads, m)
 	}
 	return r
 }

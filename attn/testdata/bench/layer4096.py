@@ -52,13 +52,17 @@ def main():
     with torch.no_grad():
         layer(x, w, wq, wk, wv, wo, cos, sin, mask)  # warm up
         times = []
+        c0 = time.process_time()
         for _ in range(5):
             t0 = time.perf_counter()
             layer(x, w, wq, wk, wv, wo, cos, sin, mask)
             times.append(time.perf_counter() - t0)
-    print("torch %s threads=%d  layer4096 T=%d: best %.1f ms, median %.1f ms"
+        cpu = (time.process_time() - c0) / len(times)
+    print("torch %s threads=%d  layer4096 T=%d: best %.1f ms, median %.1f ms, "
+          "mean %.1f ms, cpu %.1f ms/op"
           % (torch.__version__, torch.get_num_threads(), T, min(times) * 1e3,
-             sorted(times)[len(times) // 2] * 1e3))
+             sorted(times)[len(times) // 2] * 1e3, sum(times) / len(times) * 1e3,
+             cpu * 1e3))
 
 
 if __name__ == "__main__":

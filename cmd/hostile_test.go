@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/qkvdev/qkv/cmd"
 	"github.com/qkvdev/qkv/formats"
@@ -419,6 +420,67 @@ func runAsNobody(t *testing.T, args ...string) (int, string, string) {
 		t.Skipf("cannot run qkv as an unprivileged user: %v", err)
 	}
 	return c.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// TestNonRegularFiles: a named pipe (FIFO) given as the checkpoint, found in
+// a folder, or sitting where config.json goes must be refused with exit 3,
+// not wait forever for a writer. The built binary runs as a child with a
+// deadline so that a hang fails the test instead of stalling it.
+func TestNonRegularFiles(t *testing.T) {
+	if qkvBinary == "" {
+		t.Skip("the go tool is unavailable or the build failed: cannot build qkv to run it with a deadline")
+	}
+	model, err := os.ReadFile(filepath.Join(testref.RepoRoot(), "testdata", "tiny-llama", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mkfifo := func(p string) {
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Skipf("cannot make a FIFO: %v", err)
+		}
+	}
+	root := t.TempDir()
+	lone := filepath.Join(root, "pipe.safetensors")
+	mkfifo(lone)
+	inDir := filepath.Join(root, "fifo-model")
+	os.Mkdir(inDir, 0o755)
+	mkfifo(filepath.Join(inDir, "model.safetensors"))
+	cfgDir := filepath.Join(root, "fifo-config")
+	os.Mkdir(cfgDir, 0o755)
+	if err := os.WriteFile(filepath.Join(cfgDir, "model.safetensors"), model, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mkfifo(filepath.Join(cfgDir, "config.json"))
+	// All at once, so that a hang costs one deadline.
+	type result struct {
+		path, out, errs string
+		code            int
+		hung            bool
+	}
+	paths := []string{lone, inDir, cfgDir}
+	results := make(chan result, len(paths))
+	for _, path := range paths {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c := exec.CommandContext(ctx, qkvBinary, "ls", path)
+			var out, errb bytes.Buffer
+			c.Stdout, c.Stderr = &out, &errb
+			c.Run()
+			results <- result{path, out.String(), errb.String(), c.ProcessState.ExitCode(), ctx.Err() != nil}
+		}()
+	}
+	for range paths {
+		r := <-results
+		if r.hung {
+			t.Errorf("ls %s: still running after 5 s: qkv blocks opening a FIFO (check that the file is regular before opening it)", r.path)
+			continue
+		}
+		checkFailure(t, "ls "+r.path, r.code, r.out, r.errs, cmd.ExitInput, "")
+		if !strings.HasPrefix(r.errs, "qkv: "+r.path) {
+			t.Errorf("ls %s: %q does not name the file", r.path, r.errs)
+		}
+	}
 }
 
 // ---- bounded memory: the real binary as a child ------------------------------

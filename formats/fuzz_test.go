@@ -127,6 +127,7 @@ func exercise(t *testing.T, path string) {
 			checkErr(t, "ReadRaw "+tn.Name, err)
 		}
 	}
+	findLayers(t, c)
 	if g := c.GGUF(); g != nil {
 		for i := range g.KVs {
 			kv := &g.KVs[i]
@@ -142,6 +143,28 @@ func exercise(t *testing.T, path string) {
 					checkErr(t, "MetaArray tail "+kv.Key, err)
 				}
 			}
+		}
+	}
+}
+
+// findLayers runs the layer finder and extracts every layer it finds.
+func findLayers(t *testing.T, c *formats.Checkpoint) {
+	m, err := formats.FindModel(c, formats.FindOptions{})
+	if err != nil {
+		checkErr(t, "FindModel", err)
+		return
+	}
+	g := m.Geometry()
+	if g.NHeads < 0 || g.NKVHeads < 0 || g.HeadDim < 0 {
+		t.Errorf("negative geometry %+v", g)
+	}
+	if err := m.HeadsKnown(); err != nil {
+		checkErr(t, "HeadsKnown", err)
+	}
+	_ = m.Describe()
+	for _, i := range m.LayerIndices() {
+		if _, err := m.LoadLayer(i); err != nil {
+			checkErr(t, "LoadLayer", err)
 		}
 	}
 }
@@ -313,24 +336,7 @@ func FuzzFindModel(f *testing.F) {
 				return
 			}
 			defer c.Close()
-			m, err := formats.FindModel(c, formats.FindOptions{})
-			if err != nil {
-				checkErr(t, "FindModel", err)
-				return
-			}
-			g := m.Geometry()
-			if g.NHeads < 0 || g.NKVHeads < 0 || g.HeadDim < 0 {
-				t.Errorf("negative geometry %+v", g)
-			}
-			if err := m.HeadsKnown(); err != nil {
-				checkErr(t, "HeadsKnown", err)
-			}
-			_ = m.Describe()
-			for _, i := range m.LayerIndices() {
-				if _, err := m.LoadLayer(i); err != nil {
-					checkErr(t, "LoadLayer", err)
-				}
-			}
+			findLayers(t, c)
 		})
 	})
 }

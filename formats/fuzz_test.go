@@ -241,6 +241,8 @@ func FuzzOpenGGUF(f *testing.F) {
 	}
 	ggufSeed(f, &gguf.Writer{Version: 3, BigEndian: true, KVs: kvs, Tensors: tensors[:1]})
 	ggufSeed(f, &gguf.Writer{Version: 3, Alignment: 64, KVs: kvs[:1], Tensors: tensors[:2]})
+	ggufSeed(f, tinyLlamaGGUF(false))
+	ggufSeed(f, tinyLlamaGGUF(true))
 	addFileSeeds(f, false, "testdata/hostile/gguf-*.gguf", "testdata/hostile/*/*.gguf")
 	addFileSeeds(f, true, "fixtures/gguf/*/*.gguf")
 	dir := f.TempDir()
@@ -248,6 +250,40 @@ func FuzzOpenGGUF(f *testing.F) {
 		p := writeTemp(t, dir, "model.gguf", b)
 		withDeadline(t, func() { exercise(t, p) })
 	})
+}
+
+// tinyLlamaGGUF is a one-layer Llama GGUF (d_model 8, 2 query heads of 4,
+// 1 KV head) small enough for the mutator, so that it reaches the layer
+// finder's use of GGUF metadata.
+func tinyLlamaGGUF(quant bool) *gguf.Writer {
+	u32 := func(k string, v uint32) gguf.KV { return gguf.KV{Key: k, Type: gguf.Uint32, Value: v} }
+	mat := func(name string, in, out uint64) gguf.WriterTensor {
+		if quant && in%32 == 0 {
+			b := make([]byte, out*in/32*34)
+			for i := range b {
+				b[i] = byte(i * 7)
+			}
+			return gguf.WriterTensor{Name: name, Dims: []uint64{in, out}, Type: dtype.Q8_0, Data: b}
+		}
+		b := make([]byte, 4*in*out)
+		for i := uint64(0); i < in*out; i++ {
+			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(float32(i%7)-3))
+		}
+		return gguf.WriterTensor{Name: name, Dims: []uint64{in, out}, Type: dtype.F32, Data: b}
+	}
+	d := uint64(8)
+	if quant {
+		d = 32
+	}
+	return &gguf.Writer{KVs: []gguf.KV{
+		{Key: "general.architecture", Type: gguf.String, Value: "llama"},
+		u32("llama.embedding_length", uint32(d)), u32("llama.block_count", 1),
+		u32("llama.attention.head_count", 2), u32("llama.attention.head_count_kv", 1),
+		u32("llama.rope.dimension_count", uint32(d/2)),
+	}, Tensors: []gguf.WriterTensor{
+		mat("blk.0.attn_q.weight", d, d), mat("blk.0.attn_k.weight", d, d/2),
+		mat("blk.0.attn_v.weight", d, d/2), mat("blk.0.attn_output.weight", d, d),
+	}}
 }
 
 // smallModel is a valid safetensors file beside which config.json is fuzzed.

@@ -169,6 +169,23 @@ func (h *hostileSet) safetensorsCases() {
 	one("st-missing-dtype.safetensors", "safetensors tensor entry without dtype", hdr, data16,
 		`tensor "x": entry has no dtype`+at(stAt(hdr, `"x"`, 0)))
 
+	hdr = `{"x":{"dtype":5,"shape":[4],"data_offsets":[0,16]}}`
+	one("st-dtype-not-string.safetensors", "safetensors dtype that is not a string", hdr, data16,
+		`tensor "x": dtype must be a string, not a number`+at(stAt(hdr, "5", 0)))
+
+	hdr = `{"x":{"dtype":"F32","shape":[4],"shape":[4],"data_offsets":[0,16]}}`
+	one("st-duplicate-field.safetensors", "safetensors tensor entry with a field twice", hdr, data16,
+		`tensor "x": duplicate field "shape"`+at(stAt(hdr, `"shape"`, 21)))
+
+	hdr = `{"__metadata__":{"a":"1","a":"2"},` + stX + "}"
+	one("st-metadata-duplicate-key.safetensors", "safetensors __metadata__ with a key twice", hdr, data16,
+		fmt.Sprintf(`duplicate key "a" in __metadata__ (first at byte %d)`, stAt(hdr, `"a"`, 0))+at(stAt(hdr, `"a"`, 20)))
+
+	deep := strings.Repeat("[", 200) + strings.Repeat("]", 200)
+	hdr = `{"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16],"extra":` + deep + "}}"
+	one("st-deep-nesting.safetensors", "safetensors header JSON nested 200 deep", hdr, data16,
+		"invalid JSON in header: nested more than 128 levels deep"+at(stAt(hdr, "[[", 0)+126))
+
 	// Byte ranges.
 	hdr = "{" + stX + `,"y":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}`
 	one("st-overlap.safetensors", "safetensors overlapping byte ranges", hdr, make([]byte, 24),

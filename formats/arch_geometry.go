@@ -10,11 +10,10 @@ import (
 
 // geoSource records where the geometry came from, for error messages.
 type geoSource struct {
-	geo    Geometry
-	from   string // "config.json", "GGUF metadata", "tensor shapes"
-	hasKV  bool   // the KV head count was given, not defaulted
-	hasHD  bool   // head_dim was given explicitly
-	stackN map[string]int
+	geo   Geometry
+	from  string // "config.json", "GGUF metadata", "tensor shapes"
+	hasKV bool   // the KV head count was given, not defaulted
+	hasHD bool   // head_dim was given explicitly
 }
 
 // hfModelType returns config.json's model_type (or one implied by its

@@ -369,12 +369,11 @@ func roleProj(r role) Projection {
 
 // layerTensors gathers one layer's classified tensors.
 type layerTensors struct {
-	w, b        map[role]*match
-	cross       []string
-	mapped      map[Projection]bool
-	number      int
-	stack       string
-	normW, norm *Tensor
+	w, b   map[role]*match
+	cross  []string
+	mapped map[Projection]bool
+	number int
+	stack  string
 }
 
 func (m *Model) buildLayers(ms, mapped []match, stacks []string, geo *geoSource) error {

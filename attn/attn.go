@@ -23,8 +23,9 @@ const ALiBiBiasDefinition = "scores[h,i,j] += slope_h*(j-i) before the causal ma
 // smaller blocks skip more of the masked triangle but repack more.
 const causalBlock = 48
 
-// maxCells bounds T·T·n_heads so a bad request cannot allocate without limit.
-const maxCells = 1 << 31
+// maxCells bounds T·T·n_heads (the probabilities Run keeps, 4 bytes each)
+// and T·d of a random input, so a bad request cannot allocate without limit.
+const maxCells = 1 << 28
 
 // Options changes how Run computes a layer.
 type Options struct {
@@ -199,7 +200,7 @@ func check(g formats.Geometry, l *formats.Layer, x formats.Matrix, useNorm bool)
 		return errors.New("attn: the input has no positions (T = 0)")
 	}
 	if uint64(x.Rows)*uint64(x.Rows)*uint64(g.NHeads) > maxCells {
-		return fmt.Errorf("attn: T = %d with %d heads is too large a pattern", x.Rows, g.NHeads)
+		return fmt.Errorf("attn: T = %d with %d heads needs more than %d probabilities (1 GiB); use a shorter input", x.Rows, g.NHeads, maxCells)
 	}
 	return nil
 }

@@ -376,3 +376,54 @@ func FuzzFindModel(f *testing.F) {
 		})
 	})
 }
+
+// smallAdapter is a PEFT LoRA adapter for layer 0's q_proj and v_proj
+// (d_model 8, rank 2) beside which adapter_config.json is fuzzed.
+func smallAdapter(f *testing.F) []byte {
+	var ts []safetensors.WriteTensor
+	for _, proj := range []string{"q_proj", "v_proj"} {
+		p := "base_model.model.model.layers.0.self_attn." + proj
+		a, b := make([]float32, 2*8), make([]float32, 8*2)
+		for i := range a {
+			a[i], b[i] = float32(i%5)-2, float32(i%3)-1
+		}
+		ts = append(ts, safetensors.F32Tensor(p+".lora_A.weight", []int64{2, 8}, a),
+			safetensors.F32Tensor(p+".lora_B.weight", []int64{8, 2}, b))
+	}
+	var buf bytes.Buffer
+	if err := safetensors.Write(&buf, ts, nil); err != nil {
+		f.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// FuzzAdapterConfig fuzzes adapter_config.json beside a small LoRA adapter:
+// the scale and rank rules read numbers from it.
+func FuzzAdapterConfig(f *testing.F) {
+	for _, s := range []string{
+		`{"r":2,"lora_alpha":4,"peft_type":"LORA","base_model_name_or_path":"x"}`,
+		`{"r":2,"lora_alpha":4,"use_rslora":true}`,
+		`{"r":0,"lora_alpha":0}`, `{"r":-2,"lora_alpha":1e308}`, `{"lora_alpha":"4"}`, `{}`, `[]`,
+		`{"r":2,"lora_alpha":4,"rank_pattern":{"q_proj":1},"alpha_pattern":{"model.layers.0.self_attn.v_proj":8}}`,
+		`{"lora_parameters":{"rank":2,"alpha":4,"scale":2.0}}`, `{"lora_parameters":{"scale":"x"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	addFileSeeds(f, true, "fixtures/lora/*/adapter_config.json")
+	dir := f.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "adapter_model.safetensors"), smallAdapter(f), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		writeTemp(t, dir, "adapter_config.json", b)
+		withDeadline(t, func() {
+			c, err := formats.Open(dir, formats.Options{})
+			if err != nil {
+				checkErr(t, "Open", err)
+				return
+			}
+			defer c.Close()
+			findLayers(t, c)
+		})
+	})
+}

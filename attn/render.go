@@ -229,11 +229,20 @@ func RenderPattern(w io.Writer, r *Result, h int, o RenderOptions) error {
 		title = lipgloss.NewStyle().Bold(true).Render(title)
 	}
 	b.WriteString(title + "\n")
-	note := fmt.Sprintf("rows: query positions, columns: key positions; shade relative to the largest cell (%.3g)", top)
+	note := "rows: query positions, columns: key positions; shade relative to the largest cell"
 	if pooled {
 		note = fmt.Sprintf("pooled %d→%d (block means, %s positions); ", T, g, blockDesc(T, g)) + note
 	}
 	b.WriteString(note + "\n")
+	if o.Styled {
+		legend := "0 "
+		for _, c := range heatColors[1:] {
+			legend += lipgloss.NewStyle().Foreground(lipgloss.Color(c)).Render("█")
+		}
+		b.WriteString(legend + fmt.Sprintf(" %.3g\n", top))
+	} else {
+		b.WriteString(fmt.Sprintf("shades %q from 0 to %.3g\n", Ramp, top))
+	}
 
 	// Column header: vertical token labels when unpooled, else key ranges.
 	indent := strings.Repeat(" ", lw+2)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -206,10 +207,13 @@ func (c *Checkpoint) readConfigs(dir string) error {
 		path *string
 	}{{"config.json", &c.Config, &c.ConfigPath}, {"adapter_config.json", &c.AdapterConfig, &c.AdapterConfigPath}} {
 		p := filepath.Join(dir, x.name)
-		b, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		if err := regularFile(p); err != nil {
+			return err
+		}
+		b, err := readLimited(p, maxConfigBytes)
 		if err != nil {
 			return &Error{File: p, Offset: -1, Err: describeOSError(err)}
 		}
@@ -220,6 +224,27 @@ func (c *Checkpoint) readConfigs(dir string) error {
 		*x.dst, *x.path = m, p
 	}
 	return nil
+}
+
+// maxConfigBytes bounds config.json, adapter_config.json and index files:
+// real ones are kilobytes (an index of a huge model a few MB).
+const maxConfigBytes = 64 << 20
+
+// readLimited reads a small JSON file, refusing one larger than limit.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%d bytes is more than the %d a JSON configuration file may have", st.Size(), limit)
+	}
+	return io.ReadAll(io.LimitReader(f, limit+1))
 }
 
 // parseJSONObject decodes a JSON object, keeping numbers exact (json.Number).
@@ -242,6 +267,9 @@ func parseJSONObject(b []byte) (map[string]any, error) {
 
 // sniff reads the first bytes of a file to tell its format.
 func sniff(path string) (string, error) {
+	if err := regularFile(path); err != nil {
+		return "", err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", &Error{File: path, Offset: -1, Err: describeOSError(err)}
@@ -303,8 +331,27 @@ func (c *Checkpoint) openFile(path string, opts Options) error {
 	}
 }
 
+// regularFile refuses anything but a regular file (a FIFO or device would
+// block or never end) before it is opened.
+func regularFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return &Error{File: path, Offset: -1, Err: describeOSError(err)}
+	}
+	switch {
+	case st.IsDir():
+		return errorf(path, -1, "is a folder, expected a file")
+	case !st.Mode().IsRegular():
+		return errorf(path, -1, "is not a regular file (%s)", st.Mode().Type())
+	}
+	return nil
+}
+
 // mapPath opens and maps one file.
 func mapPath(path string) (*File, error) {
+	if err := regularFile(path); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &Error{File: path, Offset: -1, Err: describeOSError(err)}
@@ -362,7 +409,10 @@ func (c *Checkpoint) addSafetensors(path string, opts Options) error {
 }
 
 func (c *Checkpoint) openIndex(path string, opts Options) error {
-	b, err := os.ReadFile(path)
+	if err := regularFile(path); err != nil {
+		return err
+	}
+	b, err := readLimited(path, maxConfigBytes)
 	if err != nil {
 		return &Error{File: path, Offset: -1, Err: describeOSError(err)}
 	}

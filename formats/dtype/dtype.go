@@ -167,21 +167,21 @@ var (
 	Q4_K    = Type{id: idQ4K, ggml: 12}
 )
 
+// The lookup maps are built by variable initialisers, not init, so that
+// package-level variables anywhere in this package may call FromGGML.
 var (
-	byGGML   = map[int32]id{}
-	bySTName = map[string]id{}
+	byGGML   = buildIndex(func(in info) (int32, bool) { return in.ggml, in.ggml >= 0 })
+	bySTName = buildIndex(func(in info) (string, bool) { return in.stName, in.stName != "" })
 )
 
-func init() {
+func buildIndex[K comparable](key func(info) (K, bool)) map[K]id {
+	m := map[K]id{}
 	for i := id(1); i < numIDs; i++ {
-		in := infos[i]
-		if in.ggml >= 0 {
-			byGGML[in.ggml] = i
-		}
-		if in.stName != "" {
-			bySTName[in.stName] = i
+		if k, ok := key(infos[i]); ok {
+			m[k] = i
 		}
 	}
+	return m
 }
 
 // FromGGML returns the type with the given GGML type id. An id that upstream

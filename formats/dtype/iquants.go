@@ -181,12 +181,11 @@ func decodeIQ3S(dst []float32, src []byte) {
 			sc := b[106+ib/2] >> (4 * (ib & 1)) & 15
 			db := d * float32(1+2*int32(sc))
 			y := (*[32]float32)(o[32*ib:])
-			// Bit 2l of qh is the 9th index bit of q[2l], bit 2l+1 that of q[2l+1].
-			for l := 0; l < 4; l++ {
-				i1 := (uint16(q[2*l]) | qh>>(2*l)&1<<8) & 511
-				i2 := (uint16(q[2*l+1]) | qh>>(2*l+1)&1<<8) & 511
-				gridSigned4x2((*[8]float32)(y[8*l:8*l+8]), db, &iq3sGrid[i1], &iq3sGrid[i2], &signMul[sg[l]])
-			}
+			// Bit k of qh is the 9th index bit of q[k].
+			gridSigned4x2((*[8]float32)(y[0:8]), db, &iq3sGrid[uint16(q[0])|qh<<8&256], &iq3sGrid[uint16(q[1])|qh<<7&256], &signMul[sg[0]])
+			gridSigned4x2((*[8]float32)(y[8:16]), db, &iq3sGrid[uint16(q[2])|qh<<6&256], &iq3sGrid[uint16(q[3])|qh<<5&256], &signMul[sg[1]])
+			gridSigned4x2((*[8]float32)(y[16:24]), db, &iq3sGrid[uint16(q[4])|qh<<4&256], &iq3sGrid[uint16(q[5])|qh<<3&256], &signMul[sg[2]])
+			gridSigned4x2((*[8]float32)(y[24:32]), db, &iq3sGrid[uint16(q[6])|qh<<2&256], &iq3sGrid[uint16(q[7])|qh<<1&256], &signMul[sg[3]])
 		}
 	}
 }

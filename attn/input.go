@@ -33,6 +33,9 @@ func RandomInput(T, d int, seed uint64, scale float64) (formats.Matrix, InputInf
 type EmbeddingInput struct {
 	// TokenRows are the token-embedding rows for the ids, decoded: [T, d].
 	TokenRows formats.Matrix
+	// TokenScale multiplies the token rows (sqrt(d_model) for models that
+	// scale their embeddings, such as BART with scale_embedding); 0 means 1.
+	TokenScale float32
 	// Positions are the learned absolute position embeddings for positions
 	// 0..T−1 (GPT-2, BERT), [T, d], or empty.
 	Positions formats.Matrix
@@ -46,7 +49,7 @@ type EmbeddingInput struct {
 }
 
 // BuildInput returns the input the first layer receives, as Hugging Face
-// computes it in float32: e = TokenRows (+ TokenType) (+ Positions), summed in
+// computes it in float32: e = TokenRows·TokenScale (+ TokenType) (+ Positions), summed in
 // that order, then LayerNorm(e; NormWeight, NormBias, NormEps) when
 // NormWeight is set.
 func BuildInput(e EmbeddingInput) (formats.Matrix, error) {
@@ -68,6 +71,11 @@ func BuildInput(e EmbeddingInput) (formats.Matrix, error) {
 	}
 	x := formats.NewMatrix(T, d)
 	copy(x.Data, e.TokenRows.Data)
+	if e.TokenScale != 0 && e.TokenScale != 1 {
+		for i := range x.Data {
+			x.Data[i] *= e.TokenScale
+		}
+	}
 	for i := 0; i < T; i++ {
 		row := x.Row(i)
 		if e.TokenType != nil {

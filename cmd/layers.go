@@ -26,10 +26,10 @@ bias, and the Q/K row order; and the model's geometry (heads, KV heads,
 head_dim, rotary settings, causal or not). Reads no tensor data.
 
 An architecture qkv does not know exits with status 3 and lists the tensor
-name patterns it saw; map them with --map and give head counts with --heads.`,
+name patterns it saw; map them with --map and give head counts with --n-heads.`,
 		Example: `  qkv layers testdata/tiny-llama
   qkv layers model.gguf --json
-  qkv layers ./odd-model --map 'q=blocks\.(\d+)\.wq,k=blocks\.(\d+)\.wk,v=blocks\.(\d+)\.wv,o=blocks\.(\d+)\.wo' --heads 8`,
+  qkv layers ./odd-model --map 'q=blocks\.(\d+)\.wq,k=blocks\.(\d+)\.wk,v=blocks\.(\d+)\.wv,o=blocks\.(\d+)\.wo' --n-heads 8`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ck, m, err := openModel(args[0], &mf)
@@ -53,7 +53,7 @@ func geometryLine(g formats.Geometry) string {
 	var parts []string
 	parts = append(parts, fmt.Sprintf("%s: %d layers, d_model %d", g.Arch, g.NLayers, g.DModel))
 	if g.NHeads == 0 {
-		parts = append(parts, "head counts unknown (give --heads)")
+		parts = append(parts, "head counts unknown (give --n-heads)")
 	} else {
 		parts = append(parts, fmt.Sprintf("%d heads", g.NHeads))
 		if g.NKVHeads != g.NHeads {

@@ -23,8 +23,8 @@ type modelFlags struct {
 
 func (f *modelFlags) add(c *cobra.Command) {
 	c.Flags().StringArrayVar(&f.maps, "map", nil, "map projections of an unknown architecture: q=REGEX,k=REGEX,v=REGEX,o=REGEX (layer number = first capture group)")
-	c.Flags().IntVar(&f.heads, "heads", 0, "number of query heads (overrides config/metadata)")
-	c.Flags().IntVar(&f.kvHeads, "kv-heads", 0, "number of key/value heads (overrides config/metadata)")
+	c.Flags().IntVar(&f.heads, "n-heads", 0, "number of query heads (overrides config/metadata)")
+	c.Flags().IntVar(&f.kvHeads, "n-kv-heads", 0, "number of key/value heads (overrides config/metadata)")
 	c.Flags().IntVar(&f.headDim, "head-dim", 0, "head dimension (overrides config/metadata)")
 	addMaxHeaderFlag(c, &f.maxHeader)
 }
@@ -71,7 +71,7 @@ func openModel(path string, f *modelFlags) (*formats.Checkpoint, *formats.Model,
 		return nil, nil, err
 	}
 	if f.heads < 0 || f.kvHeads < 0 || f.headDim < 0 {
-		return nil, nil, usageError("--heads, --kv-heads and --head-dim must be positive")
+		return nil, nil, usageError("--n-heads, --n-kv-heads and --head-dim must be positive")
 	}
 	ck, err := openCheckpoint(path, f.maxHeader)
 	if err != nil {

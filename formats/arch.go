@@ -154,7 +154,7 @@ func namePatterns(c *Checkpoint, max int) ([]string, int) {
 }
 
 // mapHelp is the guidance for models whose layout this package does not know.
-const mapHelp = "map them with --map q=REGEX,k=REGEX,v=REGEX,o=REGEX (each regular expression matches one projection's weight tensor names, its first capture group is the layer number, e.g. q='^blocks\\.(\\d+)\\.attn\\.wq\\.weight$'), and give the geometry with --heads N (and --kv-heads N, --head-dim N) when config.json or the GGUF metadata does not"
+const mapHelp = "map them with --map q=REGEX,k=REGEX,v=REGEX,o=REGEX (each regular expression matches one projection's weight tensor names, its first capture group is the layer number, e.g. q='^blocks\\.(\\d+)\\.attn\\.wq\\.weight$'), and give the geometry with --n-heads N (and --n-kv-heads N, --head-dim N) when config.json or the GGUF metadata does not"
 
 // unknownLayoutError explains that no attention tensors were recognised and
 // how to map them by hand.

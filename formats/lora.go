@@ -281,7 +281,7 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 				ps := ls.Proj(p)
 				if ps != nil && [2]int{ps.Out, ps.In} != want[p] {
 					return nil, &Error{File: c.Path, Tensor: ps.LoRA.B.Name, Offset: -1, Err: fmt.Errorf(
-						"the LoRA update of W_%s is [%d, %d] but %d heads, %d KV heads and head_dim %d need [%d, %d]; check --heads, --kv-heads and --head-dim",
+						"the LoRA update of W_%s is [%d, %d] but %d heads, %d KV heads and head_dim %d need [%d, %d]; check --n-heads, --n-kv-heads and --head-dim",
 						strings.ToUpper(string(p)), ps.Out, ps.In, g.NHeads, g.NKVHeads, g.HeadDim, want[p][0], want[p][1])}
 				}
 			}

@@ -131,7 +131,7 @@ func (m *Model) HeadsKnown() error {
 	if m.IsAdapter {
 		what = "the adapter's base model"
 	}
-	return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("%s head counts are unknown; per-head views need --heads N (and --kv-heads N, --head-dim N for grouped-query attention)", what)}
+	return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("%s head counts are unknown; per-head views need --n-heads N (and --n-kv-heads N, --head-dim N for grouped-query attention)", what)}
 }
 
 // FindModel locates every layer's attention projections, reads the geometry
@@ -529,7 +529,7 @@ func (m *Model) completeGeometry(per []map[int]*layerTensors, stacks []string, g
 		}
 	}
 	if g.NHeads == 0 {
-		return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("the number of attention heads is unknown (%s gives none); pass --heads N (and --kv-heads N, --head-dim N for grouped-query attention)", geo.from)}
+		return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("the number of attention heads is unknown (%s gives none); pass --n-heads N (and --n-kv-heads N, --head-dim N for grouped-query attention)", geo.from)}
 	}
 	if g.NKVHeads == 0 {
 		g.NKVHeads = g.NHeads
@@ -546,10 +546,10 @@ func (m *Model) completeGeometry(per []map[int]*layerTensors, stacks []string, g
 		}
 	}
 	if g.HeadDim == 0 {
-		return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("head_dim cannot be derived from the tensor shapes with %d heads (from %s); check --heads, or pass --head-dim N", g.NHeads, geo.from)}
+		return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("head_dim cannot be derived from the tensor shapes with %d heads (from %s); check --n-heads, or pass --head-dim N", g.NHeads, geo.from)}
 	}
 	if g.NKVHeads > g.NHeads || g.NHeads%g.NKVHeads != 0 {
-		return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("n_heads %d is not a multiple of n_kv_heads %d (from %s); fix with --heads/--kv-heads", g.NHeads, g.NKVHeads, geo.from)}
+		return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("n_heads %d is not a multiple of n_kv_heads %d (from %s); fix with --n-heads/--n-kv-heads", g.NHeads, g.NKVHeads, geo.from)}
 	}
 	if g.RotaryDims > g.HeadDim {
 		g.RotaryDims = g.HeadDim
@@ -589,7 +589,7 @@ func (m *Model) layerSource(lt *layerTensors, geo *geoSource) (*LayerSource, err
 	want := map[Projection][2]int{ProjQ: {qRows, g.DModel}, ProjK: {kvRows, g.DModel}, ProjV: {kvRows, g.DModel}, ProjO: {g.DModel, qRows}}
 	shapeErr := func(t *Tensor, what string, got, exp [2]int) error {
 		return &Error{File: c.Path, Tensor: t.Name, Offset: -1, Err: fmt.Errorf(
-			"%s has shape [%d, %d] (out, in) but the geometry (%s: d_model %d, %d heads, %d KV heads, head_dim %d) needs [%d, %d]; if the geometry is wrong, give it with --heads, --kv-heads and --head-dim",
+			"%s has shape [%d, %d] (out, in) but the geometry (%s: d_model %d, %d heads, %d KV heads, head_dim %d) needs [%d, %d]; if the geometry is wrong, give it with --n-heads, --n-kv-heads and --head-dim",
 			what, got[0], got[1], geo.from, g.DModel, g.NHeads, g.NKVHeads, g.HeadDim, exp[0], exp[1])}
 	}
 	storedDims := func(mt *match) ([2]int, error) {

@@ -19,9 +19,9 @@ func TestFindModelBadConfig(t *testing.T) {
 		model, config string
 		want          []string
 	}{
-		{"gpt_neox", `{"model_type": "gpt_neox", "hidden_size": 64, "num_attention_heads": 3, "num_hidden_layers": 2}`, []string{"--heads", "3 heads"}},
+		{"gpt_neox", `{"model_type": "gpt_neox", "hidden_size": 64, "num_attention_heads": 3, "num_hidden_layers": 2}`, []string{"--n-heads", "3 heads"}},
 		{"gpt_neox", `{"model_type": "gpt_neox", "hidden_size": 64, "num_attention_heads": 1e12, "num_hidden_layers": 2}`, []string{"heads"}},
-		{"gpt_neox", `{"model_type": "gpt_neox", "hidden_size": 64, "num_attention_heads": "four"}`, []string{"--heads"}},
+		{"gpt_neox", `{"model_type": "gpt_neox", "hidden_size": 64, "num_attention_heads": "four"}`, []string{"--n-heads"}},
 		{"gpt_neox", `{"model_type": "mystery", "hidden_size": 64, "num_attention_heads": 4}`, []string{"mystery", "split rule", "--map"}},
 		{"llama", `{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 8, "num_key_value_heads": 3}`, []string{"n_kv_heads 3"}},
 		{"llama", `{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 8, "head_dim": 16, "num_key_value_heads": 2}`, []string{"head_dim 16", "--head-dim"}},

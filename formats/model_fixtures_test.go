@@ -268,7 +268,7 @@ func TestMLXLoRA(t *testing.T) {
 	if g.DModel != 4096 || g.NHeads != 0 || g.Arch != "llama" || g.NLayers != 32 {
 		t.Errorf("geometry %+v", g)
 	}
-	if err := m.HeadsKnown(); err == nil || !strings.Contains(err.Error(), "--heads") {
+	if err := m.HeadsKnown(); err == nil || !strings.Contains(err.Error(), "--n-heads") {
 		t.Errorf("HeadsKnown: %v", err)
 	}
 	raw, err := testref.ReadSafetensors(filepath.Join(dir, "adapters.safetensors"))
@@ -400,7 +400,7 @@ func TestUnknownArchitecture(t *testing.T) {
 	if !errors.As(err, &fe) {
 		t.Fatalf("want *Error, got %v", err)
 	}
-	for _, s := range []string{"blocks.N.attn.wq.weight", "blocks.N.mlp.wN.weight", "--map q=REGEX,k=REGEX,v=REGEX,o=REGEX", "--heads"} {
+	for _, s := range []string{"blocks.N.attn.wq.weight", "blocks.N.mlp.wN.weight", "--map q=REGEX,k=REGEX,v=REGEX,o=REGEX", "--n-heads"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error lacks %q: %v", s, err)
 		}
@@ -411,7 +411,7 @@ func TestUnknownArchitecture(t *testing.T) {
 		ProjV: regexp.MustCompile(`^blocks\.(\d+)\.attn\.wv\.weight$`),
 		ProjO: regexp.MustCompile(`^blocks\.(\d+)\.attn\.wo\.weight$`),
 	}
-	if _, err := FindModel(c, FindOptions{Map: mp}); err == nil || !strings.Contains(err.Error(), "--heads") {
+	if _, err := FindModel(c, FindOptions{Map: mp}); err == nil || !strings.Contains(err.Error(), "--n-heads") {
 		t.Errorf("without head counts: %v", err)
 	}
 	m, err := FindModel(c, FindOptions{Map: mp, NHeads: nh})

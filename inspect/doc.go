@@ -58,9 +58,18 @@
 // eigensolver; sv = sqrt(λ). This squares the condition number: an eigenvalue
 // carries an absolute error of about c·eps64·λ_max, so the relative error of
 // sv_i is about c·eps64·λ_max / (2 λ_i). The Gram route is kept only when that
-// estimate, with c = 4·sqrt(k) for k = min(m, n), is below 1e-7 for every
-// singular value (that is, λ_min ≥ 4·sqrt(k)·eps64·λ_max / 2e-7); otherwise
-// (rank-deficient or ill-conditioned matrices) the direct route is used.
+// estimate, with c = 4·sqrt(k) for k = min(m, n), is below 1e-5 for every
+// singular value (that is, λ_min ≥ 4·sqrt(k)·eps64·λ_max / 2e-5); otherwise
+// (rank-deficient or ill-conditioned matrices) the direct route is used. The
+// estimate is conservative: for a 4096×4096 standard normal matrix
+// (condition 9.7e3) it gives 2.7e-6 where the measured largest error
+// against numpy's float64 SVD is 1.3e-8; for 1024×4096 1.3e-13 vs 1.1e-14.
+// Values far below the rank threshold never take the Gram route, so rank is
+// exact in both routes. The Gram matrix is a packed, register-tiled product
+// (AVX2/FMA kernel on amd64) on all CPUs; its eigenvalues come from a
+// blocked Householder tridiagonalisation (rank-2k updates through the same
+// kernel, symmetric matrix-vector products split across CPUs) and
+// Pal–Walker–Kahan QR (gonum's Dsterf).
 //
 // # Fast mode
 //

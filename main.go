@@ -1,6 +1,8 @@
 // Command qkv looks inside transformer checkpoints: see README.md.
 package main
 
+//go:generate go run ./internal/gen -out testdata
+
 import (
 	"os"
 

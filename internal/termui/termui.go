@@ -8,7 +8,6 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/lipgloss/table"
-	"github.com/mattn/go-runewidth"
 )
 
 var (
@@ -42,12 +41,12 @@ func Table(headers []string, rows [][]string, rightAlign []bool, styled bool) st
 	}
 	widths := make([]int, len(headers))
 	for i, h := range headers {
-		widths[i] = runewidth.StringWidth(h)
+		widths[i] = lipgloss.Width(h)
 	}
 	for _, r := range rows {
 		for i, c := range r {
 			if i < len(widths) {
-				widths[i] = max(widths[i], runewidth.StringWidth(c))
+				widths[i] = max(widths[i], lipgloss.Width(c))
 			}
 		}
 	}
@@ -57,7 +56,7 @@ func Table(headers []string, rows [][]string, rightAlign []bool, styled bool) st
 			if i >= len(widths) {
 				break
 			}
-			pad := strings.Repeat(" ", widths[i]-runewidth.StringWidth(c))
+			pad := strings.Repeat(" ", widths[i]-lipgloss.Width(c))
 			if i > 0 {
 				b.WriteString("  ")
 			}

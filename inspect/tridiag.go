@@ -186,4 +186,3 @@ func (sv *symv) mul(s []float64, n, c0 int, v, w []float64) {
 		}
 	}
 }
-

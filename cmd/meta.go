@@ -158,7 +158,10 @@ func buildMeta(ck *formats.Checkpoint, key string, full bool) (metaReport, error
 func sanitize(v any) (any, bool) {
 	switch x := v.(type) {
 	case float32:
-		return jsonFloat(float64(x))
+		if _, bad := jsonFloat(float64(x)); bad {
+			return nil, true
+		}
+		return x, false // stays float32: JSON and the table print its shortest form (1e-05)
 	case float64:
 		return jsonFloat(x)
 	case []any:

@@ -527,7 +527,9 @@ func expNonPositive(x float64) float64 {
 		ln2hi = 6.93147180369123816490e-01
 		ln2lo = 1.90821492927058770002e-10
 	)
-	n := math.Floor(x*log2e + 0.5)
+	// x·log2e − 0.5 < 0, and conversion truncates toward zero: n is
+	// x·log2e rounded to nearest (ties upward), without a call to Floor.
+	n := float64(int64(x*log2e - 0.5))
 	r := x - n*ln2hi - n*ln2lo
 	q := 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040+r*(1.0/40320))))))))
 	return q * math.Float64frombits(uint64(int64(n)+1023)<<52)

@@ -219,9 +219,9 @@ func packB(dst, b []float32, ldb int, transB bool, j0, j1, p0, kb int) {
 	}
 }
 
-// packT16 writes out[p·16+q] = b[q·ldb+p] for q < 16, p < kb: sixteen rows
+// packT16Go writes out[p·16+q] = b[q·ldb+p] for q < 16, p < kb: sixteen rows
 // read in step, so each output line is written once.
-func packT16(out, b []float32, ldb, kb int) {
+func packT16Go(out, b []float32, ldb, kb int) {
 	r0, r1, r2, r3 := b[0*ldb:0*ldb+kb], b[1*ldb:1*ldb+kb], b[2*ldb:2*ldb+kb], b[3*ldb:3*ldb+kb]
 	r4, r5, r6, r7 := b[4*ldb:4*ldb+kb], b[5*ldb:5*ldb+kb], b[6*ldb:6*ldb+kb], b[7*ldb:7*ldb+kb]
 	r8, r9, r10, r11 := b[8*ldb:8*ldb+kb], b[9*ldb:9*ldb+kb], b[10*ldb:10*ldb+kb], b[11*ldb:11*ldb+kb]

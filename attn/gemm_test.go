@@ -75,3 +75,21 @@ func TestKernelsAgree(t *testing.T) {
 		}
 	}
 }
+
+func TestPackT16(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for kb := 1; kb <= 41; kb++ {
+		const ldb = 45
+		b := randVec(r, 16*ldb, 1)
+		got, want := make([]float32, kb*nr), make([]float32, kb*nr)
+		packT16(got, b, ldb, kb)
+		for p := 0; p < kb; p++ {
+			for q := 0; q < nr; q++ {
+				want[p*nr+q] = b[q*ldb+p]
+			}
+		}
+		if maxAbsDiff(got, want) != 0 {
+			t.Fatalf("kb=%d: packed strip differs", kb)
+		}
+	}
+}

@@ -22,3 +22,23 @@ func kernel(kb int, a, b, c []float32, ldc, load int) {
 	}
 	kernelGo(kb, a, b, c, ldc, load)
 }
+
+// packT16x8 is packT16 for 8·groups depths in AVX assembly.
+//
+//go:noescape
+func packT16x8(out, b *float32, ldb, groups int)
+
+// packT16 writes out[p·16+q] = b[q·ldb+p] for q < 16, p < kb.
+func packT16(out, b []float32, ldb, kb int) {
+	groups := kb / 8
+	if useAVX2 && groups > 0 {
+		_, _ = out[kb*nr-1], b[15*ldb+kb-1]
+		packT16x8(&out[0], &b[0], ldb, groups)
+		if groups*8 == kb {
+			return
+		}
+		packT16Go(out[groups*8*nr:], b[groups*8:], ldb, kb-groups*8)
+		return
+	}
+	packT16Go(out, b, ldb, kb)
+}

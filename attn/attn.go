@@ -248,8 +248,13 @@ func settings(g formats.Geometry, T int, causal, useNorm bool, in InputInfo) Set
 // The norm is RMSNorm x·rsqrt(mean(x²)+eps)·w or LayerNorm
 // (x−mean)/sqrt(var+eps)·w + b, with the layer's NormWeight/NormBias and the
 // geometry's NormEps. It is applied when g.PreNorm is set and g.Norm is not
-// "none". Run returns an error, never panics, on inconsistent shapes.
+// "none". n_kv_heads = 0 means n_heads. ALiBi adds slope_h·(j−i) (see
+// ALiBiBiasDefinition). Run returns an error, never panics, on inconsistent
+// shapes.
 func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*Result, error) {
+	if g.NKVHeads == 0 {
+		g.NKVHeads = g.NHeads // as Geometry.GroupSize reads it: no grouping
+	}
 	useNorm := g.PreNorm && g.Norm != formats.NormNone && g.Norm != "" && !opt.NoNorm
 	if useNorm && g.Norm != formats.NormRMS && g.Norm != formats.NormLayerNorm {
 		return nil, fmt.Errorf("attn: unknown norm kind %q", g.Norm)

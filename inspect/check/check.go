@@ -7,12 +7,14 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/dtype"
 	"github.com/qkvdev/qkv/inspect"
 )
 
@@ -68,7 +70,9 @@ type collector struct {
 }
 
 func (c *collector) add(id string, sev Severity, tensor string, layer *int, format string, args ...any) {
-	p := Problem{Check: id, Tensor: tensor, Layer: layer, Message: fmt.Sprintf(format, args...)}
+	// One line per message: error texts from parsers may hold newlines.
+	msg := oneLine.Replace(fmt.Sprintf(format, args...))
+	p := Problem{Check: id, Tensor: tensor, Layer: layer, Message: msg}
 	switch sev {
 	case Fail:
 		c.res.Failures = append(c.res.Failures, p)
@@ -76,6 +80,8 @@ func (c *collector) add(id string, sev Severity, tensor string, layer *int, form
 		c.res.Warnings = append(c.res.Warnings, p)
 	}
 }
+
+var oneLine = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ")
 
 func (c *collector) report(id, tensor string, layer *int, format string, args ...any) {
 	c.add(id, c.rules.SeverityOf(id), tensor, layer, format, args...)
@@ -92,7 +98,7 @@ func (c *collector) enabled(id string) bool {
 // Run checks the input under rules.
 func Run(ctx context.Context, in Input, rules Rules, opts Options) (*Result, error) {
 	rules.fill()
-	res := &Result{Schema: Schema, Path: in.Path, Failures: []Problem{}, Warnings: []Problem{}}
+	res := &Result{Schema: Schema, Path: in.Path, Failures: []Problem{}, Warnings: []Problem{}, Checks: []string{}}
 	c := &collector{rules: &rules, res: res, ran: map[string]bool{}}
 	if c.enabled(CheckStructure) && in.OpenErr != nil {
 		c.report(CheckStructure, tensorOf(in.OpenErr), nil, "%v", in.OpenErr)
@@ -117,7 +123,8 @@ func Run(ctx context.Context, in Input, rules Rules, opts Options) (*Result, err
 }
 
 func tensorOf(err error) string {
-	if fe, ok := err.(*formats.Error); ok {
+	var fe *formats.Error
+	if errors.As(err, &fe) {
 		return fe.Tensor
 	}
 	return ""
@@ -159,7 +166,7 @@ func scanTensors(ctx context.Context, c *collector, ck *formats.Checkpoint, opts
 		rows := t.Elements() / rowLen
 		perChunk := max(chunk/4/rowLen, 1)
 		var nan, inf, zeroRows int64
-		allZero := true
+		allZero, decoded := true, true
 		firstZeroRow := int64(-1)
 		for r0 := int64(0); r0 < rows; r0 += perChunk {
 			r1 := min(r0+perChunk, rows)
@@ -170,7 +177,7 @@ func scanTensors(ctx context.Context, c *collector, ck *formats.Checkpoint, opts
 			b := buf[:need]
 			if err := ck.DecodeRows(t, r0, r1, b); err != nil {
 				c.report(CheckStructure, t.Name, nil, "%v", err)
-				allZero = false
+				allZero, decoded = false, false
 				break
 			}
 			for r := int64(0); r < r1-r0; r++ {
@@ -195,8 +202,28 @@ func scanTensors(ctx context.Context, c *collector, ck *formats.Checkpoint, opts
 				}
 			}
 		}
-		if doNaN && nan > 0 {
+		// A NaN or Inf block scale is a broken block even where the
+		// decoded values come out finite (a scale the decoder does not
+		// read, or a NaN times codes that happen to vanish elsewhere).
+		var badScales int64
+		if doNaN && decoded && t.Type.Quantized() {
+			err := ck.ReadRaw(t, func(b []byte) error {
+				n, err := dtype.NonFiniteScales(t.Type, b)
+				badScales = n
+				return err
+			})
+			if err != nil {
+				c.report(CheckStructure, t.Name, nil, "%v", err)
+			}
+		}
+		blocks := t.Elements() / int64(max(t.Type.BlockSize(), 1))
+		switch {
+		case doNaN && nan > 0 && badScales > 0:
+			c.report(CheckNaN, t.Name, nil, "%d NaN values of %d; %d of %d %s blocks have a NaN or infinite scale", nan, t.Elements(), badScales, blocks, t.Type.Name())
+		case doNaN && nan > 0:
 			c.report(CheckNaN, t.Name, nil, "%d NaN values of %d", nan, t.Elements())
+		case doNaN && badScales > 0:
+			c.report(CheckNaN, t.Name, nil, "%d of %d %s blocks have a NaN or infinite scale (their decoded values are finite)", badScales, blocks, t.Type.Name())
 		}
 		if doInf && inf > 0 {
 			c.report(CheckInf, t.Name, nil, "%d infinite values of %d", inf, t.Elements())
@@ -242,6 +269,9 @@ func projTensor(m *formats.Model, layer int, p string) string {
 
 func checkAttention(ctx context.Context, c *collector, in Input, opts Options) error {
 	if in.FindErr != nil || in.Model == nil {
+		if g := c.rules.Geometry; g != (Geometry{}) && c.enabled(CheckGeometry) {
+			c.report(CheckGeometry, "", nil, "no attention layers found, so the geometry the rules expect cannot be confirmed")
+		}
 		if c.enabled(CheckNoAttention) {
 			msg := "no attention layers found"
 			if in.FindErr != nil {
@@ -266,9 +296,22 @@ func checkAttention(ctx context.Context, c *collector, in Input, opts Options) e
 		}
 	}
 	heads := m.HeadsKnown() == nil
+	// Head findings need head counts; the checks that ran say which did.
+	doDead, doDup, doRank := false, false, false
+	if heads {
+		doDead, doDup, doRank = c.enabled(CheckDeadHead), c.enabled(CheckDuplicateHeads), c.enabled(CheckRankCollapsed)
+	}
 	rep, err := inspect.Run(ctx, m, inspect.Options{Heads: heads, Fast: opts.Fast, Workers: opts.Workers, Thresholds: c.rules.Thresholds}, nil)
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// A projection that cannot be loaded (an undecodable type, a
+		// LoRA pair that does not fit) is a structure problem of this
+		// checkpoint, not a reason to stop without a report.
+		c.enabled(CheckStructure)
+		c.report(CheckStructure, tensorOf(err), nil, "attention checks skipped: %v", err)
+		return nil
 	}
 	c.res.Layers = len(rep.Layers)
 	for _, f := range rep.Findings {
@@ -276,15 +319,15 @@ func checkAttention(ctx context.Context, c *collector, in Input, opts Options) e
 		where := fmt.Sprintf("layers.%d.%s", f.Layer, f.Matrix)
 		switch f.Kind {
 		case inspect.KindDeadHead:
-			if c.enabled(CheckDeadHead) {
+			if doDead {
 				c.report(CheckDeadHead, tensor, intp(f.Layer), "%s: %s", where, f.Message)
 			}
 		case inspect.KindRankCollapsed:
-			if c.enabled(CheckRankCollapsed) {
+			if doRank {
 				c.report(CheckRankCollapsed, tensor, intp(f.Layer), "%s: %s", where, f.Message)
 			}
 		case inspect.KindDuplicateHeads:
-			if c.enabled(CheckDuplicateHeads) {
+			if doDup {
 				sev := c.rules.SeverityOf(CheckDuplicateHeads)
 				if float64(f.Value) <= c.rules.DuplicateFail {
 					sev = Warn

@@ -65,11 +65,11 @@ type Bounds struct {
 
 // Geometry is the expected shape of the model; zero fields are not checked.
 type Geometry struct {
-	Layers   int `json:"layers,omitempty"`
-	Heads    int `json:"heads,omitempty"`
-	KVHeads  int `json:"kv_heads,omitempty"`
-	HeadDim  int `json:"head_dim,omitempty"`
-	DModel   int `json:"d_model,omitempty"`
+	Layers  int `json:"layers,omitempty"`
+	Heads   int `json:"heads,omitempty"`
+	KVHeads int `json:"kv_heads,omitempty"`
+	HeadDim int `json:"head_dim,omitempty"`
+	DModel  int `json:"d_model,omitempty"`
 }
 
 // Rules are a check's thresholds and expectations. Zero values take the

@@ -52,6 +52,13 @@ func Table(headers []string, rows [][]string, rightAlign []bool, styled bool) st
 	}
 	var b strings.Builder
 	line := func(cells []string) {
+		defer func() {
+			// An empty last column would leave the separator dangling.
+			out := strings.TrimRight(b.String(), " ")
+			b.Reset()
+			b.WriteString(out)
+			b.WriteString("\n")
+		}()
 		for i, c := range cells {
 			if i >= len(widths) {
 				break
@@ -68,7 +75,6 @@ func Table(headers []string, rows [][]string, rightAlign []bool, styled bool) st
 				b.WriteString(c + pad)
 			}
 		}
-		b.WriteString("\n")
 	}
 	line(headers)
 	for _, r := range rows {

@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 
 	"github.com/spf13/cobra"
 
@@ -41,12 +40,9 @@ The input is never written; OUT must not be one of its files.`,
 			if out == "" {
 				return usageError("export needs -o OUT.safetensors")
 			}
-			var re *regexp.Regexp
-			if match != "" {
-				var err error
-				if re, err = regexp.Compile(match); err != nil {
-					return usageError("--match: %v", err)
-				}
+			re, err := compileMatch(match)
+			if err != nil {
+				return err
 			}
 			ck, err := openCheckpoint(args[0], maxHeader)
 			if err != nil {

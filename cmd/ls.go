@@ -66,12 +66,9 @@ model.safetensors.index.json, or any part of a split GGUF set.`,
   qkv ls model.safetensors --json | jq '.totals'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var re *regexp.Regexp
-			if match != "" {
-				var err error
-				if re, err = regexp.Compile(match); err != nil {
-					return usageError("--match: %v", err)
-				}
+			re, err := compileMatch(match)
+			if err != nil {
+				return err
 			}
 			ck, err := openCheckpoint(args[0], maxHeader)
 			if err != nil {
@@ -89,6 +86,18 @@ model.safetensors.index.json, or any part of a split GGUF set.`,
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.ls/v1)")
 	addMaxHeaderFlag(c, &maxHeader)
 	return c
+}
+
+// compileMatch compiles a --match expression; "" matches everything (nil).
+func compileMatch(expr string) (*regexp.Regexp, error) {
+	if expr == "" {
+		return nil, nil
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, usageError("--match: %v", err)
+	}
+	return re, nil
 }
 
 func addMaxHeaderFlag(c *cobra.Command, v *int64) {

@@ -6,7 +6,9 @@ query heads and 8 KV heads (head_dim 128), RMSNorm pre-norm, full RoPE
 (theta 10000, HF rotate_half), causal mask, T = 512, random float32 weights.
 Measurement only: torch is not a dependency of qkv. Install Debian's
 python3-torch to run it:  python3 attn/testdata/bench/layer4096.py
+(THREADS=1 for one thread; the default is 2, the machine's cores).
 """
+import os
 import time
 
 import torch
@@ -36,7 +38,7 @@ def layer(x, w, wq, wk, wv, wo, cos, sin, mask):
 
 
 def main():
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     g = torch.Generator().manual_seed(1)
     x = torch.randn(T, D, generator=g)
     w = 1 + 0.1 * torch.randn(D, generator=g)

@@ -45,9 +45,11 @@ func benchSpectrum(b *testing.B, m, n int, fast bool) {
 	w, _ := benchMatrix(b, m, n)
 	b.ResetTimer()
 	var s Stats
+	c0 := cpuSeconds()
 	for i := 0; i < b.N; i++ {
 		s = MatrixStats(w, 0, fast, false)
 	}
+	b.ReportMetric((cpuSeconds()-c0)/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(s.SpectralNorm), "sv0")
 	b.Logf("%dx%d fast=%v: method %s, eff.rank %.6g", m, n, fast, s.Method, float64(s.EffectiveRank))
 }

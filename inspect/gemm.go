@@ -34,7 +34,7 @@ type view[T float32 | float64] struct {
 // as views) and C is row-major m×n with stride ldc. tri restricts the work
 // to the tiles a symmetric result needs (other entries of those tiles may be
 // written too).
-func gemmNT[T float32 | float64](m, n, kk int, alpha float64, a, b view[T], c []float64, ldc int, tri int) {
+func gemmNT[TA, TB float32 | float64](m, n, kk int, alpha float64, a view[TA], b view[TB], c []float64, ldc int, tri int) {
 	if m <= 0 || n <= 0 || kk <= 0 {
 		return
 	}
@@ -51,20 +51,7 @@ func gemmNT[T float32 | float64](m, n, kk int, alpha float64, a, b view[T], c []
 		// Pack B: strip s holds rows [s*8, s*8+8) of B, k-major, zero-padded.
 		parallelRange(nStrips, workers, func(s0, s1 int) {
 			for s := s0; s < s1; s++ {
-				dst := bp[s*tileN*kc : (s+1)*tileN*kc]
-				for jj := 0; jj < tileN; jj++ {
-					j := s*tileN + jj
-					if j >= n {
-						for p := 0; p < kc; p++ {
-							dst[p*tileN+jj] = 0
-						}
-						continue
-					}
-					base := j*b.rs + pc*b.cs
-					for p := 0; p < kc; p++ {
-						dst[p*tileN+jj] = float64(b.data[base+p*b.cs])
-					}
-				}
+				packStrip(bp[s*tileN*kc:(s+1)*tileN*kc], b, s*tileN, n, pc, kc, tileN, 1)
 			}
 		})
 		var next atomic.Int64
@@ -84,20 +71,7 @@ func gemmNT[T float32 | float64](m, n, kk int, alpha float64, a, b view[T], c []
 					aStrips := (mb + tileM - 1) / tileM
 					// Pack A (scaled by alpha): strip t holds rows i0+t*6.. .
 					for t := 0; t < aStrips; t++ {
-						dst := ap[t*tileM*kc : (t+1)*tileM*kc]
-						for ii := 0; ii < tileM; ii++ {
-							i := i0 + t*tileM + ii
-							if i >= m {
-								for p := 0; p < kc; p++ {
-									dst[p*tileM+ii] = 0
-								}
-								continue
-							}
-							base := i*a.rs + pc*a.cs
-							for p := 0; p < kc; p++ {
-								dst[p*tileM+ii] = alpha * float64(a.data[base+p*a.cs])
-							}
-						}
+						packStrip(ap[t*tileM*kc:(t+1)*tileM*kc], a, i0+t*tileM, m, pc, kc, tileM, alpha)
 					}
 					for s := 0; s < nStrips; s++ {
 						j0 := s * tileN
@@ -175,4 +149,30 @@ func gramOf(a []float32, m, n int) ([]float64, int) {
 		}
 	}
 	return g, k
+}
+
+// packStrip packs rows [r0, r0+w) (zero past rows) and depth [pc, pc+kc) of
+// the view v into dst, k-major (w values per depth step), scaled by alpha.
+// The loop order follows the view's contiguous direction.
+func packStrip[T float32 | float64](dst []float64, v view[T], r0, rows, pc, kc, w int, alpha float64) {
+	live := min(w, rows-r0)
+	if live < w {
+		clear(dst[:kc*w])
+	}
+	if v.cs == 1 {
+		for ii := 0; ii < live; ii++ {
+			src := v.data[(r0+ii)*v.rs+pc : (r0+ii)*v.rs+pc+kc]
+			for p, x := range src {
+				dst[p*w+ii] = alpha * float64(x)
+			}
+		}
+		return
+	}
+	for p := 0; p < kc; p++ {
+		base := r0*v.rs + (pc+p)*v.cs
+		d := dst[p*w : p*w+live]
+		for ii := range d {
+			d[ii] = alpha * float64(v.data[base+ii*v.rs])
+		}
+	}
 }

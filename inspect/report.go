@@ -63,10 +63,12 @@ type Stats struct {
 	InfCount  int    `json:"inf_count"`
 	ZeroCount int    `json:"zero_count"`
 	// SV is every singular value, descending; in JSON only with Options.Spectrum.
-	SV            []float64 `json:"sv,omitempty"`
-	SpectralNorm  Float     `json:"spectral_norm"`
-	Rank          *int      `json:"rank"`
-	EffectiveRank Float     `json:"effective_rank"`
+	SV           []float64 `json:"sv,omitempty"`
+	SpectralNorm Float     `json:"spectral_norm"`
+	// SpectralNormBounds brackets SpectralNorm in fast mode.
+	SpectralNormBounds *[2]Float `json:"spectral_norm_bounds,omitempty"`
+	Rank               *int      `json:"rank"`
+	EffectiveRank      Float     `json:"effective_rank"`
 	// EffectiveRankBounds brackets EffectiveRank in fast mode.
 	EffectiveRankBounds *[2]Float `json:"effective_rank_bounds,omitempty"`
 	StableRank          Float     `json:"stable_rank"`

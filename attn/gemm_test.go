@@ -8,7 +8,20 @@ import (
 
 // TestGemm compares the blocked product with a float64 triple loop, for
 // shapes that exercise edge tiles, several depth blocks and strides.
-func TestGemm(t *testing.T) {
+func TestGemm(t *testing.T) { checkGemm(t) }
+
+// TestPortableKernel runs the products and a layer with the portable Go
+// kernels, which amd64 machines with AVX2 do not otherwise use.
+func TestPortableKernel(t *testing.T) {
+	saved := useAVX2
+	useAVX2 = false
+	defer func() { useAVX2 = saved }()
+	checkGemm(t)
+	TestPackT16(t)
+	TestAgainstNaive(t)
+}
+
+func checkGemm(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
 	for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {5, 7, 3}, {6, 16, 4}, {13, 33, 257}, {97, 300, 600}, {12, 17, 1000}} {
 		for _, transB := range []bool{true, false} {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -159,7 +160,13 @@ func ParseRules(b []byte) (Rules, error) {
 	dec.DisallowUnknownFields()
 	var r Rules
 	if err := dec.Decode(&r); err != nil {
+		if err == io.EOF {
+			return Rules{}, fmt.Errorf("rules: the file is empty; write {} for the defaults")
+		}
 		return Rules{}, fmt.Errorf("rules: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Rules{}, fmt.Errorf("rules: unexpected data after the rules object at byte %d", dec.InputOffset())
 	}
 	for id, s := range r.Severity {
 		if _, ok := DefaultSeverity[id]; !ok {

@@ -40,7 +40,7 @@ func (r *Result) WriteText(w io.Writer, styled bool) error {
 		if where == "" {
 			where = r.Path
 		}
-		fmt.Fprintf(&b, "%s %-16s %s: %s\n", st(s, tag), p.Check, where, p.Message)
+		fmt.Fprintf(&b, "%s %-16s %s: %s\n", st(s, tag), p.Check, oneLine.Replace(where), oneLine.Replace(p.Message))
 	}
 	for _, p := range r.Failures {
 		line("FAIL", failStyle, p)

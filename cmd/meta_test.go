@@ -41,8 +41,9 @@ type metaJSON struct {
 		NonFinite bool   `json:"non_finite"`
 		Offset    int64  `json:"offset"`
 	} `json:"metadata"`
-	Config     map[string]any `json:"config"`
-	ConfigPath string         `json:"config_path"`
+	Config        map[string]any `json:"config"`
+	ConfigPath    string         `json:"config_path"`
+	AdapterConfig map[string]any `json:"adapter_config"`
 }
 
 // metaPreview is how many array items meta shows without --full.
@@ -198,22 +199,30 @@ func checkMetaSafetensors(t *testing.T, c lsCase) {
 	if !reflect.DeepEqual(gotMeta, wantMeta) && !(len(gotMeta) == 0 && len(wantMeta) == 0) {
 		t.Errorf("meta %s: __metadata__ %v, want %v", c.arg, gotMeta, wantMeta)
 	}
-	cfgPath := filepath.Join(filepath.Dir(c.files[0]), "config.json")
-	b, err := os.ReadFile(cfgPath)
-	if err != nil {
-		if got.Config != nil {
-			t.Errorf("meta %s: config %v, but there is no config.json", c.arg, got.Config)
+	for _, x := range []struct {
+		name string
+		got  map[string]any
+	}{{"config.json", got.Config}, {"adapter_config.json", got.AdapterConfig}} {
+		p := filepath.Join(filepath.Dir(c.files[0]), x.name)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			if x.got != nil {
+				t.Errorf("meta %s: %s %v, but there is no such file", c.arg, x.name, x.got)
+			}
+			continue
 		}
-		return
-	}
-	var wantCfg map[string]any
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.UseNumber()
-	if err := dec.Decode(&wantCfg); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got.Config, wantCfg) || !samePath(got.ConfigPath, cfgPath) {
-		t.Errorf("meta %s: config (from %s) differs from %s", c.arg, got.ConfigPath, cfgPath)
+		var want map[string]any
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.UseNumber()
+		if err := dec.Decode(&want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(x.got, want) {
+			t.Errorf("meta %s: %s differs from %s", c.arg, x.name, p)
+		}
+		if x.name == "config.json" && !samePath(got.ConfigPath, p) {
+			t.Errorf("meta %s: config_path %s, want %s", c.arg, got.ConfigPath, p)
+		}
 	}
 }
 

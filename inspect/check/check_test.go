@@ -166,6 +166,28 @@ func patchGGUF(t *testing.T, file, tensor string, fn func(data []byte)) {
 	}
 }
 
+// setGGUFType rewrites the GGML type id in a tensor's info of a GGUF file,
+// found by its length-prefixed name.
+func setGGUFType(t *testing.T, file, tensor string, id uint32) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := binary.LittleEndian.AppendUint64(nil, uint64(len(tensor)))
+	key = append(key, tensor...)
+	i := bytes.Index(b, key)
+	if i < 0 {
+		t.Fatalf("no tensor info for %s", tensor)
+	}
+	at := i + len(key)
+	nd := int(binary.LittleEndian.Uint32(b[at:]))
+	binary.LittleEndian.PutUint32(b[at+4+8*nd:], id)
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // f32s applies fn to the float32 values of data[from:to] (element indices).
 func f32s(from, to int, fn func(i int, v float32) float32) func([]byte) {
 	return func(data []byte) {
@@ -403,6 +425,14 @@ func TestCorruptedCopies(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, nil, []want{{CheckStructure, "", "model-00002-of-00002.safetensors"}}},
+		{"undecodable projection", "reference/zoo/llama/gguf/llama-Q8_0.gguf", func(t *testing.T, p string) {
+			// The tensor info's type becomes Q4_0_4_4 (GGML id 31, removed
+			// upstream; its 18-byte blocks fit in the Q8_0 data).
+			setGGUFType(t, p, "blk.0.attn_q.weight", 31)
+		}, nil, []want{
+			{CheckDType, "blk.0.attn_q.weight", "element type Q4_0_4_4 cannot be decoded"},
+			{CheckStructure, "blk.0.attn_q.weight", "attention checks skipped: layer 0"},
+		}},
 		{"geometry mismatch", llamaHF, nil, func(r *Rules) { r.Geometry = Geometry{Layers: 2, Heads: 16, KVHeads: 2, HeadDim: 32, DModel: 64} },
 			[]want{{CheckGeometry, "", "heads is 8, the rules expect 16"}}},
 		{"dtype not allowed", llamaHF, nil, func(r *Rules) { r.AllowedDTypes = []string{"bf16", "F16"} },

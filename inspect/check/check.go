@@ -164,44 +164,19 @@ func scanTensors(ctx context.Context, c *collector, ck *formats.Checkpoint, opts
 		}
 		rowLen := max(t.RowLen(), 1)
 		rows := t.Elements() / rowLen
-		perChunk := max(chunk/4/rowLen, 1)
-		var nan, inf, zeroRows int64
-		allZero, decoded := true, true
-		firstZeroRow := int64(-1)
-		for r0 := int64(0); r0 < rows; r0 += perChunk {
-			r1 := min(r0+perChunk, rows)
-			need := int((r1 - r0) * rowLen)
-			if cap(buf) < need {
-				buf = make([]float32, need)
-			}
-			b := buf[:need]
-			if err := ck.DecodeRows(t, r0, r1, b); err != nil {
-				c.report(CheckStructure, t.Name, nil, "%v", err)
-				allZero, decoded = false, false
-				break
-			}
-			for r := int64(0); r < r1-r0; r++ {
-				rowZero := true
-				for _, v := range b[r*rowLen : (r+1)*rowLen] {
-					if v != 0 {
-						rowZero = false
-						if v != v {
-							nan++
-						} else if math.IsInf(float64(v), 0) {
-							inf++
-						}
-					}
-				}
-				if rowZero {
-					zeroRows++
-					if firstZeroRow < 0 {
-						firstZeroRow = r0 + r
-					}
-				} else {
-					allZero = false
-				}
-			}
+		sc := valueScan{rowLen: rowLen, allZero: true, rowZero: true, firstZeroRow: -1}
+		var err error
+		if rowLen <= chunk/4 {
+			buf, err = scanRows(ck, t, chunk, buf, &sc)
+		} else {
+			buf, err = scanLongRows(ck, t, chunk, buf, &sc)
 		}
+		decoded := err == nil
+		if err != nil {
+			c.report(CheckStructure, t.Name, nil, "%v", err)
+			sc.allZero = false
+		}
+		nan, inf, zeroRows, allZero, firstZeroRow := sc.nan, sc.inf, sc.zeroRows, sc.allZero, sc.firstZeroRow
 		// A NaN or Inf block scale is a broken block even where the
 		// decoded values come out finite (a scale the decoder does not
 		// read, or a NaN times codes that happen to vanish elsewhere).
@@ -239,6 +214,100 @@ func scanTensors(ctx context.Context, c *collector, ck *formats.Checkpoint, opts
 		}
 	}
 	return nil
+}
+
+// valueScan counts NaN, Inf and all-zero rows over a tensor's values fed
+// in order, in pieces of any length.
+type valueScan struct {
+	rowLen, col, row   int64
+	nan, inf, zeroRows int64
+	firstZeroRow       int64
+	allZero, rowZero   bool
+}
+
+func (s *valueScan) feed(vals []float32) {
+	for len(vals) > 0 {
+		n := min(int64(len(vals)), s.rowLen-s.col)
+		for _, v := range vals[:n] {
+			if v != 0 {
+				s.rowZero = false
+				if v != v {
+					s.nan++
+				} else if math.IsInf(float64(v), 0) {
+					s.inf++
+				}
+			}
+		}
+		vals = vals[n:]
+		if s.col += n; s.col == s.rowLen {
+			if s.rowZero {
+				s.zeroRows++
+				if s.firstZeroRow < 0 {
+					s.firstZeroRow = s.row
+				}
+			} else {
+				s.allZero = false
+			}
+			s.row, s.col, s.rowZero = s.row+1, 0, true
+		}
+	}
+}
+
+// scanRows decodes whole rows, as many at a time as fit in chunk bytes of
+// float32 (formats decodes large pieces on every core).
+func scanRows(ck *formats.Checkpoint, t *formats.Tensor, chunk int64, buf []float32, sc *valueScan) ([]float32, error) {
+	rows := t.Elements() / sc.rowLen
+	perChunk := max(chunk/4/sc.rowLen, 1)
+	for r0 := int64(0); r0 < rows; r0 += perChunk {
+		r1 := min(r0+perChunk, rows)
+		need := int((r1 - r0) * sc.rowLen)
+		if cap(buf) < need {
+			buf = make([]float32, need)
+		}
+		if err := ck.DecodeRows(t, r0, r1, buf[:need]); err != nil {
+			return buf, err
+		}
+		sc.feed(buf[:need])
+	}
+	return buf, nil
+}
+
+// scanLongRows decodes a tensor whose rows are longer than the chunk (a
+// huge 1-D tensor) in pieces of whole blocks, so that the buffer stays
+// within the chunk whatever the shape a header declares.
+func scanLongRows(ck *formats.Checkpoint, t *formats.Tensor, chunk int64, buf []float32, sc *valueScan) ([]float32, error) {
+	typ := t.Type
+	bs, bb := int64(typ.BlockSize()), int64(typ.BlockBytes())
+	if ck.BigEndian() && typ.Quantized() {
+		return buf, fmt.Errorf("decoding big-endian %s blocks is not supported", typ.Name())
+	}
+	if sc.rowLen%bs != 0 {
+		return buf, fmt.Errorf("rows of %d are not whole %s blocks of %d", sc.rowLen, typ.Name(), bs)
+	}
+	decode := dtype.Decode
+	if ck.BigEndian() {
+		decode = dtype.DecodeBigEndian
+	}
+	n := t.Elements()
+	step := max(chunk/4/bs, 1) * bs
+	if cap(buf) < int(step) {
+		buf = make([]float32, step)
+	}
+	err := ck.ReadRaw(t, func(raw []byte) error {
+		if need, err := typ.ByteSize(n); err != nil || need != int64(len(raw)) {
+			return fmt.Errorf("holds %d bytes but %d elements of %s need %d (%v)", len(raw), n, typ.Name(), need, err)
+		}
+		for e0 := int64(0); e0 < n; e0 += step {
+			e1 := min(e0+step, n)
+			dst := buf[:e1-e0]
+			if err := decode(typ, dst, raw[e0/bs*bb:e1/bs*bb]); err != nil {
+				return err
+			}
+			sc.feed(dst)
+		}
+		return nil
+	})
+	return buf, err
 }
 
 func shapeText(s []int64) string {

@@ -734,3 +734,45 @@ func TestOpenErrorIsStructure(t *testing.T) {
 		t.Errorf("checks %v", res.Checks)
 	}
 }
+
+// TestChunking: scanning in small pieces (rows split across pieces, the
+// path a tensor with rows longer than the chunk takes) finds exactly what
+// scanning whole tensors finds.
+func TestChunking(t *testing.T) {
+	root := testref.RepoRoot()
+	sources := []struct {
+		name string
+		path func(t *testing.T) string
+	}{
+		{"tiny-llama", func(*testing.T) string { return filepath.Join(root, "testdata", "tiny-llama") }},
+		{"big-endian F16", func(*testing.T) string { return filepath.Join(root, "testdata", "gguf", "tiny-llama-be-f16.gguf") }},
+		// NaN, Inf and zero rows spread over row boundaries.
+		{"Q8_0 with planted problems", func(t *testing.T) string {
+			p := copyTree(t, sharedPath(t, "reference/zoo/llama/gguf/llama-Q8_0.gguf"))
+			patchGGUF(t, p, "blk.0.ffn_up.weight", func(b []byte) {
+				binary.LittleEndian.PutUint16(b[34*1:], 0x7c00)      // block 1 (row 0): d = Inf
+				clear(b[34*2*3 : 34*2*5])                            // rows 3 and 4 (2 blocks a row) all zero
+				binary.LittleEndian.PutUint16(b[34*2*9+34:], 0x7e00) // second block of row 9: NaN
+			})
+			return p
+		}},
+	}
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			p := src.path(t)
+			in := open(t, p)
+			whole := run(t, in, DefaultRules(), Options{ChunkBytes: 1 << 30})
+			if len(whole.Failures)+len(whole.Warnings) == 0 {
+				t.Fatal("nothing found: the test needs problems to compare")
+			}
+			t.Logf("failures:%s\nwarnings:%s", dump(whole.Failures), dump(whole.Warnings))
+			for _, chunk := range []int64{4 * 40, 4 * 1000} {
+				got := run(t, in, DefaultRules(), Options{ChunkBytes: chunk})
+				if dump(got.Failures) != dump(whole.Failures) || dump(got.Warnings) != dump(whole.Warnings) {
+					t.Errorf("chunk %d bytes:\nfailures:%s\nwarnings:%s\nwant failures:%s\nwarnings:%s", chunk,
+						dump(got.Failures), dump(got.Warnings), dump(whole.Failures), dump(whole.Warnings))
+				}
+			}
+		})
+	}
+}

@@ -14,7 +14,7 @@ import (
 // matrix is finite. keepSV keeps the singular values in the result.
 func MatrixStats(w formats.Matrix, rankTol float64, fast, keepSV bool) Stats {
 	var s Stats
-	if len(w.Data) != w.Rows*w.Cols {
+	if w.Rows < 0 || w.Cols < 0 || len(w.Data) != w.Rows*w.Cols {
 		// A malformed Matrix is reported as empty rather than indexed.
 		w = formats.Matrix{}
 	}
@@ -60,7 +60,7 @@ func headBlocks(w formats.Matrix, count, hd int, cols bool) ([]formats.Matrix, e
 
 // analyzeMatrix computes a projection's report, with heads when asked.
 func analyzeMatrix(w formats.Matrix, p formats.Projection, g formats.Geometry, opts *Options) (*MatrixReport, []formats.Matrix, error) {
-	if len(w.Data) != w.Rows*w.Cols {
+	if w.Rows < 0 || w.Cols < 0 || len(w.Data) != w.Rows*w.Cols {
 		return nil, nil, fmt.Errorf("%s: %d values for shape [%d, %d]", p, len(w.Data), w.Rows, w.Cols)
 	}
 	r := &MatrixReport{Stats: MatrixStats(w, opts.RankTol, opts.Fast, opts.Spectrum)}

@@ -159,6 +159,32 @@ func packStrip[T float32 | float64](dst []float64, v view[T], r0, rows, pc, kc, 
 	if live < w {
 		clear(dst[:kc*w])
 	}
+	if live == w && alpha == 1 {
+		switch {
+		case v.cs == 1 && w == tileM:
+			// Six row streams, written in order.
+			b := r0*v.rs + pc
+			s0, s1, s2 := v.data[b:b+kc], v.data[b+v.rs:b+v.rs+kc], v.data[b+2*v.rs:b+2*v.rs+kc]
+			s3, s4, s5 := v.data[b+3*v.rs:b+3*v.rs+kc], v.data[b+4*v.rs:b+4*v.rs+kc], v.data[b+5*v.rs:b+5*v.rs+kc]
+			for p := 0; p < kc; p++ {
+				d := dst[p*tileM : p*tileM+tileM : p*tileM+tileM]
+				d[0], d[1], d[2] = float64(s0[p]), float64(s1[p]), float64(s2[p])
+				d[3], d[4], d[5] = float64(s3[p]), float64(s4[p]), float64(s5[p])
+			}
+			return
+		case v.rs == 1:
+			// The strip's w values at each depth are contiguous.
+			for p := 0; p < kc; p++ {
+				base := r0 + (pc+p)*v.cs
+				src := v.data[base : base+w : base+w]
+				d := dst[p*w : p*w+w : p*w+w]
+				for ii, x := range src {
+					d[ii] = float64(x)
+				}
+			}
+			return
+		}
+	}
 	if v.cs == 1 {
 		for ii := 0; ii < live; ii++ {
 			src := v.data[(r0+ii)*v.rs+pc : (r0+ii)*v.rs+pc+kc]

@@ -12,7 +12,7 @@ import (
 // Fast-mode parameters (see the package documentation).
 const (
 	fastBlock  = 32 // block size of block Lanczos
-	fastBlocks = 6  // blocks: a Krylov space of dimension 192
+	fastBlocks = 5  // blocks: a Krylov space of dimension 160
 	fastSteps  = fastBlock * fastBlocks / 2
 	fastKeep   = 64 // at most this many leading Ritz values are trusted
 	// fastConverged: a Ritz value θ_i counts as converged when its residual

@@ -32,10 +32,12 @@ const gramRelErr = 1e-5
 // chosen.
 func SingularValues(a []float32, m, n int) ([]float64, string) {
 	k := min(m, n)
-	if k == 0 {
+	if k <= 0 || len(a) != m*n {
 		return nil, MethodSVD
 	}
-	if k >= directBelow {
+	// Small matrices go straight to the direct route, except very long thin
+	// ones, whose float64 copy would be large while their Gram matrix is tiny.
+	if k >= directBelow || m*n > 1<<22 {
 		if sv, ok := gramSingularValues(a, m, n); ok {
 			return sv, MethodGram
 		}

@@ -187,6 +187,23 @@ func TestNonFinite(t *testing.T) {
 	}
 }
 
+func TestMalformedMatrix(t *testing.T) {
+	for _, w := range []formats.Matrix{
+		{Rows: -1, Cols: 0},
+		{Rows: 2, Cols: 3, Data: make([]float32, 5)},
+		{Rows: 0, Cols: 7},
+	} {
+		s := MatrixStats(w, 0, false, true)
+		if s.Shape != [2]int{0, 0} && s.Shape != [2]int{0, 7} {
+			t.Errorf("%+v: shape %v", w, s.Shape)
+		}
+		l := &formats.Layer{Q: w, K: w, V: w, O: w}
+		if _, err := AnalyzeLayer(l, formats.Geometry{NHeads: 1, NKVHeads: 1, HeadDim: 1}, Options{Heads: true}); err == nil {
+			t.Errorf("%+v: no error", w)
+		}
+	}
+}
+
 func TestSingularCondition(t *testing.T) {
 	st := MatrixStats(formats.Matrix{Rows: 2, Cols: 2, Data: []float32{1, 2, 2, 4}}, 0, false, false)
 	if *st.Rank != 1 || st.Condition.Valid() && float64(st.Condition) < 1e13 {

@@ -364,13 +364,46 @@ func checkAttention(ctx context.Context, c *collector, in Input, opts Options) e
 			}
 		}
 	}
-	heads := m.HeadsKnown() == nil
-	// Head findings need head counts; the checks that ran say which did.
+	herr := m.HeadsKnown()
+	heads := herr == nil
+	// Head findings need head counts; the checks that ran say which did,
+	// and a warning says why the others did not (a gate that skips
+	// silently would pass a checkpoint it never looked at).
 	doDead, doDup, doRank := false, false, false
 	if heads {
 		doDead, doDup, doRank = c.enabled(CheckDeadHead), c.enabled(CheckDuplicateHeads), c.enabled(CheckRankCollapsed)
+	} else if c.rules.SeverityOf(CheckGeometry) != Off {
+		var skipped []string
+		for _, id := range []string{CheckDeadHead, CheckDuplicateHeads, CheckRankCollapsed} {
+			if c.rules.SeverityOf(id) != Off {
+				skipped = append(skipped, id)
+			}
+		}
+		if len(skipped) > 0 {
+			var fe *formats.Error
+			msg := herr.Error()
+			if errors.As(herr, &fe) {
+				msg = fe.Err.Error()
+			}
+			c.add(CheckGeometry, Warn, "", nil, "%s not checked: %s", strings.Join(skipped, ", "), msg)
+		}
 	}
-	rep, err := inspect.Run(ctx, m, inspect.Options{Heads: heads, Fast: opts.Fast, Workers: opts.Workers, Thresholds: c.rules.Thresholds}, nil)
+	iopts := inspect.Options{Heads: heads, Fast: opts.Fast, Workers: opts.Workers, Thresholds: c.rules.Thresholds}
+	rep, err := inspect.Run(ctx, m, iopts, nil)
+	if err != nil && heads && ctx.Err() == nil {
+		// Per-head analysis can fail where whole matrices do not (an
+		// adapter that lacks some projections): check what can be
+		// checked and say what was not.
+		iopts.Heads = false
+		if rep2, err2 := inspect.Run(ctx, m, iopts, nil); err2 == nil {
+			for _, id := range []string{CheckDeadHead, CheckDuplicateHeads, CheckRankCollapsed} {
+				delete(c.ran, id)
+			}
+			doDead, doDup, doRank = false, false, false
+			c.add(CheckGeometry, Warn, tensorOf(err), nil, "per-head checks skipped: %v", err)
+			rep, err = rep2, nil
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -378,6 +411,9 @@ func checkAttention(ctx context.Context, c *collector, in Input, opts Options) e
 		// A projection that cannot be loaded (an undecodable type, a
 		// LoRA pair that does not fit) is a structure problem of this
 		// checkpoint, not a reason to stop without a report.
+		for _, id := range []string{CheckDeadHead, CheckDuplicateHeads, CheckRankCollapsed} {
+			delete(c.ran, id)
+		}
 		c.enabled(CheckStructure)
 		c.report(CheckStructure, tensorOf(err), nil, "attention checks skipped: %v", err)
 		return nil

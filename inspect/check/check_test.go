@@ -16,12 +16,18 @@ import (
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/dtype"
 	"github.com/qkvdev/qkv/formats/gguf"
+	"github.com/qkvdev/qkv/formats/safetensors"
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/testref"
 )
 
 // open prepares a check's input the way `qkv check` does.
 func open(t *testing.T, path string) Input {
+	t.Helper()
+	return openWith(t, path, formats.FindOptions{})
+}
+
+func openWith(t *testing.T, path string, fo formats.FindOptions) Input {
 	t.Helper()
 	in := Input{Path: path}
 	ck, err := formats.Open(path, formats.Options{})
@@ -31,7 +37,7 @@ func open(t *testing.T, path string) Input {
 	}
 	t.Cleanup(func() { ck.Close() })
 	in.Checkpoint = ck
-	in.Model, in.FindErr = formats.FindModel(ck, formats.FindOptions{})
+	in.Model, in.FindErr = formats.FindModel(ck, fo)
 	return in
 }
 
@@ -460,6 +466,9 @@ func TestCorruptedCopies(t *testing.T) {
 			// Every failure names its tensor unless it is about the whole
 			// model.
 			for _, f := range res.Failures {
+				if strings.Contains(f.Message, "attention checks skipped") && contains(res.Checks, CheckDeadHead) {
+					t.Errorf("attention checks skipped, yet dead_head is listed as run: %v", res.Checks)
+				}
 				if f.Tensor == "" && f.Check != CheckGeometry && f.Check != CheckDrift {
 					t.Errorf("%s failure names no tensor: %s", f.Check, f.Message)
 				}
@@ -774,5 +783,69 @@ func TestChunking(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHeadChecksSkipped: a small MLX LoRA adapter adapting only q and v.
+// Without head counts the head checks cannot run and a warning says so;
+// with them, either they run or a warning says why they could not.
+func TestHeadChecksSkipped(t *testing.T) {
+	dir := t.TempDir()
+	var ts []safetensors.WriteTensor
+	val := float32(0.1)
+	fill := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			val = float32(math.Mod(float64(val)*7.31+0.17, 1)) - 0.5 // deterministic, irregular
+			v[i] = val
+		}
+		return v
+	}
+	for l := range 2 {
+		for _, pr := range []struct {
+			name string
+			out  int64
+		}{{"q_proj", 64}, {"v_proj", 32}} {
+			base := fmt.Sprintf("model.layers.%d.self_attn.%s.", l, pr.name)
+			ts = append(ts, safetensors.F32Tensor(base+"lora_a", []int64{64, 4}, fill(64*4)),
+				safetensors.F32Tensor(base+"lora_b", []int64{4, pr.out}, fill(4*int(pr.out))))
+		}
+	}
+	var buf bytes.Buffer
+	if err := safetensors.Write(&buf, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "adapters.safetensors"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), []byte(`{"lora_parameters": {"rank": 4, "alpha": 8, "scale": 2.0}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	in := open(t, dir)
+	if in.OpenErr != nil || in.FindErr != nil {
+		t.Fatalf("open: %v, find: %v", in.OpenErr, in.FindErr)
+	}
+	res := run(t, in, DefaultRules(), Options{})
+	expectExactly(t, "failures", res.Failures, nil)
+	expectExactly(t, "warnings", res.Warnings, []want{{CheckGeometry, "", "dead_head, duplicate_heads, rank_collapsed not checked: "}})
+	if contains(res.Checks, CheckDeadHead) || res.Layers != 2 {
+		t.Errorf("checks %v, %d layers", res.Checks, res.Layers)
+	}
+	// Off checks are not named as skipped; all off, no warning.
+	r := DefaultRules()
+	r.Severity = map[string]Severity{CheckDeadHead: Off, CheckRankCollapsed: Off}
+	res = run(t, in, r, Options{})
+	expectExactly(t, "warnings", res.Warnings, []want{{CheckGeometry, "", "duplicate_heads not checked"}})
+	r.Severity[CheckDuplicateHeads] = Off
+	if res = run(t, in, r, Options{}); len(res.Warnings) != 0 {
+		t.Errorf("warnings:%s", dump(res.Warnings))
+	}
+
+	in = openWith(t, dir, formats.FindOptions{NHeads: 4, NKVHeads: 2, HeadDim: 16})
+	res = run(t, in, DefaultRules(), Options{})
+	expectExactly(t, "failures", res.Failures, nil)
+	if ran := contains(res.Checks, CheckDeadHead); ran == has(res.Warnings, want{CheckGeometry, "", "per-head checks skipped"}) {
+		t.Errorf("head checks ran: %v; warnings:%s", ran, dump(res.Warnings))
 	}
 }

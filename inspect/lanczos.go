@@ -46,8 +46,11 @@ func blockRitz(a []float32, m, n, b, s int) (theta, hi []float64) {
 		z ^= z >> 31
 		block[i] = float64(z>>11)/float64(1<<53) - 0.5
 	}
+	// aty holds (AᵀA q)ᵀ for every basis vector q, as rows: the raw next
+	// blocks, kept for the residuals.
+	aty := make([]float64, 0, capd*n)
 	k := b
-	for step := 0; step < s; step++ {
+	for step := 0; step < s && d+b <= capd; step++ {
 		k = orthonormalize(block, k, n, basis, d)
 		if k == 0 {
 			break // the Krylov space is invariant: its Ritz values are exact
@@ -57,12 +60,10 @@ func blockRitz(a []float32, m, n, b, s int) (theta, hi []float64) {
 		gemmNT(m, k, n, 1, av, view[float64]{data: block, rs: n, cs: 1}, ys[d:], capd, triFull)
 		basis = append(basis, block...)
 		d += k
-		if step == s-1 || d+k > capd {
-			break
-		}
-		// Next block: (Aᵀ Y)ᵀ = Yᵀ A (k×n): rows are the new vectors.
+		// (Aᵀ Y)ᵀ = Yᵀ A (k×n): rows are the next block's vectors.
 		next := make([]float64, k*n)
 		gemmNT(k, n, m, 1, view[float64]{data: ys[d-k:], rs: 1, cs: capd}, atv, next, n, triFull)
+		aty = append(aty, next...)
 		block = next
 	}
 	if d == 0 {
@@ -87,10 +88,8 @@ func blockRitz(a []float32, m, n, b, s int) (theta, hi []float64) {
 			xs[c*d+r] = vecs[r*d+d-1-c]
 		}
 	}
-	zx := make([]float64, t*m) // rows (Z x_c)ᵀ
-	gemmNT(t, m, d, 1, view[float64]{data: xs, rs: d, cs: 1}, view[float64]{data: ys, rs: capd, cs: 1}, zx, m, triFull)
-	atz := make([]float64, t*n) // rows (Aᵀ Z x_c)ᵀ
-	gemmNT(t, n, m, 1, view[float64]{data: zx, rs: m, cs: 1}, atv, atz, n, triFull)
+	atz := make([]float64, t*n) // rows (Aᵀ Z x_c)ᵀ = Σ_r x_c[r]·aty[r]
+	gemmNT(t, n, d, 1, view[float64]{data: xs, rs: d, cs: 1}, view[float64]{data: aty, rs: 1, cs: n}, atz, n, triFull)
 	qx := make([]float64, t*n) // rows (Q x_c)ᵀ
 	gemmNT(t, n, d, 1, view[float64]{data: xs, rs: d, cs: 1}, view[float64]{data: basis, rs: 1, cs: n}, qx, n, triFull)
 	hi = make([]float64, t)

@@ -70,6 +70,9 @@ Rules come from --rules FILE (JSON with // comments; see README) and flags.`,
 				}
 			}
 			if len(allowDTypes) > 0 {
+				if err := check.CheckDTypeNames(allowDTypes); err != nil {
+					return usageError("--allow-dtypes: %v", err)
+				}
 				rules.AllowedDTypes = allowDTypes
 			}
 			if rules.Severity == nil {

@@ -168,6 +168,8 @@ func TestCheckExitStatus(t *testing.T) {
 		{"bad --format", []string{tiny, "--format", "yaml"}, 2, `--format must be text, json, github or junit, not "yaml"`},
 		{"unknown check in --fail-on", []string{tiny, "--fail-on", "nan,dead_heads"}, 2, `unknown check "dead_heads"`},
 		{"unknown check in --warn-on", []string{tiny, "--warn-on", "everything"}, 2, `unknown check "everything"`},
+		{"unknown type in --allow-dtypes", []string{tiny, "--allow-dtypes", "F16,fp32"}, 2, `--allow-dtypes: unknown element type "fp32"`},
+		{"rules file with a bad bound", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"bounds": {"q": {"fro": [10, 1]}}}`)}, 2, "min above max"},
 		{"unknown check in --skip", []string{tiny, "--skip", "NaN"}, 2, `unknown check "NaN"`},
 		{"malformed rules file", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"severity": {"nan": "warn",}}`)}, 2, "--rules"},
 		{"rules file with unknown key", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"bound": {}}`)}, 2, `unknown field "bound"`},

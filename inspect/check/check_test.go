@@ -655,21 +655,33 @@ func TestParseRules(t *testing.T) {
 				t.Errorf("%+v", r)
 			}
 		}},
-		{"comments and a // inside a string", `// leading comment
+		{"comments", `// leading comment
 			{
-			  "allowed_dtypes": ["F16", "http://x//y"], // trailing
-			  // a line of its own
-			  "zero_rows_min": 3
-			}`, "", func(t *testing.T, r Rules) {
-			if len(r.AllowedDTypes) != 2 || r.AllowedDTypes[1] != "http://x//y" || r.ZeroRowsMin != 3 {
+			  "allowed_dtypes": ["F16", "q4_k"], // trailing
+			  // a line of its own, with "quotes
+			  "zero_rows_min": 3 //
+			}
+			// last`, "", func(t *testing.T, r Rules) {
+			if len(r.AllowedDTypes) != 2 || r.AllowedDTypes[1] != "q4_k" || r.ZeroRowsMin != 3 {
 				t.Errorf("%+v", r)
 			}
 		}},
-		{"escaped quote before //", `{"allowed_dtypes": ["a\"//b"]}`, "", func(t *testing.T, r Rules) {
-			if r.AllowedDTypes[0] != `a"//b` {
-				t.Errorf("%q", r.AllowedDTypes[0])
+		// The string reaches the validation whole: // inside it is not a comment.
+		{"// inside a string", `{"allowed_dtypes": ["http://x//y"]}`, `unknown element type "http://x//y"`, nil},
+		{"escaped quote before //", `{"allowed_dtypes": ["a\"//b"]}`, `unknown element type "a\"//b"`, nil},
+		{"unknown dtype", `{"allowed_dtypes": ["F16", "FP8"]}`, `unknown element type "FP8" (types: F64, F32`, nil},
+		{"bound of three values", `{"bounds": {"q": {"fro": [1, 2, 3]}}}`, "a bound is [min, max], not 3 values", nil},
+		{"bound of one value", `{"bounds": {"q": {"fro": [1]}}}`, "a bound is [min, max], not 1 values", nil},
+		{"bound with min above max", `{"bounds": {"k": {"spectral_norm": [5, 1]}}}`, "bound [5, 1] has min above max", nil},
+		{"bound not a list", `{"bounds": {"k": {"spectral_norm": 5}}}`, "a bound is [min, max]", nil},
+		{"open bounds", `{"bounds": {"v": {"fro": [null, null], "effective_rank_ratio": [0.5, null]}}}`, "", func(t *testing.T, r Rules) {
+			b := r.Bounds["v"]
+			if b.Fro == nil || b.Fro[0] != nil || b.Fro[1] != nil || *b.EffectiveRankRatio[0] != 0.5 || b.SpectralNorm != nil {
+				t.Errorf("%+v", b)
 			}
 		}},
+		{"negative threshold", `{"thresholds": {"outlier_norm": -5}}`, "thresholds.outlier_norm is -5; it must be positive", nil},
+		{"negative drift tolerance", `{"drift_tolerance": -0.1}`, "drift_tolerance is -0.1", nil},
 		{"the README example", readmeRules, "", func(t *testing.T, r Rules) {
 			if r.Geometry.Layers != 32 || r.SeverityOf(CheckRankCollapsed) != Fail || r.SeverityOf(CheckZeroRows) != Off ||
 				r.Bounds["q"].SpectralNorm[0] != nil || *r.Bounds["q"].SpectralNorm[1] != 50 || *r.Bounds["o"].Fro[0] != 1 {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
 
+	"github.com/qkvdev/qkv/formats/dtype"
 	"github.com/qkvdev/qkv/inspect"
 )
 
@@ -55,6 +57,23 @@ var DefaultSeverity = map[string]Severity{
 
 // Range is an inclusive [min, max] bound; a null end is open.
 type Range [2]*float64
+
+// UnmarshalJSON accepts exactly two numbers or nulls, min <= max (a plain
+// Go array would drop a third value and take [5] as [5, null]).
+func (r *Range) UnmarshalJSON(b []byte) error {
+	var xs []*float64
+	if err := json.Unmarshal(b, &xs); err != nil {
+		return fmt.Errorf("a bound is [min, max] with numbers or null: %v", err)
+	}
+	if len(xs) != 2 {
+		return fmt.Errorf("a bound is [min, max], not %d values", len(xs))
+	}
+	if xs[0] != nil && xs[1] != nil && *xs[0] > *xs[1] {
+		return fmt.Errorf("bound [%g, %g] has min above max", *xs[0], *xs[1])
+	}
+	*r = Range{xs[0], xs[1]}
+	return nil
+}
 
 // Bounds limit one matrix kind's statistics.
 type Bounds struct {
@@ -183,6 +202,19 @@ func ParseRules(b []byte) (Rules, error) {
 			return Rules{}, fmt.Errorf("rules: bounds for %q: matrix kinds are q, k, v, o", k)
 		}
 	}
+	if err := CheckDTypeNames(r.AllowedDTypes); err != nil {
+		return Rules{}, fmt.Errorf("rules: allowed_dtypes: %v", err)
+	}
+	t := r.Thresholds
+	for _, x := range []struct {
+		name string
+		v    float64
+	}{{"thresholds.dead_head", t.DeadHead}, {"thresholds.rank_collapsed", t.RankCollapsed}, {"thresholds.duplicate", t.Duplicate},
+		{"thresholds.outlier_norm", t.OutlierNorm}, {"duplicate_fail", r.DuplicateFail}, {"drift_tolerance", r.DriftTolerance}, {"zero_rows_min", float64(r.ZeroRowsMin)}} {
+		if x.v < 0 || math.IsNaN(x.v) {
+			return Rules{}, fmt.Errorf("rules: %s is %g; it must be positive (0 or omitted: the default)", x.name, x.v)
+		}
+	}
 	for _, s := range r.DriftStats {
 		if _, ok := statOf(inspect.Stats{}, s); !ok {
 			return Rules{}, fmt.Errorf("rules: drift_stats: unknown stat %q", s)
@@ -190,6 +222,32 @@ func ParseRules(b []byte) (Rules, error) {
 	}
 	r.fill()
 	return r, nil
+}
+
+// CheckDTypeNames reports names that are not element types qkv knows
+// (case-insensitive), so that a typo in allowed_dtypes does not fail every
+// tensor.
+func CheckDTypeNames(names []string) error {
+	known := map[string]bool{}
+	for _, t := range dtype.All() {
+		known[strings.ToUpper(t.Name())] = true
+	}
+	var bad []string
+	for _, n := range names {
+		if !known[strings.ToUpper(n)] {
+			bad = append(bad, fmt.Sprintf("%q", n))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	var all []string
+	for _, t := range dtype.All() {
+		if !t.Removed() {
+			all = append(all, t.Name())
+		}
+	}
+	return fmt.Errorf("unknown element type %s (types: %s)", strings.Join(bad, ", "), strings.Join(all, ", "))
 }
 
 // stripComments blanks // comments outside strings, keeping byte offsets.

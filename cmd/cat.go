@@ -22,6 +22,8 @@ type catReport struct {
 	Shown   int64      `json:"rows_shown"`
 	Values  [][]any    `json:"values"` // null for NaN/±Inf, see nan/inf counts
 	Summary catSummary `json:"summary"`
+
+	raw [][]float32 // the shown rows as decoded, for the text view
 }
 
 type catSummary struct {
@@ -94,6 +96,7 @@ func buildCat(t *formats.Tensor, vals []float32, rows int64) catReport {
 			row[j], _ = jsonFloat(float64(vals[r*rl+j]))
 		}
 		rep.Values = append(rep.Values, row)
+		rep.raw = append(rep.raw, vals[r*rl:(r+1)*rl])
 	}
 	sum := inspect.SummarizeValues(vals)
 	rep.Summary = catSummary{Count: sum.Count, NaN: sum.NaN, PosInf: sum.PosInf, NegInf: sum.NegInf, Zeros: sum.Zeros}
@@ -105,20 +108,24 @@ func buildCat(t *formats.Tensor, vals []float32, rows int64) catReport {
 
 func printCat(s *Streams, rep catReport) error {
 	var b strings.Builder
-	b.WriteString(termui.Title(fmt.Sprintf("%s  %s %s  (%d rows of %d)", rep.Tensor, rep.DType, shapeString(rep.Shape), rep.Rows, rep.RowLen), s.Styled))
-	for r, row := range rep.Values {
-		b.WriteString(termui.Dim(fmt.Sprintf("%6d │", r), s.Styled))
-		for _, v := range row {
-			if v == nil {
-				b.WriteString("        nan/inf")
-				continue
+	b.WriteString(termui.Title(fmt.Sprintf("%s  %s %s  (%s of %d values)", rep.Tensor, rep.DType, shapeString(rep.Shape), plural(rep.Rows, "row"), rep.RowLen), s.Styled))
+	const cell = 14
+	perLine := max((s.Width-8)/cell, 1)
+	for r, row := range rep.raw {
+		for k := 0; k < len(row); k += perLine {
+			label := ""
+			if k == 0 {
+				label = strconv.Itoa(r)
 			}
-			b.WriteString(" " + fmt.Sprintf("%14s", strconv.FormatFloat(v.(float64), 'g', 7, 32)))
+			b.WriteString(termui.Dim(fmt.Sprintf("%6s │", label), s.Styled))
+			for _, v := range row[k:min(k+perLine, len(row))] {
+				fmt.Fprintf(&b, "%*s", cell, strconv.FormatFloat(float64(v), 'g', 7, 32))
+			}
+			b.WriteString("\n")
 		}
-		b.WriteString("\n")
 	}
 	if rep.Shown < rep.Rows {
-		b.WriteString(termui.Dim(fmt.Sprintf("… %d more rows (--rows N)", rep.Rows-rep.Shown), s.Styled) + "\n")
+		b.WriteString(termui.Dim(fmt.Sprintf("… %d more (--rows N)", rep.Rows-rep.Shown), s.Styled) + "\n")
 	}
 	f := func(v any) string {
 		if v == nil {
@@ -131,4 +138,12 @@ func printCat(s *Streams, rep catReport) error {
 		sm.Count, f(sm.Min), f(sm.Max), f(sm.Mean), sm.NaN, sm.PosInf, sm.NegInf, sm.Zeros))
 	_, err := fmt.Fprint(s.Out, b.String())
 	return err
+}
+
+// plural writes "1 row", "3 rows".
+func plural(n int64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

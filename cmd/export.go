@@ -53,18 +53,25 @@ The input is never written; OUT must not be one of its files.`,
 				return err
 			}
 			var sel []*formats.Tensor
+			matched := 0
 			for _, t := range ck.Tensors {
 				if re != nil && !re.MatchString(t.Name) {
 					continue
 				}
+				matched++
 				if !t.Type.Decodable() || (ck.BigEndian() && t.Type.Quantized()) {
 					fmt.Fprintf(s.Err, "qkv: skipping %s: cannot decode %s\n", t.Name, t.Type.Name())
 					continue
 				}
 				sel = append(sel, t)
 			}
-			if len(sel) == 0 {
-				return usageError("no decodable tensor matches")
+			switch {
+			case matched == 0 && re != nil:
+				return usageError("--match %q matches no tensor", match)
+			case matched == 0:
+				return &formats.Error{File: args[0], Offset: -1, Err: fmt.Errorf("the checkpoint holds no tensors")}
+			case len(sel) == 0:
+				return &formats.Error{File: args[0], Offset: -1, Err: fmt.Errorf("none of the %d tensors has an element type qkv can decode", matched)}
 			}
 			return writeF32Safetensors(out, decodedTensors(ck, sel), [][2]string{{"source", filepath.Base(args[0])}, {"written_by", "qkv " + Version}})
 		},

@@ -75,7 +75,7 @@ func geometryLine(g formats.Geometry) string {
 		parts = append(parts, "bidirectional")
 	}
 	if g.Norm != "" && g.Norm != formats.NormNone {
-		parts = append(parts, fmt.Sprintf("%s eps %g", g.Norm, g.NormEps))
+		parts = append(parts, fmt.Sprintf("%s eps %.6g", g.Norm, g.NormEps))
 	}
 	return strings.Join(parts, ", ")
 }

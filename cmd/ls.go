@@ -145,6 +145,12 @@ func buildLs(ck *formats.Checkpoint, re *regexp.Regexp) lsReport {
 
 func printLs(s *Streams, rep lsReport) error {
 	multi := len(rep.Files) > 1
+	// Files are numbered in the table and named once below it, so that long
+	// shard names do not widen every row.
+	fileNumber := map[string]int{}
+	for i, f := range rep.Files {
+		fileNumber[f.Path] = i + 1
+	}
 	var rows [][]string
 	for _, t := range rep.Tensors {
 		size := "?"
@@ -153,7 +159,7 @@ func printLs(s *Streams, rep lsReport) error {
 		}
 		row := []string{t.Name, t.DType, shapeString(t.Shape), size, fmt.Sprint(t.Offset)}
 		if multi {
-			row = append(row, filepath.Base(t.File))
+			row = append(row, fmt.Sprint(fileNumber[t.File]))
 		}
 		rows = append(rows, row)
 	}
@@ -162,14 +168,22 @@ func printLs(s *Streams, rep lsReport) error {
 	if multi {
 		headers = append(headers, "file")
 	}
+	if multi {
+		right = append(right, true)
+	}
 	out := termui.Table(headers, rows, right, s.Styled)
+	if multi {
+		for i, f := range rep.Files {
+			out += termui.Dim(fmt.Sprintf("file %d: %s", i+1, filepath.Base(f.Path)), s.Styled) + "\n"
+		}
+	}
 	var types []string
 	for k := range rep.Totals.CountByType {
 		types = append(types, k)
 	}
 	sort.Strings(types)
-	out += fmt.Sprintf("\n%d tensors, %s parameters, %s in %d file(s) (%s)\n", rep.Totals.Tensors,
-		humanCount(rep.Totals.Parameters), humanBytes(rep.Totals.Bytes), len(rep.Files), rep.Format)
+	out += fmt.Sprintf("\n%d tensors, %s parameters, %s in %s (%s)\n", rep.Totals.Tensors,
+		humanCount(rep.Totals.Parameters), humanBytes(rep.Totals.Bytes), plural(int64(len(rep.Files)), "file"), rep.Format)
 	for _, k := range types {
 		out += termui.Dim(fmt.Sprintf("  %-10s %5d tensors  %s", k, rep.Totals.CountByType[k], humanBytes(rep.Totals.BytesByType[k])), s.Styled) + "\n"
 	}

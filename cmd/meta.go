@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -180,17 +181,28 @@ func sanitize(v any) (any, bool) {
 func printMeta(s *Streams, rep metaReport, whole bool) error {
 	var b strings.Builder
 	if g := rep.GGUF; g != nil {
-		b.WriteString(termui.Title(fmt.Sprintf("GGUF v%d, %s-endian, alignment %d, %d tensors, %d key/values, %d file(s)",
-			g.Version, g.Endianness, g.Alignment, g.TensorCount, g.KVCount, g.Files), s.Styled))
+		b.WriteString(termui.Title(fmt.Sprintf("GGUF v%d, %s-endian, alignment %d, %d tensors, %d key/values, %s",
+			g.Version, g.Endianness, g.Alignment, g.TensorCount, g.KVCount, plural(int64(g.Files), "file")), s.Styled))
 	}
 	if len(rep.Metadata) > 0 {
+		// The value column gets what the other columns leave of the width.
+		keyW, typeW, countW := 3, 4, 5
+		for _, e := range rep.Metadata {
+			keyW = max(keyW, len(e.Key))
+			typeW = max(typeW, len(e.Type))
+			countW = max(countW, len(fmt.Sprint(e.Count)))
+		}
+		valueW := max(s.Width-keyW-typeW-countW-6, 24)
+		if s.Styled {
+			valueW = max(valueW-10, 24) // borders and padding
+		}
 		var rows [][]string
 		for _, e := range rep.Metadata {
 			count := ""
 			if strings.HasPrefix(e.Type, "array") {
 				count = fmt.Sprint(e.Count)
 			}
-			rows = append(rows, []string{e.Key, e.Type, count, previewValue(e, whole, s.Width)})
+			rows = append(rows, []string{e.Key, e.Type, count, previewValue(e, whole, valueW)})
 		}
 		title := "metadata"
 		if rep.Format == "safetensors" {
@@ -221,9 +233,21 @@ func configTable(m map[string]any, s *Streams) string {
 	sort.Strings(keys)
 	var rows [][]string
 	for _, k := range keys {
-		rows = append(rows, []string{k, clip(fmt.Sprint(m[k]), max(s.Width-40, 30))})
+		v, err := json.Marshal(m[k])
+		if err != nil {
+			v = []byte(fmt.Sprint(m[k]))
+		}
+		rows = append(rows, []string{k, clip(string(v), max(s.Width-keyWidth(keys)-4, 24))})
 	}
 	return termui.Table([]string{"key", "value"}, rows, nil, s.Styled)
+}
+
+func keyWidth(keys []string) int {
+	w := 0
+	for _, k := range keys {
+		w = max(w, len(k))
+	}
+	return w
 }
 
 func previewValue(e metaEntry, whole bool, width int) string {
@@ -245,7 +269,7 @@ func previewValue(e metaEntry, whole bool, width int) string {
 	if whole {
 		return v
 	}
-	return clip(v, max(width-50, 30))
+	return clip(v, width)
 }
 
 func formatScalar(v any) string {

@@ -170,6 +170,7 @@ func TestCheckExitStatus(t *testing.T) {
 		{"unknown check in --warn-on", []string{tiny, "--warn-on", "everything"}, 2, `unknown check "everything"`},
 		{"unknown type in --allow-dtypes", []string{tiny, "--allow-dtypes", "F16,fp32"}, 2, `--allow-dtypes: unknown element type "fp32"`},
 		{"rules file with a bad bound", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"bounds": {"q": {"fro": [10, 1]}}}`)}, 2, "min above max"},
+		{"negative threshold flag", []string{tiny, "--outlier", "-5"}, 2, "--outlier must be positive, not -5"},
 		{"unknown check in --skip", []string{tiny, "--skip", "NaN"}, 2, `unknown check "NaN"`},
 		{"malformed rules file", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"severity": {"nan": "warn",}}`)}, 2, "--rules"},
 		{"rules file with unknown key", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"bound": {}}`)}, 2, `unknown field "bound"`},
@@ -409,5 +410,31 @@ func TestCheckFormats(t *testing.T) {
 	lines = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	if len(lines) != len(doc.Failures)+len(doc.Warnings)+1 || strings.Contains(out, "\x1b[") {
 		t.Errorf("text:\n%s", out)
+	}
+}
+
+// TestCheckHealthy: the shared models pass through the command line (the
+// full set, every GGUF too, is in inspect/check's tests).
+func TestCheckHealthy(t *testing.T) {
+	shared := testref.SharedDir(t)
+	paths, _ := filepath.Glob(filepath.Join(shared, "reference", "zoo", "*", "hf"))
+	for _, f := range []string{"gguf/stories260k-v1-f32/tinyllamas-stories-260k-f32.gguf", "gguf/stories260k-v3-f32/stories260K.gguf",
+		"gguf/llama2-tiny-random/llama-2-tiny-random.gguf", "safetensors/gpt2-capp-4l", "safetensors/gpt2-tiny-random", "safetensors/bart-tiny-random"} {
+		paths = append(paths, filepath.Join(shared, "fixtures", filepath.FromSlash(f)))
+	}
+	if len(paths) != 14 {
+		t.Fatalf("%d models, want 14", len(paths))
+	}
+	for _, p := range paths {
+		rel, _ := filepath.Rel(shared, p)
+		t.Run(rel, func(t *testing.T) {
+			code, doc, errs := checkJSON(t, p)
+			if code != 0 || len(doc.Failures) != 0 || errs != "" {
+				t.Errorf("exit %d, stderr %q, failures:%s", code, errs, checkProblems(doc.Failures))
+			}
+			if doc.Tensors == 0 || doc.Layers == 0 {
+				t.Errorf("%d tensors, %d layers checked", doc.Tensors, doc.Layers)
+			}
+		})
 	}
 }

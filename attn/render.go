@@ -21,7 +21,9 @@ type RenderOptions struct {
 	// Width is the terminal width in columns (80 when ≤ 0). When T does not
 	// fit, the pattern is pooled into blocks (mean probability per block).
 	Width int
-	// Labels are the token labels for positions 0..T−1, or nil.
+	// Labels are the token labels for positions 0..T−1, or nil. They label
+	// rows (up to 10 columns wide) and, written downwards, columns; a pooled
+	// pattern labels its rows with the first position of each block instead.
 	Labels []string
 	// Heads selects heads to draw; nil draws every head.
 	Heads []int

@@ -861,3 +861,101 @@ func TestHeadChecksSkipped(t *testing.T) {
 		t.Errorf("head checks ran: %v; warnings:%s", ran, dump(res.Warnings))
 	}
 }
+
+// TestReferenceCounts checks every GGUF of reference/quant: the NaN and
+// Inf failures must give exactly the counts the manifest states for the
+// values ggml decodes, and special.gguf's patched blocks with an fp16 d or
+// dmin of all-ones exponent are the blocks with non-finite scales.
+func TestReferenceCounts(t *testing.T) {
+	dir := sharedPath(t, "reference/quant")
+	type tensor struct {
+		Name   string `json:"name"`
+		NElem  int64  `json:"n_elements"`
+		NE     []int64
+		NaN    int64 `json:"n_nan"`
+		Inf    int64 `json:"n_inf"`
+		PosInf int64 `json:"n_posinf"`
+		NegInf int64 `json:"n_neginf"`
+		Blocks []struct {
+			Patch map[string]any `json:"patch"`
+		} `json:"blocks"`
+	}
+	type entry struct {
+		Name     string   `json:"name"`
+		GGUFFile string   `json:"gguf_file"`
+		Tensors  []tensor `json:"tensors"`
+	}
+	var m struct {
+		Types   []entry `json:"types"`
+		Special entry   `json:"special"`
+	}
+	if err := testref.ReadJSON(filepath.Join(dir, "manifest.json"), &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Special.Name = "special"
+	if len(m.Types) < 30 {
+		t.Fatalf("manifest lists %d types", len(m.Types))
+	}
+	for _, e := range append(m.Types, m.Special) {
+		t.Run(e.Name, func(t *testing.T) {
+			in := open(t, filepath.Join(dir, e.GGUFFile))
+			if in.OpenErr != nil {
+				t.Fatal(in.OpenErr)
+			}
+			res := run(t, in, DefaultRules(), Options{})
+			var got []Problem
+			for _, f := range res.Failures {
+				if f.Check == CheckNaN || f.Check == CheckInf {
+					got = append(got, f)
+				} else {
+					t.Errorf("unexpected failure %s %s: %s", f.Check, f.Tensor, f.Message)
+				}
+			}
+			var ws []want
+			for _, tt := range e.Tensors {
+				n := tt.NElem
+				if n == 0 {
+					n = 1
+					for _, d := range tt.NE {
+						n *= d
+					}
+				}
+				inf := tt.Inf + tt.PosInf + tt.NegInf
+				var scales int64
+				for _, b := range tt.Blocks {
+					bad := false
+					for _, field := range []string{"d", "dmin"} {
+						if s, ok := b.Patch[field].(string); ok {
+							var bits uint16
+							if _, err := fmt.Sscanf(s, "0x%x", &bits); err != nil {
+								t.Fatalf("%s: patch %q: %v", tt.Name, s, err)
+							}
+							bad = bad || bits&0x7c00 == 0x7c00
+						}
+					}
+					if bad {
+						scales++
+					}
+				}
+				ct := in.Checkpoint.Tensor(tt.Name)
+				if ct == nil {
+					t.Fatalf("no tensor %s", tt.Name)
+				}
+				typ := ct.Type
+				switch {
+				case tt.NaN > 0 && scales > 0:
+					ws = append(ws, want{CheckNaN, tt.Name, fmt.Sprintf("%d NaN values of %d; %d of %d %s blocks have a NaN or infinite scale",
+						tt.NaN, n, scales, n/int64(typ.BlockSize()), typ.Name())})
+				case tt.NaN > 0:
+					ws = append(ws, want{CheckNaN, tt.Name, fmt.Sprintf("%d NaN values of %d", tt.NaN, n)})
+				case scales > 0:
+					ws = append(ws, want{CheckNaN, tt.Name, fmt.Sprintf("%d of %d", scales, n/int64(typ.BlockSize()))})
+				}
+				if inf > 0 {
+					ws = append(ws, want{CheckInf, tt.Name, fmt.Sprintf("%d infinite values of %d", inf, n)})
+				}
+			}
+			expectExactly(t, "nan/inf failures", got, ws)
+		})
+	}
+}

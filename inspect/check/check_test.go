@@ -959,3 +959,52 @@ func TestReferenceCounts(t *testing.T) {
 		})
 	}
 }
+
+// TestReferenceDTypeCounts: the NaN and Inf failures on
+// reference/dtypes/all_dtypes.safetensors (every safetensors dtype, special
+// bit patterns included) count what its float32 reference decoding
+// (all_dtypes.expected_f32.safetensors) holds: F64 values beyond float32's
+// range are infinite there, as in qkv.
+func TestReferenceDTypeCounts(t *testing.T) {
+	dir := sharedPath(t, "reference/dtypes")
+	ref, err := testref.ReadSafetensors(filepath.Join(dir, "all_dtypes.expected_f32.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := open(t, filepath.Join(dir, "all_dtypes.safetensors"))
+	if in.OpenErr != nil {
+		t.Fatal(in.OpenErr)
+	}
+	res := run(t, in, DefaultRules(), Options{})
+	var ws []want
+	for name, tt := range ref {
+		if in.Checkpoint.Tensor(name) == nil {
+			t.Fatalf("no tensor %s", name)
+		}
+		var nan, inf int
+		for _, v := range tt.F64 {
+			switch {
+			case math.IsNaN(v):
+				nan++
+			case math.IsInf(v, 0):
+				inf++
+			}
+		}
+		if nan > 0 {
+			ws = append(ws, want{CheckNaN, name, fmt.Sprintf("%d NaN values of %d", nan, len(tt.F64))})
+		}
+		if inf > 0 {
+			ws = append(ws, want{CheckInf, name, fmt.Sprintf("%d infinite values of %d", inf, len(tt.F64))})
+		}
+	}
+	if len(ws) < 8 {
+		t.Fatalf("the reference holds only %d NaN/Inf counts", len(ws))
+	}
+	var got []Problem
+	for _, f := range res.Failures {
+		if f.Check == CheckNaN || f.Check == CheckInf {
+			got = append(got, f)
+		}
+	}
+	expectExactly(t, "nan/inf failures", got, ws)
+}

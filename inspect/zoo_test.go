@@ -1,6 +1,9 @@
 package inspect
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -197,5 +200,108 @@ func TestZooStats(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// zooSource serves a zoo model's expected projections as a LayerSource.
+type zooSource struct {
+	g       formats.Geometry
+	tensors map[string]testref.Tensor
+}
+
+func (z *zooSource) Geometry() formats.Geometry { return z.g }
+func (z *zooSource) LayerIndices() []int {
+	out := make([]int, z.g.NLayers)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+func (z *zooSource) LoadLayer(i int) (*formats.Layer, error) {
+	l := &formats.Layer{Index: i}
+	for _, p := range formats.Projections {
+		t, ok := z.tensors[fmt.Sprintf("layers.%d.%s", i, p)]
+		if !ok || len(t.Shape) != 2 {
+			return nil, fmt.Errorf("layers.%d.%s missing", i, p)
+		}
+		m := formats.Matrix{Rows: t.Shape[0], Cols: t.Shape[1], Data: t.F32()}
+		switch p {
+		case formats.ProjQ:
+			l.Q = m
+		case formats.ProjK:
+			l.K = m
+		case formats.ProjV:
+			l.V = m
+		case formats.ProjO:
+			l.O = m
+		}
+	}
+	return l, nil
+}
+
+// The llama zoo model's deliberate structure (its README): layer 0 Q head 1
+// rank 2, last Q head = previous + 2% noise, K head 0 rank 3, W_O head 0
+// rank 2; layer 1 last K head = K head 0 + 2% noise, last V head rank 2,
+// W_O head 1 = W_O head 0 + 2% noise.
+func TestZooLlamaFindings(t *testing.T) {
+	dir := filepath.Join(testref.SharedDir(t), "reference", "zoo", "llama", "expected")
+	tensors, err := testref.ReadSafetensors(filepath.Join(dir, "projections.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &zooSource{g: formats.Geometry{Arch: "llama", DModel: 64, NLayers: 2, NHeads: 8, NKVHeads: 2, HeadDim: 32}, tensors: tensors}
+	rep, err := Run(context.Background(), src, Options{Heads: true, Spectrum: true, Workers: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		kind, matrix string
+		layer, head  int
+	}
+	got := map[key]bool{}
+	for _, f := range rep.Findings {
+		h := -1
+		if f.Head != nil {
+			h = *f.Head
+		}
+		got[key{f.Kind, f.Matrix, f.Layer, h}] = true
+	}
+	for _, w := range []key{
+		{KindRankCollapsed, "q", 0, 1}, {KindDuplicateHeads, "q", 0, 6}, {KindRankCollapsed, "k", 0, 0},
+		{KindRankCollapsed, "o", 0, 0}, {KindDuplicateHeads, "k", 1, 0}, {KindRankCollapsed, "v", 1, 1},
+		{KindDuplicateHeads, "o", 1, 0},
+	} {
+		if !got[w] {
+			t.Errorf("missing finding %+v", w)
+		}
+		delete(got, w)
+	}
+	for k := range got {
+		t.Logf("also: %+v", k)
+	}
+	// The JSON document carries the reference values.
+	var buf bytes.Buffer
+	if err := rep.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Schema string `json:"schema"`
+		Layers []struct {
+			Index int      `json:"index"`
+			K     refStats `json:"k"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var ref refFile
+	if err := testref.ReadJSON(filepath.Join(dir, "stats.json"), &ref); err != nil {
+		t.Fatal(err)
+	}
+	want := ref.Matrices["layers.0.k"]
+	gotK := doc.Layers[0].K
+	if doc.Schema != Schema || gotK.Rank != want.Rank || relDiff(gotK.EffectiveRank, want.EffectiveRank) > 1e-6 ||
+		len(gotK.SV) != len(want.SV) || len(gotK.Heads) != 2 || gotK.Heads[0].Rank != 3 {
+		t.Errorf("JSON layers.0.k: rank %d eff %g (%d sv, %d heads), want %d %g", gotK.Rank, gotK.EffectiveRank, len(gotK.SV), len(gotK.Heads), want.Rank, want.EffectiveRank)
 	}
 }

@@ -27,9 +27,21 @@ func MatrixStats(w formats.Matrix, rankTol float64, fast, keepSV bool) Stats {
 		fastSpectralStats(&s, w.Data, w.Rows, w.Cols)
 		return s
 	}
-	sv, method := SingularValues(w.Data, w.Rows, w.Cols)
+	sv, method, approx := singularValues(w.Data, w.Rows, w.Cols, true)
 	s.Method = method
 	spectralStats(&s, sv, rankTol, keepSV)
+	if approx > 0 {
+		// The smallest values are below the rank threshold and resolved only
+		// to about 1e-7·sv[0]: the condition number is not determined.
+		flags := []string{}
+		for _, f := range s.Flags {
+			if f != FlagSingular {
+				flags = append(flags, f)
+			}
+		}
+		s.Flags = append(flags, FlagTailApprox)
+		s.Condition = Float(math.NaN())
+	}
 	return s
 }
 

@@ -64,8 +64,16 @@
 // estimate is conservative: for a 4096×4096 standard normal matrix
 // (condition 9.7e3) it gives 2.7e-6 where the measured largest error
 // against numpy's float64 SVD is 1.3e-8; for 1024×4096 1.3e-13 vs 1.1e-14.
-// Values far below the rank threshold never take the Gram route, so rank is
-// exact in both routes. The Gram matrix is a packed, register-tiled product
+// For min(m, n) ≥ 512, where the direct route is costly, MatrixStats also
+// keeps a Gram spectrum whose only unresolved values (estimate above 1e-5)
+// lie below the rank threshold — which holds whenever sv[0]·sqrt(2·sqrt(k)·
+// eps64/1e-5) < tol, true for every k ≥ 512 at the default tol. Rank is then
+// still exact and every value above the threshold accurate, but the values
+// below it (rounding noise of the stored matrix, e.g. the zero singular
+// values of a matrix with a dead head) are resolved only to about
+// 1e-7·sv[0] absolute: the stats carry the flag "sv_tail_approximate" and
+// condition is null. SingularValues itself never does this. Otherwise
+// rank is exact in both routes. The Gram matrix is a packed, register-tiled product
 // (AVX2/FMA kernel on amd64) on all CPUs; its eigenvalues come from a
 // blocked Householder tridiagonalisation (rank-2k updates through the same
 // kernel, symmetric matrix-vector products split across CPUs) and

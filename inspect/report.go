@@ -48,6 +48,10 @@ const (
 	FlagSpectrumSkipped = "spectrum_skipped" // singular values not computed (non-finite input)
 	FlagSingular        = "singular"         // sv[last] = 0: condition is null
 	FlagEstimated       = "estimated"        // fast mode: spectral stats from Lanczos
+	// FlagTailApprox: the singular values below the rank threshold came from
+	// the Gram route and are approximate (condition is null); see the
+	// package documentation.
+	FlagTailApprox = "sv_tail_approximate"
 )
 
 // Stats are the statistics of one matrix or head block (see the package

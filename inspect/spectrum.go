@@ -28,21 +28,49 @@ const gramRelErr = 1e-5
 
 // SingularValues returns every singular value of the row-major m×n float32
 // matrix a, in descending order, and the method used ("gram" or "svd"). The
-// input must be finite. See the package documentation for how the route is
-// chosen.
+// input must be finite. Every value is accurate to about 1e-5 relative (see
+// the package documentation for how the route is chosen).
 func SingularValues(a []float32, m, n int) ([]float64, string) {
+	sv, method, _ := singularValues(a, m, n, false)
+	return sv, method
+}
+
+// approxTailFrom is the smaller dimension from which MatrixStats accepts a
+// Gram spectrum whose values below the rank threshold are approximate,
+// rather than paying for the direct route.
+const approxTailFrom = 512
+
+// singularValues is SingularValues; with approxTail it may return a Gram
+// spectrum whose last approx values (all below the rank threshold) are only
+// accurate to about sqrt(c·eps64)·sv[0] absolute.
+func singularValues(a []float32, m, n int, approxTail bool) (sv []float64, method string, approx int) {
 	k := min(m, n)
 	if k <= 0 || len(a) != m*n {
-		return nil, MethodSVD
+		return nil, MethodSVD, 0
 	}
 	// Small matrices go straight to the direct route, except very long thin
 	// ones, whose float64 copy would be large while their Gram matrix is tiny.
 	if k >= directBelow || m*n > 1<<22 {
-		if sv, ok := gramSingularValues(a, m, n); ok {
-			return sv, MethodGram
+		if sv, approx, ok := gramSingularValues(a, m, n); ok {
+			if approx == 0 {
+				return sv, MethodGram, 0
+			}
+			// The inaccurate values must all lie below the rank threshold, so
+			// that rank stays exact.
+			tol := sv[0] * float64(max(m, n)) * 1.1920929e-07
+			if approxTail && k >= approxTailFrom && gramCutoff(sv[0], k) < tol {
+				return sv, MethodGram, approx
+			}
 		}
 	}
-	return directSingularValues(a, m, n), MethodSVD
+	return directSingularValues(a, m, n), MethodSVD, 0
+}
+
+// gramCutoff is the smallest singular value the Gram route resolves to
+// gramRelErr: below it the estimate c·eps64·λ_max/(2λ) exceeds gramRelErr.
+func gramCutoff(s0 float64, k int) float64 {
+	c := 4 * math.Sqrt(float64(k)) * 0x1p-52
+	return s0 * math.Sqrt(c/(2*gramRelErr))
 }
 
 // widen returns a as float64, transposed when transpose is set, so that the
@@ -71,28 +99,27 @@ func widen(a []float32, m, n int, transpose bool) []float64 {
 }
 
 // gramSingularValues computes sv from the eigenvalues of the Gram matrix of
-// the smaller side; ok is false when the estimate of their accuracy fails the
-// gramRelErr bound (the caller then uses the direct route).
-func gramSingularValues(a []float32, m, n int) ([]float64, bool) {
+// the smaller side and counts the trailing values whose estimated relative
+// error exceeds gramRelErr; ok is false when the eigensolver fails.
+func gramSingularValues(a []float32, m, n int) (sv []float64, approx int, ok bool) {
 	g, k := gramOf(a, m, n)
 	lam, ok := symEigenvaluesFast(g, k)
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
 	lmax := lam[k-1]
 	if !(lmax > 0) {
-		return nil, false
+		return nil, 0, false
 	}
-	c := 4 * math.Sqrt(float64(k)) * 0x1p-52
-	need := c * lmax / (2 * gramRelErr)
-	if lam[0] < need {
-		return nil, false
-	}
-	sv := make([]float64, k)
+	sv = make([]float64, k)
+	cut := gramCutoff(math.Sqrt(lmax), k)
 	for i := range sv {
-		sv[i] = math.Sqrt(lam[k-1-i])
+		sv[i] = math.Sqrt(math.Max(0, lam[k-1-i]))
+		if !(sv[i] >= cut) {
+			approx++
+		}
 	}
-	return sv, true
+	return sv, approx, true
 }
 
 // symEigenvalues returns the eigenvalues of the symmetric k×k matrix g in

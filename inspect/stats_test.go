@@ -418,3 +418,52 @@ func TestRunErrors(t *testing.T) {
 		t.Errorf("emit error %v", err)
 	}
 }
+
+// A large rank-deficient matrix takes the Gram route with an approximate
+// tail: rank exact, values above the rank threshold exact to 1e-9.
+func TestApproximateTail(t *testing.T) {
+	const n = 1024
+	h := hadamard(n)
+	s := make([]float64, n)
+	for i := 0; i < 900; i++ {
+		s[i] = float64(1024 - i)
+	}
+	us := make([]float64, n*n) // rows of U·diag(s)
+	vt := make([]float64, n*n) // rows of V
+	for i := 0; i < n; i++ {
+		for k := 0; k < n; k++ {
+			us[i*n+k] = h[i*n+k] * s[k]
+			vt[i*n+k] = h[i*n+k]
+		}
+	}
+	a := make([]float64, n*n)
+	gemmNT(n, n, n, 1, view[float64]{us, n, 1}, view[float64]{vt, n, 1}, a, n, triFull)
+	w := formats.NewMatrix(n, n)
+	for i, v := range a {
+		if float64(float32(v)) != v {
+			t.Fatalf("inexact entry %d: %v", i, v)
+		}
+		w.Data[i] = float32(v)
+	}
+	st := MatrixStats(w, 0, false, true)
+	if st.Method != MethodGram || *st.Rank != 900 || st.Condition.Valid() {
+		t.Fatalf("method %s rank %d condition %v flags %v", st.Method, *st.Rank, float64(st.Condition), st.Flags)
+	}
+	if fmt.Sprint(st.Flags) != "["+FlagTailApprox+"]" {
+		t.Errorf("flags %v", st.Flags)
+	}
+	for i := 0; i < 900; i++ {
+		if relDiff(st.SV[i], s[i]) > 1e-9 {
+			t.Fatalf("sv[%d] = %.17g, want %g", i, st.SV[i], s[i])
+		}
+	}
+	for i := 900; i < n; i++ {
+		if st.SV[i] > 1e-6*s[0] {
+			t.Fatalf("tail sv[%d] = %g", i, st.SV[i])
+		}
+	}
+	// SingularValues itself never returns an approximate tail.
+	if _, method := SingularValues(w.Data, n, n); method != MethodSVD {
+		t.Errorf("SingularValues used %s", method)
+	}
+}

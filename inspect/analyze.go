@@ -27,7 +27,7 @@ func MatrixStats(w formats.Matrix, rankTol float64, fast, keepSV bool) Stats {
 		fastSpectralStats(&s, w.Data, w.Rows, w.Cols)
 		return s
 	}
-	sv, method, approx := singularValues(w.Data, w.Rows, w.Cols, true)
+	sv, method, approx := singularValues(w.Data, w.Rows, w.Cols, true, rankTol)
 	s.Method = method
 	spectralStats(&s, sv, rankTol, keepSV)
 	if approx > 0 {

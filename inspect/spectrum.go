@@ -31,7 +31,7 @@ const gramRelErr = 1e-5
 // input must be finite. Every value is accurate to about 1e-5 relative (see
 // the package documentation for how the route is chosen).
 func SingularValues(a []float32, m, n int) ([]float64, string) {
-	sv, method, _ := singularValues(a, m, n, false)
+	sv, method, _ := singularValues(a, m, n, false, 0)
 	return sv, method
 }
 
@@ -41,9 +41,10 @@ func SingularValues(a []float32, m, n int) ([]float64, string) {
 const approxTailFrom = 512
 
 // singularValues is SingularValues; with approxTail it may return a Gram
-// spectrum whose last approx values (all below the rank threshold) are only
+// spectrum whose last approx values (all below the rank threshold, the
+// default one or rankTol when > 0) are only
 // accurate to about sqrt(c·eps64)·sv[0] absolute.
-func singularValues(a []float32, m, n int, approxTail bool) (sv []float64, method string, approx int) {
+func singularValues(a []float32, m, n int, approxTail bool, rankTol float64) (sv []float64, method string, approx int) {
 	k := min(m, n)
 	if k <= 0 || len(a) != m*n {
 		return nil, MethodSVD, 0
@@ -58,6 +59,9 @@ func singularValues(a []float32, m, n int, approxTail bool) (sv []float64, metho
 			// The inaccurate values must all lie below the rank threshold, so
 			// that rank stays exact.
 			tol := sv[0] * float64(max(m, n)) * 1.1920929e-07
+			if rankTol > 0 {
+				tol = rankTol
+			}
 			if approxTail && k >= approxTailFrom && gramCutoff(sv[0], k) < tol {
 				return sv, MethodGram, approx
 			}

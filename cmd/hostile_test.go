@@ -113,9 +113,16 @@ func TestHostileCorpus(t *testing.T) {
 					Tensors []struct {
 						DType string `json:"dtype"`
 					} `json:"tensors"`
+					Totals struct {
+						Parameters int64 `json:"parameters"`
+						Bytes      int64 `json:"bytes"`
+					} `json:"totals"`
 				}
 				if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || len(rep.Tensors) == 0 || rep.Tensors[0].DType != c.ListsDType {
 					t.Errorf("ls --json: exit %d, err %v, stderr %q, output %.300s; want dtype %q", code, err, errs, out, c.ListsDType)
+				}
+				if rep.Totals.Parameters < 0 || rep.Totals.Bytes < 0 {
+					t.Errorf("ls --json: totals overflowed: %+v", rep.Totals)
 				}
 			}
 			if c.Cat != nil {

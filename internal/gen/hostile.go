@@ -576,6 +576,17 @@ func (h *hostileSet) ggufCases() {
 	h.cases[name] = HostileCase{Class: "GGUF unknown type id (listed, not fatal)", Exit: 0, ListsDType: "type 77 (unknown)",
 		Cat: &HostileCat{Tensor: "t", Exit: 3, Error: h.rel(name) + `: tensor "t": cannot decode element type type 77 (unknown)` + at(d)}}
 
+	// Unknown types have no size, so nothing bounds their shapes by the
+	// file: two of 2^62 elements each must not overflow the totals.
+	g = newGGB(2, 0)
+	g.tensor("a", []uint64{1 << 62}, 77, 0)
+	g.tensor("b", []uint64{1 << 62}, 77, 32)
+	d = g.data(64)
+	name = "gguf-unknown-type-huge.gguf"
+	h.file(name, g.b)
+	h.cases[name] = HostileCase{Class: "GGUF unknown type ids with shapes of 2^62 elements (listed, totals must not overflow)", Exit: 0, ListsDType: "type 77 (unknown)",
+		Cat: &HostileCat{Tensor: "a", Exit: 3, Error: h.rel(name) + `: tensor "a": cannot decode element type type 77 (unknown)` + at(d)}}
+
 	g = newGGB(1, 0)
 	g.tensor("t", []uint64{16}, tQ4_2, 0)
 	d = g.data(32)

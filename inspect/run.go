@@ -117,8 +117,9 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 			}
 		}()
 	}
-	// Feed jobs no further ahead than the results the emitter has taken, so
-	// that finished-but-unemitted layers stay bounded too.
+	// Jobs go out as workers free up, so at most Workers layers are decoded
+	// at once; finished layers waiting for an earlier one hold only their
+	// (small) reports.
 	go func() {
 		defer close(jobs)
 		for pos := range idx {

@@ -3,7 +3,6 @@ package inspect
 import (
 	"math"
 
-	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/lapack"
 	"gonum.org/v1/gonum/lapack/lapack64"
@@ -124,19 +123,6 @@ func gramSingularValues(a []float32, m, n int) (sv []float64, approx int, ok boo
 		}
 	}
 	return sv, approx, true
-}
-
-// symEigenvalues returns the eigenvalues of the symmetric k×k matrix g in
-// ascending order (g is overwritten), with gonum's Dsyev: the reference the
-// faster symEigenvaluesFast is tested against.
-func symEigenvalues(g []float64, k int) []float64 {
-	s := blas64.Symmetric{N: k, Stride: k, Data: g, Uplo: blas.Lower}
-	w := make([]float64, k)
-	work := make([]float64, 1)
-	lapack64.Syev(lapack.EVNone, s, w, work, -1)
-	work = make([]float64, int(work[0]))
-	lapack64.Syev(lapack.EVNone, s, w, work, len(work))
-	return w
 }
 
 // directSingularValues runs the LAPACK-style dgesvd without vectors on a

@@ -357,6 +357,9 @@ func writeTable(b *strings.Builder, t tableSpec, styled bool, sty *styles, width
 			Headers(headers...).Rows(rows...).
 			StyleFunc(func(row, col int) lipgloss.Style {
 				if row == table.HeaderRow {
+					if cols[col] != colLabel && cols[col] != colSpark {
+						return sty.header.Align(lipgloss.Right)
+					}
 					return sty.header
 				}
 				st := sty.ok
@@ -426,7 +429,7 @@ func writeCircuits(b *strings.Builder, l LayerReport, styled bool, sty *styles) 
 		tb := table.New().Border(lipgloss.RoundedBorder()).BorderStyle(sty.border).Headers(headers...).Rows(rows...).
 			StyleFunc(func(row, col int) lipgloss.Style {
 				if row == table.HeaderRow {
-					return sty.header
+					return sty.header.Align(lipgloss.Right)
 				}
 				return sty.ok.Align(lipgloss.Right)
 			})

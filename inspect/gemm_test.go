@@ -98,3 +98,37 @@ func TestDotAxpy(t *testing.T) {
 		}
 	}
 }
+
+// The pure-Go kernels agree with the assembly ones.
+func TestKernelsWithoutFMA(t *testing.T) {
+	if !haveFMA {
+		t.Skip("no FMA kernels on this CPU: the Go kernels are already the ones tested")
+	}
+	haveFMA = false
+	defer func() { haveFMA = true }()
+	TestGemmNT(t)
+	TestGramOf(t)
+	TestDotAxpy(t)
+	TestSymEigenvaluesFast(t)
+}
+
+// Odd shapes on both sides of every route threshold agree with the direct
+// SVD.
+func TestShapesAgainstDirect(t *testing.T) {
+	r := rand.New(rand.NewSource(9))
+	for _, sh := range [][2]int{{1, 1}, {1, 100}, {100, 1}, {2, 3}, {47, 48}, {48, 47}, {48, 48}, {49, 200}, {200, 49}, {130, 131}} {
+		m, n := sh[0], sh[1]
+		a := make([]float32, m*n)
+		for i := range a {
+			a[i] = float32(r.NormFloat64())
+		}
+		got, method := SingularValues(a, m, n)
+		want := directSingularValues(a, m, n)
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-9*want[0] {
+				t.Errorf("%v (%s): sv[%d] = %.17g, want %.17g", sh, method, i, got[i], want[i])
+				break
+			}
+		}
+	}
+}

@@ -33,7 +33,9 @@ shape, Frobenius norm, max |w|, mean, std, NaN/Inf/zero counts, singular
 values, spectral norm, numerical rank, effective rank, stable rank and
 condition number — definitions in the README. Findings (NaN/Inf, dead,
 duplicated and rank-collapsed heads, outlier spectral norms) are listed at
-the end; thresholds are flags.
+the end; thresholds are flags. Head statistics are computed whenever the
+head counts are known, so head findings are complete without --heads,
+which adds the per-head tables (and JSON "heads", "circuits").
 
 Layers go through a bounded pool of workers: memory stays near workers ×
 the largest layer whatever the model's size.`,
@@ -51,17 +53,18 @@ the largest layer whatever the model's size.`,
 				return err
 			}
 			defer ck.Close()
-			if heads {
-				if err := m.HeadsKnown(); err != nil {
-					return err
-				}
+			// Per-head statistics are always computed when the head counts
+			// are known, so that head findings are complete; --heads shows them.
+			headsKnown := m.HeadsKnown()
+			if heads && headsKnown != nil {
+				return headsKnown
 			}
 			sel, err := parseLayers(layers, m.LayerIndices())
 			if err != nil {
 				return err
 			}
 			src := &layerSubset{LayerSource: m, indices: sel}
-			opts := inspect.Options{Heads: heads, Spectrum: spectrum, Fast: fast, RankTol: rankTol, Workers: workers, Thresholds: th}
+			opts := inspect.Options{Heads: headsKnown == nil, Spectrum: spectrum, Fast: fast, RankTol: rankTol, Workers: workers, Thresholds: th}
 			var bar *progressBar
 			if s.Progress && !asJSON {
 				bar = newProgressBar(s, "inspect", len(sel))
@@ -71,6 +74,9 @@ the largest layer whatever the model's size.`,
 			bar.done()
 			if err != nil {
 				return err
+			}
+			if !heads {
+				rep.DropHeads()
 			}
 			if asJSON {
 				return rep.WriteJSON(s.Out)

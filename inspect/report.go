@@ -204,3 +204,19 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc.SetEscapeHTML(false)
 	return enc.Encode(r)
 }
+
+// DropHeads removes the per-head statistics, circuits and most-similar pairs
+// from the report while keeping the findings derived from them, so a report
+// computed with Options.Heads can be shown without its per-head detail.
+func (r *Report) DropHeads() {
+	r.Settings.Heads = false
+	for i := range r.Layers {
+		l := &r.Layers[i]
+		l.Circuits = nil
+		for _, m := range []*MatrixReport{l.Q, l.K, l.V, l.O} {
+			if m != nil {
+				m.Heads, m.MostSimilar = nil, nil
+			}
+		}
+	}
+}

@@ -32,7 +32,7 @@ const (
 	CheckZeroTensor     = "zero_tensor"     // a weight matrix (2-D or more) that is all zeros
 	CheckZeroVector     = "zero_vector"     // a 1-D tensor (bias, norm) that is all zeros
 	CheckZeroRows       = "zero_rows"       // rows of a weight matrix that are all zeros
-	CheckGeometry       = "geometry"        // layers / heads / head_dim differ from the rules
+	CheckGeometry       = "geometry"        // layers / heads / head_dim differ from the rules; warns when head checks cannot run
 	CheckNoAttention    = "no_attention"    // no attention layers could be found
 	CheckDeadHead       = "dead_head"       // inspect's dead-head finding
 	CheckDuplicateHeads = "duplicate_heads" // two heads of a matrix nearly equal

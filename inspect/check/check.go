@@ -113,6 +113,9 @@ func Run(ctx context.Context, in Input, rules Rules, opts Options) (*Result, err
 			return nil, err
 		}
 	}
+	if in.Model != nil {
+		setLayers(res, in.Model)
+	}
 	for _, id := range AllChecks {
 		if c.ran[id] {
 			res.Checks = append(res.Checks, id)
@@ -120,6 +123,42 @@ func Run(ctx context.Context, in Input, rules Rules, opts Options) (*Result, err
 	}
 	res.Passed = len(res.Failures) == 0
 	return res, nil
+}
+
+// setLayers gives problems of a layer's attention tensors (weights, biases,
+// LoRA factors, the pre-attention norm) that layer, so that a script can
+// group them whichever check found them.
+func setLayers(res *Result, m *formats.Model) {
+	layerOf := map[string]int{}
+	add := func(t *formats.Tensor, l int) {
+		if t != nil {
+			layerOf[t.Name] = l
+		}
+	}
+	for i := range m.Layers {
+		ls := &m.Layers[i]
+		for _, p := range formats.Projections {
+			ps := ls.Proj(p)
+			if ps == nil {
+				continue
+			}
+			add(ps.Tensor, ls.Index)
+			add(ps.Bias, ls.Index)
+			if ps.LoRA != nil {
+				add(ps.LoRA.A, ls.Index)
+				add(ps.LoRA.B, ls.Index)
+			}
+		}
+		add(ls.NormWeight, ls.Index)
+		add(ls.NormBias, ls.Index)
+	}
+	for _, ps := range [][]Problem{res.Failures, res.Warnings} {
+		for i := range ps {
+			if l, ok := layerOf[ps[i].Tensor]; ok && ps[i].Layer == nil {
+				ps[i].Layer = intp(l)
+			}
+		}
+	}
 }
 
 func tensorOf(err error) string {

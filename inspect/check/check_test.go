@@ -472,6 +472,10 @@ func TestCorruptedCopies(t *testing.T) {
 				if f.Tensor == "" && f.Check != CheckGeometry && f.Check != CheckDrift {
 					t.Errorf("%s failure names no tensor: %s", f.Check, f.Message)
 				}
+				attn := strings.Contains(f.Tensor, "self_attn.") || strings.Contains(f.Tensor, ".attn_") || strings.Contains(f.Tensor, "input_layernorm")
+				if attn != (f.Layer != nil) {
+					t.Errorf("%s failure of %s: layer %v", f.Check, f.Tensor, f.Layer)
+				}
 				if strings.ContainsAny(f.Message, "\r\n") {
 					t.Errorf("message of %d lines: %q", strings.Count(f.Message, "\n")+1, f.Message)
 				}

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -132,11 +133,11 @@ func buildLs(ck *formats.Checkpoint, re *regexp.Regexp) lsReport {
 		if t.Bytes >= 0 {
 			b := t.Bytes
 			lt.Bytes = &b
-			rep.Totals.Bytes += b
-			rep.Totals.BytesByType[lt.DType] += b
+			rep.Totals.Bytes = addSaturating(rep.Totals.Bytes, b)
+			rep.Totals.BytesByType[lt.DType] = addSaturating(rep.Totals.BytesByType[lt.DType], b)
 		}
 		rep.Totals.CountByType[lt.DType]++
-		rep.Totals.Parameters += t.Elements()
+		rep.Totals.Parameters = addSaturating(rep.Totals.Parameters, t.Elements())
 		rep.Tensors = append(rep.Tensors, lt)
 	}
 	rep.Totals.Tensors = len(rep.Tensors)
@@ -189,4 +190,13 @@ func printLs(s *Streams, rep lsReport) error {
 	}
 	_, err := fmt.Fprint(s.Out, out)
 	return err
+}
+
+// addSaturating adds non-negative counts, stopping at the largest int64: a
+// hostile header may declare tensors whose sizes add up past it.
+func addSaturating(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
 }

@@ -204,7 +204,8 @@ func layout(rows []cellRow, width int) ([]int, int) {
 		}
 		return t + 1
 	}
-	const minSpark, maxSpark = 8, 64
+	// One sparkline width for every table keeps them comparable.
+	const minSpark, maxSpark = 8, 24
 	for _, c := range dropOrder {
 		if !hasSpark || total()+minSpark+3 <= width {
 			break
@@ -247,8 +248,8 @@ func (r *Report) Render(w io.Writer, styled bool, width int) error {
 	}
 	var b strings.Builder
 	g := r.Model
-	b.WriteString(sty.title(fmt.Sprintf("%s — %d layers, d_model %d, %d heads (%d KV) × %d, %s mode",
-		orDash(g.Arch), len(r.Layers), g.DModel, g.NHeads, g.NKVHeads, g.HeadDim, r.Settings.Mode)))
+	b.WriteString(sty.title(fmt.Sprintf("%s — %s, d_model %d, %d heads (%d KV) × %d, %s mode",
+		orDash(g.Arch), layersText(len(r.Layers)), g.DModel, g.NHeads, g.NKVHeads, g.HeadDim, r.Settings.Mode)))
 	b.WriteString("\n\n")
 	ix := indexFindings(r.Findings)
 	for _, p := range formats.Projections {
@@ -331,7 +332,25 @@ func writeTable(b *strings.Builder, t tableSpec, styled bool, sty *styles, width
 	if len(t.rows) == 0 {
 		return
 	}
+	// When every row has one shape, it goes in the title rather than a column.
+	title := t.title
+	if shape, same := commonShape(t.rows); same {
+		if i := strings.Index(title, " ("); i >= 0 {
+			title = title[:i] + "  " + shape + title[i:]
+		} else {
+			title += "  " + shape
+		}
+		rows := make([]cellRow, len(t.rows))
+		copy(rows, t.rows)
+		for i := range rows {
+			rows[i].cells[colShape] = ""
+		}
+		t.rows = rows
+	}
 	cols, spark := layout(t.rows, width)
+	if len(cols) > 0 && cols[0] == colLabel && len(cols) > 1 && cols[1] == colShape && t.rows[0].cells[colShape] == "" {
+		cols = append(cols[:1], cols[2:]...)
+	}
 	headers := make([]string, len(cols))
 	for i, c := range cols {
 		headers[i] = colHeaders[c]
@@ -350,7 +369,7 @@ func writeTable(b *strings.Builder, t tableSpec, styled bool, sty *styles, width
 			}
 		}
 	}
-	b.WriteString(sty.title(t.title))
+	b.WriteString(sty.title(title))
 	b.WriteString("\n")
 	if styled {
 		tb := table.New().Border(lipgloss.RoundedBorder()).BorderStyle(sty.border).
@@ -489,4 +508,24 @@ func wrap(s string, width int, indent string) string {
 	}
 	out.WriteString(line.String())
 	return out.String()
+}
+
+// commonShape reports the shape all rows share, if they share one.
+func commonShape(rows []cellRow) (string, bool) {
+	if len(rows) == 0 {
+		return "", false
+	}
+	for _, r := range rows[1:] {
+		if r.cells[colShape] != rows[0].cells[colShape] {
+			return "", false
+		}
+	}
+	return rows[0].cells[colShape], rows[0].cells[colShape] != ""
+}
+
+func layersText(n int) string {
+	if n == 1 {
+		return "1 layer"
+	}
+	return fmt.Sprintf("%d layers", n)
 }

@@ -19,11 +19,14 @@ import (
 	"github.com/qkvdev/qkv/inspect"
 )
 
-// fuzzLlama is a two-layer Llama GGUF (d_model 32, 2 query heads of 16, 1
-// KV head) small enough for the mutator; quant stores the matrices as
-// Q8_0 so that mutations reach block scales.
+// fuzzLlama is a two-layer Llama GGUF (d_model 16, 2 query heads of 8, 1
+// KV head; d_model 32 with quant) small enough for the mutator; quant
+// stores the matrices as Q8_0 so that mutations reach block scales.
 func fuzzLlama(quant bool) []byte {
-	const d = 32
+	d := uint64(16)
+	if quant {
+		d = 32
+	}
 	u32 := func(k string, v uint32) gguf.KV { return gguf.KV{Key: k, Type: gguf.Uint32, Value: v} }
 	seed := uint32(1)
 	next := func() uint32 { seed = seed*1664525 + 1013904223; return seed >> 8 }
@@ -51,9 +54,9 @@ func fuzzLlama(quant bool) []byte {
 	}
 	w := &gguf.Writer{KVs: []gguf.KV{
 		{Key: "general.architecture", Type: gguf.String, Value: "llama"},
-		u32("llama.embedding_length", d), u32("llama.block_count", 2),
+		u32("llama.embedding_length", uint32(d)), u32("llama.block_count", 2),
 		u32("llama.attention.head_count", 2), u32("llama.attention.head_count_kv", 1),
-		u32("llama.rope.dimension_count", d/2),
+		u32("llama.rope.dimension_count", uint32(d/2)),
 	}, Tensors: ts}
 	var buf bytes.Buffer
 	if _, err := w.WriteTo(&buf); err != nil {
@@ -188,4 +191,23 @@ func FuzzParseRules(f *testing.F) {
 			t.Error("stripComments changed the length")
 		}
 	})
+}
+
+// TestFuzzSeeds: the seeds are healthy models whose attention is checked,
+// so that mutations start from a run that reaches every check.
+func TestFuzzSeeds(t *testing.T) {
+	for _, quant := range []bool{false, true} {
+		p := filepath.Join(t.TempDir(), "seed.gguf")
+		if err := os.WriteFile(p, fuzzLlama(quant), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		in := open(t, p)
+		if in.OpenErr != nil || in.FindErr != nil {
+			t.Fatalf("quant %v: open %v, find %v", quant, in.OpenErr, in.FindErr)
+		}
+		res := run(t, in, DefaultRules(), Options{})
+		if !res.Passed || res.Layers != 2 || !contains(res.Checks, CheckDeadHead) {
+			t.Errorf("quant %v: passed %v, %d layers, checks %v, failures:%s", quant, res.Passed, res.Layers, res.Checks, dump(res.Failures))
+		}
+	}
 }

@@ -65,7 +65,7 @@ type RoPESettings struct {
 // Settings records every choice Run made, for the JSON document.
 type Settings struct {
 	Arch         string        `json:"arch"`
-	T            int           `json:"t"`
+	T            int           `json:"seq_len"`
 	DModel       int           `json:"d_model"`
 	NHeads       int           `json:"n_heads"`
 	NKVHeads     int           `json:"n_kv_heads"`

@@ -43,7 +43,8 @@ type InputInfo struct {
 	Kind string `json:"kind"`
 	// Generator names the random generator for Kind "random".
 	Generator string `json:"generator,omitempty"`
-	Seed      uint64 `json:"seed,omitempty"`
+	// Seed is set for Kind "random" (a pointer so that seed 0 is written).
+	Seed *uint64 `json:"seed,omitempty"`
 	// Scale multiplies the standard normal draws for Kind "random".
 	Scale    float64  `json:"scale,omitempty"`
 	TokenIDs []int    `json:"token_ids,omitempty"`

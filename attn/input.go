@@ -16,7 +16,7 @@ const RandomGenerator = "Go math/rand/v2 PCG(seed, 0), NormFloat64"
 // from Go's math/rand/v2 PCG seeded with (seed, 0), drawn row by row and
 // rounded to float32, and the InputInfo describing it.
 func RandomInput(T, d int, seed uint64, scale float64) (formats.Matrix, InputInfo, error) {
-	info := InputInfo{Kind: "random", Generator: RandomGenerator, Seed: seed, Scale: scale}
+	info := InputInfo{Kind: "random", Generator: RandomGenerator, Seed: &seed, Scale: scale}
 	if T <= 0 || d <= 0 || uint64(T)*uint64(d) > maxCells {
 		return formats.Matrix{}, info, fmt.Errorf("attn: random input of [%d, %d] is not a valid size", T, d)
 	}

@@ -74,7 +74,11 @@ func describe(r *Result) string {
 	}
 	switch s.Input.Kind {
 	case "random":
-		parts = append(parts, fmt.Sprintf("input random seed %d × %g", s.Input.Seed, s.Input.Scale))
+		seed := "?"
+		if s.Input.Seed != nil {
+			seed = fmt.Sprint(*s.Input.Seed)
+		}
+		parts = append(parts, fmt.Sprintf("input random seed %s × %g", seed, s.Input.Scale))
 	case "":
 	default:
 		parts = append(parts, "input "+s.Input.Kind)

@@ -534,7 +534,7 @@ func TestRandomInput(t *testing.T) {
 	if want := float32(r.NormFloat64() * 0.5); a.Data[0] != want {
 		t.Errorf("first value %g, want %g (PCG(seed, 0))", a.Data[0], want)
 	}
-	if info.Generator != RandomGenerator || info.Kind != "random" {
+	if info.Generator != RandomGenerator || info.Kind != "random" || info.Seed == nil || *info.Seed != 9 {
 		t.Errorf("info %+v", info)
 	}
 	if _, _, err := RandomInput(0, 4, 1, 1); err == nil {

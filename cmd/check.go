@@ -195,10 +195,12 @@ func statCause(err error) error {
 }
 
 // unreadable tells an input that cannot be read at all (exit 3) from a
-// malformed checkpoint (a structure failure, exit 1).
+// malformed checkpoint (a structure failure, exit 1). PATH itself exists
+// (checked before), so a file missing now is a shard or split part the
+// checkpoint names: a structure failure.
 func unreadable(err error) bool {
 	msg := err.Error()
-	for _, s := range []string{"no such file", "permission denied", "not a safetensors or GGUF file", "the file is empty", "is a folder", "no model.safetensors", "name the one to open", "not a regular file"} {
+	for _, s := range []string{"permission denied", "not a safetensors or GGUF file", "the file is empty", "is a folder", "no model.safetensors", "name the one to open", "not a regular file"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

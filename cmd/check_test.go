@@ -222,7 +222,7 @@ func TestCheckCorrupted(t *testing.T) {
 		src   string
 		file  string // inside the copied folder ("" for a single file)
 		patch func(t *testing.T, file string)
-		args  []string
+		args  []string // "@NAME" first: check file NAME of the copied folder
 		want  checkWant
 	}{
 		{"F32 NaN", zoo("llama/hf"), "model.safetensors", func(t *testing.T, f string) {
@@ -252,6 +252,16 @@ func TestCheckCorrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, nil, checkWant{"structure", "", "model-00002-of-00002.safetensors"}},
+		{"missing shard", zoo("llama/hf-sharded"), "model-00001-of-00002.safetensors", func(t *testing.T, f string) {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, checkWant{"structure", "", "shard model-00001-of-00002.safetensors is missing"}},
+		{"missing split part", zoo("llama/gguf"), "llama-f32-split-00003-of-00003.gguf", func(t *testing.T, f string) {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"@llama-f32-split-00001-of-00003.gguf"}, checkWant{"structure", "", "00003-of-00003"}},
 		{"geometry from a rules file", zoo("gpt2/hf"), "", nil,
 			[]string{"--rules", checkTempFile(t, "rules.json", "// gpt2 has 2 layers\n{\"geometry\": {\"layers\": 12}}\n")},
 			checkWant{"geometry", "", "layers is 2, the rules expect 12"}},
@@ -266,14 +276,18 @@ func TestCheckCorrupted(t *testing.T) {
 				}
 				tc.patch(t, f)
 			}
-			code, doc, errs := checkJSON(t, append([]string{p}, tc.args...)...)
+			args := tc.args
+			if len(args) > 0 && strings.HasPrefix(args[0], "@") { // check this file of the copied folder
+				p, args = filepath.Join(p, args[0][1:]), args[1:]
+			}
+			code, doc, errs := checkJSON(t, append([]string{p}, args...)...)
 			if code != cmd.ExitFindings {
 				t.Fatalf("exit %d, want 1; stderr %q", code, errs)
 			}
 			if !checkHas(doc.Failures, tc.want) {
 				t.Errorf("no %s failure of %q containing %q; failures:%s", tc.want.check, tc.want.tensor, tc.want.msg, checkProblems(doc.Failures))
 			}
-			if tc.want.check == "structure" && (len(doc.Failures) != 1 || doc.Failures[0].Tensor == "") {
+			if tc.name == "truncated shard" && (len(doc.Failures) != 1 || doc.Failures[0].Tensor == "") {
 				t.Errorf("a truncated shard is one structure failure naming a tensor:%s", checkProblems(doc.Failures))
 			}
 		})

@@ -561,4 +561,9 @@ func TestBuildInputErrors(t *testing.T) {
 	if err != nil || x.Data[0] != 2.5 || x.Data[1] != 3.25 {
 		t.Errorf("sum: %v %v", x.Data, err)
 	}
+	x, err = BuildInput(EmbeddingInput{TokenRows: formats.Matrix{Rows: 1, Cols: 2, Data: []float32{1, 2}}, TokenScale: 8,
+		Positions: formats.Matrix{Rows: 1, Cols: 2, Data: []float32{0.5, 0.25}}})
+	if err != nil || x.Data[0] != 8.5 || x.Data[1] != 16.25 {
+		t.Errorf("scaled sum: %v %v", x.Data, err)
+	}
 }

@@ -44,8 +44,12 @@ statistics, drift from a baseline 'qkv inspect --json' report — and exit 0
 when nothing fails, 1 when something fails (warnings alone do not fail),
 2 on a usage error and 3 when PATH cannot be read at all.
 
-A checkpoint that exists but is malformed (a truncated shard, overlapping
-ranges) is a failure of the "structure" check: exit 1 with the reason.
+A checkpoint that exists but is malformed (a truncated or missing shard,
+overlapping ranges, an undecodable projection) is a failure of the
+"structure" check: exit 1 with the reason. For quantized tensors, blocks
+whose scales are NaN or Inf fail the "nan" check even when their values
+decode to finite numbers. When head counts are unknown the head checks
+cannot run, and a "geometry" warning says so (give --n-heads).
 
 Checks: ` + strings.Join(check.AllChecks, ", ") + `.
 Rules come from --rules FILE (JSON with // comments; see README) and flags.`,

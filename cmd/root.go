@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -25,8 +26,38 @@ const (
 	ExitInput    = 3 // the input could not be read
 )
 
-// Version is set at build time with -ldflags "-X github.com/qkvdev/qkv/cmd.Version=...".
-var Version = "dev"
+// Version is set at build time with -ldflags "-X github.com/qkvdev/qkv/cmd.Version=...";
+// otherwise it comes from the module version or VCS revision Go recorded.
+var Version = buildVersion()
+
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return "dev-" + rev
+}
 
 // Streams are the command's standard streams and environment.
 type Streams struct {

@@ -32,6 +32,10 @@ func SharedDir(t testing.TB) string {
 		t.Skipf("../shared is absent (looked in %s): skipping a test that needs the reference files", dir)
 	}
 	abs, _ := filepath.Abs(dir)
+	// Walks do not descend into a symbolic link at their root.
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
 	return abs
 }
 

@@ -175,7 +175,7 @@ func circuitOf(ra, rb []float64, r, c int) CircuitStats {
 // circuits computes every query head's QK and OV circuit summaries from the
 // head blocks of q, k, v and o (skipping them when any block is non-finite).
 func circuits(g formats.Geometry, q, k, v, o []formats.Matrix, lr *LayerReport) []Circuit {
-	if len(q) == 0 || len(k) == 0 || len(v) == 0 || len(o) == 0 {
+	if len(q) == 0 || len(k) == 0 || len(v) == 0 || len(o) == 0 || lr.Q == nil || lr.K == nil || lr.V == nil || lr.O == nil {
 		return nil
 	}
 	if !lr.Q.finite() || !lr.K.finite() || !lr.V.finite() || !lr.O.finite() {
@@ -216,6 +216,11 @@ func AnalyzeLayer(l *formats.Layer, g formats.Geometry, opts Options) (LayerRepo
 	lr := LayerReport{Index: l.Index}
 	blocks := map[formats.Projection][]formats.Matrix{}
 	for _, p := range formats.Projections {
+		if l.Matrix(p).Empty() {
+			// The checkpoint lacks this projection (a LoRA adapter that
+			// targets only some): no report rather than a 0×0 one.
+			continue
+		}
 		r, b, err := analyzeMatrix(l.Matrix(p), p, g, &opts)
 		if err != nil {
 			return lr, fmt.Errorf("layer %d: %v", l.Index, err)

@@ -216,7 +216,7 @@ func AnalyzeLayer(l *formats.Layer, g formats.Geometry, opts Options) (LayerRepo
 	lr := LayerReport{Index: l.Index}
 	blocks := map[formats.Projection][]formats.Matrix{}
 	for _, p := range formats.Projections {
-		if l.Matrix(p).Empty() {
+		if m := l.Matrix(p); m.Rows == 0 && m.Cols == 0 && len(m.Data) == 0 {
 			// The checkpoint lacks this projection (a LoRA adapter that
 			// targets only some): no report rather than a 0×0 one.
 			continue

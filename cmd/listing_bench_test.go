@@ -1,4 +1,4 @@
-package formats_test
+package cmd_test
 
 // Listing costs the header's size, not the model's (issue 2): two GGUF
 // files with the same header — the same 32000-token vocabulary, the same
@@ -6,7 +6,7 @@ package formats_test
 // 2 GB (a sparse hole, so the benchmark needs no disk space), must list in
 // the same time.
 //
-//	go test ./formats -run XXX -bench 'List' -benchtime 200x
+//	go test ./cmd -run XXX -bench 'List' -benchtime 200x
 
 import (
 	"bytes"

@@ -20,10 +20,15 @@ type AdapterInfo struct {
 	ScaleRule string `json:"scale_rule"`
 }
 
-// maxLoRAElements caps one expanded update (ΔW of a 16384-wide model is
-// 2^28 elements): the factors are small, so the file size alone does not
-// bound what expanding them allocates.
-const maxLoRAElements = 1 << 30
+// An expanded update ΔW = B·A has out·in elements from r·(out+in) stored
+// ones, so a tiny file could ask for gigabytes. Expansion is allowed up to
+// maxLoRAExpansion times the factors' size (real adapters: r = 8 on a
+// 4096-wide model expands 256×) and never beyond maxLoRAElements (ΔW of a
+// 16384-wide model).
+const (
+	maxLoRAExpansion = 4096
+	maxLoRAElements  = 1 << 28
+)
 
 // LoRASource is a LoRA update ΔW = Scale · B · A of one projection.
 type LoRASource struct {
@@ -137,8 +142,8 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 		if ra != rb || ra < 1 || ra > 1<<20 {
 			return nil, &Error{File: c.Path, Tensor: p.b.Name, Offset: -1, Err: fmt.Errorf("LoRA ranks disagree or are implausible: A %v, B %v", p.a.Shape, p.b.Shape)}
 		}
-		if out < 1 || in < 1 || out*in > maxLoRAElements {
-			return nil, &Error{File: c.Path, Tensor: p.b.Name, Offset: -1, Err: fmt.Errorf("the LoRA update would be [%d, %d], more than the %d elements this tool expands", out, in, maxLoRAElements)}
+		if out < 1 || in < 1 || out*in > maxLoRAElements || float64(out)*float64(in) > maxLoRAExpansion*float64(ra)*float64(out+in) {
+			return nil, &Error{File: c.Path, Tensor: p.b.Name, Offset: -1, Err: fmt.Errorf("the LoRA update would be [%d, %d] from rank-%d factors: more than this tool expands (at most %d× the factors' size and %d elements)", out, in, ra, maxLoRAExpansion, maxLoRAElements)}
 		}
 		if dModel == 0 && p.m.role != roleO {
 			dModel = int(in)

@@ -40,7 +40,7 @@ func (c *Checkpoint) checkDecodable(t *Tensor) error {
 	f := c.Files[t.File]
 	switch {
 	case !t.Type.Known():
-		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("cannot decode element type %s", t.Type.Name())}
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("cannot decode %s: its element type is unknown", t.Type.Name())}
 	case !t.Type.Decodable():
 		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("decoding %s to float32 is not supported", t.Type.Name())}
 	case c.BigEndian() && t.Type.Quantized():

@@ -252,7 +252,11 @@ func parseJSONObject(b []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
+	err := dec.Decode(&m)
+	if err == nil && dec.More() {
+		return nil, &Error{Offset: dec.InputOffset(), Err: errors.New("invalid JSON: data after the top-level object")}
+	}
+	if err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			return nil, &Error{Offset: se.Offset - 1, Err: fmt.Errorf("invalid JSON: %v", se)} // Offset counts the bad byte
@@ -342,9 +346,23 @@ func regularFile(path string) error {
 	case st.IsDir():
 		return errorf(path, -1, "is a folder, expected a file")
 	case !st.Mode().IsRegular():
-		return errorf(path, -1, "is not a regular file (%s)", st.Mode().Type())
+		return errorf(path, -1, "is not a regular file but %s", fileKind(st.Mode()))
 	}
 	return nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file (" + m.Type().String() + ")"
 }
 
 // mapPath opens and maps one file.

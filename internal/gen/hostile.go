@@ -248,7 +248,7 @@ func (h *hostileSet) safetensorsCases() {
 	name := "st-unknown-dtype.safetensors"
 	h.file(name, stBytes(hdr, data16))
 	h.cases[name] = HostileCase{Class: "safetensors unknown dtype (listed, not fatal)", Exit: 0, ListsDType: "F7_E3M3",
-		Cat: &HostileCat{Tensor: "x", Exit: 3, Error: h.rel(name) + `: tensor "x": cannot decode element type F7_E3M3` + at(8+len(hdr))}}
+		Cat: &HostileCat{Tensor: "x", Exit: 3, Error: h.rel(name) + `: tensor "x": cannot decode F7_E3M3: its element type is unknown` + at(8+len(hdr))}}
 
 	// Not a model at all.
 	h.file("not-a-model.bin", []byte("hello, this is not a model\n"))
@@ -574,7 +574,7 @@ func (h *hostileSet) ggufCases() {
 	name := "gguf-unknown-type.gguf"
 	h.file(name, g.b)
 	h.cases[name] = HostileCase{Class: "GGUF unknown type id (listed, not fatal)", Exit: 0, ListsDType: "type 77 (unknown)",
-		Cat: &HostileCat{Tensor: "t", Exit: 3, Error: h.rel(name) + `: tensor "t": cannot decode element type type 77 (unknown)` + at(d)}}
+		Cat: &HostileCat{Tensor: "t", Exit: 3, Error: h.rel(name) + `: tensor "t": cannot decode type 77 (unknown): its element type is unknown` + at(d)}}
 
 	// Unknown types have no size, so nothing bounds their shapes by the
 	// file: two of 2^62 elements each must not overflow the totals.
@@ -585,7 +585,7 @@ func (h *hostileSet) ggufCases() {
 	name = "gguf-unknown-type-huge.gguf"
 	h.file(name, g.b)
 	h.cases[name] = HostileCase{Class: "GGUF unknown type ids with shapes of 2^62 elements (listed, totals must not overflow)", Exit: 0, ListsDType: "type 77 (unknown)",
-		Cat: &HostileCat{Tensor: "a", Exit: 3, Error: h.rel(name) + `: tensor "a": cannot decode element type type 77 (unknown)` + at(d)}}
+		Cat: &HostileCat{Tensor: "a", Exit: 3, Error: h.rel(name) + `: tensor "a": cannot decode type 77 (unknown): its element type is unknown` + at(d)}}
 
 	g = newGGB(1, 0)
 	g.tensor("t", []uint64{16}, tQ4_2, 0)

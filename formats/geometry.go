@@ -49,6 +49,52 @@ type Geometry struct {
 	NormEps            float64  `json:"norm_eps"` // its epsilon
 	// PreNorm is false for post-norm models (BERT): no norm before attention.
 	PreNorm bool `json:"pre_norm"`
+
+	// The fields below (see attention.go) are zero for models whose
+	// attention is the plain softmax(q·kᵀ/√head_dim)·v above; they are
+	// omitted from JSON when zero.
+
+	// VHeadDim is the head dimension of V and W_O's columns when it differs
+	// from HeadDim (MLA); 0 means HeadDim.
+	VHeadDim int `json:"v_head_dim,omitempty"`
+	// RopeStyle is RopeHalfSplit ("" means the same) or RopeInterleavedPairs.
+	RopeStyle string `json:"rope_style,omitempty"`
+	// RopeScaling applies to full-attention layers (and to sliding layers
+	// unless LocalRopeTheta is set); nil: none.
+	RopeScaling *RopeScaling `json:"rope_scaling,omitempty"`
+	// LocalRopeTheta > 0: sliding-window layers use this base and
+	// LocalRopeScaling instead of RopeTheta/RopeScaling (Gemma 2/3).
+	LocalRopeTheta   float64      `json:"local_rope_theta,omitempty"`
+	LocalRopeScaling *RopeScaling `json:"local_rope_scaling,omitempty"`
+	// LayerTypes lists each layer's type (LayerFullAttention or
+	// LayerSlidingAttention); nil: every layer is full attention.
+	LayerTypes    []string `json:"layer_types,omitempty"`
+	SlidingWindow int      `json:"sliding_window,omitempty"`
+	// NoRoPELayers lists layers without rotary embedding (Llama 4 NoPE).
+	NoRoPELayers []int `json:"no_rope_layers,omitempty"`
+	// QKNorm and QKNormEps: the norm on queries and keys (Layer.QNorm/KNorm).
+	QKNorm    QKNorm  `json:"qk_norm,omitempty"`
+	QKNormEps float64 `json:"qk_norm_eps,omitempty"`
+	// NormWeightOffset is 1 for Gemma's (1 + w) RMSNorms (already folded
+	// into every norm weight a Layer holds), 0 otherwise.
+	NormWeightOffset float64 `json:"norm_weight_offset,omitempty"`
+	// ScoreScale multiplies q·kᵀ; 0 means 1/sqrt(head_dim). ScoreScaleRule
+	// says where it comes from ("query_pre_attn_scalar^-0.5", ...).
+	ScoreScale     float64 `json:"score_scale,omitempty"`
+	ScoreScaleRule string  `json:"score_scale_rule,omitempty"`
+	// Softcap > 0: scores become Softcap·tanh(scores/Softcap) before the
+	// mask (Gemma 2's attn_logit_softcapping).
+	Softcap float64 `json:"attn_logit_softcapping,omitempty"`
+	// Sinks: each head has a learned sink logit (Layer.Sinks) that joins the
+	// softmax denominator (GPT-OSS).
+	Sinks bool `json:"sinks,omitempty"`
+	// EmbeddingScale multiplies token embeddings (Gemma: sqrt(d_model)); 0: 1.
+	EmbeddingScale float64 `json:"embedding_scale,omitempty"`
+	// MLA is set for multi-head latent attention.
+	MLA *MLA `json:"mla,omitempty"`
+	// Unsupported lists what changes attention and qkv does not model:
+	// attn refuses to run, layers and inspect warn.
+	Unsupported []Unsupported `json:"unsupported,omitempty"`
 }
 
 // GroupSize is the number of query heads that share one KV head.
@@ -77,6 +123,13 @@ type Layer struct {
 	// NormWeight and NormBias belong to the layer's pre-attention norm.
 	NormWeight []float32
 	NormBias   []float32
+	// QNorm and KNorm are the Q/K norm weights (Geometry.QKNorm says how
+	// they apply), nil when there are none.
+	QNorm, KNorm []float32
+	// Sinks holds one sink logit per query head (Geometry.Sinks), or nil.
+	Sinks []float32
+	// MLA holds the stored factors of a latent-attention layer, or nil.
+	MLA *MLALayer
 }
 
 // Matrix returns the named projection.

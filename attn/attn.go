@@ -12,12 +12,23 @@ import (
 const Schema = "qkv.attn/v1"
 
 // MaxLogitDefinition says what HeadMetrics.MaxLogit measures.
-const MaxLogitDefinition = "max over unmasked (i, j) of q_i·k_j·scale, plus the ALiBi bias slope_h·(j−i) where the model uses ALiBi, before softmax"
+const MaxLogitDefinition = "max over unmasked (i, j) of q_i·k_j·scale (after the logit softcap where the model has one), plus the ALiBi bias slope_h·(j−i) where the model uses ALiBi, before softmax; a learned sink logit is not included"
 
 // ALiBiBiasDefinition says how the ALiBi bias is added. Hugging Face BLOOM
 // adds slope_h·j; the per-row shift −slope_h·i does not change the softmax,
 // and keeps the logits (and so MaxLogit) independent of T.
 const ALiBiBiasDefinition = "scores[h,i,j] += slope_h*(j-i) before the causal mask (softmax-equivalent to Hugging Face BLOOM's slope_h*j)"
+
+// SinksDefinition says how learned attention sinks enter the softmax.
+const SinksDefinition = "per head h a learned logit sinks[h] joins every row's softmax as an extra column with no value vector (after scaling and masking, before the max subtraction) and is dropped afterwards: the probabilities of a row sum to 1 − the sink's share"
+
+// SoftcapDefinition says how attention logits are capped.
+const SoftcapDefinition = "scores = softcap·tanh(scores/softcap) after scaling, before the mask (Gemma 2's attn_logit_softcapping)"
+
+// mlaLatentNormEps is the epsilon of MLA's q_a_layernorm and
+// kv_a_layernorm: Hugging Face constructs them with DeepseekV3RMSNorm's
+// default, not with rms_norm_eps.
+const mlaLatentNormEps = 1e-6
 
 // causalBlock is the row block of the causal score and context products:
 // smaller blocks skip more of the masked triangle but repack more.
@@ -55,41 +66,109 @@ type InputInfo struct {
 type RoPESettings struct {
 	RotaryDims int     `json:"rotary_dims"`
 	Theta      float64 `json:"theta"`
-	// Style is always Hugging Face rotate_half on the HF ("half-split") row
-	// order, over the first RotaryDims of each head.
-	Style     string `json:"style"`
+	// Style is formats.RopeHalfSplit (rotate_half: pairs (i, i + rot/2)) or
+	// formats.RopeInterleavedPairs (pairs (2i, 2i+1)); Pairs says it in words.
+	Style string `json:"style"`
+	Pairs string `json:"pairs"`
+	// Dims says which dimensions of a head rotate.
+	Dims      string `json:"dims"`
 	RowOrder  string `json:"row_order"`
 	Positions string `json:"positions"`
-	InvFreq   string `json:"inv_freq"`
+	// InvFreq is the formula; InvFreqValues the float32 values used, one per
+	// rotary pair.
+	InvFreq       string    `json:"inv_freq"`
+	InvFreqValues []float64 `json:"inv_freq_values"`
+	// AttentionFactor multiplies cos and sin (YaRN, LongRoPE), 1 otherwise.
+	AttentionFactor float64 `json:"attention_factor"`
+	// Scaling is the rope scaling as applied, null for plain RoPE.
+	Scaling *ScalingSettings `json:"scaling"`
+}
+
+// QKNormSettings records the norm applied to queries and keys.
+type QKNormSettings struct {
+	Kind    formats.QKNorm `json:"kind"`
+	Eps     float64        `json:"eps"`
+	Over    string         `json:"over"`
+	Where   string         `json:"where"`
+	Formula string         `json:"formula"`
+}
+
+// MLASettings records a multi-head latent attention computation.
+type MLASettings struct {
+	QLoraRank     int     `json:"q_lora_rank"`
+	KVLoraRank    int     `json:"kv_lora_rank"`
+	QKNopeHeadDim int     `json:"qk_nope_head_dim"`
+	QKRopeHeadDim int     `json:"qk_rope_head_dim"`
+	VHeadDim      int     `json:"v_head_dim"`
+	LatentNormEps float64 `json:"latent_norm_eps"`
+	Computation   string  `json:"computation"`
+}
+
+// LayerAttention is the part of the settings that can differ between layers:
+// the mask and the rotary embedding.
+type LayerAttention struct {
+	LayerType     string        `json:"layer_type"`
+	SlidingWindow int           `json:"sliding_window,omitempty"`
+	Mask          string        `json:"mask"`
+	RoPE          *RoPESettings `json:"rope"`
 }
 
 // Settings records every choice Run made, for the JSON document.
 type Settings struct {
-	Arch         string        `json:"arch"`
-	T            int           `json:"seq_len"`
-	DModel       int           `json:"d_model"`
-	NHeads       int           `json:"n_heads"`
-	NKVHeads     int           `json:"n_kv_heads"`
-	HeadDim      int           `json:"head_dim"`
-	KVHeadRule   string        `json:"kv_head_for_head"`
-	Causal       bool          `json:"causal"`
-	Scale        float64       `json:"scale"`
-	ScaleFormula string        `json:"scale_formula"`
-	PreNorm      string        `json:"pre_norm"` // "none", "rmsnorm" or "layernorm"
-	NormEps      float64       `json:"norm_eps,omitempty"`
-	RoPE         *RoPESettings `json:"rope"`
-	ALiBiSlopes  []float64     `json:"alibi_slopes,omitempty"`
-	ALiBiBias    string        `json:"alibi_bias,omitempty"`
-	MaxLogit     string        `json:"max_logit"`
-	Precision    string        `json:"precision"`
-	Input        InputInfo     `json:"input"`
+	Arch     string `json:"arch"`
+	T        int    `json:"seq_len"`
+	DModel   int    `json:"d_model"`
+	NHeads   int    `json:"n_heads"`
+	NKVHeads int    `json:"n_kv_heads"`
+	HeadDim  int    `json:"head_dim"`
+	// VHeadDim is the head dimension of v and of W_O's column blocks.
+	VHeadDim     int     `json:"v_head_dim"`
+	KVHeadRule   string  `json:"kv_head_for_head"`
+	Causal       bool    `json:"causal"`
+	Scale        float64 `json:"scale"`
+	ScaleFormula string  `json:"scale_formula"`
+	PreNorm      string  `json:"pre_norm"` // "none", "rmsnorm" or "layernorm"
+	NormEps      float64 `json:"norm_eps,omitempty"`
+	// NormWeightOffset is 1 for Gemma's (1 + w) norms: the weights used
+	// already include it.
+	NormWeightOffset float64         `json:"norm_weight_offset"`
+	QKNorm           *QKNormSettings `json:"qk_norm"`
+	// The layer's mask and rotary embedding (see LayerAttention). In a
+	// Document they stay here when every layer shares them; otherwise
+	// PerLayer says so and each layer carries its own.
+	LayerType     string        `json:"layer_type,omitempty"`
+	SlidingWindow int           `json:"sliding_window,omitempty"`
+	Mask          string        `json:"mask,omitempty"`
+	RoPE          *RoPESettings `json:"rope"`
+	PerLayer      string        `json:"per_layer,omitempty"`
+	ALiBiSlopes   []float64     `json:"alibi_slopes,omitempty"`
+	ALiBiBias     string        `json:"alibi_bias,omitempty"`
+	// Softcap is attn_logit_softcapping (0: none), see SoftcapDefinition.
+	Softcap        float64 `json:"attn_logit_softcapping"`
+	SoftcapFormula string  `json:"softcap_formula,omitempty"`
+	// Sinks is true when each head has a learned sink logit (SinksDefinition).
+	Sinks        bool   `json:"sinks"`
+	SinksFormula string `json:"sinks_formula,omitempty"`
+	// EmbeddingScale multiplies token embeddings when the input is built from
+	// tokens (Gemma: sqrt(d_model)); 1 when the model does not scale them.
+	EmbeddingScale float64      `json:"embedding_scale"`
+	MLA            *MLASettings `json:"mla,omitempty"`
+	MaxLogit       string       `json:"max_logit"`
+	Precision      string       `json:"precision"`
+	Input          InputInfo    `json:"input"`
+}
+
+// attention returns the per-layer part of s.
+func (s Settings) attention() LayerAttention {
+	return LayerAttention{LayerType: s.LayerType, SlidingWindow: s.SlidingWindow, Mask: s.Mask, RoPE: s.RoPE}
 }
 
 // HeadMetrics summarises one head's attention pattern. Means are over query
 // positions i (rows); masked positions have probability zero.
 type HeadMetrics struct {
 	Head int `json:"head"`
-	// Entropy is the mean over rows of −Σ_j p_ij·ln p_ij, in nats.
+	// Entropy is the mean over rows of −Σ_j p_ij·ln p_ij, in nats (with
+	// learned sinks, the sink's share is a term of the sum).
 	Entropy float64 `json:"entropy"`
 	// MaxProb is the mean over rows of max_j p_ij.
 	MaxProb float64 `json:"max_prob"`
@@ -101,6 +180,10 @@ type HeadMetrics struct {
 	Diagonal float64 `json:"diagonal"`
 	// MaxLogit is the largest pre-softmax logit; see MaxLogitDefinition.
 	MaxLogit float64 `json:"max_logit"`
+	// LearnedSink is, for models with learned sinks, the mean over rows of
+	// 1 − Σ_j p_ij: the probability the head's sink logit absorbs. nil for
+	// models without sinks.
+	LearnedSink *float64 `json:"learned_sink_mass,omitempty"`
 }
 
 // Result is one layer's rerun.
@@ -143,9 +226,44 @@ func ALiBiSlopes(n int) []float64 {
 	return out
 }
 
+// shape is one matrix's expected shape, for check.
+type shape struct {
+	name       string
+	m          formats.Matrix
+	rows, cols int
+}
+
+// vec is one vector's expected length (nil allowed unless required).
+type vec struct {
+	name     string
+	v        []float32
+	n        int
+	required bool
+}
+
+func checkShapes(layer int, shapes []shape, vecs []vec) error {
+	for _, s := range shapes {
+		if s.m.Rows != s.rows || s.m.Cols != s.cols || len(s.m.Data) != s.rows*s.cols {
+			return fmt.Errorf("attn: layer %d: %s is [%d, %d] with %d values, want [%d, %d]",
+				layer, s.name, s.m.Rows, s.m.Cols, len(s.m.Data), s.rows, s.cols)
+		}
+	}
+	for _, b := range vecs {
+		if b.v == nil && b.required {
+			return fmt.Errorf("attn: layer %d: %s is missing (want %d values)", layer, b.name, b.n)
+		}
+		if b.v != nil && len(b.v) != b.n {
+			return fmt.Errorf("attn: layer %d: %s has %d values, want %d", layer, b.name, len(b.v), b.n)
+		}
+	}
+	return nil
+}
+
+func finiteNonNeg(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
+
 // check validates the geometry, the layer's shapes and x against each other.
 func check(g formats.Geometry, l *formats.Layer, x formats.Matrix, useNorm bool) error {
-	if g.DModel <= 0 || g.NHeads <= 0 || g.HeadDim <= 0 {
+	if g.DModel <= 0 || g.NHeads <= 0 || g.HeadDim <= 0 || g.VHeadDim < 0 {
 		return fmt.Errorf("attn: geometry needs positive d_model, n_heads and head_dim (got %d, %d, %d)", g.DModel, g.NHeads, g.HeadDim)
 	}
 	kv := g.NKVHeads
@@ -155,47 +273,58 @@ func check(g formats.Geometry, l *formats.Layer, x formats.Matrix, useNorm bool)
 	if g.RotaryDims < 0 || g.RotaryDims > g.HeadDim || g.RotaryDims%2 != 0 {
 		return fmt.Errorf("attn: rotary_dims %d must be even and at most head_dim %d", g.RotaryDims, g.HeadDim)
 	}
-	if g.RotaryDims > 0 && !(g.RopeTheta > 0) {
-		return fmt.Errorf("attn: rope_theta %g must be positive", g.RopeTheta)
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"score_scale", g.ScoreScale}, {"attn_logit_softcapping", g.Softcap}, {"qk_norm_eps", g.QKNormEps},
+		{"norm_eps", g.NormEps}, {"embedding_scale", g.EmbeddingScale}} {
+		if !finiteNonNeg(f.v) {
+			return fmt.Errorf("attn: %s %g must be finite and not negative", f.name, f.v)
+		}
 	}
 	if l == nil {
 		return errors.New("attn: no layer")
 	}
-	qd, kvd := g.NHeads*g.HeadDim, kv*g.HeadDim
-	shapes := []struct {
-		name       string
-		m          formats.Matrix
-		rows, cols int
-	}{
-		{"W_Q", l.Q, qd, g.DModel}, {"W_K", l.K, kvd, g.DModel},
-		{"W_V", l.V, kvd, g.DModel}, {"W_O", l.O, g.DModel, qd},
-		{"x", x, x.Rows, g.DModel},
+	la := g.ForLayer(l.Index)
+	if la.Type == formats.LayerSlidingAttention && la.Window <= 0 {
+		return fmt.Errorf("attn: layer %d is a sliding-window layer, but the window is %d", l.Index, la.Window)
 	}
-	for _, s := range shapes {
-		if s.m.Rows != s.rows || s.m.Cols != s.cols || len(s.m.Data) != s.rows*s.cols {
-			return fmt.Errorf("attn: layer %d: %s is [%d, %d] with %d values, want [%d, %d]",
-				l.Index, s.name, s.m.Rows, s.m.Cols, len(s.m.Data), s.rows, s.cols)
+	if la.RoPE && !(la.RopeTheta > 0) {
+		return fmt.Errorf("attn: layer %d: rope_theta %g must be positive", l.Index, la.RopeTheta)
+	}
+	hd, vhd := g.HeadDim, g.ValueHeadDim()
+	qd, kvd, vd := g.NHeads*hd, kv*hd, kv*vhd
+	shapes := []shape{{"W_O", l.O, g.DModel, g.NHeads * vhd}, {"x", x, x.Rows, g.DModel}}
+	vecs := []vec{{"b_O", l.OBias, g.DModel, false}}
+	if g.MLA == nil {
+		if l.MLA != nil {
+			return fmt.Errorf("attn: layer %d has latent-attention factors, but the geometry has no MLA", l.Index)
+		}
+		shapes = append(shapes, shape{"W_Q", l.Q, qd, g.DModel}, shape{"W_K", l.K, kvd, g.DModel}, shape{"W_V", l.V, vd, g.DModel})
+		vecs = append(vecs, vec{"b_Q", l.QBias, qd, false}, vec{"b_K", l.KBias, kvd, false}, vec{"b_V", l.VBias, vd, false})
+	} else if err := checkMLA(g, l); err != nil {
+		return err
+	}
+	switch g.QKNorm {
+	case formats.QKNormPerHead:
+		vecs = append(vecs, vec{"q_norm weight", l.QNorm, hd, true}, vec{"k_norm weight", l.KNorm, hd, true})
+	case formats.QKNormWhole:
+		vecs = append(vecs, vec{"q_norm weight", l.QNorm, qd, true}, vec{"k_norm weight", l.KNorm, kvd, true})
+	default:
+		if l.QNorm != nil || l.KNorm != nil {
+			return fmt.Errorf("attn: layer %d has Q/K norm weights, but the geometry's Q/K norm is %q", l.Index, g.QKNorm)
 		}
 	}
-	biases := []struct {
-		name string
-		b    []float32
-		n    int
-	}{{"b_Q", l.QBias, qd}, {"b_K", l.KBias, kvd}, {"b_V", l.VBias, kvd}, {"b_O", l.OBias, g.DModel}}
+	if g.Sinks {
+		vecs = append(vecs, vec{"sinks", l.Sinks, g.NHeads, true})
+	} else if l.Sinks != nil {
+		return fmt.Errorf("attn: layer %d has sink logits, but the geometry has no sinks", l.Index)
+	}
 	if useNorm {
-		biases = append(biases, struct {
-			name string
-			b    []float32
-			n    int
-		}{"norm bias", l.NormBias, g.DModel})
-		if len(l.NormWeight) != g.DModel {
-			return fmt.Errorf("attn: layer %d: pre-norm weight has %d values, want d_model = %d", l.Index, len(l.NormWeight), g.DModel)
-		}
+		vecs = append(vecs, vec{"pre-norm weight", l.NormWeight, g.DModel, true}, vec{"norm bias", l.NormBias, g.DModel, false})
 	}
-	for _, b := range biases {
-		if b.b != nil && len(b.b) != b.n {
-			return fmt.Errorf("attn: layer %d: %s has %d values, want %d", l.Index, b.name, len(b.b), b.n)
-		}
+	if err := checkShapes(l.Index, shapes, vecs); err != nil {
+		return err
 	}
 	if x.Rows <= 0 {
 		return errors.New("attn: the input has no positions (T = 0)")
@@ -206,53 +335,173 @@ func check(g formats.Geometry, l *formats.Layer, x formats.Matrix, useNorm bool)
 	return nil
 }
 
-// settings fills the Settings for a run.
-func settings(g formats.Geometry, T int, causal, useNorm bool, in InputInfo) Settings {
+// scoreScale returns the factor on q·kᵀ and its formula: the geometry's
+// ScoreScale, or 1/sqrt(head_dim), times DeepSeek's mscale² when MLA runs
+// with a YaRN mscale_all_dim (Hugging Face DeepseekV3Attention).
+func scoreScale(g formats.Geometry) (float64, string) {
+	if g.ScoreScale > 0 {
+		rule := g.ScoreScaleRule
+		if rule == "" {
+			rule = "given by the model's configuration"
+		}
+		return g.ScoreScale, rule
+	}
+	s, rule := 1/math.Sqrt(float64(g.HeadDim)), "1/sqrt(head_dim)"
+	if sc := g.RopeScaling; g.MLA != nil && sc != nil && sc.Type == formats.RopeScalingYaRN && sc.MScaleAllDim != 0 {
+		m := yarnMScale(sc.Factor, sc.MScaleAllDim)
+		s *= m * m
+		rule = fmt.Sprintf("(qk_nope_head_dim + qk_rope_head_dim)^-0.5 · mscale², mscale = 0.1·mscale_all_dim·ln(factor) + 1 = %g (DeepSeek YaRN)", m)
+	}
+	return s, rule
+}
+
+// ropeDescription fills a RoPESettings for freqs over rot dims.
+func ropeDescription(g formats.Geometry, la formats.LayerAttention, rot, T int, f RopeFrequencies) *RoPESettings {
+	rs := &RoPESettings{RotaryDims: rot, Theta: la.RopeTheta, Style: formats.RopeHalfSplit,
+		Pairs: "(i, i + rotary_dims/2): Hugging Face rotate_half", Dims: "the first rotary_dims of each head",
+		RowOrder: formats.RowOrderHF, Positions: fmt.Sprintf("0..%d", T-1),
+		InvFreq:         "1/theta^(arange(0, rotary_dims, 2)/rotary_dims), in float32",
+		AttentionFactor: f.AttentionFactor, Scaling: f.Scaling}
+	if g.RopeStyle == formats.RopeInterleavedPairs {
+		rs.Style, rs.Pairs = formats.RopeInterleavedPairs, "(2i, 2i+1) in the Hugging Face rows (GPT-J rotate_every_two, DeepSeek rope_interleave)"
+	}
+	if g.MLA != nil {
+		rs.Dims = "the last qk_rope_head_dim dims of each query head and the one rope key shared by all heads (rows kv_lora_rank.. of kv_a_proj_with_mqa)"
+	}
+	if f.Scaling != nil {
+		rs.InvFreq = fmt.Sprintf("rope_scaling %s: %s", f.Scaling.Type, f.Scaling.Formula)
+	}
+	for _, v := range f.InvFreq {
+		rs.InvFreqValues = append(rs.InvFreqValues, float64(v))
+	}
+	return rs
+}
+
+// settings fills the Settings for a run of layer la.
+func settings(g formats.Geometry, la formats.LayerAttention, T int, causal, useNorm bool, in InputInfo) Settings {
+	scale, rule := scoreScale(g)
 	s := Settings{
 		Arch: g.Arch, T: T, DModel: g.DModel, NHeads: g.NHeads, NKVHeads: g.NKVHeads,
-		HeadDim: g.HeadDim, KVHeadRule: "g = h / (n_heads / n_kv_heads)", Causal: causal,
-		Scale: float64(float32(1 / math.Sqrt(float64(g.HeadDim)))), ScaleFormula: "1/sqrt(head_dim)",
-		PreNorm:   string(formats.NormNone),
-		MaxLogit:  MaxLogitDefinition,
-		Precision: "float32 values; matrix products accumulate in float32, norms and softmax sums in float64",
-		Input:     in,
+		HeadDim: g.HeadDim, VHeadDim: g.ValueHeadDim(), KVHeadRule: "g = h / (n_heads / n_kv_heads)", Causal: causal,
+		Scale: float64(float32(scale)), ScaleFormula: rule,
+		PreNorm:          string(formats.NormNone),
+		NormWeightOffset: g.NormWeightOffset,
+		LayerType:        la.Type,
+		Softcap:          g.Softcap,
+		Sinks:            g.Sinks,
+		EmbeddingScale:   1,
+		MaxLogit:         MaxLogitDefinition,
+		Precision:        "float32 values; matrix products accumulate in float32, norms and softmax sums in float64",
+		Input:            in,
+	}
+	if g.EmbeddingScale > 0 {
+		s.EmbeddingScale = g.EmbeddingScale
 	}
 	if useNorm {
 		s.PreNorm = string(g.Norm)
 		s.NormEps = g.NormEps
 	}
-	if g.RotaryDims > 0 {
-		s.RoPE = &RoPESettings{
-			RotaryDims: g.RotaryDims, Theta: g.RopeTheta,
-			Style:     "Hugging Face rotate_half on the first rotary_dims of each head",
-			RowOrder:  formats.RowOrderHF,
-			Positions: fmt.Sprintf("0..%d", T-1),
-			InvFreq:   "1/theta^(arange(0, rotary_dims, 2)/rotary_dims), in float32",
+	switch {
+	case la.Type == formats.LayerSlidingAttention && causal:
+		s.SlidingWindow = la.Window
+		s.Mask = fmt.Sprintf("causal sliding window: query i sees keys j with i − %d < j ≤ i", la.Window)
+	case la.Type == formats.LayerSlidingAttention:
+		s.SlidingWindow = la.Window
+		s.Mask = fmt.Sprintf("bidirectional sliding window: query i sees keys j with |i − j| < %d", la.Window)
+	case causal:
+		s.Mask = "causal: query i sees keys j ≤ i"
+	default:
+		s.Mask = "none: every query sees every key"
+	}
+	if g.QKNorm != formats.QKNormNone {
+		qs := &QKNormSettings{Kind: g.QKNorm, Eps: g.QKNormEps, Where: "after the projection (and bias), before RoPE",
+			Formula: "x·rsqrt(mean(x²) + eps)·w"}
+		switch g.QKNorm {
+		case formats.QKNormPerHead:
+			qs.Over = "each head's head_dim values, one weight [head_dim] shared by all heads"
+		case formats.QKNormWhole:
+			qs.Over = "the whole projection output of a token (n_heads·head_dim for q, n_kv_heads·head_dim for k)"
+		case formats.QKNormL2:
+			qs.Over = "each head's head_dim values, no weight"
+			qs.Formula = "x·rsqrt(mean(x²) + eps)"
+			qs.Where = "after RoPE, on layers with RoPE only (Hugging Face Llama4TextL2Norm)"
 		}
+		s.QKNorm = qs
+	}
+	if g.Softcap > 0 {
+		s.SoftcapFormula = SoftcapDefinition
+	}
+	if g.Sinks {
+		s.SinksFormula = SinksDefinition
 	}
 	if g.ALiBi {
 		s.ALiBiSlopes = ALiBiSlopes(g.NHeads)
 		s.ALiBiBias = ALiBiBiasDefinition
 	}
+	if m := g.MLA; m != nil {
+		s.MLA = &MLASettings{QLoraRank: m.QLoraRank, KVLoraRank: m.KVLoraRank, QKNopeHeadDim: m.QKNopeHeadDim,
+			QKRopeHeadDim: m.QKRopeHeadDim, VHeadDim: m.VHeadDim, LatentNormEps: mlaLatentNormEps,
+			Computation: "exact, from the stored factors (Hugging Face DeepseekV3Attention, eager): " +
+				"q = q_b(RMSNorm(q_a(x))) (q_proj(x) when q_lora_rank = 0); c = kv_a_proj_with_mqa(x); " +
+				"[k_nope; v] = kv_b(RMSNorm(c[:kv_lora_rank])); k_rope = c[kv_lora_rank:] shared by all heads; " +
+				"k_h = [k_nope_h; rope(k_rope)], q_h = [q_nope_h; rope(q_rope_h)]"}
+	}
 	return s
 }
 
-// Run reruns attention for layer l on x [T, d_model]:
+// rowRule is how one head turns dot products into probabilities.
+type rowRule struct {
+	scale   float32
+	softcap float32 // 0: none
+	alibi   bool
+	slope   float32
+	causal  bool
+	window  int // 0: none
+	sink    float32
+	hasSink bool
+}
+
+// rowRange returns the keys [lo, hi) that query i may see.
+func (r rowRule) rowRange(i, T int) (lo, hi int) {
+	hi = T
+	if r.causal {
+		hi = i + 1
+	}
+	if r.window > 0 {
+		lo = max(0, i-r.window+1)
+		if !r.causal {
+			hi = min(T, i+r.window)
+		}
+	}
+	return lo, hi
+}
+
+// Run reruns attention for layer l on x [T, d_model], as the Hugging Face
+// implementation computes it in float32 (eager attention):
 //
 //	xn = norm(x)                      (pre-norm, unless NoNorm or the model has none)
-//	q = xn·W_Qᵀ + b_Q, k, v likewise
-//	RoPE on q and k                   (Hugging Face rotate_half, positions 0..T−1)
-//	s_h = q_h·k_gᵀ/sqrt(head_dim)     (g = h / (n_heads/n_kv_heads); + ALiBi)
-//	p_h = softmax(s_h) per row        (causal: keys j > i get probability 0)
+//	q = xn·W_Qᵀ + b_Q, k, v likewise  (MLA: from the latent factors, see MLASettings)
+//	q, k = QKNorm(q), QKNorm(k)       (per head or whole projection, before RoPE)
+//	RoPE on q and k                   (the layer's theta and scaling; half-split or interleaved pairs)
+//	s_h = q_h·k_gᵀ·scale              (g = h / (n_heads/n_kv_heads); scale = ScoreScale or 1/sqrt(head_dim))
+//	s_h = softcap·tanh(s_h/softcap)   (where the model caps logits)
+//	+ ALiBi; mask: causal, sliding window (i − W < j ≤ i) on sliding layers
+//	p_h = softmax(s_h) per row        (with a learned sink logit as an extra column where the model has sinks)
 //	out = concat_h(p_h·v_g)·W_Oᵀ + b_O
 //
 // The norm is RMSNorm x·rsqrt(mean(x²)+eps)·w or LayerNorm
-// (x−mean)/sqrt(var+eps)·w + b, with the layer's NormWeight/NormBias and the
-// geometry's NormEps. It is applied when g.PreNorm is set and g.Norm is not
-// "none". n_kv_heads = 0 means n_heads. ALiBi adds slope_h·(j−i) (see
-// ALiBiBiasDefinition). Run returns an error, never panics, on inconsistent
-// shapes.
+// (x−mean)/sqrt(var+eps)·w + b, with the layer's NormWeight/NormBias (the
+// effective multipliers: Gemma's 1 + w) and the geometry's NormEps. It is
+// applied when g.PreNorm is set and g.Norm is not "none". n_kv_heads = 0
+// means n_heads. ALiBi adds slope_h·(j−i) (see ALiBiBiasDefinition).
+//
+// A geometry with settings Run does not implement (g.Unsupported, or a value
+// it does not know) is refused with an *UnsupportedError (see
+// CheckSupported). Run returns an error, never panics, on inconsistent shapes.
 func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*Result, error) {
+	if err := CheckSupported(g); err != nil {
+		return nil, err
+	}
 	if g.NKVHeads == 0 {
 		g.NKVHeads = g.NHeads // as Geometry.GroupSize reads it: no grouping
 	}
@@ -267,9 +516,25 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 	if opt.Causal != nil {
 		causal = *opt.Causal
 	}
-	T, hd, nh, nkv := x.Rows, g.HeadDim, g.NHeads, g.NKVHeads
-	qd, kvd := nh*hd, nkv*hd
-	res := &Result{Layer: l.Index, Settings: settings(g, T, causal, useNorm, opt.Input)}
+	T, hd, vhd, nh, nkv := x.Rows, g.HeadDim, g.ValueHeadDim(), g.NHeads, g.NKVHeads
+	la := g.ForLayer(l.Index)
+	res := &Result{Layer: l.Index, Settings: settings(g, la, T, causal, useNorm, opt.Input)}
+
+	// The rotary embedding of this layer.
+	rot := g.RotaryDims
+	if g.MLA != nil {
+		rot = g.MLA.QKRopeHeadDim
+	}
+	var cos, sin []float32
+	if la.RoPE && rot > 0 {
+		f, err := RopeFreqs(rot, la.RopeTheta, la.RopeScaling, T)
+		if err != nil {
+			return nil, err
+		}
+		cos, sin = ropeTable(T, f.InvFreq, f.AttentionFactor)
+		res.Settings.RoPE = ropeDescription(g, la, rot, T, f)
+	}
+	interleaved := g.RopeStyle == formats.RopeInterleavedPairs
 
 	xn := x
 	if useNorm {
@@ -281,25 +546,43 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 		}
 	}
 
-	xp := packMatrixA(xn.Data, xn.Cols, T, g.DModel, true)
-	q := linearPacked(xp, l.Q, l.QBias)
-	k := linearPacked(xp, l.K, l.KBias)
-	v := linearPacked(xp, l.V, l.VBias)
-	if g.RotaryDims > 0 {
-		cos, sin := ropeTables(T, g.RotaryDims, g.RopeTheta)
-		applyRoPE(q.Data, T, nh, hd, g.RotaryDims, cos, sin)
-		applyRoPE(k.Data, T, nkv, hd, g.RotaryDims, cos, sin)
-	}
-
-	var slopes []float32
-	if g.ALiBi {
-		for _, s := range ALiBiSlopes(nh) {
-			slopes = append(slopes, float32(s))
+	var q, k, v formats.Matrix
+	if g.MLA != nil {
+		q, k, v = mlaProject(g, l, xn, cos, sin, interleaved)
+	} else {
+		xp := packMatrixA(xn.Data, xn.Cols, T, g.DModel, true)
+		q = linearPacked(xp, l.Q, l.QBias)
+		k = linearPacked(xp, l.K, l.KBias)
+		v = linearPacked(xp, l.V, l.VBias)
+		switch g.QKNorm {
+		case formats.QKNormPerHead:
+			rmsNorm(q.Data, q.Data, l.QNorm, hd, g.QKNormEps)
+			rmsNorm(k.Data, k.Data, l.KNorm, hd, g.QKNormEps)
+		case formats.QKNormWhole:
+			rmsNorm(q.Data, q.Data, l.QNorm, nh*hd, g.QKNormEps)
+			rmsNorm(k.Data, k.Data, l.KNorm, nkv*hd, g.QKNormEps)
+		}
+		if cos != nil {
+			applyRotary(q.Data, T, q.Cols, nh, hd, 0, rot, interleaved, cos, sin)
+			applyRotary(k.Data, T, k.Cols, nkv, hd, 0, rot, interleaved, cos, sin)
+			if g.QKNorm == formats.QKNormL2 {
+				rmsNorm(q.Data, q.Data, nil, hd, g.QKNormEps)
+				rmsNorm(k.Data, k.Data, nil, hd, g.QKNormEps)
+			}
 		}
 	}
-	scale := float32(res.Settings.Scale)
+
+	rule := rowRule{scale: float32(res.Settings.Scale), softcap: float32(g.Softcap), alibi: g.ALiBi, causal: causal, hasSink: g.Sinks}
+	if la.Type == formats.LayerSlidingAttention {
+		rule.window = la.Window
+	}
+	var slopes []float64
+	if g.ALiBi {
+		slopes = ALiBiSlopes(nh)
+	}
+	qd, kvd, vd := q.Cols, k.Cols, v.Cols
 	probs := make([]float32, nh*T*T)
-	ctx := formats.NewMatrix(T, qd)
+	ctx := formats.NewMatrix(T, nh*vhd)
 	res.Heads = make([]HeadMetrics, nh)
 	badProbs := make([]int, nh)
 	group := nh / nkv
@@ -308,7 +591,7 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 	kp, vp := make([]packedB, nkv), make([]packedB, nkv)
 	parallelFor(nkv, func(kg int) {
 		kp[kg] = packMatrixB(k.Data[kg*hd:], kvd, true, T, hd)
-		vp[kg] = packMatrixB(v.Data[kg*hd:], kvd, false, hd, T)
+		vp[kg] = packMatrixB(v.Data[kg*vhd:], vd, false, vhd, T)
 	}, true)
 	// Causal rows need only keys j ≤ i: blocks of rows [i0, i1) compute
 	// columns [0, i1) of the scores and use depth [0, i1) of p·v.
@@ -329,11 +612,14 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 			qa := packMatrixA(q.Data[i0*qd+h*hd:], qd, i1-i0, hd, false)
 			gemmPP(qa, kp[kg], kn, p[i0*T:], T)
 		}
-		var slope float32
+		r := rule
 		if slopes != nil {
-			slope = slopes[h]
+			r.slope = float32(slopes[h])
 		}
-		maxLogit, entropy := softmaxRows(p, T, scale, slope, slopes != nil, causal)
+		if r.hasSink {
+			r.sink = l.Sinks[h]
+		}
+		maxLogit, entropy, sinkMass := softmaxRows(p, T, r)
 		for i0 := 0; i0 < T; i0 += rb {
 			i1 := min(T, i0+rb)
 			kn := T
@@ -341,9 +627,15 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 				kn = i1
 			}
 			pa := packMatrixA(p[i0*T:], T, i1-i0, kn, false)
-			gemmPP(pa, vp[kg], hd, ctx.Data[i0*qd+h*hd:], qd)
+			gemmPP(pa, vp[kg], vhd, ctx.Data[i0*ctx.Cols+h*vhd:], ctx.Cols)
 		}
 		res.Heads[h], badProbs[h] = headMetrics(h, p, T, maxLogit, entropy)
+		if r.hasSink {
+			if badProbs[h] > 0 {
+				sinkMass = math.NaN()
+			}
+			res.Heads[h].LearnedSink = &sinkMass
+		}
 	}, true)
 
 	res.Out = linear(ctx, l.O, l.OBias)
@@ -382,7 +674,8 @@ func linearPacked(x packedA, w formats.Matrix, b []float32) formats.Matrix {
 	return out
 }
 
-// rmsNorm writes x·rsqrt(mean(x²)+eps)·w per row of width d.
+// rmsNorm writes x·rsqrt(mean(x²)+eps)·w per row of width d; a nil w is
+// all ones.
 func rmsNorm(dst, x, w []float32, d int, eps float64) {
 	for r := 0; r+d <= len(x); r += d {
 		row := x[r : r+d]
@@ -392,6 +685,12 @@ func rmsNorm(dst, x, w []float32, d int, eps float64) {
 		}
 		inv := float32(1 / math.Sqrt(ss/float64(d)+eps))
 		out := dst[r : r+d]
+		if w == nil {
+			for j, v := range row {
+				out[j] = v * inv
+			}
+			continue
+		}
 		for j, v := range row {
 			out[j] = v * inv * w[j]
 		}
@@ -426,67 +725,31 @@ func layerNorm(dst, x, w, b []float32, d int, eps float64) {
 	}
 }
 
-// ropeTables returns cos and sin [T, rot/2] as Hugging Face computes them in
-// float32: inv_freq_i = 1/theta^(2i/rot), angle = float32(pos)·inv_freq_i.
-func ropeTables(T, rot int, theta float64) (cos, sin []float32) {
-	half := rot / 2
-	inv := make([]float32, half)
-	for i := range inv {
-		e := float32(2*i) / float32(rot)
-		inv[i] = 1 / float32(math.Pow(theta, float64(e)))
-	}
-	cos = make([]float32, T*half)
-	sin = make([]float32, T*half)
-	for p := 0; p < T; p++ {
-		for i, f := range inv {
-			a := float32(p) * f
-			cos[p*half+i] = float32(math.Cos(float64(a)))
-			sin[p*half+i] = float32(math.Sin(float64(a)))
-		}
-	}
-	return cos, sin
-}
-
-// applyRoPE rotates the first rot values of each of n heads in x [T, n·hd]:
-// out = x·cos + rotate_half(x)·sin with rotate_half(x) = (−x2, x1).
-func applyRoPE(x []float32, T, n, hd, rot int, cos, sin []float32) {
-	half := rot / 2
-	w := n * hd
-	for p := 0; p < T; p++ {
-		c, s := cos[p*half:(p+1)*half], sin[p*half:(p+1)*half]
-		for h := 0; h < n; h++ {
-			v := x[p*w+h*hd : p*w+h*hd+rot]
-			for i := 0; i < half; i++ {
-				x1, x2 := v[i], v[i+half]
-				v[i] = x1*c[i] - x2*s[i]
-				v[i+half] = x2*c[i] + x1*s[i]
-			}
-		}
-	}
-}
-
 // softmaxRows turns the raw dot products in p [T, T] into probabilities in
-// place: scale, ALiBi bias, causal mask, then a max-subtracted softmax per
-// row. It returns the largest unmasked logit and the mean row entropy,
-// computed from the logits as ln Z − Σ_j e_j·(s_j − m)/Z with
-// e_j = exp(s_j − m), Z = Σ_j e_j (one logarithm per row).
-func softmaxRows(p []float32, T int, scale, slope float32, alibi, causal bool) (maxLogit, entropy float64) {
+// place, by the rule r: scale, softcap, ALiBi bias, mask (outside
+// rowRange), a learned sink column where there is one, then a
+// max-subtracted softmax per row. It returns the largest unmasked logit
+// (without the sink), the mean row entropy and the mean sink share. The
+// entropy comes from the logits as ln Z − Σ_j e_j·(s_j − m)/Z with
+// e_j = exp(s_j − m), Z = Σ_j e_j (the sink a term of both sums), one
+// logarithm per row.
+func softmaxRows(p []float32, T int, r rowRule) (maxLogit, entropy, sinkMass float64) {
 	maxLogit = math.Inf(-1)
 	for i := 0; i < T; i++ {
-		row := p[i*T : (i+1)*T]
-		n := T
-		if causal {
-			n = i + 1
-		}
-		row, rest := row[:n], row[n:]
+		full := p[i*T : (i+1)*T]
+		lo, hi := r.rowRange(i, T)
+		row := full[lo:hi]
 		m := float32(math.Inf(-1))
 		nan := false
-		for j, v := range row {
-			s := v * scale
-			if alibi {
-				s += slope * float32(j-i)
+		for jj, v := range row {
+			s := v * r.scale
+			if r.softcap > 0 {
+				s = float32(math.Tanh(float64(s/r.softcap))) * r.softcap
 			}
-			row[j] = s
+			if r.alibi {
+				s += r.slope * float32(lo+jj-i)
+			}
+			row[jj] = s
 			if s > m {
 				m = s
 			}
@@ -499,7 +762,10 @@ func softmaxRows(p []float32, T int, scale, slope float32, alibi, causal bool) (
 		} else if float64(m) > maxLogit {
 			maxLogit = float64(m)
 		}
-		var sum, sumED float64
+		if r.hasSink && r.sink > m {
+			m = r.sink
+		}
+		var sum, sumED, eSink float64
 		for j, v := range row {
 			d := float64(v - m)
 			e := expNonPositive(d)
@@ -507,14 +773,22 @@ func softmaxRows(p []float32, T int, scale, slope float32, alibi, causal bool) (
 			sum += e
 			sumED += e * d
 		}
+		if r.hasSink {
+			d := float64(r.sink - m)
+			eSink = expNonPositive(d)
+			sum += eSink
+			sumED += eSink * d
+		}
 		inv := 1 / sum
 		for j, v := range row {
 			row[j] = float32(float64(v) * inv)
 		}
-		clear(rest)
+		clear(full[:lo])
+		clear(full[hi:])
 		entropy += math.Log(sum) - sumED*inv
+		sinkMass += eSink * inv
 	}
-	return maxLogit, entropy / float64(T)
+	return maxLogit, entropy / float64(T), sinkMass / float64(T)
 }
 
 // expNonPositive is exp(x) for x ≤ 0 (NaN passes through), to about 1e-9

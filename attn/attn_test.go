@@ -170,8 +170,8 @@ func TestRoPE(t *testing.T) {
 	const T, n, hd, rot = 5, 3, 10, 6
 	x := randVec(r, T*n*hd, 1)
 	orig := append([]float32(nil), x...)
-	cos, sin := ropeTables(T, rot, 10000)
-	applyRoPE(x, T, n, hd, rot, cos, sin)
+	cos, sin := ropeTable(T, defaultInvFreq(rot, 10000), 1)
+	applyRotary(x, T, n*hd, n, hd, 0, rot, false, cos, sin)
 	// Position 0 is the identity, and dims past rot pass through.
 	for i := 0; i < n*hd; i++ {
 		if x[i] != orig[i] {
@@ -213,9 +213,9 @@ func TestRoPERelative(t *testing.T) {
 	// Recompute q·k with RoPE and compare along diagonals.
 	q := linear(x, l.Q, nil)
 	k := linear(x, l.K, nil)
-	cos, sin := ropeTables(T, 8, 10000)
-	applyRoPE(q.Data, T, 1, 8, 8, cos, sin)
-	applyRoPE(k.Data, T, 1, 8, 8, cos, sin)
+	cos, sin := ropeTable(T, defaultInvFreq(8, 10000), 1)
+	applyRotary(q.Data, T, 8, 1, 8, 0, 8, false, cos, sin)
+	applyRotary(k.Data, T, 8, 1, 8, 0, 8, false, cos, sin)
 	dot := func(i, j int) float64 {
 		var s float64
 		for d := 0; d < 8; d++ {
@@ -330,7 +330,7 @@ func TestMetrics(t *testing.T) {
 		0, 0, 99,
 		0, 0, float32(ln2),
 	}
-	maxLogit, ent := softmaxRows(p, 3, 1, 0, false, true)
+	maxLogit, ent, _ := softmaxRows(p, 3, rowRule{scale: 1, causal: true})
 	want := []float32{1, 0, 0, 0.5, 0.5, 0, 0.25, 0.25, 0.5}
 	if d := maxAbsDiff(p, want); d > 1e-7 {
 		t.Fatalf("softmax %v, want %v", p, want)

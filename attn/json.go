@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"reflect"
 	"strconv"
 )
 
@@ -18,8 +19,10 @@ type Document struct {
 
 // LayerDoc is one layer of a Document.
 type LayerDoc struct {
-	Index int           `json:"index"`
-	Heads []HeadMetrics `json:"heads"`
+	Index int `json:"index"`
+	// Attention is the layer's mask and rotary embedding.
+	Attention LayerAttention `json:"attention"`
+	Heads     []HeadMetrics  `json:"heads"`
 	// NonFiniteProbs and NonFiniteOut count NaN/Inf values in the layer's
 	// probabilities and output.
 	NonFiniteProbs int `json:"non_finite_probs"`
@@ -32,19 +35,28 @@ type LayerDoc struct {
 // values as null.
 type Patterns [][][]float32
 
+// PerLayerNote is Settings.PerLayer in a Document whose layers differ.
+const PerLayerNote = "layers differ in their mask or rotary embedding: see each layer's attention"
+
 // NewDocument builds the JSON document for results of one run (the settings
-// are taken from the first result). withPatterns includes every head's T×T
-// probabilities.
+// are taken from the first result). Each layer states its own mask and rotary
+// embedding; the settings keep them too when every layer shares them, and
+// otherwise leave them out and set per_layer. withPatterns includes every
+// head's T×T probabilities.
 func NewDocument(results []*Result, withPatterns bool) Document {
 	d := Document{Schema: Schema, Layers: []LayerDoc{}}
-	for i, r := range results {
+	first := true
+	for _, r := range results {
 		if r == nil {
 			continue
 		}
-		if i == 0 {
-			d.Settings = r.Settings
+		if first {
+			d.Settings, first = r.Settings, false
+		} else if !reflect.DeepEqual(d.Settings.attention(), r.Settings.attention()) && d.Settings.PerLayer == "" {
+			d.Settings.LayerType, d.Settings.SlidingWindow, d.Settings.Mask, d.Settings.RoPE = "", 0, "", nil
+			d.Settings.PerLayer = PerLayerNote
 		}
-		ld := LayerDoc{Index: r.Layer, Heads: r.Heads, NonFiniteProbs: r.NonFiniteProbs, NonFiniteOut: r.NonFiniteOut}
+		ld := LayerDoc{Index: r.Layer, Attention: r.Settings.attention(), Heads: r.Heads, NonFiniteProbs: r.NonFiniteProbs, NonFiniteOut: r.NonFiniteOut}
 		if withPatterns {
 			ld.Patterns = r.Probs
 		}
@@ -79,11 +91,16 @@ func (h HeadMetrics) MarshalJSON() ([]byte, error) {
 		PrevToken *float64 `json:"prev_token"`
 		Diagonal  *float64 `json:"diagonal"`
 		MaxLogit  *float64 `json:"max_logit"`
+		Learned   any      `json:"learned_sink_mass,omitempty"` // null when not finite
 		NonFinite bool     `json:"non_finite,omitempty"`
-	}{h.Head, num(h.Entropy), num(h.MaxProb), num(h.SinkMass), num(h.PrevToken), num(h.Diagonal), num(h.MaxLogit), false}
+	}{h.Head, num(h.Entropy), num(h.MaxProb), num(h.SinkMass), num(h.PrevToken), num(h.Diagonal), num(h.MaxLogit), nil, false}
+	if h.LearnedSink != nil {
+		v := num(*h.LearnedSink)
+		out.Learned, out.NonFinite = v, v == nil
+	}
 	// prev_token is null without being a fault when T < 2: flag only the
 	// metrics that are always defined.
-	out.NonFinite = out.Entropy == nil || out.MaxProb == nil || out.SinkMass == nil ||
+	out.NonFinite = out.NonFinite || out.Entropy == nil || out.MaxProb == nil || out.SinkMass == nil ||
 		out.Diagonal == nil || out.MaxLogit == nil
 	return json.Marshal(out)
 }

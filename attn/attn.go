@@ -71,7 +71,10 @@ type RoPESettings struct {
 	Style string `json:"style"`
 	Pairs string `json:"pairs"`
 	// Dims says which dimensions of a head rotate.
-	Dims      string `json:"dims"`
+	Dims string `json:"dims"`
+	// RowOrder is the pairing of the rows as the matrices hold them:
+	// formats.RowOrderHF for Style half-split, formats.RowOrderInterleaved
+	// for interleaved pairs.
 	RowOrder  string `json:"row_order"`
 	Positions string `json:"positions"`
 	// InvFreq is the formula; InvFreqValues the float32 values used, one per
@@ -364,12 +367,13 @@ func ropeDescription(g formats.Geometry, la formats.LayerAttention, rot, T int, 
 		AttentionFactor: f.AttentionFactor, Scaling: f.Scaling}
 	if g.RopeStyle == formats.RopeInterleavedPairs {
 		rs.Style, rs.Pairs = formats.RopeInterleavedPairs, "(2i, 2i+1) in the Hugging Face rows (GPT-J rotate_every_two, DeepSeek rope_interleave)"
+		rs.RowOrder = formats.RowOrderInterleaved
 	}
 	if g.MLA != nil {
 		rs.Dims = "the last qk_rope_head_dim dims of each query head and the one rope key shared by all heads (rows kv_lora_rank.. of kv_a_proj_with_mqa)"
 	}
 	if f.Scaling != nil {
-		rs.InvFreq = fmt.Sprintf("rope_scaling %s: %s", f.Scaling.Type, f.Scaling.Formula)
+		rs.InvFreq = fmt.Sprintf("rope_scaling %s (see scaling.formula), in float32", f.Scaling.Type)
 	}
 	for _, v := range f.InvFreq {
 		rs.InvFreqValues = append(rs.InvFreqValues, float64(v))

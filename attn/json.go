@@ -20,9 +20,10 @@ type Document struct {
 // LayerDoc is one layer of a Document.
 type LayerDoc struct {
 	Index int `json:"index"`
-	// Attention is the layer's mask and rotary embedding.
-	Attention LayerAttention `json:"attention"`
-	Heads     []HeadMetrics  `json:"heads"`
+	// Attention is the layer's mask and rotary embedding, set when the
+	// document's layers differ in them (Settings.PerLayer).
+	Attention *LayerAttention `json:"attention,omitempty"`
+	Heads     []HeadMetrics   `json:"heads"`
 	// NonFiniteProbs and NonFiniteOut count NaN/Inf values in the layer's
 	// probabilities and output.
 	NonFiniteProbs int `json:"non_finite_probs"`
@@ -39,10 +40,10 @@ type Patterns [][][]float32
 const PerLayerNote = "layers differ in their mask or rotary embedding: see each layer's attention"
 
 // NewDocument builds the JSON document for results of one run (the settings
-// are taken from the first result). Each layer states its own mask and rotary
-// embedding; the settings keep them too when every layer shares them, and
-// otherwise leave them out and set per_layer. withPatterns includes every
-// head's T×T probabilities.
+// are taken from the first result). The mask and rotary embedding stay in
+// the settings when every layer shares them; otherwise the settings leave
+// them out and set per_layer, and each layer states its own. withPatterns
+// includes every head's T×T probabilities.
 func NewDocument(results []*Result, withPatterns bool) Document {
 	d := Document{Schema: Schema, Layers: []LayerDoc{}}
 	first := true
@@ -56,11 +57,17 @@ func NewDocument(results []*Result, withPatterns bool) Document {
 			d.Settings.LayerType, d.Settings.SlidingWindow, d.Settings.Mask, d.Settings.RoPE = "", 0, "", nil
 			d.Settings.PerLayer = PerLayerNote
 		}
-		ld := LayerDoc{Index: r.Layer, Attention: r.Settings.attention(), Heads: r.Heads, NonFiniteProbs: r.NonFiniteProbs, NonFiniteOut: r.NonFiniteOut}
+		ld := LayerDoc{Index: r.Layer, Heads: r.Heads, NonFiniteProbs: r.NonFiniteProbs, NonFiniteOut: r.NonFiniteOut}
 		if withPatterns {
 			ld.Patterns = r.Probs
 		}
 		d.Layers = append(d.Layers, ld)
+	}
+	if d.Settings.PerLayer != "" {
+		for i, r := range nonNil(results) {
+			a := r.Settings.attention()
+			d.Layers[i].Attention = &a
+		}
 	}
 	return d
 }
@@ -134,4 +141,14 @@ func (p Patterns) MarshalJSON() ([]byte, error) {
 		b = append(b, ']')
 	}
 	return append(b, ']'), nil
+}
+
+func nonNil(results []*Result) []*Result {
+	var out []*Result
+	for _, r := range results {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -65,9 +65,34 @@ func describe(r *Result) string {
 	} else {
 		parts = append(parts, "bidirectional")
 	}
+	if s.SlidingWindow > 0 {
+		parts = append(parts, fmt.Sprintf("sliding window %d", s.SlidingWindow))
+	}
 	parts = append(parts, "pre-norm "+s.PreNorm)
+	if s.QKNorm != nil {
+		parts = append(parts, "q/k norm "+string(s.QKNorm.Kind))
+	}
+	if s.MLA != nil {
+		parts = append(parts, fmt.Sprintf("latent attention (kv rank %d)", s.MLA.KVLoraRank))
+	}
 	if s.RoPE != nil {
-		parts = append(parts, fmt.Sprintf("RoPE %d dims θ=%g", s.RoPE.RotaryDims, s.RoPE.Theta))
+		r := fmt.Sprintf("RoPE %d dims θ=%g", s.RoPE.RotaryDims, s.RoPE.Theta)
+		if s.RoPE.Style == "interleaved-pairs" {
+			r += " interleaved"
+		}
+		if sc := s.RoPE.Scaling; sc != nil {
+			r += fmt.Sprintf(" %s ×%g", sc.Type, sc.Factor)
+		}
+		parts = append(parts, r)
+	}
+	if s.ScaleFormula != "" && s.ScaleFormula != "1/sqrt(head_dim)" {
+		parts = append(parts, fmt.Sprintf("scale %.4g", s.Scale))
+	}
+	if s.Softcap > 0 {
+		parts = append(parts, fmt.Sprintf("softcap %g", s.Softcap))
+	}
+	if s.Sinks {
+		parts = append(parts, "learned sinks")
 	}
 	if len(s.ALiBiSlopes) > 0 {
 		parts = append(parts, "ALiBi")
@@ -230,6 +255,9 @@ func RenderPattern(w io.Writer, r *Result, h int, o RenderOptions) error {
 		m := r.Heads[h]
 		title += fmt.Sprintf("  entropy %.3f  max_prob %.3f  sink %.3f  prev %.3f  diag %.3f  max_logit %.3f",
 			m.Entropy, m.MaxProb, m.SinkMass, m.PrevToken, m.Diagonal, m.MaxLogit)
+		if m.LearnedSink != nil {
+			title += fmt.Sprintf("  learned_sink %.3f", *m.LearnedSink)
+		}
 	}
 	if o.Styled {
 		title = lipgloss.NewStyle().Bold(true).Render(title)
@@ -361,6 +389,13 @@ func RenderMetrics(w io.Writer, r *Result, o RenderOptions) error {
 	}
 	cols := []string{"head", "kv", "entropy", "max_prob", "sink", "prev_tok", "diag", "max_logit"}
 	widths := []int{4, 3, 8, 8, 7, 8, 7, 9}
+	learned := false
+	for _, m := range r.Heads {
+		learned = learned || m.LearnedSink != nil
+	}
+	if learned {
+		cols, widths = append(cols, "l_sink"), append(widths, 7)
+	}
 	var b strings.Builder
 	var hdr []string
 	for i, c := range cols {
@@ -370,7 +405,11 @@ func RenderMetrics(w io.Writer, r *Result, o RenderOptions) error {
 	if o.Styled {
 		line = lipgloss.NewStyle().Bold(true).Render(line)
 	}
-	b.WriteString(fmt.Sprintf("layer %d head metrics (entropy in nats; means over query positions)\n", r.Layer))
+	title := fmt.Sprintf("layer %d head metrics (entropy in nats; means over query positions", r.Layer)
+	if learned {
+		title += "; l_sink: share of the learned sink logit, 1 − Σ_j p_ij"
+	}
+	b.WriteString(title + ")\n")
 	b.WriteString(line + "\n")
 	group := 1
 	if r.Settings.NKVHeads > 0 && r.Settings.NHeads >= r.Settings.NKVHeads {
@@ -383,6 +422,13 @@ func RenderMetrics(w io.Writer, r *Result, o RenderOptions) error {
 		m := r.Heads[h]
 		cells := []string{fmt.Sprint(m.Head), fmt.Sprint(h / group), num(m.Entropy), num(m.MaxProb),
 			num(m.SinkMass), num(m.PrevToken), num(m.Diagonal), num(m.MaxLogit)}
+		if learned {
+			v := math.NaN()
+			if m.LearnedSink != nil {
+				v = *m.LearnedSink
+			}
+			cells = append(cells, num(v))
+		}
 		for i := range cells {
 			cells[i] = padLeft(cells[i], widths[i])
 		}

@@ -109,3 +109,29 @@ func TestRenderPooledAndErrors(t *testing.T) {
 		t.Errorf("styled head selection:\n%s", buf.String())
 	}
 }
+
+// TestRenderModernSettings: the summary line names the layer's window, Q/K
+// norm, RoPE scaling, score scale, softcap and sinks, and the metrics table
+// gains the learned-sink column when the heads have one.
+func TestRenderModernSettings(t *testing.T) {
+	r := fixedResult(4)
+	s := &r.Settings
+	s.SlidingWindow, s.Softcap, s.Sinks, s.Scale, s.ScaleFormula = 3, 50, true, 0.2041, "query_pre_attn_scalar^-0.5"
+	s.QKNorm = &QKNormSettings{Kind: "per_head_rms"}
+	s.RoPE.Scaling = &ScalingSettings{Type: "yarn", Factor: 4}
+	for h := range r.Heads {
+		v := 0.25 * float64(h+1)
+		r.Heads[h].LearnedSink = &v
+	}
+	var buf bytes.Buffer
+	if err := Render(&buf, r, RenderOptions{Width: 80}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"sliding window 3", "q/k norm per_head_rms", "yarn ×4", "scale 0.2041", "softcap 50",
+		"learned sinks", "learned_sink 0.250", "l_sink", "0.5000"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rendering lacks %q:\n%s", want, out)
+		}
+	}
+}

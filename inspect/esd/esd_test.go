@@ -52,7 +52,6 @@ func spectra(r *rand.Rand) map[string][]float64 {
 	return out
 }
 
-
 // TestFitMatchesExhaustive checks the branch-and-bound argmin against every
 // candidate evaluated term by term.
 func TestFitMatchesExhaustive(t *testing.T) {
@@ -106,7 +105,7 @@ func TestAnalyzeCases(t *testing.T) {
 		{name: "two values (α = 2.44)", sv: []float64{2, 1}, m: 2, n: 2, status: StatusSuccess, warning: ptr("")},
 		{name: "two values, over-trained below 3", sv: []float64{2, 1}, m: 2, n: 2, opts: Options{OverTrained: 3}, status: StatusSuccess, warning: ptr(WarningOverTrained)},
 		{name: "two values, thresholds moved", sv: []float64{2, 1}, m: 2, n: 2, opts: Options{OverTrained: 1.5, UnderTrained: 2}, status: StatusSuccess, warning: ptr(WarningUnderTrained)},
-				{name: "any order", sv: []float64{1, 3, 2}, m: 3, n: 3, status: StatusSuccess},
+		{name: "any order", sv: []float64{1, 3, 2}, m: 3, n: 3, status: StatusSuccess},
 		{name: "zero matrix", sv: []float64{0, 0}, m: 2, n: 2, errIs: ErrZero},
 		{name: "count", sv: []float64{1, 2}, m: 3, n: 3, errMatch: "2 singular values for a 3×3"},
 		{name: "nan", sv: []float64{math.NaN(), 1}, m: 2, n: 2, errMatch: "singular value 0 is NaN"},

@@ -1,0 +1,260 @@
+package circuits
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/qkvdev/qkv/formats"
+)
+
+// Compute computes the composition scores of every pair of heads in two
+// different layers of src, raw and (for a pre-norm model) with the norm
+// folded, and the random baseline. It returns an error when the geometry or
+// a layer's matrices do not fit together, when a matrix holds NaN or Inf,
+// or when src or ctx does.
+func Compute(ctx context.Context, src LayerSource, opts Options) (*Result, error) {
+	if opts.BaselineSamples == 0 {
+		opts.BaselineSamples = DefaultBaselineSamples
+	}
+	if opts.MaxMemory <= 0 {
+		opts.MaxMemory = DefaultMaxMemory
+	}
+	g := src.Geometry()
+	d, err := dimsOf(g)
+	if err != nil {
+		return nil, err
+	}
+	idx := src.LayerIndices()
+	n := len(idx)
+	res := &Result{
+		Schema: Schema, Layers: append([]int(nil), idx...),
+		DModel: d.dm, NHeads: d.h, NKVHeads: d.kv, HeadDim: d.d, VHeadDim: d.dv,
+		KVHeadForHead: fmt.Sprintf("g = h // %d (n_heads / n_kv_heads)", d.grp),
+		IndexOrder:    "[l1][h1][l2][h2], l = position in layers; entries with l2 <= l1 are 0",
+		Raw:           newScores(n, d.h),
+		FoldedNorm:    string(formats.NormNone),
+	}
+	res.Warnings = warnings(g)
+	fold := g.PreNorm && g.Norm != formats.NormNone && g.Norm != ""
+	if fold {
+		res.LNFolded = newScores(n, d.h)
+		res.FoldedNorm = string(g.Norm)
+	} else {
+		res.LNFolded = res.Raw
+		res.Warnings = append(res.Warnings, "no norm before attention (post-norm model): ln_folded equals raw")
+	}
+
+	// Bytes kept per earlier layer: its W_O and small factors.
+	perLayer := int64(d.dm)*int64(d.h*d.dv)*4 + int64(d.h+2*d.kv)*int64(d.d*d.d+d.dv*d.dv)*8*2
+	window := int(max(1, opts.MaxMemory/perLayer))
+	total := n * (n - 1) / 2
+	done := 0
+	b := newBuffers(d)
+	for w0 := 0; w0 < n-1; w0 += window {
+		w1 := min(n-1, w0+window) // earlier layers [w0, w1) in this pass
+		var writers []*layerState
+		for p := w0; p < n; p++ {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			l, err := src.LoadLayer(idx[p])
+			if err != nil {
+				return nil, err
+			}
+			if err := d.check(l); err != nil {
+				return nil, err
+			}
+			if fold && l.NormWeight == nil {
+				fold = false
+				res.LNFolded = nil
+				res.FoldedNorm = string(formats.NormNone)
+				res.Warnings = append(res.Warnings, fmt.Sprintf("layer %d has no pre-attention norm weight: ln_folded is not computed", l.Index))
+			}
+			s, err := prepare(l, d, p, fold)
+			if err != nil {
+				return nil, err
+			}
+			if w0 == 0 {
+				for h := range d.h {
+					res.Raw.OVNorm[p][h], res.Raw.QKNorm[p][h] = s.v[raw].ov[h], s.v[raw].qk[h]
+					if fold {
+						res.LNFolded.OVNorm[p][h], res.LNFolded.QKNorm[p][h] = s.v[folded].ov[h], s.v[folded].qk[h]
+					}
+				}
+			}
+			for _, w := range writers {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				if err := pairScores(w, s, d, raw, res.Raw, b); err != nil {
+					return nil, err
+				}
+				if fold {
+					if err := pairScores(w, s, d, folded, res.LNFolded, b); err != nil {
+						return nil, err
+					}
+				}
+				done++
+				if opts.Progress != nil {
+					opts.Progress(done, total)
+				}
+			}
+			if p < w1 {
+				// Keep what a later layer needs: W_O and the factors.
+				s.l = &formats.Layer{Index: l.Index, O: l.O}
+				writers = append(writers, s)
+			}
+		}
+	}
+	res.Undefined = countUndefined(res.Raw, n, d.h)
+	if res.LNFolded != nil && res.LNFolded != res.Raw {
+		res.Undefined += countUndefined(res.LNFolded, n, d.h)
+	}
+	if res.Undefined > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d scores are undefined (null): a head's OV or QK circuit is zero", res.Undefined))
+	}
+	if opts.BaselineSamples > 0 {
+		bl, err := RandomBaseline(ctx, d.dm, d.d, opts.BaselineSamples, opts.Seed)
+		if err != nil {
+			return nil, err
+		}
+		res.Baseline = bl
+	}
+	return res, nil
+}
+
+// warnings lists what the scores leave out that changes the model's attention.
+func warnings(g formats.Geometry) []string {
+	var w []string
+	if g.QKNorm != formats.QKNormNone {
+		w = append(w, fmt.Sprintf("queries and keys are normalised after the projection (%s): the QK circuits here are the linear maps before it", g.QKNorm))
+	}
+	if g.MLA != nil {
+		w = append(w, "latent attention (MLA): the circuits use the effective per-head W_Q, W_K, W_V the checkpoint's factors give")
+	}
+	for _, u := range g.Unsupported {
+		w = append(w, fmt.Sprintf("not modelled (%s %s): %s", u.Kind, u.Name, u.Message))
+	}
+	return w
+}
+
+func countUndefined(s *Scores, n, h int) int {
+	c := 0
+	for _, a := range []Array4{s.Q, s.K, s.V} {
+		for l1 := range n {
+			for h1 := range h {
+				for l2 := l1 + 1; l2 < n; l2++ {
+					for _, v := range a[l1][h1][l2] {
+						if math.IsNaN(v) {
+							c++
+						}
+					}
+				}
+			}
+		}
+	}
+	return c
+}
+
+// buffers are reused across pairs of layers.
+type buffers struct {
+	c, z, t []float64
+	wo      []float64 // W_O scaled by γ of the later layer
+}
+
+func newBuffers(d dims) *buffers {
+	ncol := d.h * d.dv
+	rows := max(d.h*d.d, d.kv*d.dv)
+	return &buffers{
+		c:  make([]float64, rows*ncol),
+		z:  make([]float64, rows*ncol),
+		t:  make([]float64, max(d.d, d.dv)*ncol),
+		wo: make([]float64, d.dm*ncol),
+	}
+}
+
+// pairScores fills the scores of every head of the earlier layer w with
+// every head of the later layer r, for one variant.
+func pairScores(w, r *layerState, d dims, vi int, out *Scores, b *buffers) error {
+	fw, fr := w.v[vi], r.v[vi]
+	ncol := d.h * d.dv
+	wo32 := rowMajor(w.l.O.Data, d.dm, ncol, ncol)
+	wo := rowMajor(b.wo, d.dm, ncol, ncol)
+	if vi == folded {
+		for i := range d.dm {
+			gi := r.gamma[i]
+			row := w.l.O.Data[i*ncol : (i+1)*ncol]
+			dst := b.wo[i*ncol : (i+1)*ncol]
+			for j, v := range row {
+				dst[j] = gi * float64(v)
+			}
+		}
+	}
+	products := []struct {
+		m     formats.Matrix
+		rows  int
+		arr   Array4
+		block int // rows per reader block
+	}{
+		{r.l.Q, d.h * d.d, out.Q, d.d},
+		{r.l.K, d.kv * d.d, out.K, d.d},
+		{r.l.V, d.kv * d.dv, out.V, d.dv},
+	}
+	for pi, p := range products {
+		a := rowMajor(p.m.Data, p.rows, d.dm, d.dm)
+		c := b.c[:p.rows*ncol]
+		var err error
+		if vi == folded {
+			err = mul(c, ncol, a, wo)
+		} else {
+			err = mul(c, ncol, a, wo32)
+		}
+		if err != nil {
+			return err
+		}
+		// Z = C·blockdiag(F_V(g1)ᵀ): the earlier head's value side.
+		z := b.z[:p.rows*ncol]
+		for h1 := range d.h {
+			cv := view[float64]{data: c[h1*d.dv:], rows: p.rows, cols: d.dv, rs: ncol, cs: 1}
+			fv := rowMajor(fw.fv[h1/d.grp], d.dv, d.dv, d.dv)
+			if err := mul(z[h1*d.dv:], ncol, cv, fv.t()); err != nil {
+				return err
+			}
+		}
+		for h2 := range d.h {
+			g2 := h2 / d.grp
+			var left []float64
+			var row0 int
+			den := fr.qk[h2]
+			switch pi {
+			case 0: // Q: ‖F(W_K^g2)·W_Q^h2·…‖
+				left, row0 = fr.fk[g2], h2*d.d
+			case 1: // K: ‖F(W_Q^h2)·W_K^g2·…‖
+				left, row0 = fr.fq[h2], g2*d.d
+			default: // V: ‖F(W_O^h2ᵀ)·W_V^g2·…‖
+				left, row0, den = r.fo[h2], g2*d.dv, fr.ov[h2]
+			}
+			nb := p.block
+			t := b.t[:nb*ncol]
+			if err := mul(t, ncol, rowMajor(left, nb, nb, nb), rowMajor(z[row0*ncol:], nb, ncol, ncol)); err != nil {
+				return err
+			}
+			dst := p.arr
+			for h1 := range d.h {
+				var s float64
+				for i := range nb {
+					for _, v := range t[i*ncol+h1*d.dv : i*ncol+(h1+1)*d.dv] {
+						s += v * v
+					}
+				}
+				score := math.NaN()
+				if q := fw.ov[h1] * den; q > 0 {
+					score = math.Sqrt(s) / q
+				}
+				dst[w.pos][h1][r.pos][h2] = score
+			}
+		}
+	}
+	return nil
+}

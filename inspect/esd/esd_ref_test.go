@@ -139,7 +139,8 @@ func TestReference(t *testing.T) {
 	failed := 0
 	for _, c := range cases {
 		m, n := c.w.Shape[0], c.w.Shape[1]
-		got, err := Analyze(singularValues(t, c.w), m, n, Options{})
+		sv := singularValues(t, c.w)
+		got, err := Analyze(sv, m, n, Options{})
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -204,7 +205,7 @@ func TestReference(t *testing.T) {
 		check("D", *got.D, *want.D, 1e-6, true)
 
 		// Every candidate, computed exhaustively, against the diagnostics.
-		lam := evalsAscending(singularValues(t, c.w))
+		lam := evalsAscending(sv)
 		x := lam[len(lam)-want.NumEvalsFitted:]
 		alphas, ds := exhaustive(x)
 		if len(alphas) != len(want.CandAlphas) || len(ds) != len(want.CandDs) {

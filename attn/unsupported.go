@@ -26,9 +26,9 @@ func (e *UnsupportedError) Error() string {
 		msgs = append(msgs, m)
 	}
 	if len(msgs) == 1 {
-		return "attn: " + msgs[0]
+		return msgs[0]
 	}
-	return fmt.Sprintf("attn: %d settings qkv does not implement: %s", len(msgs), strings.Join(msgs, "; "))
+	return fmt.Sprintf("%d settings qkv does not implement: %s", len(msgs), strings.Join(msgs, "; "))
 }
 
 // knownQKNorms and knownRopeScalings are what Run implements.

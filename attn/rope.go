@@ -214,6 +214,10 @@ func RopeFreqs(rot int, theta float64, sc *formats.RopeScaling, seqLen int) (Rop
 			if sc.MaxPositions > 0 && sc.OriginalMaxPositions > 0 {
 				factor = float64(sc.MaxPositions) / float64(sc.OriginalMaxPositions)
 			}
+		} else if sc.MaxPositions > 0 && sc.OriginalMaxPositions > 0 && sc.AttentionFactor == 0 {
+			if r := float64(sc.MaxPositions) / float64(sc.OriginalMaxPositions); math.Abs(r-factor) > 1e-9*factor {
+				s.Note = fmt.Sprintf("factor %g is used as given (transformers ≥ 5); transformers 4.x used max_position_embeddings / original_max_position_embeddings = %g for the attention factor", factor, r)
+			}
 		}
 		s.Factor, s.OriginalMaxPositions = factor, orig
 		switch {

@@ -1,0 +1,226 @@
+package tokenizer
+
+import (
+	"strings"
+)
+
+// spmModel is SentencePiece's BPE as llama.cpp runs it from a GGUF
+// vocabulary (llm_tokenizer_spm): the text, spaces escaped to "▁", is split
+// into UTF-8 characters; repeatedly the adjacent pair whose concatenation
+// is the vocabulary token with the highest score is merged (ties: leftmost);
+// a final symbol that is no token is written as its bytes' <0xXX> tokens.
+type spmModel struct {
+	byteTokens [256]int32 // <0xXX>, else the one-byte token, else -1
+	unk        int32
+}
+
+type spmSym struct {
+	start, end int32
+	prev, next int32
+}
+
+type spmItem struct {
+	score float32
+	left  int32
+	size  int32
+}
+
+// spmHeap is a max-heap by score, ties by the lower left index.
+type spmHeap struct{ a []spmItem }
+
+func spmBefore(x, y spmItem) bool {
+	return x.score > y.score || (x.score == y.score && x.left < y.left)
+}
+
+func (h *spmHeap) push(x spmItem) {
+	h.a = append(h.a, x)
+	i := len(h.a) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !spmBefore(h.a[i], h.a[p]) {
+			break
+		}
+		h.a[i], h.a[p] = h.a[p], h.a[i]
+		i = p
+	}
+}
+
+func (h *spmHeap) pop() spmItem {
+	top := h.a[0]
+	n := len(h.a) - 1
+	h.a[0] = h.a[n]
+	h.a = h.a[:n]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && spmBefore(h.a[l], h.a[m]) {
+			m = l
+		}
+		if r < n && spmBefore(h.a[r], h.a[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h.a[i], h.a[m] = h.a[m], h.a[i]
+		i = m
+	}
+	return top
+}
+
+const spaceMark = "\u2581" // ▁
+
+// encode appends the ids of text (already escaped).
+func (m *spmModel) encode(t *Tokenizer, text string, out []int) []int {
+	if text == "" {
+		return out
+	}
+	syms := make([]spmSym, 0, len(text))
+	for i := 0; i < len(text); {
+		n := utf8SeqLen(text[i])
+		if i+n > len(text) {
+			n = len(text) - i
+		}
+		syms = append(syms, spmSym{start: int32(i), end: int32(i + n), prev: int32(len(syms) - 1), next: int32(len(syms) + 1)})
+		i += n
+	}
+	syms[len(syms)-1].next = -1
+	var h spmHeap
+	try := func(l int32) {
+		if l < 0 {
+			return
+		}
+		r := syms[l].next
+		if r < 0 {
+			return
+		}
+		piece := text[syms[l].start:syms[r].end]
+		if id, ok := t.byText[piece]; ok {
+			h.push(spmItem{score: t.scores[id], left: l, size: int32(len(piece))})
+		}
+	}
+	for i := int32(0); i+1 < int32(len(syms)); i++ {
+		try(i)
+	}
+	for len(h.a) > 0 {
+		it := h.pop()
+		l := &syms[it.left]
+		if l.end <= l.start || l.next < 0 {
+			continue
+		}
+		r := &syms[l.next]
+		if r.end <= r.start || r.end-l.start != it.size {
+			continue
+		}
+		rn := l.next
+		l.end = r.end
+		l.next = r.next
+		if r.next >= 0 {
+			syms[r.next].prev = it.left
+		}
+		r.end = r.start // dead
+		_ = rn
+		try(l.prev)
+		try(it.left)
+	}
+	for i := int32(0); i >= 0; i = syms[i].next {
+		piece := text[syms[i].start:syms[i].end]
+		if id, ok := t.byText[piece]; ok {
+			out = append(out, int(id))
+			continue
+		}
+		for j := 0; j < len(piece); j++ {
+			if id := m.byteTokens[piece[j]]; id >= 0 {
+				out = append(out, int(id))
+			} else if m.unk >= 0 {
+				out = append(out, int(m.unk))
+			}
+		}
+	}
+	return out
+}
+
+// utf8SeqLen is the length of the UTF-8 sequence a lead byte announces
+// (1 for continuation and invalid bytes), as llama.cpp's unicode_len_utf8.
+func utf8SeqLen(b byte) int {
+	switch b >> 4 {
+	case 0xC, 0xD:
+		return 2
+	case 0xE:
+		return 3
+	case 0xF:
+		return 4
+	}
+	return 1
+}
+
+func (m *spmModel) findByteTokens(t *Tokenizer) {
+	for b := 0; b < 256; b++ {
+		m.byteTokens[b] = -1
+		if id, ok := t.byText["<0x"+strings.ToUpper(hex2(byte(b)))+">"]; ok {
+			m.byteTokens[b] = id
+		} else if id, ok := t.byText[string([]byte{byte(b)})]; ok {
+			m.byteTokens[b] = id
+		}
+	}
+}
+
+func hex2(b byte) string {
+	const digits = "0123456789ABCDEF"
+	return string([]byte{digits[b>>4], digits[b&15]})
+}
+
+// spmEncodeFragment is the GGUF "llama" fragment encoder: the dummy space
+// prefix at the start and after special tokens, spaces to "▁", then SPM.
+func spmEncodeFragment(t *Tokenizer, text string, afterSpecial bool, out []int) ([]int, error) {
+	if t.Info.AddSpacePrefix && afterSpecial {
+		text = " " + text
+	}
+	text = strings.ReplaceAll(text, " ", spaceMark)
+	return t.spm.encode(t, text, out), nil
+}
+
+// spmDecode joins pieces, turns <0xXX> tokens into bytes and "▁" into
+// spaces, and drops the dummy prefix's leading space.
+func spmDecode(t *Tokenizer, ids []int) string {
+	var b strings.Builder
+	for _, id := range ids {
+		p := t.tokens[id]
+		if t.types[id] == TypeByte || isByteToken(p) {
+			if v, ok := parseByteToken(p); ok {
+				b.WriteByte(v)
+				continue
+			}
+		}
+		b.WriteString(strings.ReplaceAll(p, spaceMark, " "))
+	}
+	s := b.String()
+	if t.Info.AddSpacePrefix {
+		s = strings.TrimPrefix(s, " ")
+	}
+	return s
+}
+
+func isByteToken(p string) bool {
+	return len(p) == 6 && strings.HasPrefix(p, "<0x") && p[5] == '>'
+}
+
+func parseByteToken(p string) (byte, bool) {
+	if !isByteToken(p) {
+		return 0, false
+	}
+	v := 0
+	for _, c := range p[3:5] {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v*16 + int(c-'0')
+		case c >= 'A' && c <= 'F':
+			v = v*16 + int(c-'A'+10)
+		case c >= 'a' && c <= 'f':
+			v = v*16 + int(c-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return byte(v), true
+}

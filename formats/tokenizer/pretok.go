@@ -194,7 +194,7 @@ type l3 struct {
 	digits       int      // \p{N}{1,digits}; 0 means \p{N}+
 	tail         string   // the characters of TAIL's class: "\r\n" or "\r\n/"
 	tailOne      bool     // TAIL is [...]? instead of [...]*
-	noWS         bool     // drop the whitespace alternatives (never set by llama.cpp's regexes)
+	punctNoM     bool     // the punctuation class also excludes \p{M} (Qwen 3.5)
 }
 
 func (o *l3) isLetter(c uint16) bool {
@@ -295,17 +295,21 @@ func (o *l3) match(s string, p int) int {
 		return q
 	}
 	// ' ?[^\s\p{L}\p{N}]+' then the tail.
+	not := cSpace | cL | cN
+	if o.punctNoM {
+		not |= cM
+	}
 	start := -1
 	if r == ' ' && p+1 < len(s) {
-		if c2, _ := clsAt(s, p+1); c2&(cSpace|cL|cN) == 0 {
+		if c2, _ := clsAt(s, p+1); c2&not == 0 {
 			start = p + 1
 		}
 	}
-	if start < 0 && c&(cSpace|cL|cN) == 0 {
+	if start < 0 && c&not == 0 {
 		start = p
 	}
 	if start >= 0 {
-		e := runWhile(s, start, func(_ rune, c uint16) bool { return c&(cSpace|cL|cN) == 0 })
+		e := runWhile(s, start, func(_ rune, c uint16) bool { return c&not == 0 })
 		for e < len(s) && strings.IndexByte(o.tail, s[e]) >= 0 {
 			e++
 			if o.tailOne {
@@ -313,9 +317,6 @@ func (o *l3) match(s string, p int) int {
 			}
 		}
 		return e
-	}
-	if o.noWS {
-		return -1
 	}
 	return wsAlternatives(s, p, true)
 }
@@ -434,7 +435,7 @@ func inClass(rr runeRanges) func(r rune, c uint16) bool {
 
 // The literal classes of llama.cpp's DeepSeek LLM/Coder regexes.
 var (
-	deepseekLetters = parseClass("A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃")
+	deepseekLetters = parseClass("A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\u1f7dᾀ-ᾴᾶ-ᾼ\u1fbeῂ-ῄῆ-ῌῐ-\u1fd3ῖ-\u1fdbῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\u2126ℨ\u212a-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃")
 	deepseekPunct   = parseClass("!-/:-~！-／：-～‘-‟　-。")
 	deepseekCJK     = parseClass("一-龥ࠀ-一가-퟿")
 	deepseekV3CJK   = parseClass("一-龥぀-ゟ゠-ヿ")
@@ -629,7 +630,7 @@ func init() {
 
 	definePre(preSpec{stages: pl(qwen2Regex)},
 		"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan", "solar-open", "grok-2")
-	definePre(preSpec{stages: pl(&l3{contractions: true, word: wordLM, digits: 1, tail: "\r\n"})}, "qwen35")
+	definePre(preSpec{stages: pl(&l3{contractions: true, word: wordLM, digits: 1, tail: "\r\n", punctNoM: true})}, "qwen35")
 	definePre(preSpec{stages: pl(&l3{word: wordL, digits: 1, tail: "\r\n"})}, "ufakzeka")
 	definePre(preSpec{stages: pl(runMatch(nil, func(r rune, _ uint16) bool { return r != '\n' }, 0),
 		runMatch(nil, func(r rune, _ uint16) bool { return r == '\n' }, 0), qwen2Regex)}, "laguna")

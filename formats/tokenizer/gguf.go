@@ -391,7 +391,7 @@ func FromGGUFArrays(f *gguf.File, arr ArrayReader) (*Tokenizer, error) {
 }
 
 // bpeEncodeFragment: pre-tokenize, then BPE each word.
-func bpeEncodeFragment(t *Tokenizer, text string, _ bool, out []int) ([]int, error) {
+func bpeEncodeFragment(t *Tokenizer, text string, _, _ bool, out []int) ([]int, error) {
 	var scratch []byte
 	var err error
 	for _, w := range t.pre.split(text, nil) {

@@ -85,7 +85,7 @@ func newRWKV(t *Tokenizer) *rwkvModel {
 	return m
 }
 
-func rwkvEncodeFragment(t *Tokenizer, text string, _ bool, out []int) ([]int, error) {
+func rwkvEncodeFragment(t *Tokenizer, text string, _, _ bool, out []int) ([]int, error) {
 	m := t.rwkv
 	for p := 0; p < len(text); {
 		n := m.root.next[text[p]]

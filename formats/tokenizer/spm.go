@@ -172,7 +172,7 @@ func hex2(b byte) string {
 
 // spmEncodeFragment is the GGUF "llama" fragment encoder: the dummy space
 // prefix at the start and after special tokens, spaces to "▁", then SPM.
-func spmEncodeFragment(t *Tokenizer, text string, afterSpecial bool, out []int) ([]int, error) {
+func spmEncodeFragment(t *Tokenizer, text string, afterSpecial, _ bool, out []int) ([]int, error) {
 	if t.Info.AddSpacePrefix && afterSpecial {
 		text = " " + text
 	}

@@ -87,7 +87,7 @@ type Tokenizer struct {
 	specials specialMatcher
 
 	// encodeFragment tokenizes one stretch of text between special tokens.
-	encodeFragment func(t *Tokenizer, text string, afterSpecial bool, out []int) ([]int, error)
+	encodeFragment func(t *Tokenizer, text string, afterSpecial, atStart bool, out []int) ([]int, error)
 	// wrap adds the special tokens of AddSpecial around ids.
 	wrap func(t *Tokenizer, ids []int) []int
 	// decodePieces turns token texts into text.
@@ -134,13 +134,13 @@ func (t *Tokenizer) Encode(text string, opts EncodeOptions) ([]int, error) {
 	out := make([]int, 0, len(text)/3+4)
 	afterSpecial := true
 	var err error
-	for _, f := range t.specials.partition(text, opts.ParseSpecial) {
+	for i, f := range t.specials.partition(text, opts.ParseSpecial) {
 		if f.id >= 0 {
 			out = append(out, int(f.id))
 			afterSpecial = true
 			continue
 		}
-		if out, err = t.encodeFragment(t, f.text, afterSpecial, out); err != nil {
+		if out, err = t.encodeFragment(t, f.text, afterSpecial, i == 0, out); err != nil {
 			return nil, err
 		}
 		afterSpecial = false
@@ -158,6 +158,9 @@ func (t *Tokenizer) Decode(ids []int) (string, error) {
 		if id < 0 || id >= len(t.tokens) {
 			return "", fmt.Errorf("token id %d is out of range (vocabulary of %d)", id, len(t.tokens))
 		}
+	}
+	if t.hf != nil && t.hf.decodeErr != nil {
+		return "", t.hf.decodeErr
 	}
 	return t.decode(t, ids), nil
 }

@@ -135,7 +135,7 @@ func runeCountAtLeast(s string, n int) bool {
 }
 
 // wpmEncodeFragment: BERT normalisation and splitting, then WordPiece.
-func wpmEncodeFragment(t *Tokenizer, text string, _ bool, out []int) ([]int, error) {
+func wpmEncodeFragment(t *Tokenizer, text string, _, _ bool, out []int) ([]int, error) {
 	for _, w := range t.wpm.bertNormalizeSplit(text, nil) {
 		out = t.wpm.encodeWord(t, w, out)
 	}

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -71,9 +72,9 @@ func (h *spmHeap) pop() spmItem {
 const spaceMark = "\u2581" // ▁
 
 // encode appends the ids of text (already escaped).
-func (m *spmModel) encode(t *Tokenizer, text string, out []int) []int {
+func (m *spmModel) encode(t *Tokenizer, text string, out []int) ([]int, error) {
 	if text == "" {
-		return out
+		return out, nil
 	}
 	syms := make([]spmSym, 0, len(text))
 	for i := 0; i < len(text); {
@@ -129,15 +130,22 @@ func (m *spmModel) encode(t *Tokenizer, text string, out []int) []int {
 			out = append(out, int(id))
 			continue
 		}
+		all := true
 		for j := 0; j < len(piece); j++ {
-			if id := m.byteTokens[piece[j]]; id >= 0 {
-				out = append(out, int(id))
-			} else if m.unk >= 0 {
-				out = append(out, int(m.unk))
+			all = all && m.byteTokens[piece[j]] >= 0
+		}
+		switch {
+		case all:
+			for j := 0; j < len(piece); j++ {
+				out = append(out, int(m.byteTokens[piece[j]]))
 			}
+		case m.unk >= 0:
+			out = append(out, int(m.unk))
+		default:
+			return nil, fmt.Errorf("%q is not in the vocabulary, which has neither byte tokens for it nor an unknown token", piece)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // utf8SeqLen is the length of the UTF-8 sequence a lead byte announces
@@ -177,28 +185,41 @@ func spmEncodeFragment(t *Tokenizer, text string, afterSpecial, _ bool, out []in
 		text = " " + text
 	}
 	text = strings.ReplaceAll(text, " ", spaceMark)
-	return t.spm.encode(t, text, out), nil
+	return t.spm.encode(t, text, out)
 }
 
 // spmDecode joins pieces, turns <0xXX> tokens into bytes and "▁" into
-// spaces, and drops the dummy prefix's leading space.
+// spaces, and drops the dummy prefix's space from the first piece of text
+// (after any leading control tokens such as BOS).
 func spmDecode(t *Tokenizer, ids []int) string {
 	var b strings.Builder
+	first := true
 	for _, id := range ids {
 		p := t.tokens[id]
-		if t.types[id] == TypeByte || isByteToken(p) {
+		ty := t.types[id]
+		if ty == TypeByte || isByteToken(p) {
 			if v, ok := parseByteToken(p); ok {
+				if first && t.Info.AddSpacePrefix && v == ' ' {
+					first = false
+					continue
+				}
+				first = false
 				b.WriteByte(v)
 				continue
 			}
 		}
-		b.WriteString(strings.ReplaceAll(p, spaceMark, " "))
+		if ty == TypeControl || ty == TypeUnknown {
+			b.WriteString(p)
+			continue
+		}
+		p = strings.ReplaceAll(p, spaceMark, " ")
+		if first && t.Info.AddSpacePrefix {
+			p = strings.TrimPrefix(p, " ")
+		}
+		first = false
+		b.WriteString(p)
 	}
-	s := b.String()
-	if t.Info.AddSpacePrefix {
-		s = strings.TrimPrefix(s, " ")
-	}
-	return s
+	return b.String()
 }
 
 func isByteToken(p string) bool {

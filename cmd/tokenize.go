@@ -1,0 +1,207 @@
+package cmd
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qkvdev/qkv/formats/tokenizer"
+	"github.com/qkvdev/qkv/internal/termui"
+)
+
+func init() { extraCommands = append(extraCommands, newTokenizeCmd) }
+
+// maxTokenizeInput bounds the text read from stdin.
+const maxTokenizeInput = 256 << 20
+
+type tokenizeReport struct {
+	Schema       string   `json:"schema"`
+	Path         string   `json:"path"`
+	Source       string   `json:"source"` // gguf, tokenizer.json, tokenizer.model
+	Model        string   `json:"model"`
+	Pre          string   `json:"pre,omitempty"`
+	VocabSize    int      `json:"vocab_size"`
+	AddSpecial   bool     `json:"add_special"`
+	ParseSpecial bool     `json:"parse_special"`
+	BOS          *int     `json:"bos"`
+	EOS          *int     `json:"eos"`
+	AddedBOS     bool     `json:"added_bos"`
+	AddedEOS     bool     `json:"added_eos"`
+	Count        int      `json:"count"`
+	IDs          []int    `json:"ids"`
+	Pieces       []string `json:"pieces"`
+	Warnings     []string `json:"warnings"`
+}
+
+func newTokenizeCmd(s *Streams) *cobra.Command {
+	var (
+		asJSON    bool
+		noSpecial bool
+	)
+	c := &cobra.Command{
+		Use:   "tokenize PATH [--] TEXT",
+		Short: "Tokenize text with the checkpoint's own tokenizer: ids and pieces",
+		Long: `Tokenize TEXT with the tokenizer the checkpoint carries and print the token ids
+and their pieces (the token texts as the vocabulary stores them).
+
+PATH is a GGUF file (its tokenizer.ggml.* metadata), a Hugging Face model folder
+or any of its files (tokenizer.json beside the weights, else tokenizer.model),
+or a tokenizer.json or tokenizer.model file itself. TEXT "-" reads standard
+input. Put -- before a TEXT that starts with a dash.
+
+By default the model's special tokens are added (BOS/EOS, [CLS]/[SEP], the
+post-processor's template) and special-token text in TEXT ("<s>", "<|eot_id|>")
+becomes that token. --no-special does neither: no tokens are added and special
+tokens' text is plain text (added tokens that are not special still match).
+
+A tokenizer qkv does not implement (a tokenizer model, a pre-tokenizer, a
+normalizer) is refused with exit status 3, naming it.`,
+		Example: `  qkv tokenize model.gguf "The capital of France is"
+  qkv tokenize ./Llama-3-8B --json -- "-1 is negative"
+  qkv tokenize model.gguf --no-special "<s>" 
+  cat prompt.txt | qkv tokenize model.gguf -`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usageError("tokenize takes PATH and TEXT (got %d arguments)", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			text := args[1]
+			if text == "-" {
+				b, err := io.ReadAll(io.LimitReader(s.In, maxTokenizeInput+1))
+				if err != nil {
+					return &exitError{code: ExitInput, err: fmt.Errorf("reading standard input: %v", err)}
+				}
+				if len(b) > maxTokenizeInput {
+					return usageError("standard input is longer than %d bytes", maxTokenizeInput)
+				}
+				text = string(b)
+			}
+			rep, err := runTokenize(args[0], text, !noSpecial)
+			if err != nil {
+				return &exitError{code: ExitInput, err: err}
+			}
+			for _, w := range rep.Warnings {
+				fmt.Fprintln(s.Err, "qkv: warning: "+visiblePiece(w))
+			}
+			if asJSON {
+				return writeJSON(s.Out, rep)
+			}
+			return printTokenize(s, rep)
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.tokenize/v1)")
+	c.Flags().BoolVar(&noSpecial, "no-special", false, "add no special tokens and treat special-token text as plain text")
+	return c
+}
+
+// runTokenize opens the tokenizer at path and encodes text.
+func runTokenize(path, text string, special bool) (tokenizeReport, error) {
+	tok, err := tokenizer.Open(path)
+	if err != nil {
+		return tokenizeReport{}, err
+	}
+	opts := tokenizer.EncodeOptions{AddSpecial: special, ParseSpecial: special}
+	ids, err := tok.Encode(text, opts)
+	if err != nil {
+		return tokenizeReport{}, fmt.Errorf("%s: %v", path, err)
+	}
+	in := tok.Info
+	rep := tokenizeReport{Schema: "qkv.tokenize/v1", Path: path, Source: in.Source, Model: in.Model, Pre: in.Pre,
+		VocabSize: in.VocabSize, AddSpecial: special, ParseSpecial: special,
+		Count: len(ids), IDs: ids, Pieces: make([]string, len(ids)), Warnings: in.Warnings}
+	if rep.Warnings == nil {
+		rep.Warnings = []string{}
+	}
+	if in.BOS >= 0 {
+		v := in.BOS
+		rep.BOS = &v
+	}
+	if in.EOS >= 0 {
+		v := in.EOS
+		rep.EOS = &v
+	}
+	rep.AddedBOS = special && in.AddBOS && in.BOS >= 0
+	rep.AddedEOS = special && in.AddEOS && in.EOS >= 0
+	for i, id := range ids {
+		rep.Pieces[i] = tok.Piece(id)
+	}
+	return rep, nil
+}
+
+func printTokenize(s *Streams, rep tokenizeReport) error {
+	var b strings.Builder
+	desc := rep.Model
+	if rep.Pre != "" {
+		desc += ", pre-tokenizer " + rep.Pre
+	}
+	added := []string{}
+	if rep.AddedBOS {
+		added = append(added, "BOS")
+	}
+	if rep.AddedEOS {
+		added = append(added, "EOS")
+	}
+	extra := ""
+	if len(added) > 0 {
+		extra = ", " + strings.Join(added, " and ") + " added"
+	} else if !rep.AddSpecial {
+		extra = ", no special tokens"
+	}
+	b.WriteString(termui.Title(visiblePiece(fmt.Sprintf("%s tokenizer (%s), %d tokens in the vocabulary: %d tokens%s",
+		rep.Source, desc, rep.VocabSize, rep.Count, extra)), s.Styled))
+	rows := make([][]string, len(rep.IDs))
+	for i, id := range rep.IDs {
+		rows[i] = []string{strconv.Itoa(i), strconv.Itoa(id), visiblePiece(rep.Pieces[i])}
+	}
+	b.WriteString(termui.Table([]string{"#", "id", "piece"}, rows, []bool{true, true, false}, s.Styled))
+	ids := make([]string, len(rep.IDs))
+	for i, id := range rep.IDs {
+		ids[i] = strconv.Itoa(id)
+	}
+	b.WriteString("ids: " + strings.Join(ids, " ") + "\n")
+	_, err := io.WriteString(s.Out, b.String())
+	return err
+}
+
+// visiblePiece makes a string from a file safe and unambiguous on a
+// terminal: control and other invisible characters become escapes (\n,
+// \t, \x1b, \u200b) and a backslash is doubled.
+func visiblePiece(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		r, n := utf8.DecodeRuneInString(p[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, p[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == ' ':
+			b.WriteByte(' ')
+		case r < 0x80 && !unicode.IsPrint(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case !unicode.IsPrint(r) || unicode.Is(unicode.Cf, r):
+			if r > 0xFFFF {
+				fmt.Fprintf(&b, `\U%08x`, r)
+			} else {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+		i += n
+	}
+	return b.String()
+}

@@ -52,6 +52,10 @@ const (
 	RopeScalingYaRN     = "yarn"
 	RopeScalingLongRoPE = "longrope"
 	RopeScalingLlama3   = "llama3"
+	// RopeScalingFreqFactors: inv_freq[i] is divided by FreqFactors[i]
+	// (llama.cpp's rope_freqs tensor, how GGUF files carry Llama 3.1's
+	// scaling).
+	RopeScalingFreqFactors = "freq_factors"
 )
 
 // RopeScaling is a rope_scaling / rope_parameters block (transformers'
@@ -79,6 +83,17 @@ type RopeScaling struct {
 	// LongRoPE.
 	ShortFactor []float64 `json:"short_factor,omitempty"`
 	LongFactor  []float64 `json:"long_factor,omitempty"`
+	// FreqFactors (RopeScalingFreqFactors): one divisor per rotary frequency.
+	FreqFactors []float64 `json:"freq_factors,omitempty"`
+}
+
+// QueryTemperature is Llama 4's attention temperature tuning: on layers
+// without RoPE, queries at position p are multiplied by
+// log(floor((p + 1) / FloorScale) + 1) · AttnScale + 1 (exactly 1 for
+// p + 1 < FloorScale).
+type QueryTemperature struct {
+	FloorScale float64 `json:"floor_scale"`
+	AttnScale  float64 `json:"attn_scale"`
 }
 
 // MLA is the geometry of multi-head latent attention (DeepSeek V2/V3). With
@@ -110,15 +125,27 @@ type Unsupported struct {
 const (
 	LayerFullAttention    = "full_attention"
 	LayerSlidingAttention = "sliding_attention"
+	// LayerChunkedAttention (Llama 4): query i sees keys j ≤ i in its own
+	// chunk, floor(j / Chunk) == floor(i / Chunk).
+	LayerChunkedAttention = "chunked_attention"
 )
 
 // LayerAttention is the attention of one layer where it differs between
 // layers: the mask window and the rotary embedding.
 type LayerAttention struct {
-	// Type is LayerFullAttention or LayerSlidingAttention.
+	// Type is LayerFullAttention, LayerSlidingAttention or
+	// LayerChunkedAttention.
 	Type string `json:"type"`
 	// Window (sliding layers): query i sees keys j with i − Window < j ≤ i.
 	Window int `json:"window,omitempty"`
+	// Chunk (chunked layers): the chunk length.
+	Chunk int `json:"chunk,omitempty"`
+	// QKNorm is the layer's Q/K norm (Geometry.QKNorm, except on Llama 4's
+	// NoPE layers, which have none).
+	QKNorm QKNorm `json:"qk_norm,omitempty"`
+	// Temperature is set on layers whose queries are scaled by position
+	// (Llama 4's NoPE layers).
+	Temperature *QueryTemperature `json:"query_temperature,omitempty"`
 	// RoPE is false for a layer without rotary embedding (Llama 4's NoPE
 	// layers, or a model without RoPE).
 	RoPE        bool         `json:"rope"`
@@ -129,16 +156,25 @@ type LayerAttention struct {
 // ForLayer returns the attention settings of layer i (an index into the
 // model's layers as reported; out-of-range layers get the global settings).
 func (g Geometry) ForLayer(i int) LayerAttention {
-	la := LayerAttention{Type: LayerFullAttention, RoPE: g.RotaryDims > 0, RopeTheta: g.RopeTheta, RopeScaling: g.RopeScaling}
-	if i >= 0 && i < len(g.LayerTypes) && g.LayerTypes[i] == LayerSlidingAttention {
-		la.Type, la.Window = LayerSlidingAttention, g.SlidingWindow
-		if g.LocalRopeTheta > 0 {
-			la.RopeTheta, la.RopeScaling = g.LocalRopeTheta, g.LocalRopeScaling
+	la := LayerAttention{Type: LayerFullAttention, RoPE: g.RotaryDims > 0, RopeTheta: g.RopeTheta, RopeScaling: g.RopeScaling, QKNorm: g.QKNorm}
+	if i >= 0 && i < len(g.LayerTypes) {
+		switch g.LayerTypes[i] {
+		case LayerSlidingAttention:
+			la.Type, la.Window = LayerSlidingAttention, g.SlidingWindow
+			if g.LocalRopeTheta > 0 {
+				la.RopeTheta, la.RopeScaling = g.LocalRopeTheta, g.LocalRopeScaling
+			}
+		case LayerChunkedAttention:
+			la.Type, la.Chunk = LayerChunkedAttention, g.AttentionChunk
 		}
 	}
 	for _, n := range g.NoRoPELayers {
 		if n == i {
 			la.RoPE, la.RopeTheta, la.RopeScaling = false, 0, nil
+			la.Temperature = g.QueryTemperature
+			if g.QKNormRoPEOnly {
+				la.QKNorm = QKNormNone
+			}
 		}
 	}
 	if !la.RoPE {

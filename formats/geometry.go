@@ -75,6 +75,13 @@ type Geometry struct {
 	// QKNorm and QKNormEps: the norm on queries and keys (Layer.QNorm/KNorm).
 	QKNorm    QKNorm  `json:"qk_norm,omitempty"`
 	QKNormEps float64 `json:"qk_norm_eps,omitempty"`
+	// QKNormRoPEOnly: the Q/K norm applies only on layers with RoPE (Llama
+	// 4); ForLayer says per layer.
+	QKNormRoPEOnly bool `json:"qk_norm_rope_only,omitempty"`
+	// AttentionChunk is the chunk length of LayerChunkedAttention layers.
+	AttentionChunk int `json:"attention_chunk_size,omitempty"`
+	// QueryTemperature (Llama 4) scales queries by position on NoRoPELayers.
+	QueryTemperature *QueryTemperature `json:"query_temperature,omitempty"`
 	// NormWeightOffset is 1 for Gemma's (1 + w) RMSNorms (already folded
 	// into every norm weight a Layer holds), 0 otherwise.
 	NormWeightOffset float64 `json:"norm_weight_offset,omitempty"`
@@ -95,6 +102,10 @@ type Geometry struct {
 	// Unsupported lists what changes attention and qkv does not model:
 	// attn refuses to run, layers and inspect warn.
 	Unsupported []Unsupported `json:"unsupported,omitempty"`
+	// Assumptions lists settings the file does not carry that qkv filled
+	// in (a GGUF without query_pre_attn_scalar): attn runs and states
+	// them, layers and inspect show them.
+	Assumptions []Unsupported `json:"assumptions,omitempty"`
 }
 
 // GroupSize is the number of query heads that share one KV head.

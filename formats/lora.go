@@ -180,8 +180,21 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 	g := Geometry{Arch: arch, DModel: dModel, Causal: arch != "" && arch != "bert", Norm: NormNone}
 	if c.Config != nil {
 		mt, conf := hfModelType(cfg(c.Config))
-		gs := hfGeometry(conf, mt, hfArch(mt, conf), "")
+		a := genericArch
+		if e := LookupArch(mt, false); e != nil {
+			a = *e
+		}
+		gs, err := hfGeometry(conf, mt, &a, "")
+		if err != nil {
+			return nil, &Error{File: firstNonEmpty(c.ConfigPath, c.Path), Offset: -1, Err: err}
+		}
+		if gs.geo.DModel != 0 && dModel != 0 && gs.geo.DModel != dModel {
+			return nil, &Error{File: c.Path, Offset: -1, Err: fmt.Errorf("the LoRA factors are %d wide but config.json's hidden_size is %d", dModel, gs.geo.DModel)}
+		}
 		g = gs.geo
+		if g.DModel == 0 {
+			g.DModel = dModel
+		}
 	}
 	if opts.NHeads > 0 {
 		g.NHeads = opts.NHeads

@@ -446,13 +446,13 @@ func TestUnknownArchitecture(t *testing.T) {
 // TestFusedRows checks the split rules on small symbolic layouts.
 func TestFusedRows(t *testing.T) {
 	tests := []struct {
-		kind        fusedKind
+		kind        FusedLayout
 		nh, nkv, hd int
 		q, k, v     string
 	}{
-		{fusedContig, 2, 1, 2, "[0 1 2 3]", "[4 5]", "[6 7]"},
-		{fusedPerHead, 2, 2, 2, "[0 1 6 7]", "[2 3 8 9]", "[4 5 10 11]"},
-		{fusedGrouped, 4, 2, 1, "[0 1 4 5]", "[2 6]", "[3 7]"},
+		{FusedContig, 2, 1, 2, "[0 1 2 3]", "[4 5]", "[6 7]"},
+		{FusedPerHead, 2, 2, 2, "[0 1 6 7]", "[2 3 8 9]", "[4 5 10 11]"},
+		{FusedGrouped, 4, 2, 1, "[0 1 4 5]", "[2 6]", "[3 7]"},
 	}
 	for _, tc := range tests {
 		q, k, v, err := fusedRows(tc.kind, tc.nh, tc.nkv, tc.hd)
@@ -463,7 +463,7 @@ func TestFusedRows(t *testing.T) {
 			t.Errorf("%s: q %v k %v v %v", tc.kind, q, k, v)
 		}
 	}
-	if _, _, _, err := fusedRows(fusedPerHead, 4, 2, 8); err == nil {
+	if _, _, _, err := fusedRows(FusedPerHead, 4, 2, 8); err == nil {
 		t.Error("per-head layout with GQA should fail")
 	}
 	if _, _, _, err := fusedRows(fusedUnknown, 4, 4, 8); err == nil {

@@ -48,11 +48,10 @@ func (m *Model) findEmbeddings(stacks []string) {
 		e.tokenTypes = c.Tensor("token_types.weight")
 		e.normW = c.Tensor("token_embd_norm.weight")
 		e.normB = c.Tensor("token_embd_norm.bias")
-		if kv, ok := c.GGUF().Lookup(m.arch.name + ".attention.layer_norm_epsilon"); ok {
+		if kv, ok := c.GGUF().Lookup(m.archName + ".attention.layer_norm_epsilon"); ok {
 			e.eps, _ = kv.Float()
 		}
-		switch m.arch.name {
-		case "gemma", "gemma2", "gemma3":
+		if m.arch.EmbedScale {
 			e.scale = float32(math.Sqrt(float64(m.Geo.DModel)))
 		}
 		return
@@ -89,12 +88,29 @@ func (m *Model) findEmbeddings(stacks []string) {
 		}
 		return nil
 	}
-	e.tokens = find("embed_tokens.weight", "wte.weight", "embed_in.weight", "word_embeddings.weight",
-		"embeddings.word_embeddings.weight", "shared.weight", "tok_embeddings.weight")
-	e.positions = find("wpe.weight", "embed_positions.weight", "embeddings.position_embeddings.weight", "position_embeddings.weight")
-	e.tokenTypes = find("embeddings.token_type_embeddings.weight", "token_type_embeddings.weight")
-	e.normW = find("embeddings.LayerNorm.weight", "word_embeddings_layernorm.weight", "layernorm_embedding.weight")
-	e.normB = find("embeddings.LayerNorm.bias", "word_embeddings_layernorm.bias", "layernorm_embedding.bias")
+	// The entry's names; for architectures the registry does not know, the
+	// names of every entry.
+	names := []Names{m.arch.HF}
+	if m.entry == nil {
+		names = names[:0]
+		for _, a := range archEntries {
+			names = append(names, a.HF)
+		}
+	}
+	leaves := func(pick func(Names) string, suffix string) []string {
+		var out []string
+		for _, n := range names {
+			for _, s := range alternatives(pick(n)) {
+				out = append(out, s+suffix)
+			}
+		}
+		return out
+	}
+	e.tokens = find(leaves(func(n Names) string { return n.Embed }, ".weight")...)
+	e.positions = find(leaves(func(n Names) string { return n.PosEmbed }, ".weight")...)
+	e.tokenTypes = find(leaves(func(n Names) string { return n.TokenTypes }, ".weight")...)
+	e.normW = find(leaves(func(n Names) string { return n.EmbedNorm }, ".weight")...)
+	e.normB = find(leaves(func(n Names) string { return n.EmbedNorm }, ".bias")...)
 	if eps, _, ok := conf.float("layer_norm_eps", "layer_norm_epsilon"); ok {
 		e.eps = eps
 	}
@@ -111,7 +127,8 @@ func (m *Model) findEmbeddings(stacks []string) {
 			pad = 1
 		}
 		e.posOffset = pad + 1
-	case "gemma", "gemma2", "gemma3", "gemma3_text":
+	}
+	if m.arch.EmbedScale {
 		e.scale = float32(math.Sqrt(float64(m.Geo.DModel)))
 	}
 }

@@ -85,4 +85,3 @@ func unpermuteRows(src []int, nHeads, hd, rows int) ([]int, error) {
 	}
 	return out, nil
 }
-

@@ -234,7 +234,7 @@ func parseRope(o cfg, where string, maxPos int, u *[]Unsupported) (ropeBlock, er
 	kind, known := knownRopeTypes[t]
 	if !known {
 		*u = append(*u, Unsupported{Kind: "config_key", Name: where + "rope_type",
-			Message: fmt.Sprintf("model uses %srope_type '%s', which qkv does not implement", where, t)})
+			Message: fmt.Sprintf("model uses %s type '%s', which qkv does not implement", strings.TrimSuffix(where, "."), t)})
 		return b, nil
 	}
 	if kind == "" {

@@ -465,6 +465,7 @@ func ggufLayerTypes(m ggufMeta, a *Arch, s *geoSource) error {
 	if err != nil {
 		return err
 	}
+	hasWindow = hasWindow && window > 0 // 0: no window (Phi-3 converters write it)
 	if a.NoPE {
 		if n <= 0 {
 			return nil

@@ -175,6 +175,9 @@ func TestZooProjections(t *testing.T) {
 					t.Fatal(err)
 				}
 				checkGeometry(t, rel, m.Geometry(), aj, src.gguf)
+				if g := m.Geometry(); len(g.Unsupported) > 0 || len(g.Assumptions) > 0 {
+					t.Errorf("warnings: %+v %+v", g.Unsupported, g.Assumptions)
+				}
 				if v := m.Geometry().VocabSize; v != 256 { // every zoo model's vocabulary (README)
 					t.Errorf("vocab_size %d, want 256", v)
 				}

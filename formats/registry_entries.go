@@ -87,7 +87,7 @@ var archEntries = []*Arch{
 	},
 	{
 		Name: "phi3", ModelTypes: []string{"phi3"}, Classes: []string{"Phi3ForCausalLM"}, GGUF: []string{"phi3"},
-		Summary:  "fused qkv_proj (q|k|v rows) and gate_up_proj, partial rotary, LongRoPE, sliding window on every layer when set (Phi-3, Phi-4)",
+		Summary:  "fused qkv_proj (q, k, v row blocks) and gate_up_proj, partial rotary, LongRoPE, sliding window on every layer when set (Phi-3, Phi-4)",
 		Verified: "zoo/phi3 (hf F16, f32/f16/Q8_0/Q4_K_M GGUFs)",
 		HF: with(llamaNames(), func(n *Names) {
 			n.Q, n.K, n.V, n.QKV = "", "", "", "self_attn.qkv_proj"
@@ -226,7 +226,7 @@ var archEntries = []*Arch{
 	},
 	{
 		Name: "mpt", ModelTypes: []string{"mpt"}, Classes: []string{"MptForCausalLM"}, GGUF: []string{"mpt"},
-		Summary:    "fused Wqkv (q|k|v rows), ALiBi when attn_config.alibi",
+		Summary:    "fused Wqkv (q, k, v row blocks), ALiBi when attn_config.alibi",
 		Verified:   "rule from modeling_mpt.py (no reference file)",
 		Incomplete: "MPT's alibi_bias_max, clip_qkv, qk_ln and softmax_scale are not modeled",
 		HF: Names{
@@ -240,7 +240,7 @@ var archEntries = []*Arch{
 	},
 	{
 		Name: "baichuan", ModelTypes: []string{"baichuan"}, Classes: []string{"BaichuanForCausalLM", "BaiChuanForCausalLM"}, GGUF: []string{"baichuan"},
-		Summary:    "Llama layout with a fused W_pack (q|k|v rows)",
+		Summary:    "Llama layout with a fused W_pack (q, k, v row blocks)",
 		Verified:   "rule from Baichuan's modeling code and llama.cpp's converter (no reference file)",
 		Incomplete: "Baichuan 13B uses ALiBi under the same model type; the rerun cannot tell",
 		HF:         with(llamaNames(), func(n *Names) { n.Q, n.K, n.V, n.QKV = "", "", "", "self_attn.W_pack" }),

@@ -1,0 +1,341 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Source is one file of a checkpoint, local or remote.
+type Source interface {
+	// ReadAt reads len(p) bytes at off, like io.ReaderAt (io.EOF past the end).
+	io.ReaderAt
+	// Name is the file's name for messages: a path, hf://ORG/NAME@COMMIT/PATH
+	// or a URL.
+	Name() string
+	// Size is the file's size in bytes (for a remote file, what the server
+	// said; every read is checked against it).
+	Size() int64
+	// Bytes returns bytes [off, off+n). The slice is read-only: for a mapped
+	// local file it aliases the mapping (zero-copy, so reading it can fault
+	// if the file shrinks: read it under the caller's fault guard); for a
+	// remote file it is a fresh copy fetched (or read from the cache) for
+	// this call. Only the bytes asked for are fetched.
+	Bytes(off, n int64) ([]byte, error)
+	Close() error
+}
+
+// FileInfo describes one file of a Dir.
+type FileInfo struct {
+	Name string      // relative to the Dir, '/'-separated
+	Size int64       // bytes
+	Mode fs.FileMode // local files: the mode (after symbolic links); remote files: 0 (regular)
+	// SHA256 is the file's expected SHA-256 (lower-case hex) when something
+	// other than its bytes says what it should be: the Hub's LFS object id
+	// or the Hugging Face cache's blob name. "" when unknown.
+	SHA256 string
+	// GitOID is the expected git blob id (SHA-1 of "blob SIZE\0" + bytes) of
+	// a file the Hub stores in git rather than LFS; "" when unknown.
+	GitOID string
+}
+
+// Regular reports whether the file is a regular file.
+func (fi FileInfo) Regular() bool { return fi.Mode.IsRegular() }
+
+// Dir is a folder of checkpoint files: a local folder, a folder of a Hub
+// repository (remote or in the Hugging Face cache), or the folder of a URL.
+type Dir interface {
+	// Name is the folder's name for messages.
+	Name() string
+	// Path is the name of a file in the folder for messages.
+	Path(name string) string
+	// List returns the files directly in the folder, sorted by name. A Hub
+	// repository lists only the files a checkpoint needs (see
+	// CheckpointFile); a URL's folder lists the URL's file alone.
+	List() ([]FileInfo, error)
+	// Stat describes one file; an absent file gives an error for which
+	// errors.Is(err, fs.ErrNotExist) holds.
+	Stat(name string) (FileInfo, error)
+	// Open opens one file for random access.
+	Open(name string) (Source, error)
+	// ReadFile reads a whole small file (config.json, an index), refusing
+	// one larger than limit bytes.
+	ReadFile(name string, limit int64) ([]byte, error)
+}
+
+// Error is an error reading a file or resolving an input: it names the file
+// (or input) and says what went wrong, on one line.
+type Error struct {
+	Name string
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Name + ": " + oneLine(e.Err.Error()) }
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(name, format string, args ...any) error {
+	return &Error{Name: name, Err: fmt.Errorf(format, args...)}
+}
+
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// Sentinel causes, for errors.Is.
+var (
+	// ErrOffline: the bytes are not on this machine and the network is
+	// forbidden (HF_HUB_OFFLINE=1).
+	ErrOffline = errors.New("offline")
+	// ErrChanged: a remote file changed (ETag or size) during the run.
+	ErrChanged = errors.New("the file changed on the server during the run")
+	// ErrNeedMore: a parser needs a longer prefix (see ReadPrefix).
+	ErrNeedMore = errors.New("need more bytes")
+)
+
+// notExist is an absent file: errors.Is(err, fs.ErrNotExist) holds.
+type notExist struct{ msg string }
+
+func (e *notExist) Error() string        { return e.msg }
+func (e *notExist) Is(target error) bool { return target == fs.ErrNotExist }
+
+// checkRange checks a read of n bytes at off against a file of size bytes.
+func checkRange(name string, off, n, size int64) error {
+	if off < 0 || n < 0 || off > size || n > size-off {
+		return errorf(name, "read of %d bytes at byte %d is outside the file (%d bytes)", n, off, size)
+	}
+	return nil
+}
+
+// Local is a local file, memory-mapped read-only.
+type Local struct {
+	name string
+	f    *os.File
+	data []byte
+}
+
+// OpenLocal opens and maps a local file read-only. Anything but a regular
+// file (a folder, a FIFO, a device) is refused before it is opened.
+func OpenLocal(path string) (*Local, error) {
+	if err := regularFile(path); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Error{Name: path, Err: describeOSError(err)}
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, &Error{Name: path, Err: describeOSError(err)}
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, errorf(path, "is not a regular file but %s", fileKind(st.Mode()))
+	}
+	data, err := mapFile(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, errorf(path, "cannot map the file: %v", err)
+	}
+	return &Local{name: path, f: f, data: data}, nil
+}
+
+func (l *Local) Name() string { return l.name }
+func (l *Local) Size() int64  { return int64(len(l.data)) }
+
+// Data returns the whole mapped file (read-only; see Source.Bytes).
+func (l *Local) Data() []byte { return l.data }
+
+// File returns the open file, for sequential reads that should not go
+// through the mapping (hashing).
+func (l *Local) File() *os.File { return l.f }
+
+// ReadAt reads with pread, not from the mapping, so that a file that shrank
+// gives a short read instead of a fault.
+func (l *Local) ReadAt(p []byte, off int64) (int, error) { return l.f.ReadAt(p, off) }
+
+func (l *Local) Bytes(off, n int64) ([]byte, error) {
+	if err := checkRange(l.name, off, n, l.Size()); err != nil {
+		return nil, err
+	}
+	return l.data[off : off+n : off+n], nil
+}
+
+func (l *Local) Close() error {
+	var err error
+	if len(l.data) > 0 {
+		err = unix.Munmap(l.data)
+	}
+	l.data = nil
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func mapFile(f *os.File, size int64) ([]byte, error) {
+	if size == 0 {
+		return []byte{}, nil
+	}
+	if int64(int(size)) != size {
+		return nil, fmt.Errorf("file of %d bytes is too large to map", size)
+	}
+	return unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+}
+
+func describeOSError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &notExist{"no such file or folder"}
+	case errors.Is(err, fs.ErrPermission):
+		return errors.New("permission denied (the file cannot be read)")
+	}
+	return err
+}
+
+// regularFile refuses anything but a regular file (a FIFO or device would
+// block or never end) before it is opened.
+func regularFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return &Error{Name: path, Err: describeOSError(err)}
+	}
+	switch {
+	case st.IsDir():
+		return errorf(path, "is a folder, expected a file")
+	case !st.Mode().IsRegular():
+		return errorf(path, "is not a regular file but %s", fileKind(st.Mode()))
+	}
+	return nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file (" + m.Type().String() + ")"
+}
+
+// LocalDir is a local folder.
+type LocalDir struct {
+	dir string
+	// blobs: the folder is a snapshot of the Hugging Face cache, whose files
+	// are symbolic links to blobs named by their SHA-256 (LFS) or git id.
+	blobs bool
+	// prefix is the folder's path inside its repository ("" or "sub/"),
+	// for Target.Display.
+	prefix string
+}
+
+// NewLocalDir returns the local folder dir (not checked until used).
+func NewLocalDir(dir string) *LocalDir { return &LocalDir{dir: dir} }
+
+func (d *LocalDir) Name() string            { return d.dir }
+func (d *LocalDir) Path(name string) string { return filepath.Join(d.dir, filepath.FromSlash(name)) }
+
+func (d *LocalDir) List() ([]FileInfo, error) {
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return nil, &Error{Name: d.dir, Err: describeOSError(err)}
+	}
+	var out []FileInfo
+	for _, e := range entries {
+		fi, err := d.Stat(e.Name())
+		if err != nil || fi.Mode.IsDir() {
+			continue // a dangling link (a blob not downloaded) or a folder
+		}
+		out = append(out, fi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (d *LocalDir) Stat(name string) (FileInfo, error) {
+	p := d.Path(name)
+	st, err := os.Stat(p)
+	if err != nil {
+		return FileInfo{}, &Error{Name: p, Err: describeOSError(err)}
+	}
+	fi := FileInfo{Name: name, Size: st.Size(), Mode: st.Mode()}
+	if d.blobs {
+		if target, err := os.Readlink(p); err == nil {
+			blob := filepath.Base(target)
+			switch {
+			case isHex(blob, 64):
+				fi.SHA256 = blob
+			case isHex(blob, 40):
+				fi.GitOID = blob
+			}
+		}
+	}
+	return fi, nil
+}
+
+func (d *LocalDir) Open(name string) (Source, error) { return OpenLocal(d.Path(name)) }
+
+func (d *LocalDir) ReadFile(name string, limit int64) ([]byte, error) {
+	p := d.Path(name)
+	if err := regularFile(p); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, &Error{Name: p, Err: describeOSError(err)}
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, &Error{Name: p, Err: describeOSError(err)}
+	}
+	if int64(len(b)) > limit {
+		return nil, errorf(p, "more than the %d bytes this file may have", limit)
+	}
+	return b, nil
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckpointFile reports whether a file of a Hub repository is one a
+// checkpoint may need: its weights (*.safetensors, a safetensors index,
+// *.gguf), its configuration and its tokenizer.
+func CheckpointFile(name string) bool {
+	base := name[strings.LastIndexByte(name, '/')+1:]
+	switch base {
+	case "config.json", "adapter_config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json":
+		return true
+	}
+	return strings.HasSuffix(base, ".safetensors") || strings.HasSuffix(base, ".safetensors.index.json") ||
+		strings.HasSuffix(base, ".gguf")
+}

@@ -120,6 +120,12 @@ func (r *remoteFile) checkETag(h http.Header) error {
 	return nil
 }
 
+// refused: a redirect target (a signed CDN URL) refuses the request, as it
+// does once the signature expires; the Hub is asked for a fresh one.
+func refused(status int) bool {
+	return status == http.StatusForbidden || status == http.StatusUnauthorized || status == http.StatusNotFound || status == http.StatusGone
+}
+
 // fetch reads [off, off+n) from the server, with retries.
 func (r *remoteFile) fetch(off, n int64) ([]byte, error) {
 	var out []byte
@@ -127,16 +133,17 @@ func (r *remoteFile) fetch(off, n int64) ([]byte, error) {
 		u, viaLoc := r.target()
 		h := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", off, off+n-1)}}
 		return r.c.exchange(r.ctx, http.MethodGet, u, h, false, func(resp *http.Response, _ http.Header, final *url.URL) error {
-			if viaLoc && resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+			if (viaLoc || !sameHost(final, r.u)) && refused(resp.StatusCode) {
 				// A signed CDN URL expired: ask the Hub again.
 				r.dropLoc()
 				return retry(fmt.Errorf("the download URL was refused (HTTP %d)", resp.StatusCode))
 			}
+			// Later ranges and retries go straight to the redirect target.
+			r.setLoc(final)
 			b, err := r.body(resp, off, n)
 			if err != nil {
 				return err
 			}
-			r.setLoc(final)
 			out = b
 			return nil
 		})
@@ -192,10 +199,11 @@ func (r *remoteFile) WriteTo(w io.Writer) (int64, error) {
 			u, viaLoc := r.target()
 			h := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", pos, r.size-1)}}
 			return r.c.exchange(r.ctx, http.MethodGet, u, h, false, func(resp *http.Response, _ http.Header, final *url.URL) error {
-				if viaLoc && resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+				if (viaLoc || !sameHost(final, r.u)) && refused(resp.StatusCode) {
 					r.dropLoc()
 					return retry(fmt.Errorf("the download URL was refused (HTTP %d)", resp.StatusCode))
 				}
+				r.setLoc(final)
 				want := r.size - pos
 				switch resp.StatusCode {
 				case http.StatusPartialContent:
@@ -222,7 +230,6 @@ func (r *remoteFile) WriteTo(w io.Writer) (int64, error) {
 				if err := r.checkETag(resp.Header); err != nil {
 					return err
 				}
-				r.setLoc(final)
 				body := io.LimitReader(resp.Body, want)
 				for {
 					m, err := body.Read(buf)

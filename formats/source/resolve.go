@@ -119,7 +119,7 @@ func validRepoPath(p string) error {
 var revChars = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,256}$`)
 
 func validRevision(rev string) error {
-	if !revChars.MatchString(rev) || validRepoPath(rev) != nil {
+	if !revChars.MatchString(rev) || validRepoPath(rev) != nil || strings.Contains(rev, "..") {
 		return fmt.Errorf("%q is not a revision (a branch, tag or commit id)", rev)
 	}
 	return nil

@@ -3,7 +3,7 @@
 // and a second host standing for the CDN the Hub redirects LFS files to,
 // which serves Range requests. Faults can be injected (429 with Retry-After,
 // 500, a connection reset mid-body, a short body, a wrong Content-Range, an
-// expired download URL, an ETag that changes), and every request is logged
+// expired download URL, an ETag that changes, a stall), and every request is logged
 // so that tests can count requests and bytes.
 //
 // Routes of the Hub host, as the real Hub has them:
@@ -40,6 +40,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Host names a server in faults and the request log.
@@ -117,7 +118,8 @@ const (
 	ShortBody                        // a 206 whose body stops at half, cleanly
 	WrongRange                       // bytes one further than asked, with a Content-Range saying so
 	ExpiredURL                       // the CDN refuses the signed URL (403)
-	ChangeETag                       // the file's ETag changes from now on (Times is ignored)
+	ChangeETag                       // at Inject, the ETag of the files whose repo path (ORG/NAME/PATH or /files/NAME) contains Path changes
+	Stall                            // half the body, then nothing for Delay, then the rest
 )
 
 // Fault is an injected fault: it hits the next Times requests (default 1)
@@ -129,7 +131,8 @@ type Fault struct {
 	Path       string
 	Times      int
 	After      int
-	RetryAfter string // for TooManyRequests (default "1")
+	RetryAfter string        // for TooManyRequests (default "1")
+	Delay      time.Duration // for Stall
 }
 
 // New starts the emulator on loopback; it stops when the test ends.
@@ -235,6 +238,12 @@ func (h *Hub) Inject(f Fault) {
 	}
 	if f.Kind == TooManyRequests && f.RetryAfter == "" {
 		f.RetryAfter = "1"
+	}
+	if f.Kind == ChangeETag {
+		for _, b := range h.blobsMatching(f.Path) {
+			b.etagV++
+		}
+		return
 	}
 	h.faults = append(h.faults, &f)
 }
@@ -350,12 +359,6 @@ func (h *Hub) takeFault(host string, r *http.Request) *Fault {
 			continue
 		}
 		f.Times--
-		if f.Kind == ChangeETag {
-			for _, b := range h.blobsMatching(f.Path) {
-				b.etagV++
-			}
-			continue
-		}
 		return f
 	}
 	return nil
@@ -587,6 +590,15 @@ func serveRange(w *recorder, r *http.Request, b *blob, f *Fault, h *Hub) {
 			}
 			conn.Close()
 		}
+	case f != nil && f.Kind == Stall:
+		w.Write(body[:len(body)/2])
+		w.Flush()
+		select {
+		case <-time.After(f.Delay):
+		case <-r.Context().Done():
+			return
+		}
+		w.Write(body[len(body)/2:])
 	default:
 		w.Write(body)
 	}

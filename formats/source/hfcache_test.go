@@ -1,0 +1,156 @@
+package source
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qkvdev/qkv/formats/source/hubtest"
+)
+
+// makeHFCache lays out files as huggingface_hub does in its cache:
+// blobs named by SHA-256 (weights) or git blob id (small files), a
+// snapshot of relative symbolic links, and refs/main. It returns the cache
+// folder and the commit.
+func makeHFCache(t *testing.T, repo, srcDir string, skip ...string) (string, string) {
+	t.Helper()
+	cache := t.TempDir()
+	root := filepath.Join(cache, "models--"+strings.ReplaceAll(repo, "/", "--"))
+	commit := fmt.Sprintf("%040x", 0xc0ffee)
+	snap := filepath.Join(root, "snapshots", commit)
+	for _, d := range []string{filepath.Join(root, "blobs"), filepath.Join(root, "refs"), snap} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(srcDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+outer:
+	for _, e := range entries {
+		for _, s := range skip {
+			if e.Name() == s {
+				continue outer
+			}
+		}
+		b := readFile(t, filepath.Join(srcDir, e.Name()))
+		var id string
+		if strings.HasSuffix(e.Name(), ".safetensors") || strings.HasSuffix(e.Name(), ".gguf") {
+			s := sha256.Sum256(b)
+			id = hex.EncodeToString(s[:])
+		} else {
+			g := sha1.New()
+			fmt.Fprintf(g, "blob %d\x00", len(b))
+			g.Write(b)
+			id = hex.EncodeToString(g.Sum(nil))
+		}
+		if err := os.WriteFile(filepath.Join(root, "blobs", id), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join("..", "..", "blobs", id), filepath.Join(snap, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "refs", "main"), []byte(commit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cache, commit
+}
+
+func TestHFCacheFirst(t *testing.T) {
+	dir := repoDir("testdata", "tiny-llama-sharded")
+	hf, commit := makeHFCache(t, "org/m", dir)
+	h := hubtest.New(t)
+	h.AddRepo(t, "org/m", dir)
+	for _, offline := range []bool{false, true} {
+		c := newTestClient(t, h, "", func(o *Options) { o.HFCacheDir, o.Offline = hf, offline })
+		for _, in := range []string{"org/m", "hf://org/m@main", "hf://org/m@" + commit, "hf://org/m/model-00002-of-00002.safetensors"} {
+			tg, err := c.Resolve(context.Background(), in)
+			if err != nil {
+				t.Fatalf("%s: %v", in, err)
+			}
+			if tg.Kind != KindHFCache || tg.Commit != commit {
+				t.Errorf("%s: kind %v commit %s", in, tg.Kind, tg.Commit)
+			}
+			heads := openShardHeaders(t, tg.Dir)
+			if len(heads) != 2 {
+				t.Errorf("%d shards", len(heads))
+			}
+			src, err := tg.Dir.Open("model-00001-of-00002.safetensors")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := src.(*Local); !ok {
+				t.Errorf("a cached file is read as %T, not mapped", src)
+			}
+			src.Close()
+		}
+		if got := h.Count(nil); got != 0 {
+			t.Errorf("offline=%v: %d requests for a cached repository", offline, got)
+		}
+	}
+}
+
+func TestHFCacheIncomplete(t *testing.T) {
+	dir := repoDir("testdata", "tiny-llama-sharded")
+	// A partial download: the second shard never arrived.
+	hf, _ := makeHFCache(t, "org/m", dir, "model-00002-of-00002.safetensors")
+	h := hubtest.New(t)
+	h.AddRepo(t, "org/m", dir)
+
+	// Online: the Hub serves it.
+	c := newTestClient(t, h, "", func(o *Options) { o.HFCacheDir = hf })
+	tg, err := c.Resolve(context.Background(), "org/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Kind != KindHub {
+		t.Errorf("kind %v, want hub", tg.Kind)
+	}
+	// Offline: a one-line error naming what is missing.
+	c = newTestClient(t, h, "", func(o *Options) { o.HFCacheDir, o.Offline = hf, true })
+	h.ResetLog()
+	_, err = c.Resolve(context.Background(), "org/m")
+	oneLineErr(t, err)
+	if !errors.Is(err, ErrOffline) || !strings.Contains(err.Error(), "lacks model-00002-of-00002.safetensors") {
+		t.Errorf("offline, incomplete: %v", err)
+	}
+	_, err = c.Resolve(context.Background(), "org/other@v2")
+	if !errors.Is(err, ErrOffline) || !strings.Contains(err.Error(), "models--org--other") {
+		t.Errorf("offline, absent: %v", err)
+	}
+	if got := h.Count(nil); got != 0 {
+		t.Errorf("%d requests while offline", got)
+	}
+}
+
+func TestEnvOptions(t *testing.T) {
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "token"), []byte("hf_fromfile\n"), 0o600)
+	for _, tc := range []struct {
+		env  map[string]string
+		want Options
+	}{
+		{map[string]string{"HF_HOME": home}, Options{HFCacheDir: filepath.Join(home, "hub"), Token: "hf_fromfile"}},
+		{map[string]string{"HF_HOME": home, "HF_TOKEN": "hf_env", "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "https://hf-mirror.com/"},
+			Options{HFCacheDir: filepath.Join(home, "hub"), Token: "hf_env", Offline: true, Endpoint: "https://hf-mirror.com"}},
+		{map[string]string{"HF_HOME": home, "HF_HUB_CACHE": "/x/hub", "HF_HUB_OFFLINE": "true"}, Options{HFCacheDir: "/x/hub", Token: "hf_fromfile", Offline: true}},
+		{map[string]string{"HF_HOME": home, "HF_HUB_OFFLINE": "0", "HF_TOKEN_PATH": filepath.Join(home, "none")}, Options{HFCacheDir: filepath.Join(home, "hub")}},
+	} {
+		for _, k := range []string{"HF_HOME", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"} {
+			t.Setenv(k, tc.env[k])
+		}
+		got := EnvOptions()
+		if got.HFCacheDir != tc.want.HFCacheDir || got.Token != tc.want.Token || got.Offline != tc.want.Offline || got.Endpoint != tc.want.Endpoint {
+			t.Errorf("env %v: got %+v", tc.env, got)
+		}
+	}
+}

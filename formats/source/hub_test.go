@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/qkvdev/qkv/formats/source/hubtest"
+	"github.com/qkvdev/qkv/internal/testref"
 )
 
 // openShardHeaders does what listing a sharded checkpoint does: the
@@ -317,5 +318,57 @@ func TestHTTPSOnly(t *testing.T) {
 	_, err = c2.Resolve(context.Background(), url)
 	if err == nil || !strings.Contains(err.Error(), "refusing plain http://") {
 		t.Errorf("redirect to http: %v", err)
+	}
+}
+
+// Every file of the zoo's Hugging Face folders and of the GGUF fixtures,
+// read through the emulator, is byte-identical to the local file.
+func TestZooThroughHub(t *testing.T) {
+	shared := testref.SharedDir(t)
+	h := hubtest.New(t)
+	c := newTestClient(t, h, "", nil)
+	dirs, _ := filepath.Glob(filepath.Join(shared, "reference", "zoo", "*", "hf*"))
+	ggufDirs, _ := filepath.Glob(filepath.Join(shared, "fixtures", "gguf", "*"))
+	if len(dirs) == 0 {
+		t.Fatal("no zoo folders")
+	}
+	for i, dir := range append(dirs, ggufDirs...) {
+		id := fmt.Sprintf("zoo/m%d", i)
+		h.AddRepo(t, id, dir)
+		tg, err := c.Resolve(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, _ := tg.Dir.List()
+		if len(files) == 0 {
+			t.Errorf("%s: nothing listed", dir)
+		}
+		for _, fi := range files {
+			truth := readFile(t, filepath.Join(dir, fi.Name))
+			src, err := tg.Dir.Open(fi.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if src.Size() != int64(len(truth)) {
+				t.Errorf("%s/%s: size %d, want %d", dir, fi.Name, src.Size(), len(truth))
+				continue
+			}
+			mustBytes(t, src, truth, 0, src.Size())
+		}
+	}
+	// The zoo's sharded llama: one index, one header read per shard.
+	h.ResetLog()
+	h.AddRepo(t, "zoo/llama-sharded", filepath.Join(shared, "reference", "zoo", "llama", "hf-sharded"))
+	c = newTestClient(t, h, "", nil)
+	tg, err := c.Resolve(context.Background(), "zoo/llama-sharded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads := openShardHeaders(t, tg.Dir)
+	if got, want := h.Count(func(r hubtest.Request) bool { return isCDN(r) && isRange(r) }), len(heads); got != want {
+		t.Errorf("zoo llama: %d CDN range reads for %d shards", got, want)
+	}
+	if got := h.Count(func(r hubtest.Request) bool { return isHub(r) && strings.HasSuffix(r.Path, ".index.json") }); got != 1 {
+		t.Errorf("zoo llama: %d index reads", got)
 	}
 }

@@ -1,0 +1,360 @@
+package cmd
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qkvdev/qkv/formats/source"
+	"github.com/qkvdev/qkv/internal/termui"
+)
+
+func init() { extraCommands = append(extraCommands, newVerifyCmd) }
+
+// VerifySchema is the schema of qkv verify --json.
+const VerifySchema = "qkv.verify/v1"
+
+type verifyReport struct {
+	Schema   string             `json:"schema"`
+	Input    string             `json:"input"`
+	Source   string             `json:"source"` // local, hf-cache, hub, url
+	Commit   string             `json:"commit,omitempty"`
+	Manifest string             `json:"manifest,omitempty"`
+	Passed   bool               `json:"passed"`
+	Compared int                `json:"compared"` // files whose hash was compared with an expected one
+	Bytes    int64              `json:"bytes_hashed"`
+	Files    []source.FileCheck `json:"files"`
+	IO       source.IO          `json:"io"`
+}
+
+// remoteFlags are the flags of every command that reads remote inputs.
+type remoteFlags struct {
+	noCache   bool
+	allowHTTP bool
+}
+
+func (f *remoteFlags) add(c *cobra.Command) {
+	c.Flags().BoolVar(&f.noCache, "no-cache", false, "neither read nor write qkv's cache of fetched byte ranges")
+	c.Flags().BoolVar(&f.allowHTTP, "allow-http", false, "allow plain http:// URLs to hosts other than loopback")
+}
+
+// client returns a source client configured from the environment (HF_*)
+// and the flags, drawing network progress on stderr when it is a terminal.
+func (f *remoteFlags) client(s *Streams, p *progressLine) (*source.Client, error) {
+	o := source.EnvOptions()
+	o.NoCache, o.AllowHTTP = f.noCache, f.allowHTTP
+	o.UserAgent = "qkv/" + Version
+	if p != nil {
+		o.Progress = func(pr source.Progress) {
+			p.show(fmt.Sprintf("fetched %s  %s/s", humanBytes(pr.Bytes), humanBytes(int64(pr.Rate))))
+		}
+	}
+	c, err := source.New(o)
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	return c, nil
+}
+
+// progressLine draws one line of progress on a terminal's stderr.
+type progressLine struct {
+	mu sync.Mutex
+	w  io.Writer
+	on bool
+}
+
+func newProgressLine(s *Streams) *progressLine {
+	if !s.Progress {
+		return nil
+	}
+	return &progressLine{w: s.Err}
+}
+
+func (p *progressLine) show(msg string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "\r\033[K%s", msg)
+	p.on = true
+}
+
+func (p *progressLine) clear() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.on {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.on = false
+	}
+}
+
+func newVerifyCmd(s *Streams) *cobra.Command {
+	var (
+		rf            remoteFlags
+		manifestPath  string
+		writeManifest string
+		asJSON        bool
+		parallel      int
+	)
+	c := &cobra.Command{
+		Use:   "verify PATH|REPO|URL",
+		Short: "Check that a checkpoint's files are intact: SHA-256 against the Hub or a manifest",
+		Long: `Compute the SHA-256 of every file of a checkpoint (in parallel, at disk speed)
+and compare it with what the file should be: the Hugging Face Hub's LFS object
+id (and git blob id for small files), the blob name in the Hugging Face cache,
+or a manifest written earlier by 'qkv verify --write-manifest'. A file that
+differs, is shorter or longer, or is missing fails, naming the file: exit 1.
+
+PATH is a local folder or file; REPO is hf://ORG/NAME[@REV][/PATH] or a bare
+ORG/NAME[@REV] (looked up in the Hugging Face cache first; a repository read
+over the network is streamed, not cached); URL is an https:// URL of one file.
+A plain local folder has nothing to compare with unless --manifest is given:
+its files are listed as unverified, with their hashes.
+
+--write-manifest FILE writes the files' sizes and hashes as JSON (schema
+qkv.manifest/v1; "-" for standard output) — only when nothing failed.`,
+		Example: `  qkv verify ~/.cache/huggingface/hub/models--Qwen--Qwen3-8B/snapshots/*/
+  qkv verify Qwen/Qwen3-0.6B
+  qkv verify ./model --write-manifest model.manifest.json
+  qkv verify ./model --manifest model.manifest.json --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if manifestPath != "" && writeManifest != "" {
+				return usageError("--manifest and --write-manifest cannot be used together")
+			}
+			if parallel < 0 {
+				return usageError("--parallel must be positive, not %d", parallel)
+			}
+			var m *source.Manifest
+			if manifestPath != "" {
+				b, err := readManifestFile(manifestPath)
+				if err != nil {
+					return &exitError{code: ExitInput, err: fmt.Errorf("--manifest %s: %v", manifestPath, err)}
+				}
+				if m, err = source.ParseManifest(b); err != nil {
+					return &exitError{code: ExitInput, err: fmt.Errorf("--manifest %s: %v", manifestPath, err)}
+				}
+			}
+			prog := newProgressLine(s)
+			defer prog.clear()
+			cl, err := rf.client(s, prog)
+			if err != nil {
+				return err
+			}
+			tg, err := cl.Resolve(cmd.Context(), args[0])
+			if err != nil {
+				return &exitError{code: ExitInput, err: err}
+			}
+			if tg.Kind == source.KindLocal {
+				if _, err := os.Stat(args[0]); err != nil {
+					return &exitError{code: ExitInput, err: fmt.Errorf("%s: %v", args[0], statCause(err))}
+				}
+			}
+			opts := source.VerifyOptions{Manifest: m, Parallel: parallel}
+			if prog != nil {
+				opts.Progress = func(p source.HashProgress) {
+					prog.show(fmt.Sprintf("hashed %s of %s  %s/s", humanBytes(p.Bytes), humanBytes(p.Total), humanBytes(int64(p.Rate))))
+				}
+			}
+			skip := map[string]bool{}
+			for _, p := range []string{manifestPath, writeManifest} {
+				if p != "" && p != "-" && tg.Kind == source.KindLocal {
+					if name, ok := inDir(tg.Dir.Name(), p); ok {
+						skip[name] = true // the manifest itself
+					}
+				}
+			}
+			if tg.File != "" {
+				only := tg.File
+				opts.Skip = func(name string) bool { return name != only }
+				if m != nil {
+					var keep []source.ManifestFile
+					for _, f := range m.Files {
+						if f.Path == only {
+							keep = append(keep, f)
+						}
+					}
+					if keep == nil {
+						return &exitError{code: ExitInput, err: fmt.Errorf("--manifest %s does not list %s", manifestPath, only)}
+					}
+					opts.Manifest = &source.Manifest{Schema: m.Schema, Files: keep}
+				}
+			} else if len(skip) > 0 {
+				opts.Skip = func(name string) bool { return skip[name] }
+			}
+
+			var res *source.VerifyResult
+			var man *source.Manifest
+			if writeManifest != "" {
+				man, res, err = source.WriteManifest(cmd.Context(), tg.Dir, opts)
+			} else {
+				res, err = source.Verify(cmd.Context(), tg.Dir, opts)
+			}
+			prog.clear()
+			if err != nil {
+				return &exitError{code: ExitInput, err: err}
+			}
+			rep := verifyReport{Schema: VerifySchema, Input: args[0], Source: tg.Kind.String(), Commit: tg.Commit,
+				Manifest: manifestPath, Passed: res.Passed, Compared: res.Compared, Bytes: res.Bytes, Files: res.Files, IO: cl.IO()}
+			out := s.Out
+			if writeManifest == "-" {
+				out = s.Err // the manifest is the result on stdout
+			}
+			if asJSON && writeManifest != "-" {
+				if err := writeJSON(out, rep); err != nil {
+					return err
+				}
+			} else {
+				printVerify(out, &rep, tg.Display(), s.Styled && writeManifest != "-")
+			}
+			if !res.Passed {
+				msg := ""
+				if writeManifest != "" {
+					msg = "not writing the manifest: some files failed"
+				}
+				return &findingsError{msg: msg}
+			}
+			if man != nil {
+				if err := saveManifest(s.Out, writeManifest, man); err != nil {
+					return &exitError{code: ExitInput, err: fmt.Errorf("--write-manifest %s: %v", writeManifest, err)}
+				}
+				if writeManifest != "-" && !asJSON {
+					fmt.Fprintf(s.Out, "wrote %s (%d files)\n", verifySafe(writeManifest), len(man.Files))
+				}
+			}
+			return nil
+		},
+	}
+	rf.add(c)
+	f := c.Flags()
+	f.StringVar(&manifestPath, "manifest", "", "compare with this manifest (written by --write-manifest)")
+	f.StringVar(&writeManifest, "write-manifest", "", `write the files' sizes and SHA-256 to FILE ("-": standard output)`)
+	f.BoolVar(&asJSON, "json", false, "print JSON (schema "+VerifySchema+")")
+	f.IntVar(&parallel, "parallel", 0, "files hashed at once (default: CPUs, at most 4)")
+	return c
+}
+
+// inDir reports whether path p is directly in folder dir, and its name there.
+func inDir(dir, p string) (string, bool) {
+	ad, err1 := filepath.Abs(dir)
+	ap, err2 := filepath.Abs(p)
+	if err1 != nil || err2 != nil || filepath.Dir(ap) != ad {
+		return "", false
+	}
+	return filepath.Base(ap), true
+}
+
+// maxManifestFile bounds a manifest read from disk.
+const maxManifestFile = 64 << 20
+
+func readManifestFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, statCause(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxManifestFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxManifestFile {
+		return nil, fmt.Errorf("larger than the %d bytes a manifest may have", maxManifestFile)
+	}
+	return b, nil
+}
+
+// saveManifest writes the manifest through a temporary file renamed into
+// place, or to stdout for "-".
+func saveManifest(stdout io.Writer, p string, m *source.Manifest) error {
+	if p == "-" {
+		return m.Write(stdout)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".qkv-manifest-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := m.Write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
+
+func printVerify(w io.Writer, rep *verifyReport, display string, styled bool) {
+	title := "verify " + verifySafe(display) + " (" + rep.Source
+	if rep.Commit != "" {
+		title += ", commit " + rep.Commit[:min(12, len(rep.Commit))]
+	}
+	if rep.Manifest != "" {
+		title += ", manifest " + verifySafe(rep.Manifest)
+	}
+	fmt.Fprintln(w, termui.Title(title+")", styled))
+	rows := make([][]string, 0, len(rep.Files))
+	for _, f := range rep.Files {
+		size, sum := "-", "-"
+		if f.Size >= 0 {
+			size = humanBytes(f.Size)
+		}
+		if f.SHA256 != "" {
+			sum = f.SHA256[:16] + "…"
+		}
+		rows = append(rows, []string{verifyStatusWord(f.Status), verifySafe(f.Path), size, sum, f.Against})
+	}
+	fmt.Fprint(w, termui.Table([]string{"STATUS", "FILE", "SIZE", "SHA256", "AGAINST"}, rows, []bool{false, false, true, false, false}, styled))
+	failed, unverified := 0, 0
+	for _, f := range rep.Files {
+		if f.Failed() {
+			failed++
+			fmt.Fprintf(w, "%s: %s\n", verifySafe(f.Path), verifySafe(f.Message))
+		}
+		if f.Status == source.StatusUnverified {
+			unverified++
+		}
+	}
+	sum := fmt.Sprintf("%d files, %s hashed: %d compared, %d failed", len(rep.Files), humanBytes(rep.Bytes), rep.Compared, failed)
+	if unverified > 0 {
+		sum += fmt.Sprintf(", %d with nothing to compare with (give --manifest)", unverified)
+	}
+	fmt.Fprintln(w, sum)
+}
+
+func verifyStatusWord(s string) string {
+	switch s {
+	case source.StatusOK:
+		return "ok"
+	case source.StatusMismatch:
+		return "MISMATCH"
+	case source.StatusSize:
+		return "SIZE"
+	case source.StatusMissing:
+		return "MISSING"
+	case source.StatusError:
+		return "ERROR"
+	}
+	return s
+}
+
+// verifySafe makes a name from a file system or a server safe for a
+// terminal: control and format characters become '?'.
+func verifySafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) || unicode.Is(unicode.Cf, r) {
+			return '?'
+		}
+		return r
+	}, s)
+}

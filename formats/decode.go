@@ -23,13 +23,15 @@ func (c *Checkpoint) raw(t *Tensor) ([]byte, error) {
 }
 
 // ReadRaw calls fn with the tensor's stored bytes. fn must not keep the
-// slice; reads inside fn that fault (the file shrank) become an error.
+// slice; reads inside fn that fault (the file shrank) become an error. The
+// bytes' pages leave the process's resident set when fn returns.
 func (c *Checkpoint) ReadRaw(t *Tensor, fn func([]byte) error) error {
 	b, err := c.raw(t)
 	if err != nil {
 		return err
 	}
 	err = guard(func() error { return fn(b) })
+	release(c.Files[t.File].data, b)
 	if errors.Is(err, errFault) {
 		return &Error{File: c.Files[t.File].Path, Tensor: t.Name, Offset: t.Offset, Err: err}
 	}
@@ -99,6 +101,33 @@ func (c *Checkpoint) DecodeRows(t *Tensor, r0, r1 int64, dst []float32) error {
 	return c.decodeRange(t, r0*rl, dst)
 }
 
+// DecodeChunks decodes the whole tensor in order, in pieces of whole
+// blocks of at most maxValues values (at least one block), and calls fn
+// with each piece's first element index and values. The buffer is reused:
+// fn must not keep it. Each piece's mapped pages are released once it is
+// decoded, so memory stays at one piece (plus the pages being read)
+// whatever the tensor's size or shape — a 1-D tensor of billions of values
+// included.
+func (c *Checkpoint) DecodeChunks(t *Tensor, maxValues int, fn func(first int64, vals []float32) error) error {
+	if err := c.checkDecodable(t); err != nil {
+		return err
+	}
+	n := t.Elements()
+	bs := int64(max(t.Type.BlockSize(), 1))
+	step := max(int64(maxValues)/bs, 1) * bs
+	buf := make([]float32, min(step, n))
+	for first := int64(0); first < n; first += step {
+		vals := buf[:min(step, n-first)]
+		if err := c.decodeRange(t, first, vals); err != nil {
+			return err
+		}
+		if err := fn(first, vals); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // decodeRange decodes len(dst) elements starting at element first, which
 // must both be whole blocks.
 func (c *Checkpoint) decodeRange(t *Tensor, first int64, dst []float32) error {
@@ -116,6 +145,8 @@ func (c *Checkpoint) decodeRange(t *Tensor, first int64, dst []float32) error {
 		decode = dtype.DecodeBigEndian
 	}
 	path := c.Files[t.File].Path
+	// The decoded values are in dst: the mapped pages read for them can go.
+	defer release(c.Files[t.File].data, src)
 	wrap := func(err error) error {
 		if err == nil {
 			return nil

@@ -1,100 +1,197 @@
-// Package termui draws the simple listing tables qkv's commands print: a
-// lipgloss table when styled, aligned plain columns otherwise. Reports with
-// their own rendering (inspect, attn) keep it beside their report types.
+// Package termui is qkv's presentation layer for text output: the one
+// sanitiser for strings that came from a file (tensor names, dtypes,
+// metadata keys, model types, error messages) before they reach a terminal
+// or plain text, and aligned tables — a rounded lipgloss-styled border on a
+// terminal, plain columns otherwise — whose cost is linear in their rows.
+// JSON output does not go through here: encoding/json escapes control
+// characters itself and keeps strings exact.
 package termui
 
 import (
+	"bufio"
+	"io"
 	"strings"
 
 	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/lipgloss/table"
 )
 
 var (
-	headerStyle = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("12")).Padding(0, 1)
-	cellStyle   = lipgloss.NewStyle().Padding(0, 1)
+	headerStyle = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("12"))
 	borderStyle = lipgloss.NewStyle().Foreground(lipgloss.Color("8"))
-	// Title styles a heading above a table.
-	titleStyle = lipgloss.NewStyle().Bold(true)
-	dimStyle   = lipgloss.NewStyle().Foreground(lipgloss.Color("8"))
+	titleStyle  = lipgloss.NewStyle().Bold(true)
+	dimStyle    = lipgloss.NewStyle().Foreground(lipgloss.Color("8"))
 )
 
-// Table renders rows under headers. rightAlign marks numeric columns.
-func Table(headers []string, rows [][]string, rightAlign []bool, styled bool) string {
-	if styled {
-		t := table.New().
-			Border(lipgloss.RoundedBorder()).
-			BorderStyle(borderStyle).
-			Headers(headers...).
-			Rows(rows...).
-			StyleFunc(func(row, col int) lipgloss.Style {
-				s := cellStyle
-				if row == table.HeaderRow {
-					s = headerStyle
-				}
-				if col < len(rightAlign) && rightAlign[col] {
-					s = s.Align(lipgloss.Right)
-				}
-				return s
-			})
-		return t.Render() + "\n"
-	}
-	widths := make([]int, len(headers))
-	for i, h := range headers {
-		widths[i] = lipgloss.Width(h)
-	}
-	for _, r := range rows {
-		for i, c := range r {
-			if i < len(widths) {
-				widths[i] = max(widths[i], lipgloss.Width(c))
-			}
-		}
-	}
-	var b strings.Builder
-	line := func(cells []string) {
-		defer func() {
-			// An empty last column would leave the separator dangling.
-			out := strings.TrimRight(b.String(), " ")
-			b.Reset()
-			b.WriteString(out)
-			b.WriteString("\n")
-		}()
-		for i, c := range cells {
-			if i >= len(widths) {
-				break
-			}
-			pad := strings.Repeat(" ", widths[i]-lipgloss.Width(c))
-			if i > 0 {
-				b.WriteString("  ")
-			}
-			if i < len(rightAlign) && rightAlign[i] {
-				b.WriteString(pad + c)
-			} else if i == len(cells)-1 {
-				b.WriteString(c)
-			} else {
-				b.WriteString(c + pad)
-			}
-		}
-	}
-	line(headers)
-	for _, r := range rows {
-		line(r)
-	}
-	return b.String()
-}
-
-// Title renders a heading line.
+// Title renders a heading line. Control characters in s (from a file) are
+// shown as escapes; line breaks are kept.
 func Title(s string, styled bool) string {
+	s = CleanLines(s)
 	if styled {
 		return titleStyle.Render(s) + "\n"
 	}
 	return s + "\n"
 }
 
-// Dim renders secondary text.
+// Dim renders secondary text, sanitised like Title.
 func Dim(s string, styled bool) string {
+	s = CleanLines(s)
 	if styled {
 		return dimStyle.Render(s)
 	}
 	return s
+}
+
+// Table renders rows under headers; rightAlign marks numeric columns. It is
+// TableLayout.Write into a string, for tables small enough to hold.
+func Table(headers []string, rows [][]string, rightAlign []bool, styled bool) string {
+	var b strings.Builder
+	TableLayout{Headers: headers, Right: rightAlign, Styled: styled}.Write(&b, len(rows), func(i int) []string { return rows[i] })
+	return b.String()
+}
+
+// TableLayout describes a table: its headers, which columns are
+// right-aligned (numbers), and whether to draw the styled border.
+type TableLayout struct {
+	Headers []string
+	Right   []bool
+	Styled  bool
+}
+
+// Write renders n rows under the headers. Row i comes from row(i), which is
+// called twice per row — once to measure the columns, once to print — so
+// that memory stays at one row whatever n is (the slice it returns may be
+// reused between calls). Cells are sanitised with Clean. A row with more
+// cells than headers has the extra ones dropped; one with fewer leaves the
+// rest empty. Time is linear in the rows and their text.
+func (t TableLayout) Write(w io.Writer, n int, row func(i int) []string) error {
+	widths := make([]int, len(t.Headers))
+	for i, h := range t.Headers {
+		widths[i] = lipgloss.Width(Clean(h))
+	}
+	for r := 0; r < n; r++ {
+		for i, c := range row(r) {
+			if i < len(widths) {
+				widths[i] = max(widths[i], lipgloss.Width(Clean(c)))
+			}
+		}
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	lw := lineWriter{w: bw, widths: widths, right: t.Right}
+	if t.Styled {
+		lw.styled = true
+		lw.bar = borderStyle.Render("│")
+		lw.hpre, lw.hpost = styleAround(headerStyle)
+		lw.rule(bw, "╭", "┬", "╮")
+		lw.line(t.Headers, true)
+		lw.rule(bw, "├", "┼", "┤")
+	} else {
+		lw.line(t.Headers, true)
+	}
+	for r := 0; r < n; r++ {
+		lw.line(row(r), false)
+	}
+	if t.Styled {
+		lw.rule(bw, "╰", "┴", "╯")
+	}
+	return bw.Flush()
+}
+
+// styleAround returns the escape sequences a style puts before and after
+// its text, so that many cells are styled without rendering each one.
+func styleAround(s lipgloss.Style) (string, string) {
+	r := s.Render("X")
+	i := strings.Index(r, "X")
+	if i < 0 {
+		return "", ""
+	}
+	return r[:i], r[i+1:]
+}
+
+type lineWriter struct {
+	w           *bufio.Writer
+	widths      []int
+	right       []bool
+	styled      bool
+	bar         string // styled vertical border
+	hpre, hpost string // header style around header text
+	buf         []byte
+}
+
+func (l *lineWriter) rule(w *bufio.Writer, left, mid, right string) {
+	var b strings.Builder
+	b.WriteString(left)
+	for i, wd := range l.widths {
+		if i > 0 {
+			b.WriteString(mid)
+		}
+		b.WriteString(strings.Repeat("─", wd+2))
+	}
+	b.WriteString(right)
+	w.WriteString(borderStyle.Render(b.String()))
+	w.WriteByte('\n')
+}
+
+func spaces(b []byte, n int) []byte {
+	for ; n > 0; n-- {
+		b = append(b, ' ')
+	}
+	return b
+}
+
+// line writes one row. Plain rows separate columns by two spaces and end
+// without trailing spaces; styled rows pad every cell to its column.
+func (l *lineWriter) line(cells []string, header bool) {
+	b := l.buf[:0]
+	last := len(l.widths) - 1
+	if !l.styled {
+		last = min(len(cells), len(l.widths)) - 1
+	}
+	if l.styled {
+		b = append(b, l.bar...)
+	}
+	for i := range l.widths {
+		if !l.styled && i > last {
+			break
+		}
+		c := ""
+		if i < len(cells) {
+			c = Clean(cells[i])
+		}
+		pad := l.widths[i] - lipgloss.Width(c)
+		right := i < len(l.right) && l.right[i]
+		if l.styled {
+			b = append(b, ' ')
+			if header {
+				b = append(b, l.hpre...)
+			}
+		} else if i > 0 {
+			b = append(b, "  "...)
+		}
+		switch {
+		case right:
+			b = spaces(b, pad)
+			b = append(b, c...)
+		case !l.styled && i == last:
+			b = append(b, c...)
+		default:
+			b = append(b, c...)
+			b = spaces(b, pad)
+		}
+		if l.styled {
+			if header {
+				b = append(b, l.hpost...)
+			}
+			b = append(b, ' ')
+			b = append(b, l.bar...)
+		}
+	}
+	if !l.styled {
+		// An empty last column would leave the separator dangling.
+		for len(b) > 0 && b[len(b)-1] == ' ' {
+			b = b[:len(b)-1]
+		}
+	}
+	b = append(b, '\n')
+	l.w.Write(b)
+	l.buf = b
 }

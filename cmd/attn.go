@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"fmt"
+	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/gguf"
 	"github.com/qkvdev/qkv/formats/safetensors"
+	"github.com/qkvdev/qkv/internal/infile"
+	"github.com/qkvdev/qkv/internal/outfile"
 )
 
 func init() { extraCommands = append(extraCommands, newAttnCmd) }
@@ -31,6 +35,8 @@ type attnFlags struct {
 	asJSON   bool
 	patterns bool
 	out      string
+	// changed reports whether a flag was given (zero values are defaults).
+	changed func(name string) bool
 }
 
 func newAttnCmd(s *Streams) *cobra.Command {
@@ -55,7 +61,10 @@ name "x"). The pre-norm is on by default for --tokens, off otherwise.`,
   qkv attn model.gguf --all --random 16 --seed 7 --json
   qkv attn ./gpt2 --layer 3 --tokens 464,3290,318 --heads 0,5 --out attn.safetensors`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runAttn(s, args[0], &f) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.changed = cmd.Flags().Changed
+			return runAttn(s, args[0], &f)
+		},
 	}
 	f.mf.add(c)
 	fl := c.Flags()
@@ -95,17 +104,39 @@ func parseInts(flag, spec string) ([]int, error) {
 }
 
 func runAttn(s *Streams, path string, f *attnFlags) error {
+	if f.changed == nil {
+		f.changed = func(string) bool { return false }
+	}
 	nInputs := 0
-	for _, set := range []bool{f.random > 0, f.tokens != "", f.input != ""} {
-		if set {
+	for _, flag := range []string{"random", "tokens", "input"} {
+		if f.changed(flag) {
 			nInputs++
 		}
 	}
 	if nInputs > 1 {
 		return usageError("give one input: --random, --tokens or --input")
 	}
-	if f.random < 0 {
-		return usageError("--random must be positive")
+	if f.changed("random") && f.random < 1 {
+		return usageError("--random must be at least 1, not %d", f.random)
+	}
+	if math.IsNaN(f.scale) || math.IsInf(f.scale, 0) || f.scale <= 0 {
+		return usageError("--scale must be a positive finite number, not %s", strconv.FormatFloat(f.scale, 'g', -1, 64))
+	}
+	if f.changed("tokens") && strings.TrimSpace(strings.ReplaceAll(f.tokens, ",", "")) == "" {
+		return usageError("--tokens: no values in %q", f.tokens)
+	}
+	if f.changed("input") {
+		if err := checkInputFile(f.input); err != nil {
+			return err
+		}
+	}
+	if f.out != "" {
+		if outfile.IsStdout(f.out) {
+			return usageError("--out %s: standard output carries attn's report; name a file to write", f.out)
+		}
+		if err := checkOutput("--out", f.out); err != nil {
+			return err
+		}
 	}
 	if nInputs == 0 {
 		f.random = 8
@@ -175,10 +206,10 @@ func runAttn(s *Streams, path string, f *attnFlags) error {
 		}
 	}
 	if f.out != "" {
-		if err := refuseInputAsOutput(ck, f.out); err != nil {
+		if err := refuseInputAsOutput(ck, "--out", f.out); err != nil {
 			return err
 		}
-		if err := writeAttnOut(f.out, path, x, results); err != nil {
+		if err := writeAttnOut(s, f.out, path, x, results); err != nil {
 			return err
 		}
 	}
@@ -208,10 +239,7 @@ func attnInput(ck *formats.Checkpoint, m *formats.Model, g formats.Geometry, f *
 		labels := tokenLabels(ck, ids)
 		return x, attn.InputInfo{Kind: "tokens", TokenIDs: ids, Tokens: labels}, labels, nil
 	case f.input != "":
-		file, name := f.input, "x"
-		if i := strings.LastIndex(f.input, ":"); i > 0 && !strings.HasSuffix(f.input, ".safetensors") {
-			file, name = f.input[:i], f.input[i+1:]
-		}
+		file, name := splitInput(f.input)
 		in, err := formats.Open(file, formats.Options{})
 		if err != nil {
 			return formats.Matrix{}, attn.InputInfo{}, nil, err
@@ -236,6 +264,31 @@ func attnInput(ck *formats.Checkpoint, m *formats.Model, g formats.Geometry, f *
 		}
 		return x, info, nil, nil
 	}
+}
+
+// splitInput reads --input FILE[:TENSOR] (default tensor "x").
+func splitInput(spec string) (file, tensor string) {
+	if i := strings.LastIndex(spec, ":"); i > 0 && !strings.HasSuffix(spec, ".safetensors") {
+		return spec[:i], spec[i+1:]
+	}
+	return spec, "x"
+}
+
+// checkInputFile refuses an --input that is not a regular file before the
+// model is opened: a folder would open as a checkpoint (and fail with a
+// message about its own files), a FIFO would block.
+func checkInputFile(spec string) error {
+	file, _ := splitInput(spec)
+	st, err := os.Stat(file)
+	switch {
+	case err != nil:
+		return &exitError{code: ExitInput, err: fmt.Errorf("--input %s: %v", file, infile.Cause(err))}
+	case st.IsDir():
+		return usageError("--input %s: is a folder; give a .safetensors file holding a [T, d_model] tensor", file)
+	case !st.Mode().IsRegular():
+		return usageError("--input %s: not a regular file (%s)", file, infile.Kind(st.Mode()))
+	}
+	return nil
 }
 
 // tokenLabels names token ids from the GGUF vocabulary when there is one.
@@ -266,7 +319,7 @@ func tokenLabels(ck *formats.Checkpoint, ids []int) []string {
 	return labels
 }
 
-func writeAttnOut(out, source string, x formats.Matrix, results []*attn.Result) error {
+func writeAttnOut(s *Streams, out, source string, x formats.Matrix, results []*attn.Result) error {
 	ts := []safetensors.WriteTensor{safetensors.F32Tensor("x", []int64{int64(x.Rows), int64(x.Cols)}, x.Data)}
 	for _, r := range results {
 		nh := len(r.Probs)
@@ -281,5 +334,5 @@ func writeAttnOut(out, source string, x formats.Matrix, results []*attn.Result) 
 			safetensors.F32Tensor(fmt.Sprintf("layers.%d.probs", r.Layer), []int64{int64(nh), int64(T), int64(T)}, probs),
 			safetensors.F32Tensor(fmt.Sprintf("layers.%d.out", r.Layer), []int64{int64(r.Out.Rows), int64(r.Out.Cols)}, r.Out.Data))
 	}
-	return writeF32Safetensors(out, ts, [][2]string{{"source", filepath.Base(source)}, {"written_by", "qkv " + Version}})
+	return writeF32Safetensors(s, "--out", out, ts, [][2]string{{"source", filepath.Base(source)}, {"written_by", "qkv " + Version}})
 }

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -65,11 +66,10 @@ finite values and its NaN, +Inf, -Inf and zero counts over the whole tensor.`,
 			if t == nil {
 				return &formats.Error{File: args[0], Offset: -1, Err: fmt.Errorf("no tensor named %q (see qkv ls)", args[1])}
 			}
-			vals, err := ck.DecodeNew(t)
+			rep, err := buildCat(ck, t, rows)
 			if err != nil {
 				return err
 			}
-			rep := buildCat(t, vals, rows)
 			if asJSON {
 				return writeJSON(s.Out, rep)
 			}
@@ -82,33 +82,81 @@ finite values and its NaN, +Inf, -Inf and zero counts over the whole tensor.`,
 	return c
 }
 
-func buildCat(t *formats.Tensor, vals []float32, rows int64) catReport {
+// catChunk is how many values cat decodes at once for the summary: the
+// memory cat needs whatever the tensor's size.
+const catChunk = 1 << 22
+
+// buildCat decodes the rows cat shows, and the summary over the whole
+// tensor in chunks of catChunk values, so that memory stays at the rows
+// shown plus one chunk (a 1 GiB tensor is not decoded at once).
+func buildCat(ck *formats.Checkpoint, t *formats.Tensor, rows int64) (catReport, error) {
 	rl := max(t.RowLen(), 1)
-	total := int64(len(vals)) / rl
+	total := t.Elements() / rl
 	shown := min(rows, total)
 	rep := catReport{Schema: "qkv.cat/v1", Tensor: t.Name, DType: t.Type.Name(), Shape: t.Shape, RowLen: rl, Rows: total, Shown: shown, Values: [][]any{}}
 	if rep.Shape == nil {
 		rep.Shape = []int64{}
 	}
-	for r := int64(0); r < shown; r++ {
-		row := make([]any, rl)
-		for j := int64(0); j < rl; j++ {
-			row[j], _ = jsonFloat(float64(vals[r*rl+j]))
-		}
-		rep.Values = append(rep.Values, row)
-		rep.raw = append(rep.raw, vals[r*rl:(r+1)*rl])
+	var sum inspect.ValueSummary
+	parts := 0
+	err := ck.DecodeChunks(t, catChunk, func(first int64, vals []float32) error {
+		sum = mergeSummaries(sum, inspect.SummarizeValues(vals), parts)
+		parts++
+		return nil
+	})
+	if err != nil {
+		return rep, err
 	}
-	sum := inspect.SummarizeValues(vals)
+	if shown > 0 {
+		vals := make([]float32, shown*rl)
+		if err := ck.DecodeRows(t, 0, shown, vals); err != nil {
+			return rep, err
+		}
+		for r := int64(0); r < shown; r++ {
+			row := make([]any, rl)
+			for j := int64(0); j < rl; j++ {
+				row[j], _ = jsonFloat(float64(vals[r*rl+j]))
+			}
+			rep.Values = append(rep.Values, row)
+			rep.raw = append(rep.raw, vals[r*rl:(r+1)*rl])
+		}
+	}
+	if parts == 0 { // no values: the summary of an empty tensor
+		sum = inspect.SummarizeValues(nil)
+	}
 	rep.Summary = catSummary{Count: sum.Count, NaN: sum.NaN, PosInf: sum.PosInf, NegInf: sum.NegInf, Zeros: sum.Zeros}
 	rep.Summary.Min, _ = jsonFloat(sum.Min)
 	rep.Summary.Max, _ = jsonFloat(sum.Max)
 	rep.Summary.Mean, _ = jsonFloat(sum.Mean)
-	return rep
+	return rep, nil
+}
+
+// mergeSummaries combines the summary of the values so far (a, over parts
+// pieces) with that of the next piece b. Counts, min and max combine
+// exactly; the mean is weighted by the finite counts (a tensor within one
+// piece, which is most, gets exactly SummarizeValues's mean).
+func mergeSummaries(a, b inspect.ValueSummary, parts int) inspect.ValueSummary {
+	if parts == 0 {
+		return b
+	}
+	fa := a.Count - a.NaN - a.PosInf - a.NegInf
+	fb := b.Count - b.NaN - b.PosInf - b.NegInf
+	out := inspect.ValueSummary{Count: a.Count + b.Count, NaN: a.NaN + b.NaN, PosInf: a.PosInf + b.PosInf, NegInf: a.NegInf + b.NegInf, Zeros: a.Zeros + b.Zeros}
+	switch {
+	case fa == 0:
+		out.Min, out.Max, out.Mean = b.Min, b.Max, b.Mean
+	case fb == 0:
+		out.Min, out.Max, out.Mean = a.Min, a.Max, a.Mean
+	default:
+		out.Min, out.Max = math.Min(a.Min, b.Min), math.Max(a.Max, b.Max)
+		out.Mean = (a.Mean*float64(fa) + b.Mean*float64(fb)) / float64(fa+fb)
+	}
+	return out
 }
 
 func printCat(s *Streams, rep catReport) error {
 	var b strings.Builder
-	b.WriteString(termui.Title(fmt.Sprintf("%s  %s %s  (%s of %d values)", rep.Tensor, rep.DType, shapeString(rep.Shape), plural(rep.Rows, "row"), rep.RowLen), s.Styled))
+	b.WriteString(termui.Title(fmt.Sprintf("%s  %s %s  (%s of %d values)", termui.Name(rep.Tensor), termui.Name(rep.DType), shapeString(rep.Shape), plural(rep.Rows, "row"), rep.RowLen), s.Styled))
 	const cell = 14
 	perLine := max((s.Width-8)/cell, 1)
 	for r, row := range rep.raw {

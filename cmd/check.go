@@ -14,6 +14,7 @@ import (
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/inspect/check"
+	"github.com/qkvdev/qkv/internal/infile"
 )
 
 func init() { extraCommands = append(extraCommands, newCheckCmd) }
@@ -117,9 +118,9 @@ Rules come from --rules FILE (JSON with // comments; see README) and flags.`,
 			}
 			var base *inspect.Report
 			if baseline != "" {
-				b, err := os.ReadFile(baseline)
+				b, err := infile.Read(baseline, maxBaselineBytes)
 				if err != nil {
-					return &exitError{code: ExitInput, err: fmt.Errorf("--baseline: %v", err)}
+					return &exitError{code: ExitInput, err: fmt.Errorf("--baseline %s: %v", baseline, err)}
 				}
 				base = &inspect.Report{}
 				if err := json.Unmarshal(b, base); err != nil || base.Schema != inspect.Schema {
@@ -187,6 +188,10 @@ Rules come from --rules FILE (JSON with // comments; see README) and flags.`,
 	f.Float64Var(&th.OutlierNorm, "outlier", 0, "outlier: spectral norm above this × the median of the other layers (default 5)")
 	return c
 }
+
+// maxBaselineBytes bounds a --baseline report: qkv inspect --json of the
+// largest models with every singular value (--spectrum) stays well below.
+const maxBaselineBytes = 256 << 20
 
 func statCause(err error) error {
 	switch {

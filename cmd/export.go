@@ -1,8 +1,8 @@
 package cmd
 
 import (
-	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -14,6 +14,9 @@ import (
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/dtype"
 	"github.com/qkvdev/qkv/formats/safetensors"
+	"github.com/qkvdev/qkv/internal/infile"
+	"github.com/qkvdev/qkv/internal/outfile"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 func init() { extraCommands = append(extraCommands, newExportCmd, newCatCmd) }
@@ -40,6 +43,9 @@ The input is never written; OUT must not be one of its files.`,
 			if out == "" {
 				return usageError("export needs -o OUT.safetensors")
 			}
+			if err := checkOutput("-o", out); err != nil {
+				return err
+			}
 			re, err := compileMatch(match)
 			if err != nil {
 				return err
@@ -49,7 +55,7 @@ The input is never written; OUT must not be one of its files.`,
 				return err
 			}
 			defer ck.Close()
-			if err := refuseInputAsOutput(ck, out); err != nil {
+			if err := refuseInputAsOutput(ck, "-o", out); err != nil {
 				return err
 			}
 			var sel []*formats.Tensor
@@ -60,7 +66,7 @@ The input is never written; OUT must not be one of its files.`,
 				}
 				matched++
 				if !t.Type.Decodable() || (ck.BigEndian() && t.Type.Quantized()) {
-					fmt.Fprintf(s.Err, "qkv: skipping %s: cannot decode %s\n", t.Name, t.Type.Name())
+					fmt.Fprintf(s.Err, "qkv: skipping %s: cannot decode %s\n", termui.Name(t.Name), termui.Name(t.Type.Name()))
 					continue
 				}
 				sel = append(sel, t)
@@ -73,7 +79,7 @@ The input is never written; OUT must not be one of its files.`,
 			case len(sel) == 0:
 				return &formats.Error{File: args[0], Offset: -1, Err: fmt.Errorf("none of the %d tensors has an element type qkv can decode", matched)}
 			}
-			return writeF32Safetensors(out, decodedTensors(ck, sel), [][2]string{{"source", filepath.Base(args[0])}, {"written_by", "qkv " + Version}})
+			return writeF32Safetensors(s, "-o", out, decodedTensors(ck, sel), [][2]string{{"source", filepath.Base(args[0])}, {"written_by", "qkv " + Version}})
 		},
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "the safetensors file to write")
@@ -83,25 +89,49 @@ The input is never written; OUT must not be one of its files.`,
 }
 
 // refuseInputAsOutput stops a command from writing over one of its inputs.
-func refuseInputAsOutput(ck *formats.Checkpoint, out string) error {
+func refuseInputAsOutput(ck *formats.Checkpoint, flag, out string) error {
+	if outfile.IsStdout(out) {
+		return nil
+	}
 	ost, err := os.Stat(out)
 	if err != nil {
 		return nil
 	}
 	for _, f := range ck.Files {
 		if ist, err := os.Stat(f.Path); err == nil && os.SameFile(ist, ost) {
-			return usageError("-o %s is one of the input's files; qkv never writes its inputs", out)
+			return usageError("%s %s is one of the input's files; qkv never writes its inputs", flag, out)
 		}
 	}
 	return nil
 }
 
-// decodedTensors describes tensors that decode to float32 one at a time
-// while the file is written, so memory stays at one tensor.
+// checkOutput refuses an output path qkv will not write (a folder, a FIFO,
+// a device) before any work is done; writing checks again.
+func checkOutput(flag, out string) error {
+	if outfile.IsStdout(out) {
+		return nil
+	}
+	st, err := os.Stat(out)
+	switch {
+	case err != nil:
+		return nil // a new file, or a dangling link: Create says
+	case st.IsDir():
+		return usageError("%s %s: is a folder; name a file to write", flag, out)
+	case !st.Mode().IsRegular():
+		return usageError("%s %s: not a regular file (%s); qkv writes only regular files, or - for standard output", flag, out, infile.Kind(st.Mode()))
+	}
+	return nil
+}
+
+// exportChunk is how many values export decodes at once: memory stays at
+// one chunk whatever the tensor's size.
+const exportChunk = 1 << 22
+
+// decodedTensors describes tensors that decode to float32 a chunk at a
+// time while the file is written, so memory stays at one chunk.
 func decodedTensors(ck *formats.Checkpoint, ts []*formats.Tensor) []safetensors.WriteTensor {
 	var wts []safetensors.WriteTensor
 	for _, t := range ts {
-		t := t
 		shape := t.Shape
 		if shape == nil {
 			shape = []int64{}
@@ -109,11 +139,7 @@ func decodedTensors(ck *formats.Checkpoint, ts []*formats.Tensor) []safetensors.
 		wts = append(wts, safetensors.WriteTensor{
 			Name: t.Name, DType: dtype.F32, Shape: shape, Size: 4 * t.Elements(),
 			Write: func(w io.Writer) error {
-				vals, err := ck.DecodeNew(t)
-				if err != nil {
-					return err
-				}
-				return writeFloat32s(w, vals)
+				return ck.DecodeChunks(t, exportChunk, func(_ int64, vals []float32) error { return writeFloat32s(w, vals) })
 			},
 		})
 	}
@@ -135,29 +161,26 @@ func writeFloat32s(w io.Writer, vals []float32) error {
 	return err
 }
 
-// writeF32Safetensors writes a safetensors file through a temporary file
-// renamed into place, so a failed write leaves no half file behind.
-func writeF32Safetensors(path string, ts []safetensors.WriteTensor, meta [][2]string) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".qkv-*.safetensors")
+// writeF32Safetensors writes a safetensors file through outfile: a
+// temporary file renamed into place (removed on failure or a signal), or
+// standard output for "-". flag names the option in messages.
+func writeF32Safetensors(s *Streams, flag, path string, ts []safetensors.WriteTensor, meta [][2]string) error {
+	f, err := outfile.Create(path, s.Out)
 	if err != nil {
-		return &exitError{code: ExitInput, err: fmt.Errorf("cannot write %s: %v", path, err)}
+		return flagged(flag, err)
 	}
-	defer os.Remove(tmp.Name())
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := safetensors.Write(bw, ts, meta); err != nil {
-		tmp.Close()
-		return err
+	defer f.Abort()
+	if err := safetensors.Write(f, ts, meta); err != nil {
+		return flagged(flag, err)
 	}
-	if err := bw.Flush(); err != nil {
-		tmp.Close()
-		return &exitError{code: ExitInput, err: fmt.Errorf("cannot write %s: %v", path, err)}
+	return flagged(flag, f.Commit())
+}
+
+// flagged names the flag in a refusal ("-o X: is a folder").
+func flagged(flag string, err error) error {
+	var oe *outfile.Error
+	if errors.As(err, &oe) && oe.Refused {
+		return &outfile.Error{Path: oe.Path, Refused: true, Err: fmt.Errorf("%s %s: %v", flag, oe.Path, oe.Err)}
 	}
-	if err := tmp.Close(); err != nil {
-		return &exitError{code: ExitInput, err: fmt.Errorf("cannot write %s: %v", path, err)}
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return &exitError{code: ExitInput, err: fmt.Errorf("cannot write %s: %v", path, err)}
-	}
-	return nil
+	return err
 }

@@ -34,6 +34,9 @@ GGUF Q/K rows permuted by llama.cpp are un-permuted.`,
 			if out == "" {
 				return usageError("extract needs -o OUT.safetensors")
 			}
+			if err := checkOutput("-o", out); err != nil {
+				return err
+			}
 			projs, err := parseProjections(matrices)
 			if err != nil {
 				return err
@@ -43,7 +46,7 @@ GGUF Q/K rows permuted by llama.cpp are un-permuted.`,
 				return err
 			}
 			defer ck.Close()
-			if err := refuseInputAsOutput(ck, out); err != nil {
+			if err := refuseInputAsOutput(ck, "-o", out); err != nil {
 				return err
 			}
 			sel, err := parseLayers(layers, m.LayerIndices())
@@ -78,7 +81,7 @@ GGUF Q/K rows permuted by llama.cpp are un-permuted.`,
 			meta := [][2]string{{"source", filepath.Base(args[0])}, {"written_by", "qkv " + Version},
 				{"convention", "rows=out features, cols=in features; Q/K rows in Hugging Face (half-split) order"},
 				{"arch", g.Arch}, {"n_heads", fmt.Sprint(g.NHeads)}, {"n_kv_heads", fmt.Sprint(g.NKVHeads)}, {"head_dim", fmt.Sprint(g.HeadDim)}}
-			return writeF32Safetensors(out, ts, meta)
+			return writeF32Safetensors(s, "-o", out, ts, meta)
 		},
 	}
 	mf.add(c)

@@ -21,6 +21,7 @@ import (
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/gguf"
 	"github.com/qkvdev/qkv/formats/safetensors"
+	"github.com/qkvdev/qkv/internal/termui"
 	"github.com/qkvdev/qkv/internal/testref"
 )
 
@@ -35,6 +36,74 @@ type hostileCase struct {
 		Exit   int    `json:"exit"`
 		Error  string `json:"error"`
 	} `json:"cat"`
+	Runs []hostileRun `json:"runs"`
+}
+
+// hostileRun mirrors internal/gen's HostileRun: a command ("{}" is the
+// corpus path) and its exit status, stderr line or text on stdout.
+type hostileRun struct {
+	Class  string   `json:"class"`
+	Args   []string `json:"args"`
+	Exit   int      `json:"exit"`
+	Error  string   `json:"error"`
+	Stdout string   `json:"stdout"`
+}
+
+// expectRun runs r and compares the outcome.
+func expectRun(t *testing.T, r hostileRun, path string) {
+	t.Helper()
+	args := make([]string, len(r.Args))
+	for i, a := range r.Args {
+		args[i] = strings.ReplaceAll(a, "{}", path)
+	}
+	code, out, errs := run(args...)
+	what := strings.Join(args, " ")
+	if r.Exit == 0 || r.Exit == cmd.ExitFindings {
+		if code != r.Exit {
+			t.Errorf("%q: exit %d, want %d (stderr %q)", what, code, r.Exit, errs)
+		}
+		if !strings.Contains(out, r.Stdout) {
+			t.Errorf("%q: stdout does not hold %q:\n%s", what, r.Stdout, out)
+		}
+	} else {
+		if r.Exit == cmd.ExitUsage {
+			errs = strings.TrimSuffix(errs, usageHint)
+		}
+		checkFailure(t, fmt.Sprintf("%q", what), code, out, errs, r.Exit, r.Error)
+	}
+	checkSafe(t, what, out, errs)
+}
+
+// usageHint is the line qkv adds after a usage error.
+const usageHint = "Run 'qkv --help' for usage.\n"
+
+// checkSafe: nothing qkv prints as text may drive a terminal — no control
+// character but line breaks, no C1 control, bidi override or invalid UTF-8.
+func checkSafe(t *testing.T, what, stdout, stderr string) {
+	t.Helper()
+	for _, x := range []struct{ name, text string }{{"stdout", stdout}, {"stderr", stderr}} {
+		if clean := termui.CleanLines(x.text); clean != x.text {
+			i := 0
+			for i < len(clean) && i < len(x.text) && clean[i] == x.text[i] {
+				i++
+			}
+			t.Errorf("%s: %s holds a character that reaches the terminal raw, at byte %d: %q", what, x.name, i, x.text[max(i-40, 0):min(i+40, len(x.text))])
+		}
+	}
+}
+
+// checkReason is the text check must print for a failure to open a file:
+// the error without the file (the report names it) and without the tensor
+// (the problem's line names it).
+func checkReason(errLine, path string) string {
+	s := strings.TrimPrefix(errLine, path+": ")
+	s = strings.TrimPrefix(s, path+"/") // another file of the folder: named within it
+	if i := strings.Index(s, `tensor "`); i >= 0 {
+		if j := strings.Index(s[i:], `": `); j > 0 {
+			s = s[:i] + s[i+j+3:]
+		}
+	}
+	return s
 }
 
 func loadHostile(t *testing.T) map[string]hostileCase {
@@ -96,11 +165,12 @@ func TestHostileCorpus(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			for _, sub := range []string{"ls", "meta"} {
 				code, out, errs := run(sub, path)
+				checkSafe(t, sub, out, errs)
 				if c.Exit == 0 {
 					if code != 0 || errs != "" {
 						t.Errorf("%s: exit %d, stderr %q; want success", sub, code, errs)
 					}
-					if sub == "ls" && c.ListsDType != "" && !strings.Contains(out, c.ListsDType) {
+					if sub == "ls" && c.ListsDType != "" && !strings.Contains(out, termui.Name(c.ListsDType)) {
 						t.Errorf("ls does not list dtype %q:\n%s", c.ListsDType, out)
 					}
 					continue
@@ -152,19 +222,84 @@ func TestHostileCorpus(t *testing.T) {
 			// (exit 1, the reason on stdout) and one it cannot read at all
 			// as exit 3.
 			code, out, errs := run("check", path)
+			checkSafe(t, "check", out, errs)
 			switch {
 			case code == cmd.ExitInput:
 				checkFailure(t, "check", code, out, errs, cmd.ExitInput, c.Error)
 			case code == cmd.ExitFindings && c.Exit != 0:
-				if !strings.Contains(out, c.Error) {
-					t.Errorf("check: exit 1 but stdout does not give the reason %q:\n%s", c.Error, out)
+				if reason := checkReason(c.Error, path); !strings.Contains(out, reason) {
+					t.Errorf("check: exit 1 but stdout does not give the reason %q:\n%s", reason, out)
+				}
+				if strings.Contains(out, path+": "+path) {
+					t.Errorf("check: a line repeats its prefix:\n%s", out)
 				}
 			case code == cmd.ExitFindings || code == cmd.ExitOK:
 			default:
 				t.Errorf("check: exit %d, stderr %q", code, errs)
 			}
+			for _, r := range c.Runs {
+				expectRun(t, r, path)
+			}
 		})
 	}
+}
+
+// TestHostileArgs runs testdata/hostile/args.json: flag values and named
+// files every command must refuse, with the exact message, and leaves the
+// files it names as they were.
+func TestHostileArgs(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(testref.RepoRoot(), "testdata", "hostile", "args.json"))
+	if err != nil {
+		t.Fatalf("%v (run go generate ./... first)", err)
+	}
+	var cases map[string]hostileRun
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(testref.RepoRoot())
+	names := make([]string, 0, len(cases))
+	for n := range cases {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	before := snapshotDir(t, "testdata")
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				expectRun(t, cases[name], "")
+			}()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%s: still running after 20 s (a named file that never ends?)", name)
+			}
+		})
+	}
+	if after := snapshotDir(t, "testdata"); after != before {
+		t.Errorf("refused commands changed testdata:\n%s", lineDiff(before, after))
+	}
+	for _, dev := range []string{"/dev/full", "/dev/null", "/dev/zero"} {
+		if st, err := os.Stat(dev); err == nil && st.Mode()&os.ModeCharDevice == 0 {
+			t.Errorf("%s is no longer a character device (%v)", dev, st.Mode())
+		}
+	}
+}
+
+// snapshotDir lists every path under dir with its size and mode.
+func snapshotDir(t *testing.T, dir string) string {
+	var b strings.Builder
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if st, err := d.Info(); err == nil {
+			fmt.Fprintf(&b, "%s %d %v\n", p, st.Size(), st.Mode())
+		}
+		return nil
+	})
+	return b.String()
 }
 
 // TestHostileCorpusSmall keeps the corpus within its size budget.

@@ -51,7 +51,11 @@ name patterns it saw; map them with --map and give head counts with --n-heads.`,
 
 func geometryLine(g formats.Geometry) string {
 	var parts []string
-	parts = append(parts, fmt.Sprintf("%s: %d layers, d_model %d", g.Arch, g.NLayers, g.DModel))
+	arch := "-"
+	if g.Arch != "" {
+		arch = termui.Name(g.Arch)
+	}
+	parts = append(parts, fmt.Sprintf("%s: %d layers, d_model %d", arch, g.NLayers, g.DModel))
 	if g.NHeads == 0 {
 		parts = append(parts, "head counts unknown (give --n-heads)")
 	} else {
@@ -87,7 +91,7 @@ func printLayers(s *Streams, rep formats.LayersReport) error {
 		a := rep.Adapter
 		b.WriteString(fmt.Sprintf("LoRA adapter (%s), rank %d, scale %g (%s)", a.Kind, a.Rank, a.Scale, a.ScaleRule))
 		if a.BaseModel != "" {
-			b.WriteString(", base " + a.BaseModel)
+			b.WriteString(", base " + termui.Name(a.BaseModel))
 		}
 		b.WriteString("\n")
 	}
@@ -121,15 +125,24 @@ func printLayers(s *Streams, rep formats.LayersReport) error {
 			if p.name == "q" || (l.Q == nil && p.name == "k") {
 				layer = fmt.Sprint(l.Index)
 			}
-			rows = append(rows, []string{layer, p.name, strings.Join(p.pr.Tensors, " + "),
-				fmt.Sprintf("[%d, %d]", p.pr.Shape[0], p.pr.Shape[1]), p.pr.DType, bias, strings.Join(notes, "; ")})
+			rows = append(rows, []string{layer, p.name, names(p.pr.Tensors, " + "),
+				fmt.Sprintf("[%d, %d]", p.pr.Shape[0], p.pr.Shape[1]), termui.Name(p.pr.DType), bias, strings.Join(notes, "; ")})
 		}
 	}
 	b.WriteString(termui.Table([]string{"layer", "", "tensor", "shape", "dtype", "bias", "notes"}, rows,
 		[]bool{true, false, false, false, false, false, false}, s.Styled))
 	if len(rep.OtherStacks) > 0 {
-		b.WriteString(termui.Dim("other layer stacks found but not shown: "+strings.Join(rep.OtherStacks, ", "), s.Styled) + "\n")
+		b.WriteString(termui.Dim("other layer stacks found but not shown: "+names(rep.OtherStacks, ", "), s.Styled) + "\n")
 	}
 	_, err := fmt.Fprint(s.Out, b.String())
 	return err
+}
+
+// names joins identifiers from a file, each as termui.Name prints it.
+func names(xs []string, sep string) string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = termui.Name(x)
+	}
+	return strings.Join(out, sep)
 }

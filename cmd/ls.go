@@ -1,11 +1,17 @@
 package cmd
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -76,11 +82,11 @@ model.safetensors.index.json, or any part of a split GGUF set.`,
 				return err
 			}
 			defer ck.Close()
-			rep := buildLs(ck, re)
+			l := buildLs(ck, re)
 			if asJSON {
-				return writeJSON(s.Out, rep)
+				return l.writeJSON(s.Out)
 			}
-			return printLs(s, rep)
+			return printLs(s, l)
 		},
 	}
 	c.Flags().StringVar(&match, "match", "", "list only tensors whose name matches this regular expression")
@@ -105,9 +111,18 @@ func addMaxHeaderFlag(c *cobra.Command, v *int64) {
 	c.Flags().Int64Var(v, "max-header", 0, "largest safetensors header to accept, in bytes (default 100000000)")
 }
 
-func buildLs(ck *formats.Checkpoint, re *regexp.Regexp) lsReport {
-	rep := lsReport{Schema: "qkv.ls/v1", Format: string(ck.Format), Files: []lsFile{}, Tensors: []lsTensor{},
-		Totals: lsTotals{BytesByType: map[string]int64{}, CountByType: map[string]int{}}}
+// lsListing is what ls shows: the files, the selected tensors (by index
+// into the checkpoint, so that a header of a million tensors is not copied)
+// and the totals. JSON and text are both written from it row by row.
+type lsListing struct {
+	ck     *formats.Checkpoint
+	files  []lsFile
+	sel    []int
+	totals lsTotals
+}
+
+func buildLs(ck *formats.Checkpoint, re *regexp.Regexp) *lsListing {
+	l := &lsListing{ck: ck, files: []lsFile{}, totals: lsTotals{BytesByType: map[string]int64{}, CountByType: map[string]int{}}}
 	for _, f := range ck.Files {
 		lf := lsFile{Path: f.Path, Size: f.Size, Format: string(ck.Format)}
 		if f.GGUF != nil {
@@ -120,75 +135,125 @@ func buildLs(ck *formats.Checkpoint, re *regexp.Regexp) lsReport {
 		} else if f.Safetensors != nil {
 			lf.DataOffset = f.Safetensors.DataOffset
 		}
-		rep.Files = append(rep.Files, lf)
+		l.files = append(l.files, lf)
 	}
-	for _, t := range ck.Tensors {
+	for i, t := range ck.Tensors {
 		if re != nil && !re.MatchString(t.Name) {
 			continue
 		}
-		lt := lsTensor{Name: t.Name, DType: t.Type.Name(), Shape: t.Shape, File: ck.Files[t.File].Path, Offset: t.Offset}
-		if lt.Shape == nil {
-			lt.Shape = []int64{}
-		}
+		dt := t.Type.Name()
 		if t.Bytes >= 0 {
-			b := t.Bytes
-			lt.Bytes = &b
-			rep.Totals.Bytes = addSaturating(rep.Totals.Bytes, b)
-			rep.Totals.BytesByType[lt.DType] = addSaturating(rep.Totals.BytesByType[lt.DType], b)
+			l.totals.Bytes = addSaturating(l.totals.Bytes, t.Bytes)
+			l.totals.BytesByType[dt] = addSaturating(l.totals.BytesByType[dt], t.Bytes)
 		}
-		rep.Totals.CountByType[lt.DType]++
-		rep.Totals.Parameters = addSaturating(rep.Totals.Parameters, t.Elements())
-		rep.Tensors = append(rep.Tensors, lt)
+		l.totals.CountByType[dt]++
+		l.totals.Parameters = addSaturating(l.totals.Parameters, t.Elements())
+		l.sel = append(l.sel, i)
 	}
-	rep.Totals.Tensors = len(rep.Tensors)
+	l.totals.Tensors = len(l.sel)
+	return l
+}
+
+// tensor is the listing's entry for the i-th selected tensor.
+func (l *lsListing) tensor(i int) lsTensor {
+	t := l.ck.Tensors[l.sel[i]]
+	lt := lsTensor{Name: t.Name, DType: t.Type.Name(), Shape: t.Shape, File: l.ck.Files[t.File].Path, Offset: t.Offset}
+	if lt.Shape == nil {
+		lt.Shape = []int64{}
+	}
+	if t.Bytes >= 0 {
+		b := t.Bytes
+		lt.Bytes = &b
+	}
+	return lt
+}
+
+// report is the whole qkv.ls/v1 document in memory (tests compare the
+// streamed JSON with it).
+func (l *lsListing) report() lsReport {
+	rep := lsReport{Schema: "qkv.ls/v1", Format: string(l.ck.Format), Files: l.files, Tensors: make([]lsTensor, len(l.sel)), Totals: l.totals}
+	for i := range l.sel {
+		rep.Tensors[i] = l.tensor(i)
+	}
 	return rep
 }
 
-func printLs(s *Streams, rep lsReport) error {
-	multi := len(rep.Files) > 1
+// writeJSON streams the qkv.ls/v1 document tensor by tensor: the same
+// bytes as encoding the whole report at once, without holding it.
+func (l *lsListing) writeJSON(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := func(prefix string, v any) {
+		var b bytes.Buffer
+		e := json.NewEncoder(&b)
+		e.SetEscapeHTML(false)
+		e.SetIndent(prefix, "  ")
+		e.Encode(v) // values of these types always encode
+		bw.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	}
+	bw.WriteString("{\n  \"schema\": \"qkv.ls/v1\",\n  \"format\": ")
+	enc("  ", string(l.ck.Format))
+	bw.WriteString(",\n  \"files\": ")
+	enc("  ", l.files)
+	bw.WriteString(",\n  \"tensors\": [")
+	for i := range l.sel {
+		if i > 0 {
+			bw.WriteString(",")
+		}
+		bw.WriteString("\n    ")
+		enc("    ", l.tensor(i))
+	}
+	if len(l.sel) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("],\n  \"totals\": ")
+	enc("  ", l.totals)
+	bw.WriteString("\n}\n")
+	return bw.Flush()
+}
+
+func printLs(s *Streams, l *lsListing) error {
+	multi := len(l.files) > 1
 	// Files are numbered in the table and named once below it, so that long
 	// shard names do not widen every row.
-	fileNumber := map[string]int{}
-	for i, f := range rep.Files {
-		fileNumber[f.Path] = i + 1
-	}
-	var rows [][]string
-	for _, t := range rep.Tensors {
-		size := "?"
-		if t.Bytes != nil {
-			size = humanBytes(*t.Bytes)
-		}
-		row := []string{t.Name, t.DType, shapeString(t.Shape), size, fmt.Sprint(t.Offset)}
-		if multi {
-			row = append(row, fmt.Sprint(fileNumber[t.File]))
-		}
-		rows = append(rows, row)
-	}
 	headers := []string{"tensor", "dtype", "shape", "bytes", "offset"}
 	right := []bool{false, false, false, true, true}
 	if multi {
 		headers = append(headers, "file")
-	}
-	if multi {
 		right = append(right, true)
 	}
-	out := termui.Table(headers, rows, right, s.Styled)
+	row := make([]string, len(headers))
+	err := termui.TableLayout{Headers: headers, Right: right, Styled: s.Styled}.Write(s.Out, len(l.sel), func(i int) []string {
+		t := l.ck.Tensors[l.sel[i]]
+		size := "?"
+		if t.Bytes >= 0 {
+			size = humanBytes(t.Bytes)
+		}
+		row[0], row[1], row[2], row[3], row[4] = termui.Name(t.Name), termui.Name(t.Type.Name()), shapeString(t.Shape), size, strconv.FormatInt(t.Offset, 10)
+		if multi {
+			row[5] = strconv.Itoa(t.File + 1)
+		}
+		return row
+	})
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
 	if multi {
-		for i, f := range rep.Files {
-			out += termui.Dim(fmt.Sprintf("file %d: %s", i+1, filepath.Base(f.Path)), s.Styled) + "\n"
+		for i, f := range l.files {
+			b.WriteString(termui.Dim(fmt.Sprintf("file %d: %s", i+1, termui.Name(filepath.Base(f.Path))), s.Styled) + "\n")
 		}
 	}
 	var types []string
-	for k := range rep.Totals.CountByType {
+	for k := range l.totals.CountByType {
 		types = append(types, k)
 	}
 	sort.Strings(types)
-	out += fmt.Sprintf("\n%d tensors, %s parameters, %s in %s (%s)\n", rep.Totals.Tensors,
-		humanCount(rep.Totals.Parameters), humanBytes(rep.Totals.Bytes), plural(int64(len(rep.Files)), "file"), rep.Format)
+	fmt.Fprintf(&b, "\n%d tensors, %s parameters, %s in %s (%s)\n", l.totals.Tensors,
+		humanCount(l.totals.Parameters), humanBytes(l.totals.Bytes), plural(int64(len(l.files)), "file"), l.ck.Format)
 	for _, k := range types {
-		out += termui.Dim(fmt.Sprintf("  %-10s %5d tensors  %s", k, rep.Totals.CountByType[k], humanBytes(rep.Totals.BytesByType[k])), s.Styled) + "\n"
+		b.WriteString(termui.Dim(fmt.Sprintf("  %-10s %5d tensors  %s", termui.Name(k), l.totals.CountByType[k], humanBytes(l.totals.BytesByType[k])), s.Styled) + "\n")
 	}
-	_, err := fmt.Fprint(s.Out, out)
+	_, err = io.WriteString(s.Out, b.String())
 	return err
 }
 

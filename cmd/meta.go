@@ -3,11 +3,13 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/charmbracelet/lipgloss"
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/formats"
@@ -188,28 +190,37 @@ func printMeta(s *Streams, rep metaReport, whole bool) error {
 		// The value column gets what the other columns leave of the width.
 		keyW, typeW, countW := 3, 4, 5
 		for _, e := range rep.Metadata {
-			keyW = max(keyW, len(e.Key))
+			keyW = max(keyW, lipgloss.Width(termui.Name(e.Key)))
 			typeW = max(typeW, len(e.Type))
-			countW = max(countW, len(fmt.Sprint(e.Count)))
+			countW = max(countW, len(strconv.FormatUint(e.Count, 10)))
 		}
 		valueW := max(s.Width-keyW-typeW-countW-6, 24)
 		if s.Styled {
 			valueW = max(valueW-10, 24) // borders and padding
-		}
-		var rows [][]string
-		for _, e := range rep.Metadata {
-			count := ""
-			if strings.HasPrefix(e.Type, "array") {
-				count = fmt.Sprint(e.Count)
-			}
-			rows = append(rows, []string{e.Key, e.Type, count, previewValue(e, whole, valueW)})
 		}
 		title := "metadata"
 		if rep.Format == "safetensors" {
 			title = "__metadata__"
 		}
 		b.WriteString(termui.Title(title, s.Styled))
-		b.WriteString(termui.Table([]string{"key", "type", "count", "value"}, rows, []bool{false, false, true, false}, s.Styled))
+		if _, err := io.WriteString(s.Out, b.String()); err != nil {
+			return err
+		}
+		b.Reset()
+		row := make([]string, 4)
+		err := termui.TableLayout{Headers: []string{"key", "type", "count", "value"}, Right: []bool{false, false, true, false}, Styled: s.Styled}.
+			Write(s.Out, len(rep.Metadata), func(i int) []string {
+				e := rep.Metadata[i]
+				count := ""
+				if strings.HasPrefix(e.Type, "array") {
+					count = strconv.FormatUint(e.Count, 10)
+				}
+				row[0], row[1], row[2], row[3] = termui.Name(e.Key), e.Type, count, previewValue(e, whole, valueW)
+				return row
+			})
+		if err != nil {
+			return err
+		}
 	} else if rep.GGUF == nil {
 		b.WriteString(termui.Dim("no __metadata__ in the safetensors header", s.Styled) + "\n")
 	}
@@ -237,7 +248,7 @@ func configTable(m map[string]any, s *Streams) string {
 		if err != nil {
 			v = []byte(fmt.Sprint(m[k]))
 		}
-		rows = append(rows, []string{k, clip(string(v), max(s.Width-keyWidth(keys)-4, 24))})
+		rows = append(rows, []string{termui.Name(k), clip(string(v), max(s.Width-keyWidth(keys)-4, 24))})
 	}
 	return termui.Table([]string{"key", "value"}, rows, nil, s.Styled)
 }
@@ -245,7 +256,7 @@ func configTable(m map[string]any, s *Streams) string {
 func keyWidth(keys []string) int {
 	w := 0
 	for _, k := range keys {
-		w = max(w, len(k))
+		w = max(w, lipgloss.Width(termui.Name(k)))
 	}
 	return w
 }

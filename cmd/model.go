@@ -70,9 +70,6 @@ func openModel(path string, f *modelFlags) (*formats.Checkpoint, *formats.Model,
 	if err != nil {
 		return nil, nil, err
 	}
-	if f.heads < 0 || f.kvHeads < 0 || f.headDim < 0 {
-		return nil, nil, usageError("--n-heads, --n-kv-heads and --head-dim must be positive")
-	}
 	ck, err := openCheckpoint(path, f.maxHeader)
 	if err != nil {
 		return nil, nil, err

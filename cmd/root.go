@@ -10,12 +10,15 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/outfile"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // Exit statuses.
@@ -133,11 +136,12 @@ func Run(ctx context.Context, args []string, s *Streams) int {
 	var fe *findingsError
 	if errors.As(err, &fe) {
 		if fe.msg != "" {
-			fmt.Fprintln(s.Err, "qkv: "+fe.msg)
+			fmt.Fprintln(s.Err, "qkv: "+termui.Clean(fe.msg))
 		}
 		return code
 	}
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	// Messages quote names from files; Clean shows any escape left in them.
+	msg := termui.Clean(strings.ReplaceAll(err.Error(), "\n", " "))
 	fmt.Fprintln(s.Err, "qkv: "+msg)
 	if code == ExitUsage {
 		fmt.Fprintln(s.Err, "Run 'qkv --help' for usage.")
@@ -156,6 +160,13 @@ func exitCode(err error) int {
 	}
 	var fmtErr *formats.Error
 	if errors.As(err, &fmtErr) {
+		return ExitInput
+	}
+	var oe *outfile.Error
+	if errors.As(err, &oe) {
+		if oe.Refused {
+			return ExitUsage
+		}
 		return ExitInput
 	}
 	// Cobra's own flag and argument errors.
@@ -183,6 +194,8 @@ Exit status: 0 success, 1 a check found problems, 2 usage error,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,
+		// Flags several commands share are validated once, here.
+		PersistentPreRunE: func(c *cobra.Command, args []string) error { return checkSharedFlags(c) },
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: ExitUsage, err: err}
@@ -219,6 +232,36 @@ func newVersionCmd(s *Streams) *cobra.Command {
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
+
+// checkSharedFlags refuses nonsense values of the flags several commands
+// share. Zero is their default ("not given"); given explicitly it is
+// nonsense, so Changed tells the two apart.
+func checkSharedFlags(c *cobra.Command) error {
+	fl := c.Flags()
+	intFlag := func(name string) (int64, bool) {
+		f := fl.Lookup(name)
+		if f == nil || !f.Changed {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(f.Value.String(), 10, 64)
+		return v, err == nil
+	}
+	if v, ok := intFlag("max-header"); ok && v <= 0 {
+		return usageError("--max-header must be a positive number of bytes, not %d", v)
+	}
+	for _, name := range []string{"n-heads", "n-kv-heads", "head-dim"} {
+		if v, ok := intFlag(name); ok && v < 1 {
+			return usageError("--%s must be at least 1, not %d", name, v)
+		}
+	}
+	if v, ok := intFlag("workers"); ok && (v < 1 || v > maxWorkers) {
+		return usageError("--workers must be between 1 and %d, not %d", maxWorkers, v)
+	}
+	return nil
+}
+
+// maxWorkers bounds --workers: each worker holds a layer's matrices.
+const maxWorkers = 1024
 
 // openCheckpoint opens PATH for a command, mapping errors to exit status 3.
 func openCheckpoint(path string, maxHeader int64) (*formats.Checkpoint, error) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/lipgloss"
+
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // WriteJSON writes the qkv.check/v1 document.
@@ -35,12 +37,14 @@ func (r *Result) WriteText(w io.Writer, styled bool) error {
 		}
 		return text
 	}
+	// Tensor names and messages come from the file: escapes and line
+	// breaks in them are shown, never acted on.
 	line := func(tag string, s lipgloss.Style, p Problem) {
-		where := p.Tensor
-		if where == "" {
-			where = r.Path
+		where := termui.Clean(r.Path)
+		if p.Tensor != "" {
+			where = termui.Name(p.Tensor)
 		}
-		fmt.Fprintf(&b, "%s %-16s %s: %s\n", st(s, tag), p.Check, oneLine.Replace(where), oneLine.Replace(p.Message))
+		fmt.Fprintf(&b, "%s %-16s %s: %s\n", st(s, tag), p.Check, where, termui.Clean(p.Message))
 	}
 	for _, p := range r.Failures {
 		line("FAIL", failStyle, p)
@@ -53,16 +57,18 @@ func (r *Result) WriteText(w io.Writer, styled bool) error {
 		verdict = st(failStyle, "FAIL")
 	}
 	fmt.Fprintf(&b, "%s %s: %d tensors, %d attention layers; %d failures, %d warnings (checks: %s)\n",
-		verdict, r.Path, r.Tensors, r.Layers, len(r.Failures), len(r.Warnings), strings.Join(r.Checks, ", "))
+		verdict, termui.Clean(r.Path), r.Tensors, r.Layers, len(r.Failures), len(r.Warnings), strings.Join(r.Checks, ", "))
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// escapeData and escapeProperty follow GitHub's workflow-command encoding.
+// escapeData and escapeProperty follow GitHub's workflow-command encoding,
+// after the text is sanitised (the log shows terminal escapes as colours
+// and cursor moves).
 func escapeData(s string) string {
 	s = strings.ReplaceAll(s, "%", "%25")
 	s = strings.ReplaceAll(s, "\r", "%0D")
-	return strings.ReplaceAll(s, "\n", "%0A")
+	return termui.Clean(strings.ReplaceAll(s, "\n", "%0A"))
 }
 
 func escapeProperty(s string) string {

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 	"strings"
 
 	"github.com/qkvdev/qkv/formats/dtype"
 	"github.com/qkvdev/qkv/inspect"
+	"github.com/qkvdev/qkv/internal/infile"
 )
 
 // Severity says what a check's problems do to the result.
@@ -164,14 +164,18 @@ func (r *Rules) SeverityOf(id string) Severity {
 
 // LoadRules reads a rules file: JSON, with // line comments allowed (so a
 // rules file can explain itself). Unknown keys are an error, so a typo does
-// not silently disable a rule.
+// not silently disable a rule. Only a regular file of at most MaxRulesBytes
+// is read (a FIFO would block, /dev/zero never ends).
 func LoadRules(path string) (Rules, error) {
-	b, err := os.ReadFile(path)
+	b, err := infile.Read(path, MaxRulesBytes)
 	if err != nil {
 		return Rules{}, err
 	}
 	return ParseRules(b)
 }
+
+// MaxRulesBytes bounds a rules file (real ones are a few hundred bytes).
+const MaxRulesBytes = 1 << 20
 
 // ParseRules parses the contents of a rules file.
 func ParseRules(b []byte) (Rules, error) {

@@ -14,6 +14,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/qkvdev/qkv/formats/safetensors"
@@ -32,6 +33,21 @@ type HostileCase struct {
 	ListsDType string `json:"lists_dtype,omitempty"`
 	// Cat is `qkv cat PATH TENSOR` on a file that opens.
 	Cat *HostileCat `json:"cat,omitempty"`
+	// Runs are further commands on the path and what each must do.
+	Runs []HostileRun `json:"runs,omitempty"`
+}
+
+// HostileRun is one command and its expected outcome. In Args, "{}" stands
+// for the corpus path; other arguments are taken as written, relative to
+// the repository root.
+type HostileRun struct {
+	Class string   `json:"class,omitempty"` // for the cases of args.json
+	Args  []string `json:"args"`
+	Exit  int      `json:"exit"`
+	// Error is the whole stderr line after "qkv: " (Exit 2 or 3).
+	Error string `json:"error,omitempty"`
+	// Stdout is text the standard output must hold (Exit 0 or 1).
+	Stdout string `json:"stdout,omitempty"`
 }
 
 // HostileCat is the expected outcome of cat on one tensor.
@@ -672,9 +688,258 @@ func hostile(g *gen) {
 	h.safetensorsCases()
 	h.folderCases()
 	h.ggufCases()
+	h.harmCases()
 	b, err := json.MarshalIndent(h.cases, "", "  ")
 	if err != nil {
 		log.Fatal(err)
 	}
 	g.write(filepath.Join(h.dir, "expected.json"), append(b, '\n'))
+	b, err = json.MarshalIndent(argCases(), "", "  ")
+	if err != nil {
+		log.Fatal(err)
+	}
+	g.write(filepath.Join(h.dir, "args.json"), append(b, '\n'))
+}
+
+// ---- issue 11: never harmful ------------------------------------------------
+
+// The corpus's cases for issue 11 ("never harmful"): strings from the file
+// that would drive a terminal (tensor names, dtypes, metadata keys,
+// model_type, a LoRA's base model, a shard's name), attention geometry a
+// gate must fail, and flag values and named files (args.json) that must be
+// refused. Escapes are expected as qkv's sanitiser shows them: identifiers
+// double-quoted with Go escapes, free text with \x1b-style escapes.
+
+// The payload: set the window title, ring the bell, clear the screen.
+const pwned = "\x1b]0;pwned\a\x1b[2J"
+
+// quoted is how qkv prints an identifier that holds escapes.
+func quoted(s string) string { return strconv.Quote(s) }
+
+// smallValues are n deterministic non-zero float32 values.
+func smallValues(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(i%7+1) * 0.01
+	}
+	return v
+}
+
+// llamaST is a one-layer Llama-style attention block of width d.
+func llamaST(d int64, kv int64) []byte {
+	var ts []safetensors.WriteTensor
+	for _, p := range []struct {
+		name string
+		out  int64
+	}{{"q_proj", d}, {"k_proj", kv}, {"v_proj", kv}, {"o_proj", d}} {
+		ts = append(ts, safetensors.F32Tensor("model.layers.0.self_attn."+p.name+".weight", []int64{p.out, d}, smallValues(int(p.out*d))))
+	}
+	return st(ts, nil)
+}
+
+func jsonText(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// run is a command on the corpus path.
+func run(exit int, errMsg, stdout string, args ...string) HostileRun {
+	return HostileRun{Args: args, Exit: exit, Error: errMsg, Stdout: stdout}
+}
+
+func (h *hostileSet) harmCases() {
+	// Escapes in a tensor name: listed and catted with the name quoted;
+	// its NaN fails check, whose text names the tensor the same way.
+	name := "st-escape-tensor-name.safetensors"
+	vals := smallValues(4)
+	vals[2] = float32NaN()
+	h.file(name, st([]safetensors.WriteTensor{safetensors.F32Tensor(pwned, []int64{4}, vals)}, nil))
+	h.cases[name] = HostileCase{Class: "tensor name holding terminal escapes (OSC title, BEL, clear screen)", Exit: 0, ListsDType: "F32",
+		Cat: &HostileCat{Tensor: pwned, Exit: 0},
+		Runs: []HostileRun{
+			run(0, "", quoted(pwned)+"  F32    [4]", "ls", "{}"),
+			run(0, "", quoted(pwned)+"  F32 [4]", "cat", "{}", pwned),
+			run(1, "", "FAIL nan              "+quoted(pwned)+": 1 NaN values of 4", "check", "{}"),
+		}}
+
+	// Escapes in a dtype string: an unknown dtype, listed quoted; cat's
+	// error shows the escapes.
+	name = "st-escape-dtype.safetensors"
+	dt := "F32\x1b[2J"
+	hdr := `{"x":{"dtype":` + string(jsonText(dt)) + `,"shape":[4],"data_offsets":[0,16]}}`
+	h.file(name, stBytes(hdr, make([]byte, 16)))
+	h.cases[name] = HostileCase{Class: "dtype string holding a terminal escape (listed, not decoded)", Exit: 0, ListsDType: dt,
+		Cat:  &HostileCat{Tensor: "x", Exit: 3, Error: h.rel(name) + `: tensor "x": cannot decode F32\x1b[2J: its element type is unknown` + at(8+len(hdr))},
+		Runs: []HostileRun{run(0, "", "x       "+quoted(dt)+"  [4]", "ls", "{}")}}
+
+	// Escapes in __metadata__ keys and values.
+	name = "st-escape-metadata.safetensors"
+	key, val := "\x1b[2Jkey\u202e", "v\x1b[31mred\u009b"
+	h.file(name, st([]safetensors.WriteTensor{safetensors.F32Tensor("x", []int64{4}, smallValues(4))}, [][2]string{{key, val}}))
+	h.cases[name] = HostileCase{Class: "safetensors __metadata__ key and value holding terminal escapes and a bidi override", Exit: 0, ListsDType: "F32",
+		Runs: []HostileRun{run(0, "", quoted(key)+"  string         "+quoted(val), "meta", "{}")}}
+
+	// Escapes in a GGUF metadata key.
+	g := newGGB(1, 2)
+	g.kv("general.architecture", vString)
+	g.str("llama")
+	g.kv(pwned, vUint32)
+	g.u32(7)
+	g.tensor("t", []uint64{8}, tF32, 0)
+	g.data(32)
+	name = "gguf-escape-key.gguf"
+	h.file(name, g.b)
+	h.cases[name] = HostileCase{Class: "GGUF metadata key holding terminal escapes", Exit: 0, ListsDType: "F32",
+		Runs: []HostileRun{run(0, "", quoted(pwned)+"  uint32", "meta", "{}")}}
+
+	// Escapes in config.json's model_type (a Llama by its tensor names).
+	mt := "llama" + pwned
+	h.file("escape-model-type/model.safetensors", llamaST(16, 16))
+	h.file("escape-model-type/config.json", jsonText(map[string]any{"model_type": mt, "hidden_size": 16, "num_attention_heads": 2, "num_hidden_layers": 1}))
+	h.cases["escape-model-type"] = HostileCase{Class: "config.json model_type holding terminal escapes", Exit: 0, ListsDType: "F32",
+		Runs: []HostileRun{
+			run(0, "", quoted(mt)+": 1 layers, d_model 16", "layers", "{}"),
+			run(0, "", string(jsonText(mt)), "meta", "{}"), // config.json values show as JSON
+		}}
+
+	// Escapes in a LoRA adapter's base model.
+	base := "org/model" + pwned
+	r := int64(2)
+	var lts []safetensors.WriteTensor
+	for _, p := range []string{"q_proj", "v_proj"} {
+		pre := "base_model.model.model.layers.0.self_attn." + p
+		lts = append(lts, safetensors.F32Tensor(pre+".lora_A.weight", []int64{r, 16}, smallValues(int(r*16))),
+			safetensors.F32Tensor(pre+".lora_B.weight", []int64{16, r}, smallValues(int(r*16))))
+	}
+	h.file("escape-lora-base/adapter_model.safetensors", st(lts, nil))
+	h.file("escape-lora-base/adapter_config.json", jsonText(map[string]any{"peft_type": "LORA", "r": r, "lora_alpha": 4, "base_model_name_or_path": base}))
+	h.cases["escape-lora-base"] = HostileCase{Class: "LoRA adapter whose base_model_name_or_path holds terminal escapes", Exit: 0, ListsDType: "F32",
+		Runs: []HostileRun{run(0, "", ", base "+quoted(base), "layers", "{}")}}
+
+	// Escapes in the name of a missing shard: the error on stderr.
+	shard := "model-" + pwned + ".safetensors"
+	h.file("index-escape-missing-shard/model.safetensors.index.json", jsonText(map[string]any{"metadata": map[string]any{}, "weight_map": map[string]string{"x": shard}}))
+	h.failAs("index-escape-missing-shard", "index-escape-missing-shard/model.safetensors.index.json", "sharded index naming a missing shard whose name holds terminal escapes",
+		`shard model-\x1b]0;pwned\x07\x1b[2J.safetensors is missing (no such file or folder)`)
+
+	// Attention geometry that cannot be resolved: layers and inspect
+	// refuse it (exit 3), check fails it as a structure problem (exit 1).
+	// content maps file names in the case's folder to their bytes ("" for
+	// a case that is one file); tensor names the tensor the error is about
+	// ("" for the model).
+	geometry := func(name, class string, content map[string][]byte, tensor, msg string) {
+		for f, b := range content {
+			if f == "" { // a single file: the case itself
+				h.file(name, b)
+			} else {
+				h.file(name+"/"+f, b)
+			}
+		}
+		errLine, where := h.rel(name)+": "+msg, h.rel(name)
+		if tensor != "" {
+			errLine, where = h.rel(name)+": tensor "+quoted(tensor)+": "+msg, tensor
+		}
+		h.cases[name] = HostileCase{Class: class, Exit: 0, ListsDType: "F32", Runs: []HostileRun{
+			run(3, errLine, "", "layers", "{}"),
+			run(3, errLine, "", "inspect", "{}"),
+			run(1, "", "FAIL structure        "+where+": attention layers cannot be resolved, so attention checks were skipped: "+msg, "check", "{}"),
+		}}
+	}
+	geometry("geometry-heads-3", "3 attention heads for a 16-wide model (head_dim cannot be derived)",
+		map[string][]byte{"model.safetensors": llamaST(16, 16),
+			"config.json": jsonText(map[string]any{"model_type": "llama", "hidden_size": 16, "num_attention_heads": 3, "num_hidden_layers": 1})},
+		"", "head_dim cannot be derived from the tensor shapes with 3 heads (from config.json); check --n-heads, or pass --head-dim N")
+	geometry("geometry-kv-above-heads", "more KV heads than attention heads",
+		map[string][]byte{"model.safetensors": llamaST(16, 16),
+			"config.json": jsonText(map[string]any{"model_type": "llama", "hidden_size": 16, "num_attention_heads": 2, "num_key_value_heads": 4, "num_hidden_layers": 1})},
+		"", "n_heads 2 is not a multiple of n_kv_heads 4 (from config.json); fix with --n-heads/--n-kv-heads")
+	geometry("gguf-head-count-string.gguf", "GGUF head count stored as a string",
+		map[string][]byte{"": llamaGGUF(func(g *ggb) { g.kv("llama.attention.head_count", vString); g.str("2") })},
+		"", "llama.attention.head_count is not a usable count (2)")
+	geometry("gguf-head-count-array.gguf", "GGUF head count stored as an array of differing per-layer counts",
+		map[string][]byte{"": llamaGGUF(func(g *ggb) {
+			g.kv("llama.attention.head_count", vArray)
+			g.u32(vUint32)
+			g.u64(2)
+			g.u32(2)
+			g.u32(4)
+		})},
+		"", "llama.attention.head_count varies per layer, which is not supported")
+	var lora []safetensors.WriteTensor
+	for _, p := range []struct {
+		name string
+		ra   int64
+		rb   int64
+	}{{"q_proj", 2, 3}, {"v_proj", 2, 2}} {
+		pre := "base_model.model.model.layers.0.self_attn." + p.name
+		lora = append(lora, safetensors.F32Tensor(pre+".lora_A.weight", []int64{p.ra, 16}, smallValues(int(p.ra*16))),
+			safetensors.F32Tensor(pre+".lora_B.weight", []int64{16, p.rb}, smallValues(int(p.rb*16))))
+	}
+	geometry("lora-ranks-disagree", "LoRA factors whose ranks disagree (A has rank 2, B rank 3)",
+		map[string][]byte{"adapter_model.safetensors": st(lora, nil),
+			"adapter_config.json": jsonText(map[string]any{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "base_model_name_or_path": "org/model"})},
+		"base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", "LoRA ranks disagree or are implausible: A [2 16], B [16 3]")
+
+	// A model with no attention at all stays a warning.
+	name = "no-attention.safetensors"
+	h.file(name, st([]safetensors.WriteTensor{safetensors.F32Tensor("embeddings.word_embeddings.weight", []int64{4, 4}, smallValues(16))}, nil))
+	h.cases[name] = HostileCase{Class: "a checkpoint without attention layers: check warns, it does not fail", Exit: 0, ListsDType: "F32",
+		Runs: []HostileRun{run(0, "", "warn no_attention", "check", "{}")}}
+}
+
+// llamaGGUF is a one-layer Llama GGUF of width 16 whose head count is
+// written by headCount (one key/value).
+func llamaGGUF(headCount func(g *ggb)) []byte {
+	g := newGGB(4, 3)
+	g.kv("general.architecture", vString)
+	g.str("llama")
+	g.kv("llama.embedding_length", vUint32)
+	g.u32(16)
+	headCount(g)
+	for i, n := range []string{"attn_q", "attn_k", "attn_v", "attn_output"} {
+		g.tensor("blk.0."+n+".weight", []uint64{16, 16}, tF32, uint64(i*1024))
+	}
+	g.data(4096)
+	return g.b
+}
+
+func float32NaN() float32 {
+	var z float32
+	return z / z
+}
+
+// argCases are flag values and named files the commands must refuse, each
+// with its exact message (args.json). Output paths naming devices are not
+// here: cmd's tests make device nodes of their own, so that a regression
+// cannot replace the system's /dev/null or /dev/full.
+func argCases() map[string]HostileRun {
+	const model = "testdata/tiny-llama"
+	usage := func(class, msg string, args ...string) HostileRun {
+		return HostileRun{Class: class, Args: args, Exit: 2, Error: msg}
+	}
+	m := map[string]HostileRun{
+		"attn-random-0":       usage("--random 0 (no rows)", "--random must be at least 1, not 0", "attn", model, "--random", "0"),
+		"attn-tokens-empty":   usage("--tokens given but empty", `--tokens: no values in ""`, "attn", model, "--tokens", ""),
+		"attn-scale-nan":      usage("--scale NaN with --json (not a JSON encoding error)", "--scale must be a positive finite number, not NaN", "attn", model, "--scale", "NaN", "--json"),
+		"attn-scale-zero":     usage("--scale 0", "--scale must be a positive finite number, not 0", "attn", model, "--scale", "0"),
+		"attn-input-folder":   usage("--input naming a folder", "--input "+model+": is a folder; give a .safetensors file holding a [T, d_model] tensor", "attn", model, "--input", model),
+		"inspect-workers-0":   usage("--workers 0", "--workers must be between 1 and 1024, not 0", "inspect", model, "--workers", "0"),
+		"inspect-workers-neg": usage("--workers -1", "--workers must be between 1 and 1024, not -1", "inspect", model, "--workers", "-1"),
+		"inspect-workers-1e6": usage("--workers 1000000", "--workers must be between 1 and 1024, not 1000000", "inspect", model, "--workers", "1000000"),
+		"ls-max-header-0":     usage("--max-header 0", "--max-header must be a positive number of bytes, not 0", "ls", model, "--max-header", "0"),
+		"meta-max-header-neg": usage("--max-header -5", "--max-header must be a positive number of bytes, not -5", "meta", model, "--max-header", "-5"),
+		"layers-n-heads-0":    usage("--n-heads 0", "--n-heads must be at least 1, not 0", "layers", model, "--n-heads", "0"),
+		"layers-head-dim-neg": usage("--head-dim -2", "--head-dim must be at least 1, not -2", "layers", model, "--head-dim", "-2"),
+		"check-rules-dev-zero": usage("--rules naming a character device (endless input)",
+			"--rules /dev/zero: not a regular file (a character device)", "check", model, "--rules", "/dev/zero"),
+		"check-rules-folder": usage("--rules naming a folder", "--rules "+model+": not a regular file (a folder)", "check", model, "--rules", model),
+		"export-o-folder": usage("-o naming a folder (the temporary name must not leak)",
+			"-o testdata/hostile/dir-empty: is a folder; name a file to write", "export", model, "-o", "testdata/hostile/dir-empty"),
+	}
+	m["check-baseline-dev-zero"] = HostileRun{Class: "--baseline naming a character device (endless input)", Args: []string{"check", model, "--baseline", "/dev/zero"},
+		Exit: 3, Error: "--baseline /dev/zero: not a regular file (a character device)"}
+	return m
 }

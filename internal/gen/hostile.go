@@ -858,7 +858,7 @@ func (h *hostileSet) harmCases() {
 		"", "n_heads 2 is not a multiple of n_kv_heads 4 (from config.json); fix with --n-heads/--n-kv-heads")
 	geometry("gguf-head-count-string.gguf", "GGUF head count stored as a string",
 		map[string][]byte{"": llamaGGUF(func(g *ggb) { g.kv("llama.attention.head_count", vString); g.str("2") })},
-		"", "llama.attention.head_count is not a usable count (2)")
+		"", `llama.attention.head_count is not a usable count (the string "2")`)
 	geometry("gguf-head-count-array.gguf", "GGUF head count stored as an array of differing per-layer counts",
 		map[string][]byte{"": llamaGGUF(func(g *ggb) {
 			g.kv("llama.attention.head_count", vArray)

@@ -1,17 +1,18 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-	"unicode"
 
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/formats/source"
+	"github.com/qkvdev/qkv/internal/infile"
+	"github.com/qkvdev/qkv/internal/outfile"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
@@ -135,6 +136,11 @@ qkv.manifest/v1; "-" for standard output) — only when nothing failed.`,
 			if parallel < 0 {
 				return usageError("--parallel must be positive, not %d", parallel)
 			}
+			if writeManifest != "" {
+				if err := checkOutput("--write-manifest", writeManifest); err != nil {
+					return err
+				}
+			}
 			var m *source.Manifest
 			if manifestPath != "" {
 				b, err := readManifestFile(manifestPath)
@@ -226,6 +232,10 @@ qkv.manifest/v1; "-" for standard output) — only when nothing failed.`,
 			}
 			if man != nil {
 				if err := saveManifest(s.Out, writeManifest, man); err != nil {
+					var oe *outfile.Error
+					if errors.As(err, &oe) {
+						return flagged("--write-manifest", err)
+					}
 					return &exitError{code: ExitInput, err: fmt.Errorf("--write-manifest %s: %v", writeManifest, err)}
 				}
 				if writeManifest != "-" && !asJSON {
@@ -258,40 +268,22 @@ func inDir(dir, p string) (string, bool) {
 const maxManifestFile = 64 << 20
 
 func readManifestFile(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, statCause(err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxManifestFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxManifestFile {
-		return nil, fmt.Errorf("larger than the %d bytes a manifest may have", maxManifestFile)
-	}
-	return b, nil
+	return infile.Read(p, maxManifestFile)
 }
 
-// saveManifest writes the manifest through a temporary file renamed into
-// place, or to stdout for "-".
+// saveManifest writes the manifest through outfile (a temporary file
+// renamed into place, removed on failure or a signal; only regular files),
+// or to stdout for "-".
 func saveManifest(stdout io.Writer, p string, m *source.Manifest) error {
-	if p == "-" {
-		return m.Write(stdout)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".qkv-manifest-*")
+	f, err := outfile.Create(p, stdout)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if err := m.Write(tmp); err != nil {
-		tmp.Close()
+	defer f.Abort()
+	if err := m.Write(f); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return f.Commit()
 }
 
 func printVerify(w io.Writer, rep *verifyReport, display string, styled bool) {
@@ -349,12 +341,5 @@ func verifyStatusWord(s string) string {
 }
 
 // verifySafe makes a name from a file system or a server safe for a
-// terminal: control and format characters become '?'.
-func verifySafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if !unicode.IsPrint(r) || unicode.Is(unicode.Cf, r) {
-			return '?'
-		}
-		return r
-	}, s)
-}
+// terminal (termui's sanitiser: escapes shown, never acted on).
+func verifySafe(s string) string { return termui.Clean(s) }

@@ -372,3 +372,39 @@ func TestZooThroughHub(t *testing.T) {
 		t.Errorf("zoo llama: %d index reads", got)
 	}
 }
+
+// Sniffing the first bytes and then reading the header fetches no byte
+// twice, even without the disk cache: reads from the start are kept.
+func TestSniffThenHeaderOneRead(t *testing.T) {
+	dir := repoDir("testdata", "tiny-llama-sharded")
+	h := hubtest.New(t)
+	h.AddRepo(t, "org/m", dir)
+	c := newTestClient(t, h, "", func(o *Options) { o.NoCache = true })
+	tg, err := c.Resolve(context.Background(), "hf://org/m/model-00001-of-00002.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := tg.Dir.Open(tg.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := readFile(t, filepath.Join(dir, tg.File))
+	mustBytes(t, src, truth, 0, 9)
+	p, err := SafetensorsPrefix(src, 0)
+	if err != nil || !bytes.Equal(p, truth[:len(p)]) {
+		t.Fatal(err)
+	}
+	mustBytes(t, src, truth, 3, 40)
+	if got := h.Count(func(r hubtest.Request) bool { return isCDN(r) && isRange(r) }); got != 2 {
+		t.Errorf("%d range reads, want 2 (9 bytes, then the rest of the first 100 KB)", got)
+	}
+	var cdnBytes int64
+	for _, r := range h.Requests() {
+		if isCDN(r) {
+			cdnBytes += r.Bytes
+		}
+	}
+	if cdnBytes != int64(len(p)) {
+		t.Errorf("%d bytes fetched for a %d-byte prefix: some were fetched twice", cdnBytes, len(p))
+	}
+}

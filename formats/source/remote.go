@@ -21,7 +21,14 @@ type remoteFile struct {
 	mu   sync.Mutex
 	etag string   // the first ETag a body came with; later ones must match
 	loc  *url.URL // where u last redirected to on another host (the CDN), reused for later ranges
+	// head holds bytes [0, len(head)) once read from the start (sniffing,
+	// then the header), so that a longer read from 0 fetches only the rest.
+	// It is only ever replaced, never written into: slices of it stay valid.
+	head []byte
 }
+
+// maxHead bounds the bytes kept in head.
+const maxHead = 64 << 20
 
 func (r *remoteFile) Name() string { return r.name }
 func (r *remoteFile) Size() int64  { return r.size }
@@ -56,6 +63,32 @@ func (r *remoteFile) Bytes(off, n int64) ([]byte, error) {
 	if n == 0 {
 		return []byte{}, nil
 	}
+	r.mu.Lock()
+	head := r.head
+	r.mu.Unlock()
+	if off+n <= int64(len(head)) {
+		return head[off : off+n : off+n], nil
+	}
+	if off != 0 || n > maxHead {
+		return r.read(off, n)
+	}
+	// A longer read from the start: fetch only what head lacks.
+	tail, err := r.read(int64(len(head)), n-int64(len(head)))
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, n)
+	b = append(append(b, head...), tail...)
+	r.mu.Lock()
+	if len(b) > len(r.head) {
+		r.head = b
+	}
+	r.mu.Unlock()
+	return b, nil
+}
+
+// read reads [off, off+n) from the cache or the server.
+func (r *remoteFile) read(off, n int64) ([]byte, error) {
 	cache := r.c.cache
 	if cache != nil && r.key != "" {
 		if b, ok := cache.get(r.key, off, n); ok {

@@ -153,7 +153,8 @@ qkv.manifest/v1; "-" for standard output) — only when nothing failed.`,
 			}
 			prog := newProgressLine(s)
 			defer prog.clear()
-			cl, err := rf.client(s, prog)
+			// Hashing reports its own progress, streamed bytes included.
+			cl, err := rf.client(s, nil)
 			if err != nil {
 				return err
 			}

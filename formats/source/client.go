@@ -192,6 +192,19 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
+var (
+	defaultOnce   sync.Once
+	defaultClient *Client
+	defaultErr    error
+)
+
+// Default returns one Client per process, configured by EnvOptions, for
+// callers that were not given one.
+func Default() (*Client, error) {
+	defaultOnce.Do(func() { defaultClient, defaultErr = New(EnvOptions()) })
+	return defaultClient, defaultErr
+}
+
 // Options returns the client's options, defaults filled in.
 func (c *Client) Options() Options { return c.opts }
 

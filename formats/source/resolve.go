@@ -274,7 +274,10 @@ func (c *Client) Resolve(ctx context.Context, input string) (*Target, error) {
 		if err == nil && st.IsDir() {
 			return &Target{Input: input, Kind: KindLocal, Dir: NewLocalDir(input)}, nil
 		}
-		return &Target{Input: input, Kind: KindLocal, Dir: NewLocalDir(filepath.Dir(input)), File: filepath.Base(input)}, nil
+		// The file keeps the name it was given in messages ("./m.gguf").
+		file := filepath.Base(input)
+		d := &LocalDir{dir: filepath.Dir(input), given: map[string]string{file: input}}
+		return &Target{Input: input, Kind: KindLocal, Dir: d, File: file}, nil
 	}
 	if !r.hub {
 		return c.resolveURL(ctx, input, r.u)
@@ -300,12 +303,13 @@ func (c *Client) resolveHub(ctx context.Context, input string, r ref) (*Target, 
 			}
 		}
 		sd := &LocalDir{dir: filepath.Join(snap, filepath.FromSlash(sub)), blobs: true, prefix: sub}
-		if miss := missingFiles(sd, file); len(miss) == 0 {
+		miss := missingFiles(sd, file)
+		if len(miss) == 0 {
 			t.Kind, t.Dir, t.File, t.Commit = KindHFCache, sd, file, commit
 			return t, nil
-		} else {
-			why = fmt.Sprintf("snapshot %s in %s lacks %s", commit[:12], c.opts.HFCacheDir, joinMax(miss, 3))
 		}
+		// A partial download: the Hub has the rest.
+		why = fmt.Sprintf("snapshot %s in %s lacks %s", commit[:12], c.opts.HFCacheDir, joinMax(miss, 3))
 	}
 	// 2. The Hub (or, offline, qkv's record of it).
 	repo, err := c.hubRepoCached(ctx, r.repo, r.rev)

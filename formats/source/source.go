@@ -56,9 +56,10 @@ type Dir interface {
 	Name() string
 	// Path is the name of a file in the folder for messages.
 	Path(name string) string
-	// List returns the files directly in the folder, sorted by name. A Hub
-	// repository lists only the files a checkpoint needs (see
-	// CheckpointFile); a URL's folder lists the URL's file alone.
+	// List returns the regular files directly in the folder, sorted by
+	// name (symbolic links followed). A Hub repository lists only the
+	// files a checkpoint needs (see CheckpointFile); a URL's folder lists
+	// the URL's file alone.
 	List() ([]FileInfo, error)
 	// Stat describes one file; an absent file gives an error for which
 	// errors.Is(err, fs.ErrNotExist) holds.
@@ -246,13 +247,20 @@ type LocalDir struct {
 	// prefix is the folder's path inside its repository ("" or "sub/"),
 	// for Target.Display.
 	prefix string
+	// given: names of files as the user gave them, for messages.
+	given map[string]string
 }
 
 // NewLocalDir returns the local folder dir (not checked until used).
 func NewLocalDir(dir string) *LocalDir { return &LocalDir{dir: dir} }
 
-func (d *LocalDir) Name() string            { return d.dir }
-func (d *LocalDir) Path(name string) string { return filepath.Join(d.dir, filepath.FromSlash(name)) }
+func (d *LocalDir) Name() string { return d.dir }
+func (d *LocalDir) Path(name string) string {
+	if g, ok := d.given[name]; ok {
+		return g
+	}
+	return filepath.Join(d.dir, filepath.FromSlash(name))
+}
 
 func (d *LocalDir) List() ([]FileInfo, error) {
 	entries, err := os.ReadDir(d.dir)
@@ -262,8 +270,8 @@ func (d *LocalDir) List() ([]FileInfo, error) {
 	var out []FileInfo
 	for _, e := range entries {
 		fi, err := d.Stat(e.Name())
-		if err != nil || fi.Mode.IsDir() {
-			continue // a dangling link (a blob not downloaded) or a folder
+		if err != nil || !fi.Mode.IsRegular() {
+			continue // a dangling link (a blob not downloaded), a folder, a FIFO
 		}
 		out = append(out, fi)
 	}

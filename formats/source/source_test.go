@@ -314,3 +314,24 @@ func TestProgress(t *testing.T) {
 		t.Errorf("progress %+v after %d calls; IO %+v; served %d", last, calls, c.IO(), h.BytesServed())
 	}
 }
+
+// A local file keeps the name it was given; a folder lists regular files only.
+func TestLocalTargetNames(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "m.gguf"), []byte("GGUF"), 0o644)
+	syscall.Mkfifo(filepath.Join(dir, "pipe.gguf"), 0o600)
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	wd, _ := os.Getwd()
+	os.Chdir(dir)
+	defer os.Chdir(wd)
+	c := newTestClient(t, nil, "", func(o *Options) { o.Transport = failTransport{t} })
+	tg, err := c.Resolve(context.Background(), "./m.gguf")
+	if err != nil || tg.Kind != KindLocal || tg.File != "m.gguf" || tg.Dir.Path(tg.File) != "./m.gguf" || tg.Display() != "./m.gguf" {
+		t.Fatalf("%+v %v", tg, err)
+	}
+	tg, _ = c.Resolve(context.Background(), ".")
+	l, _ := tg.Dir.List()
+	if len(l) != 1 || l[0].Name != "m.gguf" {
+		t.Errorf("List = %+v", l)
+	}
+}

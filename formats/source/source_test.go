@@ -335,3 +335,49 @@ func TestLocalTargetNames(t *testing.T) {
 		t.Errorf("List = %+v", l)
 	}
 }
+
+// The hostile corpus served over HTTP: reading headers never fetches more
+// than the file holds, never panics, and ends in a parse or a clear error.
+func TestHostileOverHTTP(t *testing.T) {
+	files, _ := filepath.Glob(repoDir("testdata", "hostile", "*"))
+	h := hubtest.New(t)
+	c := newTestClient(t, h, "", nil)
+	n := 0
+	for _, p := range files {
+		st, err := os.Stat(p)
+		if err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+			continue
+		}
+		data := readFile(t, p)
+		name := filepath.Base(p)
+		h.ResetLog()
+		tg, err := c.Resolve(context.Background(), h.AddURLFile(name, data))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		src, err := tg.Dir.Open(tg.File)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		switch {
+		case strings.HasSuffix(name, ".gguf"):
+			var f *gguf.File
+			ReadPrefix(src, 64, 0, GGUFGrowth, ggufParse(src.Size(), &f))
+		default:
+			SafetensorsPrefix(src, 0)
+		}
+		var served int64
+		for _, r := range h.Requests() {
+			served += r.Bytes
+		}
+		if served > int64(len(data)) {
+			t.Errorf("%s: %d bytes fetched from a %d-byte file", name, served, len(data))
+		}
+		n++
+	}
+	if n < 40 {
+		t.Errorf("only %d hostile files served", n)
+	}
+}

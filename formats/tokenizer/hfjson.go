@@ -325,6 +325,7 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 			return nil, fmt.Errorf("tokenizer.json: a WordPiece model without unk_token")
 		}
 		t.wpm = &wpmModel{contPrefix: cont, unk: hp.unk, maxChars: maxChars}
+		t.wpm.indexContinuations(t)
 	case "WordLevel":
 	}
 	_ = byteLevelPre
@@ -937,7 +938,7 @@ func init() {
 	add(runMatch(nil, inClass(deepseekCJK), 0), `[一-龥ࠀ-一가-퟿]+`)
 	add(runMatch(nil, inClass(deepseekV3CJK), 0), `[一-龥぀-ゟ゠-ヿ]+`)
 	add(threeDigits, `[0-9][0-9][0-9]`)
-	add(trailingWS, `\s+$`)
+	knownRegexes[`\s+$`] = knownRegex{stage: trailingWS}
 	add(runMatch(isSpaceChar, func(r rune, c uint16) bool { return c&cSpace == 0 && !bloomExcluded.has(r) }, 0), ` ?[^(\s|.,!?…。，、।۔،)]+`)
 	knownRegexes[`(?=(\d{3})+(?!\d))`] = knownRegex{stage: digitGroupsFromRight}
 }

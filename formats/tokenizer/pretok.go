@@ -442,16 +442,25 @@ var (
 	bloomExcluded   = parseClass("(|.,!?…。，、।۔،)")
 )
 
-// trailingWS matches \s+$ : the whitespace that ends the word.
-func trailingWS(s string, p int) int {
-	if !isSpaceAt(s, p) {
-		return -1
+// trailingWS is the split by \s+$: the whitespace that ends the word
+// becomes a word of its own. (A stage, so that long runs of whitespace
+// inside the word cost one pass, not one per position.)
+func trailingWS(s string, out []string) []string {
+	k := len(s)
+	for k > 0 {
+		r, w := utf8.DecodeLastRuneInString(s[:k])
+		if classOf(r)&cSpace == 0 {
+			break
+		}
+		k -= w
 	}
-	e := runWhile(s, p, isWS)
-	if e == len(s) {
-		return e
+	if k > 0 {
+		out = append(out, s[:k])
 	}
-	return -1
+	if k < len(s) {
+		out = append(out, s[k:])
+	}
+	return out
 }
 
 // threeDigits matches [0-9][0-9][0-9].
@@ -600,7 +609,7 @@ func init() {
 		runMatch(nil, isCRLF, 1),
 		runMatch(isWS, inClass(deepseekLetters), 0),
 		runMatch(isWS, inClass(deepseekPunct), 0),
-		trailingWS,
+		stage(trailingWS),
 		runMatch(nil, inClass(deepseekCJK), 0),
 		runMatch(nil, isN, 0),
 	)}, "deepseek-llm")

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // spmModel is SentencePiece's BPE as llama.cpp runs it from a GGUF
@@ -78,10 +79,10 @@ func (m *spmModel) encode(t *Tokenizer, text string, out []int) ([]int, error) {
 	}
 	syms := make([]spmSym, 0, len(text))
 	for i := 0; i < len(text); {
-		n := utf8SeqLen(text[i])
-		if i+n > len(text) {
-			n = len(text) - i
-		}
+		// An invalid byte is a symbol of its own (llama.cpp would take as
+		// many bytes as the lead byte announces, cutting into the next
+		// character; the original tokenizers never see invalid UTF-8).
+		_, n := utf8.DecodeRuneInString(text[i:])
 		syms = append(syms, spmSym{start: int32(i), end: int32(i + n), prev: int32(len(syms) - 1), next: int32(len(syms) + 1)})
 		i += n
 	}
@@ -146,20 +147,6 @@ func (m *spmModel) encode(t *Tokenizer, text string, out []int) ([]int, error) {
 		}
 	}
 	return out, nil
-}
-
-// utf8SeqLen is the length of the UTF-8 sequence a lead byte announces
-// (1 for continuation and invalid bytes), as llama.cpp's unicode_len_utf8.
-func utf8SeqLen(b byte) int {
-	switch b >> 4 {
-	case 0xC, 0xD:
-		return 2
-	case 0xE:
-		return 3
-	case 0xF:
-		return 4
-	}
-	return 1
 }
 
 func (m *spmModel) findByteTokens(t *Tokenizer) {

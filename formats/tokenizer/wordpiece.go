@@ -21,6 +21,7 @@ type wpmModel struct {
 	stripAccent bool
 	cleanText   bool
 	chinese     bool // split CJK ideographs into their own words
+	cont        map[string]int32
 }
 
 // bertNormalizeSplit is BERT's basic tokenizer: control characters dropped,
@@ -83,7 +84,8 @@ func isChineseChar(r rune) bool {
 		(r >= 0x2F800 && r <= 0x2FA1F)
 }
 
-// encodeWord appends the WordPiece ids of one word.
+// encodeWord appends the WordPiece ids of one word. Lookups slice the word
+// (no allocation); the longest candidate is bounded by the longest token.
 func (m *wpmModel) encodeWord(t *Tokenizer, word string, out []int) []int {
 	if word == "" {
 		return out
@@ -91,25 +93,29 @@ func (m *wpmModel) encodeWord(t *Tokenizer, word string, out []int) []int {
 	if m.maxChars > 0 && runeCountAtLeast(word, m.maxChars+1) {
 		return append(out, int(m.unk))
 	}
+	w := word
+	if m.wordPrefix != "" {
+		w = m.wordPrefix + word // llama.cpp: "▁" + word, continuations unmarked
+	}
 	first := len(out)
-	for start := 0; start < len(word); {
-		end := len(word)
+	for start := 0; start < len(w); {
+		end := len(w)
 		if lim := start + t.maxToken; lim < end {
 			end = lim
 		}
 		found := int32(-1)
 		for ; end > start; end-- {
-			// Only cut at character boundaries.
-			if end < len(word) && word[end]&0xC0 == 0x80 {
-				continue
+			if end < len(w) && w[end]&0xC0 == 0x80 {
+				continue // only cut at character boundaries
 			}
-			var piece string
-			if start == 0 {
-				piece = m.wordPrefix + word[:end]
+			var id int32
+			var ok bool
+			if start == 0 || m.contPrefix == "" {
+				id, ok = t.byText[w[start:end]]
 			} else {
-				piece = m.contPrefix + word[start:end]
+				id, ok = m.cont[w[start:end]]
 			}
-			if id, ok := t.byText[piece]; ok {
+			if ok {
 				found = id
 				break
 			}
@@ -121,6 +127,22 @@ func (m *wpmModel) encodeWord(t *Tokenizer, word string, out []int) []int {
 		start = end
 	}
 	return out
+}
+
+// indexContinuations maps continuation tokens ("##ing") by their text
+// without the prefix.
+func (m *wpmModel) indexContinuations(t *Tokenizer) {
+	m.cont = map[string]int32{}
+	if m.contPrefix == "" {
+		return
+	}
+	for i, s := range t.tokens {
+		if len(s) > len(m.contPrefix) && s[:len(m.contPrefix)] == m.contPrefix {
+			if _, dup := m.cont[s[len(m.contPrefix):]]; !dup {
+				m.cont[s[len(m.contPrefix):]] = int32(i)
+			}
+		}
+	}
 }
 
 func runeCountAtLeast(s string, n int) bool {

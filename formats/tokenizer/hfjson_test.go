@@ -224,3 +224,64 @@ func spmMergesBuild(t *testing.T, tok *Tokenizer, _ string) (map[string]int, []s
 	}
 	return vocabMap(tok), merges
 }
+
+// TestDumpForAnchor writes, when QKV_TOKENIZER_DUMP names a folder, the
+// tokenizer.json documents of TestJSONFromGGUFVocab, the benchmark text and
+// qkv's ids for it, so that another implementation (Hugging Face
+// tokenizers.js) can be run on them side by side. It does nothing otherwise.
+func TestDumpForAnchor(t *testing.T) {
+	dir := os.Getenv("QKV_TOKENIZER_DUMP")
+	if dir == "" {
+		t.Skip("QKV_TOKENIZER_DUMP not set")
+	}
+	shared := testref.SharedDir(t)
+	text := benchText(&testing.B{}, shared)
+	if err := os.WriteFile(filepath.Join(dir, "text.txt"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]struct {
+		sections, model string
+		build           func(t *testing.T, tok *Tokenizer, path string) (map[string]int, []string)
+	}{
+		"gpt-2": {`{"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}, "decoder": {"type": "ByteLevel"}}`, `{"type": "BPE"}`, bpeBuild},
+		"bert-bge": {`{"normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": null, "lowercase": true}, "pre_tokenizer": {"type": "BertPreTokenizer"}}`,
+			`{"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100}`, wordPieceBuild},
+		"llama-spm": {`{"normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}}`,
+			`{"type": "BPE", "unk_token": "<unk>", "fuse_unk": true, "byte_fallback": true}`, spmMergesBuild},
+	}
+	ours := map[string][]int{}
+	for name, d := range docs {
+		path := filepath.Join(shared, "fixtures/gguf/vocab", "ggml-vocab-"+name+".gguf")
+		tok := loadGGUF(t, path)
+		// Hugging Face always extracts added special tokens (add_special_tokens only
+		// controls the template), so compare in the ParseSpecial mode.
+		ggufIDs, err := tok.Encode(text, EncodeOptions{ParseSpecial: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vocab, merges := d.build(t, tok, path)
+		var sections, model map[string]any
+		json.Unmarshal([]byte(d.sections), &sections)
+		json.Unmarshal([]byte(d.model), &model)
+		doc := hfFromGGUF(t, tok, vocab, merges, sections, model)
+		if err := os.WriteFile(filepath.Join(dir, name+".json"), doc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		hf, err := FromJSON(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := hf.Encode(text, EncodeOptions{ParseSpecial: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalInts(ids, ggufIDs) {
+			t.Errorf("%s: tokenizer.json and GGUF ids differ on the benchmark text", name)
+		}
+		ours[name] = ids
+	}
+	b, _ := json.Marshal(ours)
+	if err := os.WriteFile(filepath.Join(dir, "qkv-ids.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

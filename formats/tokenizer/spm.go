@@ -14,6 +14,12 @@ import (
 type spmModel struct {
 	byteTokens [256]int32 // <0xXX>, else the one-byte token, else -1
 	unk        int32
+	chunked    bool // see encode
+
+	// Scratch reused between calls (a Tokenizer is not safe for
+	// concurrent use).
+	syms []spmSym
+	heap spmHeap
 }
 
 type spmSym struct {
@@ -74,10 +80,42 @@ const spaceMark = "\u2581" // ▁
 
 // encode appends the ids of text (already escaped).
 func (m *spmModel) encode(t *Tokenizer, text string, out []int) ([]int, error) {
+	if !m.chunked {
+		return m.encodeChunk(t, text, out)
+	}
+	// No token has "▁" after another character, so no merge crosses the
+	// start of a run of "▁": each such stretch is tokenized alone, with
+	// the same merges in the same order as on the whole text.
+	start := 0
+	var err error
+	for i := 1; i < len(text); i++ {
+		if text[i] == spaceMark[0] && strings.HasPrefix(text[i:], spaceMark) && !strings.HasSuffix(text[:i], spaceMark) {
+			if out, err = m.encodeChunk(t, text[start:i], out); err != nil {
+				return nil, err
+			}
+			start = i
+		}
+	}
+	return m.encodeChunk(t, text[start:], out)
+}
+
+// chunkable reports whether no normal token has "▁" after a character
+// other than "▁" (then encode may work one word at a time).
+func chunkable(t *Tokenizer) bool {
+	for _, s := range t.tokens {
+		rest := strings.TrimLeft(s, spaceMark)
+		if strings.Contains(rest, spaceMark) {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *spmModel) encodeChunk(t *Tokenizer, text string, out []int) ([]int, error) {
 	if text == "" {
 		return out, nil
 	}
-	syms := make([]spmSym, 0, len(text))
+	syms := m.syms[:0]
 	for i := 0; i < len(text); {
 		// An invalid byte is a symbol of its own (llama.cpp would take as
 		// many bytes as the lead byte announces, cutting into the next
@@ -87,7 +125,9 @@ func (m *spmModel) encode(t *Tokenizer, text string, out []int) ([]int, error) {
 		i += n
 	}
 	syms[len(syms)-1].next = -1
-	var h spmHeap
+	m.syms = syms
+	h := &m.heap
+	h.a = h.a[:0]
 	try := func(l int32) {
 		if l < 0 {
 			return

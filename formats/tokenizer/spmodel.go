@@ -238,6 +238,7 @@ func FromSentencePieceBytes(data []byte) (*Tokenizer, error) {
 	t.specials.build()
 	t.spm = &spmModel{unk: int32(t.Info.UNK)}
 	t.spm.findByteTokens(t)
+	t.spm.chunked = chunkable(t)
 	if !byteFallback {
 		for b := range t.spm.byteTokens {
 			t.spm.byteTokens[b] = -1

@@ -312,7 +312,7 @@ func FromGGUFArrays(f *gguf.File, arr ArrayReader) (*Tokenizer, error) {
 	case "llama":
 		t.spm = &spmModel{unk: int32(t.Info.UNK)}
 		t.spm.findByteTokens(t)
-	t.spm.chunked = chunkable(t)
+		t.spm.chunked = chunkable(t)
 		t.encodeFragment = spmEncodeFragment
 		t.wrap = wrapBOSEOS
 		t.decode = spmDecode

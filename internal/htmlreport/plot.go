@@ -379,24 +379,33 @@ func (r *renderer) drawHeat(h heat) string {
 	s.image(left, top, gw, gh, uri)
 	s.rect(left, top, gw, gh, "frame")
 	// axis labels: every k-th row/column so that labels do not overlap
-	label := func(n int, size float64, lab func(int) string, draw func(i int, pos float64, t string)) {
+	// (a label needs about 6.5 px per character at 11 px, rows 12 px)
+	label := func(n int, size, need float64, lab func(int) string, draw func(pos float64, t string)) {
 		if h.block > 0 && h.blockLabel != nil {
 			nb := (n + h.block - 1) / h.block
-			step := max(1, int(math.Ceil(12/(size*float64(h.block)))))
+			w := need * float64(len([]rune(h.blockLabel(nb-1))))
+			if need == 0 {
+				w = 12
+			}
+			step := max(1, int(math.Ceil((w+4)/(size*float64(h.block)))))
 			for b := 0; b < nb; b += step {
-				draw(b*h.block, (float64(b*h.block)+float64(min(h.block, n-b*h.block))/2)*size, h.blockLabel(b))
+				draw((float64(b*h.block)+float64(min(h.block, n-b*h.block))/2)*size, h.blockLabel(b))
 			}
 			return
 		}
-		step := max(1, int(math.Ceil(12/size)))
+		w := need * float64(len([]rune(lab(n-1))))
+		if need == 0 {
+			w = 12
+		}
+		step := max(1, int(math.Ceil((w+4)/size)))
 		for i := 0; i < n; i += step {
-			draw(i, (float64(i)+0.5)*size, lab(i))
+			draw((float64(i)+0.5)*size, lab(i))
 		}
 	}
-	label(h.rows, cell, h.rowLabel, func(_ int, pos float64, t string) {
+	label(h.rows, cell, 0, h.rowLabel, func(pos float64, t string) {
 		s.text(left-5, top+pos+3.5, "tk", "end", false, t)
 	})
-	label(h.cols, cell, h.colLabel, func(_ int, pos float64, t string) {
+	label(h.cols, cell, 6.5, h.colLabel, func(pos float64, t string) {
 		s.text(left+pos, top+gh+14, "tk", "middle", false, t)
 	})
 	if h.block > 0 {
@@ -423,11 +432,24 @@ func (r *renderer) drawHeat(h heat) string {
 	s.image(barX, by, 12, bh, bar)
 	s.rect(barX, by, 12, bh, "frame")
 	lo, hi := h.lo, h.hi
-	if !(hi > lo) {
+	var ticks []tick
+	switch {
+	case math.IsNaN(lo) || math.IsNaN(hi): // no values at all: no ticks
+		lo, hi = 0, 1
+	case !(hi > lo): // one value
+		ticks = []tick{{lo, fmtNum(lo)}}
 		hi = lo + 1
+	default:
+		// the ends of the scale are always labelled
+		ticks = []tick{{lo, fmtNum(lo)}, {hi, fmtNum(hi)}}
 	}
 	bs := newScale(false, lo, hi, by+bh, by)
 	for _, t := range linTicks(lo, hi, 4) {
+		if y := bs.at(t.v); len(ticks) == 2 && y < by+bh-12 && y > by+12 {
+			ticks = append(ticks, t)
+		}
+	}
+	for _, t := range ticks {
 		y := bs.at(t.v)
 		s.line(barX+12, y, barX+16, y, "ax")
 		s.text(barX+18, y+3.5, "tk", "start", false, t.label)

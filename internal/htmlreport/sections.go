@@ -332,7 +332,7 @@ func (r *renderer) attention(d *Data) {
 		r.f(`<p>Input: %s (%d positions).</p>`, esc(a.Input), T)
 	}
 	r.s(`<p>One panel per head: row i is query position i (top = first), column j key position j; colour is the probability, 0 (dark) to 1 (yellow) on one scale for every panel; grey = not a number.</p>`)
-	r.figure("legend", r.probLegend(), "Colour scale of the attention panels.")
+	r.figure("legend", r.probLegend(), "Colour scale of the attention panels: square root of the probability, so that attention spread thinly over many positions still shows.")
 	for _, l := range a.Layers {
 		var b strings.Builder
 		b.WriteString(`<div class="panels">`)
@@ -372,7 +372,8 @@ func (r *renderer) attnPanel(layer, h int, p [][]float32, side int, tok func(int
 		}
 		return sum / float64((i1-i0)*(j1-j0))
 	}
-	uri, err := rasterURI(side, side, func(c, rr int) uint8 { return colourIndex(at(c, rr), 0, 1) })
+	// square-root colour scale: diffuse attention (p ≈ 1/T) stays visible
+	uri, err := rasterURI(side, side, func(c, rr int) uint8 { return colourIndex(math.Sqrt(at(c, rr)), 0, 1) })
 	if err != nil {
 		r.fail(err)
 		return ""
@@ -407,13 +408,13 @@ func (r *renderer) probLegend() string {
 		r.fail(err)
 		return ""
 	}
-	s := newSVG(300, 44, r.id(), "Probability colour scale", "Viridis colour bar from probability 0 (dark purple) to 1 (yellow).")
+	s := newSVG(300, 44, r.id(), "Probability colour scale", "Viridis colour bar from probability 0 (dark purple) to 1 (yellow), on a square-root scale.")
 	s.image(10, 4, 280, 14, uri)
 	s.rect(10, 4, 280, 14, "frame")
-	for _, v := range []float64{0, 0.25, 0.5, 0.75, 1} {
-		x := 10 + 280*v
+	for _, v := range []float64{0, 0.01, 0.1, 0.25, 0.5, 1} {
+		x := 10 + 280*math.Sqrt(v)
 		s.line(x, 18, x, 22, "ax")
-		s.text(x, 34, "tk", "middle", false, fmtTick(v, 0.25))
+		s.text(x, 34, "tk", "middle", false, fmtNum(v))
 	}
 	return s.String()
 }

@@ -61,6 +61,11 @@ func visible(s string, spaces bool) string {
 
 // num writes an SVG coordinate: rounded to 0.1 px, shortest form, no "-0".
 func num(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		// never reached by the plots (they drop non-finite values); an
+		// invalid coordinate would be an SVG error in the browser
+		return "0"
+	}
 	r := math.Round(v*10) / 10
 	if r == 0 {
 		return "0"

@@ -1,0 +1,546 @@
+//go:build browser
+
+package htmlreport
+
+// The browser test: every report below is written to a file, loaded in
+// headless Chromium over the DevTools protocol (cdp_test.go) at desktop
+// width, at phone width and in print media, and fails on any console
+// error, uncaught exception, blocked or external request, figure or SVG of
+// zero size, raster that does not decode, or horizontal overflow on a
+// phone. It saves a desktop and a phone screenshot and a PDF of each.
+//
+//	go test -tags browser -run TestBrowser ./internal/htmlreport/
+//
+// Environment: QKV_CHROMIUM (the browser; default chromium on PATH),
+// QKV_BROWSER_OUT (where pages and screenshots go; default
+// $TMPDIR/qkv-browser), QKV_BROWSER_REPORTS (extra HTML files to check,
+// separated by the OS list separator, e.g. the output of `qkv report`).
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qkvdev/qkv/attn"
+	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/gguf"
+	"github.com/qkvdev/qkv/inspect"
+	"github.com/qkvdev/qkv/internal/testref"
+)
+
+func chromiumPath() string {
+	if p := os.Getenv("QKV_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, n := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// report is one page to check: built from data, or an existing file.
+type report struct {
+	name string
+	data *Data
+	file string
+}
+
+func TestBrowser(t *testing.T) {
+	exe := chromiumPath()
+	if exe == "" {
+		t.Skip("no Chromium found (set QKV_CHROMIUM or install chromium): skipping the browser test")
+	}
+	out := os.Getenv("QKV_BROWSER_OUT")
+	if out == "" {
+		out = filepath.Join(os.TempDir(), "qkv-browser")
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reports := []report{
+		{name: "fixture-small-hostile", data: smallData()},
+		{name: "synthetic-32x32", data: bigData(32, 32, 8, 4096, 4, 128)},
+	}
+	root := testref.RepoRoot()
+	if d, err := modelReport(filepath.Join(root, "testdata", "tiny-llama"), "testdata/tiny-llama"); err != nil {
+		t.Errorf("testdata/tiny-llama: %v", err)
+	} else {
+		reports = append(reports, report{name: "tiny-llama", data: d})
+	}
+	reports = append(reports, sharedReports(t)...)
+	for _, f := range filepath.SplitList(os.Getenv("QKV_BROWSER_REPORTS")) {
+		if f != "" {
+			reports = append(reports, report{name: strings.TrimSuffix(filepath.Base(f), filepath.Ext(f)), file: f})
+		}
+	}
+
+	b, err := startBrowser(exe)
+	if err != nil {
+		t.Fatalf("starting %s: %v", exe, err)
+	}
+	defer b.close()
+	for _, r := range reports {
+		t.Run(r.name, func(t *testing.T) {
+			path := r.file
+			if r.data != nil {
+				path = filepath.Join(out, r.name+".html")
+				f, err := os.Create(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = Render(f, r.data)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(abs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkInBrowser(t, b, abs, filepath.Join(out, r.name))
+			t.Logf("%s: %d bytes; screenshots %s-desktop.png, %s-phone.png, print %s.pdf", path, st.Size(), filepath.Join(out, r.name), filepath.Join(out, r.name), filepath.Join(out, r.name))
+		})
+	}
+}
+
+// pageCheck is what the in-page check returns.
+type pageCheck struct {
+	Figures, SVGs, Images int
+	Bad                   []string
+	ScrollWidth           float64
+	InnerWidth            float64
+	Height                float64
+	Title                 string
+}
+
+// checkJS measures every figure and SVG and decodes every raster.
+const checkJS = `(async () => {
+  const bad = [];
+  for (const e of document.querySelectorAll('figure, svg')) {
+    const r = e.getBoundingClientRect();
+    if (!(r.width > 0 && r.height > 0)) {
+      const name = e.getAttribute('aria-label') || ((e.querySelector('figcaption') || {}).textContent || '');
+      bad.push(e.tagName + ' "' + name.slice(0, 80) + '" is ' + r.width + '×' + r.height);
+    }
+  }
+  const imgs = [...document.querySelectorAll('svg image')];
+  for (const h of new Set(imgs.map(i => i.getAttribute('href')))) {
+    const im = new Image();
+    im.src = h;
+    try { await im.decode(); if (!im.naturalWidth) bad.push('raster without width'); }
+    catch (e) { bad.push('raster does not decode: ' + h.slice(0, 48)); }
+  }
+  return JSON.stringify({Figures: document.querySelectorAll('figure').length, SVGs: document.querySelectorAll('svg').length,
+    Images: imgs.length, Bad: bad, ScrollWidth: document.documentElement.scrollWidth, InnerWidth: window.innerWidth,
+    Height: document.documentElement.scrollHeight, Title: document.title});
+})()`
+
+func evalCheck(ctx context.Context, b *browser, session string) (pageCheck, error) {
+	var res struct {
+		Result struct {
+			Value string `json:"value"`
+		} `json:"result"`
+		ExceptionDetails json.RawMessage `json:"exceptionDetails"`
+	}
+	if err := b.call(ctx, session, "Runtime.evaluate", map[string]any{"expression": checkJS, "awaitPromise": true, "returnByValue": true}, &res); err != nil {
+		return pageCheck{}, err
+	}
+	if len(res.ExceptionDetails) > 0 {
+		return pageCheck{}, fmt.Errorf("check script: %s", res.ExceptionDetails)
+	}
+	var pc pageCheck
+	err := json.Unmarshal([]byte(res.Result.Value), &pc)
+	return pc, err
+}
+
+func checkInBrowser(t *testing.T, b *browser, abs, outBase string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	var target struct {
+		TargetID string `json:"targetId"`
+	}
+	if err := b.call(ctx, "", "Target.createTarget", map[string]any{"url": "about:blank"}, &target); err != nil {
+		t.Fatal(err)
+	}
+	defer b.call(context.Background(), "", "Target.closeTarget", map[string]any{"targetId": target.TargetID}, nil)
+	var att struct {
+		SessionID string `json:"sessionId"`
+	}
+	if err := b.call(ctx, "", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &att); err != nil {
+		t.Fatal(err)
+	}
+	s := att.SessionID
+	for _, m := range []string{"Page.enable", "Runtime.enable", "Log.enable", "Network.enable"} {
+		if err := b.call(ctx, s, m, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url := "file://" + filepath.ToSlash(abs)
+	var problems []string
+	onEvent := func(m cdpMsg) {
+		if m.SessionID != s {
+			return
+		}
+		switch m.Method {
+		case "Runtime.exceptionThrown":
+			problems = append(problems, "exception: "+string(m.Params))
+		case "Runtime.consoleAPICalled":
+			var p struct {
+				Type string `json:"type"`
+				Args []struct {
+					Value any `json:"value"`
+				} `json:"args"`
+			}
+			json.Unmarshal(m.Params, &p)
+			if p.Type == "error" || p.Type == "assert" || p.Type == "warning" {
+				problems = append(problems, fmt.Sprintf("console.%s: %v", p.Type, p.Args))
+			}
+		case "Log.entryAdded":
+			var p struct {
+				Entry struct {
+					Level, Source, Text, URL string
+				} `json:"entry"`
+			}
+			json.Unmarshal(m.Params, &p)
+			if p.Entry.Level == "error" || p.Entry.Level == "warning" {
+				problems = append(problems, fmt.Sprintf("console %s (%s): %s %s", p.Entry.Level, p.Entry.Source, p.Entry.Text, p.Entry.URL))
+			}
+		case "Network.requestWillBeSent":
+			var p struct {
+				Request struct{ URL string } `json:"request"`
+			}
+			json.Unmarshal(m.Params, &p)
+			if u := p.Request.URL; u != url && !strings.HasPrefix(u, "data:") {
+				problems = append(problems, "request to "+u)
+			}
+		case "Network.loadingFailed":
+			problems = append(problems, "loading failed: "+string(m.Params))
+		}
+	}
+	metrics := func(w, h int, mobile bool, scale float64) {
+		if err := b.call(ctx, s, "Emulation.setDeviceMetricsOverride", map[string]any{"width": w, "height": h, "deviceScaleFactor": scale, "mobile": mobile}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	metrics(1280, 900, false, 1)
+	if err := b.call(ctx, s, "Page.navigate", map[string]any{"url": url}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.waitEvent(ctx, s, "Page.loadEventFired", onEvent); err != nil {
+		t.Fatal(err)
+	}
+	check := func(mode string) pageCheck {
+		pc, err := evalCheck(ctx, b, s)
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		if pc.Figures == 0 || pc.SVGs == 0 {
+			t.Errorf("%s: %d figures, %d svgs", mode, pc.Figures, pc.SVGs)
+		}
+		for _, x := range pc.Bad {
+			t.Errorf("%s: %s", mode, x)
+		}
+		return pc
+	}
+	desk := check("desktop")
+	if desk.Title == "" {
+		t.Error("page has no title")
+	}
+	shot := func(name string, w, h float64) {
+		var res struct {
+			Data string `json:"data"`
+		}
+		if err := b.call(ctx, s, "Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true,
+			"clip": map[string]any{"x": 0, "y": 0, "width": w, "height": h, "scale": 1}}, &res); err != nil {
+			t.Fatal(err)
+		}
+		png, err := base64.StdEncoding.DecodeString(res.Data)
+		if err != nil || len(png) == 0 {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(name, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shot(outBase+"-desktop.png", 1280, math.Min(desk.Height, 2400))
+
+	metrics(390, 844, true, 2)
+	phone := check("phone")
+	if phone.ScrollWidth > phone.InnerWidth+1 {
+		t.Errorf("phone: the page is %g px wide in a %g px viewport (horizontal scrolling)", phone.ScrollWidth, phone.InnerWidth)
+	}
+	shot(outBase+"-phone.png", 390, math.Min(phone.Height, 2400))
+
+	if err := b.call(ctx, s, "Emulation.setEmulatedMedia", map[string]any{"media": "print"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	metrics(794, 1123, false, 1) // A4 at 96 dpi
+	check("print")
+	var pdf struct {
+		Data string `json:"data"`
+	}
+	if err := b.call(ctx, s, "Page.printToPDF", map[string]any{"printBackground": true, "preferCSSPageSize": true}, &pdf); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(pdf.Data)
+	if err != nil || len(raw) < 1000 {
+		t.Errorf("print to PDF gave %d bytes (%v)", len(raw), err)
+	} else if err := os.WriteFile(outBase+".pdf", raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.drain(300*time.Millisecond, onEvent)
+	for _, p := range problems {
+		t.Error(p)
+	}
+	t.Logf("%d figures, %d svgs, %d rasters, page %g px tall at desktop width", desk.Figures, desk.SVGs, desk.Images, desk.Height)
+}
+
+// modelReport inspects a checkpoint as `qkv report` will: spectra and heads,
+// plus attention patterns of the first and last layer for the first 12
+// token ids (embedded as the model does), or a random input when the
+// checkpoint has no embeddings (adapters).
+func modelReport(path, source string) (*Data, error) {
+	ck, err := formats.Open(path, formats.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	m, err := formats.FindModel(ck, formats.FindOptions{})
+	if err != nil {
+		return nil, err
+	}
+	heads := m.HeadsKnown() == nil
+	rep, err := inspect.Run(context.Background(), m, inspect.Options{Heads: heads, Spectrum: true, Workers: 2}, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := FromInspect(rep, source)
+	d.Generator = "qkv browser test"
+	if !heads {
+		return d, nil
+	}
+	g := m.Geometry()
+	ids := make([]int, 12)
+	for i := range ids {
+		ids[i] = 1 + i
+		if g.VocabSize > 0 {
+			ids[i] %= g.VocabSize
+		}
+	}
+	var x formats.Matrix
+	a := &Attention{}
+	useNorm := true
+	if e, err := m.Embeddings(ids); err == nil {
+		x, err = attn.BuildInput(attn.EmbeddingInput{TokenRows: e.TokenRows, TokenScale: e.TokenScale, Positions: e.Positions,
+			TokenType: e.TokenType, NormWeight: e.NormWeight, NormBias: e.NormBias, NormEps: e.NormEps})
+		if err != nil {
+			return nil, err
+		}
+		a.Input = fmt.Sprintf("tokens %s", strings.Trim(strings.Join(strings.Fields(fmt.Sprint(ids)), ","), "[]"))
+		a.Tokens = vocabLabels(ck, ids)
+	} else {
+		var seed uint64 = 1
+		x, _, err = attn.RandomInput(12, g.DModel, seed, 1)
+		if err != nil {
+			return nil, err
+		}
+		a.Input = "random normal input, 12 positions, seed 1"
+		useNorm = false
+	}
+	idx := m.LayerIndices()
+	for _, li := range []int{idx[0], idx[len(idx)-1]} {
+		if len(a.Layers) > 0 && a.Layers[0].Index == li {
+			break
+		}
+		l, err := m.LoadLayer(li)
+		if err != nil {
+			return nil, err
+		}
+		r, err := attn.Run(g, l, x, attn.Options{NoNorm: !useNorm})
+		if err != nil {
+			d.Notes = append(d.Notes, fmt.Sprintf("attention not rerun: %v", err))
+			return d, nil
+		}
+		a.Layers = append(a.Layers, AttentionLayer{Index: r.Layer, Probs: r.Probs})
+	}
+	d.Attention = a
+	return d, nil
+}
+
+// vocabLabels names token ids from a GGUF vocabulary, else by number.
+func vocabLabels(ck *formats.Checkpoint, ids []int) []string {
+	labels := make([]string, len(ids))
+	for i, id := range ids {
+		labels[i] = fmt.Sprint(id)
+	}
+	g := ck.GGUF()
+	if g == nil {
+		return labels
+	}
+	kv, ok := g.Lookup("tokenizer.ggml.tokens")
+	if !ok || kv.Type != gguf.Array || kv.ElemType != gguf.String {
+		return labels
+	}
+	for i, id := range ids {
+		if uint64(id) < kv.Count {
+			if vals, err := ck.MetaArray(kv, id, 1); err == nil && len(vals) == 1 {
+				if s, ok := vals[0].(string); ok {
+					labels[i] = s
+				}
+			}
+		}
+	}
+	return labels
+}
+
+// sharedReports: every zoo model, with the reference heavy-tail fits and
+// composition scores of ../shared/reference/analysis as its ESD and
+// composition data (reference values used as input, so every figure type
+// is drawn from real shapes), and every fixture model.
+func sharedReports(t *testing.T) []report {
+	var out []report
+	t.Run("shared", func(t *testing.T) {
+		shared := testref.SharedDir(t)
+		zoo, _ := filepath.Glob(filepath.Join(shared, "reference", "zoo", "*", "hf"))
+		for _, hf := range zoo {
+			arch := filepath.Base(filepath.Dir(hf))
+			d, err := modelReport(hf, "reference/zoo/"+arch+"/hf")
+			if err != nil {
+				t.Errorf("zoo %s: %v", arch, err)
+				continue
+			}
+			an := filepath.Join(shared, "reference", "analysis", arch)
+			if err := addHeavyTail(d, filepath.Join(an, "heavytail.json")); err != nil {
+				t.Errorf("zoo %s: %v", arch, err)
+			}
+			if err := addComposition(d, filepath.Join(an, "composition.json")); err != nil {
+				t.Errorf("zoo %s: %v", arch, err)
+			}
+			out = append(out, report{name: "zoo-" + arch, data: d})
+		}
+		var fixtures []string
+		for _, kind := range []string{"gguf", "safetensors", "lora"} {
+			dirs, _ := filepath.Glob(filepath.Join(shared, "fixtures", kind, "*"))
+			fixtures = append(fixtures, dirs...)
+		}
+		for _, dir := range fixtures {
+			rel, _ := filepath.Rel(shared, dir)
+			d, err := modelReport(dir, rel)
+			if err != nil {
+				// not a model (a folder of vocabularies): nothing to report
+				t.Logf("fixture %s: no report: %v", rel, err)
+				continue
+			}
+			out = append(out, report{name: "fixture-" + filepath.Base(dir), data: d})
+		}
+	})
+	return out
+}
+
+// addHeavyTail sets each matrix's ESD from a reference heavytail.json, as
+// the lead's wiring will from inspect's esd object (same field names).
+func addHeavyTail(d *Data, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	type nf = *float64
+	var ref struct {
+		Matrices map[string]struct {
+			Status        string  `json:"status"`
+			Alpha         nf      `json:"alpha"`
+			XMin          nf      `json:"xmin"`
+			XMax          nf      `json:"xmax"`
+			D             nf      `json:"D"`
+			Sigma         nf      `json:"sigma"`
+			AlphaWeighted nf      `json:"alpha_weighted"`
+			NumPLSpikes   *int    `json:"num_pl_spikes"`
+			Warning       *string `json:"warning"`
+		} `json:"matrices"`
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	val := func(p nf) float64 {
+		if p == nil {
+			return math.NaN()
+		}
+		return *p
+	}
+	re := regexp.MustCompile(`^layers\.(\d+)\.([qkvo])$`)
+	n := 0
+	for name, e := range ref.Matrices {
+		sm := re.FindStringSubmatch(name)
+		if sm == nil {
+			continue
+		}
+		for li := range d.Layers {
+			if fmt.Sprint(d.Layers[li].Index) != sm[1] {
+				continue
+			}
+			for mi := range d.Layers[li].Matrices {
+				m := &d.Layers[li].Matrices[mi]
+				if m.Name != sm[2] {
+					continue
+				}
+				esd := &ESD{Status: e.Status, Alpha: val(e.Alpha), XMin: val(e.XMin), XMax: val(e.XMax), D: val(e.D),
+					Sigma: val(e.Sigma), AlphaWeighted: val(e.AlphaWeighted), NumSpikes: -1}
+				if e.NumPLSpikes != nil && e.Status == "success" {
+					esd.NumSpikes = *e.NumPLSpikes
+				}
+				if e.Warning != nil {
+					esd.Warning = *e.Warning
+				}
+				m.ESD = esd
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: no matrix matched the report's layers", path)
+	}
+	return nil
+}
+
+// addComposition adds the raw and LN-folded scores of a composition.json
+// (layout qkv.circuits/v1 will share: [l1][h1][l2][h2]).
+func addComposition(d *Data, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	type scores struct{ Q, K, V [][][][]float64 }
+	var ref struct {
+		Raw      scores `json:"raw"`
+		LNFolded scores `json:"ln_folded"`
+		Baseline struct {
+			Mean float64 `json:"mean"`
+		} `json:"baseline"`
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	d.Composition = []Composition{
+		{Name: "raw", Q: ref.Raw.Q, K: ref.Raw.K, V: ref.Raw.V, Baseline: ref.Baseline.Mean},
+		{Name: "ln_folded", Q: ref.LNFolded.Q, K: ref.LNFolded.K, V: ref.LNFolded.V, Baseline: ref.Baseline.Mean},
+	}
+	return nil
+}

@@ -54,6 +54,8 @@ type report struct {
 	name string
 	data *Data
 	file string
+	// bare: a page with no figures at all (a report of nothing) is right
+	bare bool
 }
 
 func TestBrowser(t *testing.T) {
@@ -71,6 +73,8 @@ func TestBrowser(t *testing.T) {
 	reports := []report{
 		{name: "fixture-small-hostile", data: smallData()},
 		{name: "synthetic-32x32", data: bigData(32, 32, 8, 4096, 4, 128)},
+		{name: "fixture-sparse", data: sparseData()},
+		{name: "empty", data: &Data{Source: "empty"}, bare: true},
 	}
 	root := testref.RepoRoot()
 	if d, err := modelReport(filepath.Join(root, "testdata", "tiny-llama"), "testdata/tiny-llama"); err != nil {
@@ -115,7 +119,9 @@ func TestBrowser(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkInBrowser(t, b, abs, filepath.Join(out, r.name))
+			for _, p := range checkInBrowser(t, b, abs, filepath.Join(out, r.name), !r.bare) {
+				t.Error(p)
+			}
 			t.Logf("%s: %d bytes; screenshots %s-desktop.png, %s-phone.png, print %s.pdf", path, st.Size(), filepath.Join(out, r.name), filepath.Join(out, r.name), filepath.Join(out, r.name))
 		})
 	}
@@ -171,7 +177,9 @@ func evalCheck(ctx context.Context, b *browser, session string) (pageCheck, erro
 	return pc, err
 }
 
-func checkInBrowser(t *testing.T, b *browser, abs, outBase string) {
+// checkInBrowser loads the page at desktop width, phone width and in print
+// media and returns its problems; failures of the harness itself stop t.
+func checkInBrowser(t *testing.T, b *browser, abs, outBase string, wantFigures bool) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	var target struct {
@@ -252,17 +260,17 @@ func checkInBrowser(t *testing.T, b *browser, abs, outBase string) {
 		if err != nil {
 			t.Fatalf("%s: %v", mode, err)
 		}
-		if pc.Figures == 0 || pc.SVGs == 0 {
-			t.Errorf("%s: %d figures, %d svgs", mode, pc.Figures, pc.SVGs)
+		if wantFigures && (pc.Figures == 0 || pc.SVGs == 0) {
+			problems = append(problems, fmt.Sprintf("%s: %d figures, %d svgs", mode, pc.Figures, pc.SVGs))
 		}
 		for _, x := range pc.Bad {
-			t.Errorf("%s: %s", mode, x)
+			problems = append(problems, mode+": "+x)
 		}
 		return pc
 	}
 	desk := check("desktop")
 	if desk.Title == "" {
-		t.Error("page has no title")
+		problems = append(problems, "page has no title")
 	}
 	shot := func(name string, w, h float64) {
 		var res struct {
@@ -285,7 +293,7 @@ func checkInBrowser(t *testing.T, b *browser, abs, outBase string) {
 	metrics(390, 844, true, 2)
 	phone := check("phone")
 	if phone.ScrollWidth > phone.InnerWidth+1 {
-		t.Errorf("phone: the page is %g px wide in a %g px viewport (horizontal scrolling)", phone.ScrollWidth, phone.InnerWidth)
+		problems = append(problems, fmt.Sprintf("phone: the page is %g px wide in a %g px viewport (horizontal scrolling)", phone.ScrollWidth, phone.InnerWidth))
 	}
 	shot(outBase+"-phone.png", 390, math.Min(phone.Height, 2400))
 
@@ -302,15 +310,13 @@ func checkInBrowser(t *testing.T, b *browser, abs, outBase string) {
 	}
 	raw, err := base64.StdEncoding.DecodeString(pdf.Data)
 	if err != nil || len(raw) < 1000 {
-		t.Errorf("print to PDF gave %d bytes (%v)", len(raw), err)
+		problems = append(problems, fmt.Sprintf("print to PDF gave %d bytes (%v)", len(raw), err))
 	} else if err := os.WriteFile(outBase+".pdf", raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b.drain(300*time.Millisecond, onEvent)
-	for _, p := range problems {
-		t.Error(p)
-	}
 	t.Logf("%d figures, %d svgs, %d rasters, page %g px tall at desktop width", desk.Figures, desk.SVGs, desk.Images, desk.Height)
+	return problems
 }
 
 // modelReport inspects a checkpoint as `qkv report` will: spectra and heads,
@@ -328,7 +334,9 @@ func modelReport(path, source string) (*Data, error) {
 		return nil, err
 	}
 	heads := m.HeadsKnown() == nil
-	rep, err := inspect.Run(context.Background(), m, inspect.Options{Heads: heads, Spectrum: true, Workers: 2}, nil)
+	// an adapter's deltas are full d_model-wide matrices (4096² here), whose
+	// spectra take minutes: fast mode, as a user would choose
+	rep, err := inspect.Run(context.Background(), m, inspect.Options{Heads: heads, Spectrum: true, Fast: m.IsAdapter, Workers: 2}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -543,4 +551,55 @@ func addComposition(d *Data, path string) error {
 		{Name: "ln_folded", Q: ref.LNFolded.Q, K: ref.LNFolded.K, V: ref.LNFolded.V, Baseline: ref.Baseline.Mean},
 	}
 	return nil
+}
+
+// badPages are pages that break every rule the check enforces; the test
+// that loads them shows the check can fail.
+var badPages = map[string]string{
+	// with the report's kind of CSP: a blocked script, a blocked image, an
+	// inline style the CSP refuses, an empty SVG, a raster that does not
+	// decode and a word too wide for a phone
+	"csp": `<!DOCTYPE html><html><head><meta charset="utf-8"/>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:"/><title>bad</title></head><body>
+<script>console.log("script ran")</script>
+<img src="http://192.0.2.1/x.png" alt=""/>
+<p style="color:red">styled</p>
+<figure><svg width="0" height="0" role="img" aria-label="empty"></svg><figcaption>empty figure</figcaption></figure>
+<figure><svg width="10" height="10"><image href="data:image/png;base64,AAAA" width="10" height="10"/></svg><figcaption>bad raster</figcaption></figure>
+<p>` + strings.Repeat("w", 300) + `</p></body></html>`,
+	// without a CSP: a script that logs an error and throws, and a request
+	// to the network
+	"nocsp": `<!DOCTYPE html><html><head><meta charset="utf-8"/><title>bad</title></head><body>
+<figure><svg width="10" height="10"></svg><figcaption>x</figcaption></figure>
+<img src="http://192.0.2.1/x.png" alt=""/>
+<script>console.error("an error"); throw new Error("thrown");</script></body></html>`,
+}
+
+func TestBrowserCatchesProblems(t *testing.T) {
+	exe := chromiumPath()
+	if exe == "" {
+		t.Skip("no Chromium found: skipping")
+	}
+	dir := t.TempDir()
+	b, err := startBrowser(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	want := map[string][]string{
+		"csp":   {"Executing inline script violates", "Loading the image", "Applying inline style violates", "is 0×0", "raster does not decode", "horizontal scrolling"},
+		"nocsp": {"console.error", "exception", "request to http://192.0.2.1/x.png"},
+	}
+	for name, html := range badPages {
+		path := filepath.Join(dir, name+".html")
+		if err := os.WriteFile(path, []byte(html), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		probs := strings.Join(checkInBrowser(t, b, path, filepath.Join(dir, name), true), "\n")
+		for _, w := range want[name] {
+			if !strings.Contains(probs, w) {
+				t.Errorf("%s: the check did not report %q; it reported:\n%s", name, w, probs)
+			}
+		}
+	}
 }

@@ -252,3 +252,27 @@ func bigData(L, H, KV, dModel, attnLayers, T int) *Data {
 	d.Attention = a
 	return d
 }
+
+// sparseData is smallData with every number unknown and no token labels.
+func sparseData() *Data {
+	d := smallData()
+	for li := range d.Layers {
+		for mi := range d.Layers[li].Matrices {
+			m := &d.Layers[li].Matrices[mi]
+			for k := range m.SV {
+				m.SV[k] = math.NaN()
+			}
+			m.SpectralNorm, m.EffectiveRank = math.NaN(), math.NaN()
+			m.ESD = nil
+		}
+	}
+	for i := range d.Heads {
+		for _, row := range d.Heads[i].Values {
+			for k := range row {
+				row[k] = math.NaN()
+			}
+		}
+	}
+	d.Attention.Tokens = nil
+	return d
+}

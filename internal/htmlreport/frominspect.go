@@ -25,7 +25,7 @@ func FromInspect(rep *inspect.Report, source string) *Data {
 		Findings: []Finding{},
 	}
 	if rep.Settings.Mode == "fast" {
-		d.Notes = append(d.Notes, "Fast mode: spectral statistics are Lanczos estimates and the spectra hold only the values it found.")
+		d.Notes = append(d.Notes, "Fast mode: spectral statistics are Lanczos estimates (flag \"estimated\"); spectra are drawn only where singular values were kept.")
 	}
 	if !rep.Settings.Spectrum {
 		d.Notes = append(d.Notes, "The singular values were not kept, so this report has no spectrum or ESD plots.")

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"image/png"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -316,26 +315,7 @@ func TestValidate(t *testing.T) {
 // numbers are all NaN, render without error.
 func TestSparse(t *testing.T) {
 	checkStructure(t, render(t, &Data{Source: "empty"}))
-	d := smallData()
-	for li := range d.Layers {
-		for mi := range d.Layers[li].Matrices {
-			m := &d.Layers[li].Matrices[mi]
-			for k := range m.SV {
-				m.SV[k] = math.NaN()
-			}
-			m.SpectralNorm, m.EffectiveRank = math.NaN(), math.NaN()
-			m.ESD = nil
-		}
-	}
-	for i := range d.Heads {
-		for _, row := range d.Heads[i].Values {
-			for k := range row {
-				row[k] = math.NaN()
-			}
-		}
-	}
-	d.Attention.Tokens = nil
-	checkStructure(t, render(t, d))
+	checkStructure(t, render(t, sparseData()))
 }
 
 type errWriter struct{ n int }

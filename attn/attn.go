@@ -739,21 +739,28 @@ func layerNorm(dst, x, w, b []float32, d int, eps float64) {
 // logarithm per row.
 func softmaxRows(p []float32, T int, r rowRule) (maxLogit, entropy, sinkMass float64) {
 	maxLogit = math.Inf(-1)
+	scale, softcap, slope := r.scale, r.softcap, r.slope
 	for i := 0; i < T; i++ {
 		full := p[i*T : (i+1)*T]
 		lo, hi := r.rowRange(i, T)
 		row := full[lo:hi]
+		// One pass per step keeps calls (tanh) out of the common loop.
+		for j, v := range row {
+			row[j] = v * scale
+		}
+		if softcap > 0 {
+			for j, v := range row {
+				row[j] = float32(math.Tanh(float64(v/softcap))) * softcap
+			}
+		}
+		if r.alibi {
+			for j := range row {
+				row[j] += slope * float32(lo+j-i)
+			}
+		}
 		m := float32(math.Inf(-1))
 		nan := false
-		for jj, v := range row {
-			s := v * r.scale
-			if r.softcap > 0 {
-				s = float32(math.Tanh(float64(s/r.softcap))) * r.softcap
-			}
-			if r.alibi {
-				s += r.slope * float32(lo+jj-i)
-			}
-			row[jj] = s
+		for _, s := range row {
 			if s > m {
 				m = s
 			}
@@ -769,14 +776,8 @@ func softmaxRows(p []float32, T int, r rowRule) (maxLogit, entropy, sinkMass flo
 		if r.hasSink && r.sink > m {
 			m = r.sink
 		}
-		var sum, sumED, eSink float64
-		for j, v := range row {
-			d := float64(v - m)
-			e := expNonPositive(d)
-			row[j] = float32(e)
-			sum += e
-			sumED += e * d
-		}
+		sum, sumED := expRow(row, m)
+		var eSink float64
 		if r.hasSink {
 			d := float64(r.sink - m)
 			eSink = expNonPositive(d)
@@ -793,6 +794,20 @@ func softmaxRows(p []float32, T int, r rowRule) (maxLogit, entropy, sinkMass flo
 		sinkMass += eSink * inv
 	}
 	return maxLogit, entropy / float64(T), sinkMass / float64(T)
+}
+
+// expRow replaces each v of row by e = exp(v − m) and returns Σ e and
+// Σ e·(v − m). It is its own function so that the loop around the call keeps
+// few values live (softmaxRows' many would be reloaded at every iteration).
+func expRow(row []float32, m float32) (sum, sumED float64) {
+	for j, v := range row {
+		d := float64(v - m)
+		e := expNonPositive(d)
+		row[j] = float32(e)
+		sum += e
+		sumED += e * d
+	}
+	return sum, sumED
 }
 
 // expNonPositive is exp(x) for x ≤ 0 (NaN passes through), to about 1e-9

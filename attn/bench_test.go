@@ -41,3 +41,18 @@ func BenchmarkLayer4096(b *testing.B) {
 	b.ReportMetric(float64(cpuTime()-c0)/float64(b.N)/1e6, "cpu-ms/op")
 	b.ReportMetric(float64(best)/1e6, "best-ms")
 }
+
+// BenchmarkSoftmaxRows turns one head's causal 512×512 scores into
+// probabilities: the part of Run outside the matrix products.
+func BenchmarkSoftmaxRows(b *testing.B) {
+	const T = 512
+	src := make([]float32, T*T)
+	for i := range src {
+		src[i] = float32(i%97) * 0.01
+	}
+	p := make([]float32, T*T)
+	for i := 0; i < b.N; i++ {
+		copy(p, src)
+		softmaxRows(p, T, rowRule{scale: 0.1, causal: true})
+	}
+}

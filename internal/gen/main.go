@@ -34,6 +34,9 @@ func main() {
 	g.writeHF(filepath.Join(g.root, "tiny-llama"), m)
 	g.writeSharded(filepath.Join(g.root, "tiny-llama-sharded"), m)
 	g.writeGGUFs(filepath.Join(g.root, "gguf"), m)
+	for _, a := range archModels() {
+		g.writeArch(a)
+	}
 	hostile(g)
 }
 

@@ -169,6 +169,20 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 		}
 	}
 
+	// The config's numbers, checked against the factors.
+	ranks := map[string]int{}
+	for _, mod := range order {
+		p := pairs[mod]
+		r := p.a.Shape[0]
+		if p.mlx {
+			r = p.a.Shape[1]
+		}
+		ranks[mod] = int(r)
+	}
+	if err := checkAdapterConfig(c, ac, ranks); err != nil {
+		return nil, err
+	}
+
 	// Scale.
 	scaleFor, err := loraScale(c, ac, info)
 	if err != nil {
@@ -336,6 +350,9 @@ func loraScale(c *Checkpoint, ac cfg, info *AdapterInfo) (func(module string, r 
 	}
 	// PEFT.
 	alpha, _, ok := ac.float("lora_alpha")
+	if !ok && ac.has("lora_alpha") {
+		return nil, &Error{File: firstNonEmpty(c.AdapterConfigPath, c.Path), Offset: -1, Err: fmt.Errorf("adapter_config.json lora_alpha is %s, which is not a finite number", describeValue(ac["lora_alpha"]))}
+	}
 	if !ok {
 		return nil, &Error{File: firstNonEmpty(c.AdapterConfigPath, c.Path), Offset: -1, Err: errors.New("adapter_config.json has no lora_alpha, so the LoRA scale is unknown")}
 	}
@@ -369,6 +386,55 @@ func loraScale(c *Checkpoint, ac cfg, info *AdapterInfo) (func(module string, r 
 		}
 		return a / float64(r), "lora_alpha / r"
 	}, nil
+}
+
+// checkAdapterConfig refuses adapter_config.json numbers that cannot be a
+// LoRA's: a rank (PEFT r, MLX lora_parameters.rank) that is not a positive
+// integer or disagrees with the factors' rank (PEFT's rank_pattern aside),
+// and a non-finite alpha or scale. Errors name the key.
+func checkAdapterConfig(c *Checkpoint, ac cfg, ranks map[string]int) error {
+	if ac == nil {
+		return nil
+	}
+	file := firstNonEmpty(c.AdapterConfigPath, c.Path)
+	fail := func(format string, args ...any) error {
+		return &Error{File: file, Offset: -1, Err: fmt.Errorf(format, args...)}
+	}
+	lp := ac.object("lora_parameters")
+	for _, x := range []struct {
+		o    cfg
+		key  string
+		name string
+	}{{ac, "lora_alpha", "lora_alpha"}, {lp, "alpha", "lora_parameters.alpha"}, {lp, "scale", "lora_parameters.scale"}} {
+		if !x.o.has(x.key) {
+			continue
+		}
+		if _, ok := x.o.num(x.key); !ok {
+			return fail("adapter_config.json %s is %s, which is not a finite number", x.name, describeValue(x.o[x.key]))
+		}
+	}
+	for _, x := range []struct {
+		o    cfg
+		key  string
+		name string
+	}{{ac, "r", "r"}, {lp, "rank", "lora_parameters.rank"}} {
+		if !x.o.has(x.key) {
+			continue
+		}
+		f, ok := anyNum(x.o[x.key])
+		if !ok || f != math.Trunc(f) || f < 1 || f >= 1<<31 {
+			return fail("adapter_config.json %s is %s, which is not a positive rank", x.name, describeValue(x.o[x.key]))
+		}
+		if x.key == "r" && ac.object("rank_pattern") != nil && len(ac.object("rank_pattern")) > 0 {
+			continue // per-module ranks
+		}
+		for _, mod := range sortedKeys(ranks) {
+			if ranks[mod] != int(f) {
+				return fail("adapter_config.json %s is %d, but the factors of %s have rank %d", x.name, int(f), mod, ranks[mod])
+			}
+		}
+	}
+	return nil
 }
 
 // guessArch names the architecture family a base model name suggests, ""

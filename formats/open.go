@@ -280,7 +280,10 @@ func sniff(path string) (string, error) {
 	}
 	defer f.Close()
 	var head [9]byte
-	n, _ := f.Read(head[:])
+	n, err := io.ReadFull(f, head[:])
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return "", &Error{File: path, Offset: 0, Err: fmt.Errorf("cannot read the file: %v", describeOSError(err))}
+	}
 	b := head[:n]
 	switch {
 	case n >= 4 && string(b[:4]) == "GGUF":
@@ -451,6 +454,10 @@ func (c *Checkpoint) openIndex(path string, opts Options) error {
 		shard, ok := v.(string)
 		if !ok {
 			return errorf(path, -1, "weight_map entry %q is not a file name", name)
+		}
+		// "./model-00002-of-00002.safetensors" names a file in this folder too.
+		if clean := filepath.Clean(shard); clean != "." && !strings.ContainsAny(clean, "/\\") {
+			shard = clean
 		}
 		if shard == "" || strings.ContainsAny(shard, "/\\") || shard == ".." || shard == "." {
 			return errorf(path, -1, "weight_map entry %q names %q, which is not a file in this folder", name, shard)

@@ -9,7 +9,7 @@ import (
 const benchElements = 4 << 20
 
 // BenchmarkDecode measures float32 written per second for every decodable
-// type, on one goroutine (1core) and split across GOMAXPROCS (allcores).
+// type, on one goroutine.
 // Input is random bytes: fine for throughput, the kernels have no
 // data-dependent branches that matter.
 func BenchmarkDecode(b *testing.B) {
@@ -33,14 +33,6 @@ func BenchmarkDecode(b *testing.B) {
 			b.SetBytes(int64(n) * 4)
 			for b.Loop() {
 				if err := Decode(typ, out, src); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(typ.Name()+"/allcores", func(b *testing.B) {
-			b.SetBytes(int64(n) * 4)
-			for b.Loop() {
-				if err := DecodeParallel(typ, out, src, 0); err != nil {
 					b.Fatal(err)
 				}
 			}

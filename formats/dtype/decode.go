@@ -2,8 +2,6 @@ package dtype
 
 import (
 	"fmt"
-	"runtime"
-	"sync"
 )
 
 // kernel decodes len(src)/blockBytes whole blocks from src into dst. Callers
@@ -30,43 +28,6 @@ func Decode(t Type, dst []float32, src []byte) error {
 		return err
 	}
 	k(dst, src)
-	return nil
-}
-
-// parallelThreshold is the output size in elements below which splitting
-// across goroutines costs more than it saves.
-const parallelThreshold = 1 << 16
-
-// DecodeParallel is Decode split across up to workers goroutines (GOMAXPROCS
-// when workers <= 0) for large tensors. Results are identical to Decode.
-func DecodeParallel(t Type, dst []float32, src []byte, workers int) error {
-	k, err := check(t, dst, src)
-	if err != nil {
-		return err
-	}
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	bs, bb := t.BlockSize(), t.BlockBytes()
-	blocks := len(dst) / bs
-	if workers == 1 || len(dst) < parallelThreshold || blocks < 2 {
-		k(dst, src)
-		return nil
-	}
-	if workers > blocks {
-		workers = blocks
-	}
-	per := (blocks + workers - 1) / workers
-	var wg sync.WaitGroup
-	for b := 0; b < blocks; b += per {
-		e := min(b+per, blocks)
-		wg.Add(1)
-		go func(b, e int) {
-			defer wg.Done()
-			k(dst[b*bs:e*bs], src[b*bb:e*bb])
-		}(b, e)
-	}
-	wg.Wait()
 	return nil
 }
 

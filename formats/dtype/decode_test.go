@@ -480,48 +480,15 @@ func TestDecodeErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := make([]float32, tc.n)
 			src := make([]byte, tc.src)
-			for _, f := range []func() error{
-				func() error { return Decode(tc.typ, dst, src) },
-				func() error { return DecodeParallel(tc.typ, dst, src, 2) },
-			} {
-				err := f()
-				if err == nil || !strings.Contains(err.Error(), tc.msg) {
-					t.Errorf("error %v, want one containing %q", err, tc.msg)
-				}
+			err := Decode(tc.typ, dst, src)
+			if err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %v, want one containing %q", err, tc.msg)
 			}
 		})
 	}
 	// Empty input is fine.
 	if err := Decode(Q4_K, nil, nil); err != nil {
 		t.Errorf("empty Q4_K: %v", err)
-	}
-}
-
-// TestDecodeParallel checks DecodeParallel against Decode on random bytes
-// for every decodable type, with block counts that do not split evenly.
-func TestDecodeParallel(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	for _, typ := range All() {
-		if !typ.Decodable() {
-			continue
-		}
-		blocks := (parallelThreshold+typ.BlockSize()-1)/typ.BlockSize() + 7
-		n := blocks * typ.BlockSize()
-		src := make([]byte, blocks*typ.BlockBytes())
-		for i := range src {
-			src[i] = byte(r.Uint32())
-		}
-		want := make([]float32, n)
-		if err := Decode(typ, want, src); err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range []int{0, 1, 3, 7} {
-			got := make([]float32, n)
-			if err := DecodeParallel(typ, got, src, w); err != nil {
-				t.Fatal(err)
-			}
-			compareExact(t, typ.Name(), got, want)
-		}
 	}
 }
 

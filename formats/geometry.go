@@ -1,18 +1,5 @@
 package formats
 
-// Projection names one of a layer's attention matrices.
-type Projection string
-
-const (
-	ProjQ Projection = "q"
-	ProjK Projection = "k"
-	ProjV Projection = "v"
-	ProjO Projection = "o"
-)
-
-// Projections lists the four projections in their canonical order.
-var Projections = []Projection{ProjQ, ProjK, ProjV, ProjO}
-
 // NormKind is the kind of normalisation applied before attention.
 type NormKind string
 

@@ -417,3 +417,31 @@ func TestLazyMetadataArray(t *testing.T) {
 		t.Errorf("n_kv_heads %d", m.Geo.NKVHeads)
 	}
 }
+
+// TestConfigValues: config.json values that change attention are checked
+// and refused with one line naming the key.
+func TestConfigValues(t *testing.T) {
+	for _, tc := range []struct{ extra, want string }{
+		{`, "rope_theta": -1`, "config.json rope_theta is -1, which is not positive"},
+		{`, "rope_theta": "big"`, `config.json rope_theta is the string "big", not a number`},
+		{`, "partial_rotary_factor": 2`, "config.json partial_rotary_factor is 2, more than 1"},
+		{`, "rope_scaling": {"rope_type": "linear"}`, "config.json rope_scaling.factor is missing"},
+		{`, "rope_scaling": {"rope_type": "linear", "factor": -2}`, "config.json rope_scaling.factor is -2, which is not positive"},
+		{`, "rope_parameters": {"rope_type": "yarn", "factor": 4, "original_max_position_embeddings": 2147483648}`, "config.json rope_parameters.original_max_position_embeddings is 2147483648, which is not a usable count"},
+		{`, "rms_norm_eps": -1`, "config.json rms_norm_eps is -1, which is not a usable norm epsilon"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			dir := tinyLlamaDir(t, fmt.Sprintf(tinyLlamaConfig, tc.extra)) // a repeated key: the last one counts
+			c, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = FindModel(c, FindOptions{})
+			var fe *Error
+			if !errors.As(err, &fe) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %v, want one line containing %q", err, tc.want)
+			}
+		})
+	}
+}

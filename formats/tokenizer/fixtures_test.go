@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/qkvdev/qkv/formats"
@@ -161,6 +162,33 @@ func TestRefusals(t *testing.T) {
 		_, err := FromJSON([]byte(doc))
 		if !errors.Is(err, ErrUnsupported) {
 			t.Errorf("%s: err = %v, want ErrUnsupported", doc, err)
+		}
+	}
+}
+
+func TestText(t *testing.T) {
+	shared := testref.SharedDir(t)
+	for _, c := range []struct {
+		vocab string
+		text  string
+		want  []string
+	}{
+		{"gpt-2", "Hello world", []string{"Hello", " world"}},
+		{"llama-spm", "Hello world", []string{" Hello", " world"}},
+		{"llama-spm", "\t", []string{" ", "\t"}},
+		{"bert-bge", "Hello tokenization", []string{" hello", " token", "ization"}},
+	} {
+		tok := loadGGUF(t, filepath.Join(shared, "fixtures/gguf/vocab", "ggml-vocab-"+c.vocab+".gguf"))
+		ids, err := tok.Encode(c.text, EncodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, id := range ids {
+			got = append(got, tok.Text(id))
+		}
+		if strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("%s %q: Text = %q, want %q", c.vocab, c.text, got, c.want)
 		}
 	}
 }

@@ -322,6 +322,9 @@ func FromGGUFArrays(f *gguf.File, arr ArrayReader) (*Tokenizer, error) {
 			return nil, err
 		}
 		if mkv == nil {
+			if pre == "kimi-k2" {
+				return nil, unsupported("pre-tokenizer \"kimi-k2\" without tokenizer.ggml.merges (tiktoken ranks) is not implemented")
+			}
 			return nil, fmt.Errorf("a BPE (gpt2) tokenizer without tokenizer.ggml.merges")
 		}
 		if mkv.Count > maxVocab*4 {

@@ -114,7 +114,7 @@ type hfPipeline struct {
 	decoders    []func([]string) []string
 	decodeErr   error
 	post        []int // template: -1 = the sequence, else a special id
-	postErr     error
+	byteLevel   bool  // a ByteLevel pre-tokenizer maps bytes to the GPT-2 alphabet
 }
 
 // hfPreStage transforms one split into splits. atStart: the split begins
@@ -328,7 +328,7 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 		t.wpm.indexContinuations(t)
 	case "WordLevel":
 	}
-	_ = byteLevelPre
+	hp.byteLevel = byteLevelPre
 
 	if f.PostProcessor != nil {
 		if hp.post, err = buildPost(t, f.PostProcessor); err != nil {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -73,9 +74,13 @@ type EncodeOptions struct {
 	ParseSpecial bool
 }
 
-// Tokenizer encodes text to token ids and decodes them back.
+// Tokenizer encodes text to token ids and decodes them back. It is safe
+// for concurrent use (Encode serialises on an internal lock: it reuses
+// scratch buffers and a word cache).
 type Tokenizer struct {
 	Info Info
+
+	mu sync.Mutex
 
 	tokens []string
 	types  []TokenType
@@ -115,6 +120,46 @@ func (t *Tokenizer) Piece(id int) string {
 	return t.tokens[id]
 }
 
+// Text returns what token id stands for in text: byte-level pieces mapped
+// back to their bytes ("Ġthe" → " the"), "▁" as a space ("▁the" → " the"),
+// <0xXX> as that byte, WordPiece continuations without "##" and word
+// starts with a space. It may be part of a UTF-8 character (a byte token);
+// callers sanitise it before showing it. "" for an id out of range.
+func (t *Tokenizer) Text(id int) string {
+	if id < 0 || id >= len(t.tokens) {
+		return ""
+	}
+	p := t.tokens[id]
+	if ty := t.types[id]; ty == TypeControl || ty == TypeUnknown || ty == TypeUserDefined {
+		return p
+	}
+	if b, ok := parseByteToken(p); ok && (t.spm != nil || (t.bpe != nil && t.bpe.byteFallback)) {
+		return string([]byte{b})
+	}
+	switch {
+	case t.spm != nil:
+		return strings.ReplaceAll(p, spaceMark, " ")
+	case t.bpe != nil && (t.bpe.byteLevel || (t.hf != nil && t.hf.byteLevel)):
+		return byteLevelDecode(p)
+	case t.bpe != nil:
+		return strings.ReplaceAll(p, spaceMark, " ")
+	case t.wpm != nil:
+		if t.wpm.wordPrefix != "" {
+			if strings.HasPrefix(p, t.wpm.wordPrefix) {
+				return " " + p[len(t.wpm.wordPrefix):]
+			}
+			return p
+		}
+		if strings.HasPrefix(p, t.wpm.contPrefix) {
+			return p[len(t.wpm.contPrefix):]
+		}
+		return " " + p
+	case t.rwkv != nil:
+		return t.rwkv.bytes[id]
+	}
+	return p
+}
+
 // Type returns token id's type (TypeUndefined for an id out of range).
 func (t *Tokenizer) Type(id int) TokenType {
 	if id < 0 || id >= len(t.types) {
@@ -131,6 +176,8 @@ func (t *Tokenizer) ID(piece string) (int, bool) {
 
 // Encode tokenizes text.
 func (t *Tokenizer) Encode(text string, opts EncodeOptions) ([]int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	out := make([]int, 0, len(text)/3+4)
 	afterSpecial := true
 	var err error

@@ -35,7 +35,12 @@ type tokenizeReport struct {
 	Count        int      `json:"count"`
 	IDs          []int    `json:"ids"`
 	Pieces       []string `json:"pieces"`
-	Warnings     []string `json:"warnings"`
+	// Texts: what each token stands for in text ("Ġthe" → " the"); a byte
+	// token that is part of a UTF-8 character shows as U+FFFD.
+	Texts    []string `json:"texts"`
+	Warnings []string `json:"warnings"`
+
+	rawTexts []string // Texts before the U+FFFD replacement, for the table
 }
 
 func newTokenizeCmd(s *Streams) *cobra.Command {
@@ -115,7 +120,7 @@ func runTokenize(path, text string, special bool) (tokenizeReport, error) {
 	in := tok.Info
 	rep := tokenizeReport{Schema: "qkv.tokenize/v1", Path: path, Source: in.Source, Model: in.Model, Pre: in.Pre,
 		VocabSize: in.VocabSize, AddSpecial: special, ParseSpecial: special,
-		Count: len(ids), IDs: ids, Pieces: make([]string, len(ids)), Warnings: in.Warnings}
+		Count: len(ids), IDs: ids, Pieces: make([]string, len(ids)), Texts: make([]string, len(ids)), Warnings: in.Warnings}
 	if rep.Warnings == nil {
 		rep.Warnings = []string{}
 	}
@@ -131,6 +136,9 @@ func runTokenize(path, text string, special bool) (tokenizeReport, error) {
 	rep.AddedEOS = special && in.AddEOS && in.EOS >= 0
 	for i, id := range ids {
 		rep.Pieces[i] = tok.Piece(id)
+		raw := tok.Text(id)
+		rep.rawTexts = append(rep.rawTexts, raw)
+		rep.Texts[i] = strings.ToValidUTF8(raw, "\uFFFD")
 	}
 	return rep, nil
 }
@@ -158,9 +166,9 @@ func printTokenize(s *Streams, rep tokenizeReport) error {
 		rep.Source, desc, rep.VocabSize, rep.Count, extra)), s.Styled))
 	rows := make([][]string, len(rep.IDs))
 	for i, id := range rep.IDs {
-		rows[i] = []string{strconv.Itoa(i), strconv.Itoa(id), visiblePiece(rep.Pieces[i])}
+		rows[i] = []string{strconv.Itoa(i), strconv.Itoa(id), visiblePiece(rep.Pieces[i]), strconv.Quote(rep.rawTexts[i])}
 	}
-	b.WriteString(termui.Table([]string{"#", "id", "piece"}, rows, []bool{true, true, false}, s.Styled))
+	b.WriteString(termui.Table([]string{"#", "id", "piece", "text"}, rows, []bool{true, true, false, false}, s.Styled))
 	ids := make([]string, len(rep.IDs))
 	for i, id := range rep.IDs {
 		ids[i] = strconv.Itoa(id)

@@ -21,7 +21,12 @@ func (e *UnsupportedError) Error() string {
 		if m == "" {
 			m = fmt.Sprintf("model uses %s %q, which qkv does not implement", strings.ReplaceAll(it.Kind, "_", " "), it.Name)
 		} else if it.Name != "" && !strings.Contains(m, it.Name) {
-			m += " (" + it.Name + ")"
+			kind := strings.ReplaceAll(it.Kind, "_", " ")
+			if kind == "setting" || kind == "" {
+				m += " (" + it.Name + ")"
+			} else {
+				m += " (" + kind + " " + it.Name + ")"
+			}
 		}
 		msgs = append(msgs, m)
 	}

@@ -138,6 +138,10 @@ func (c *Client) exchange(ctx context.Context, method string, u *url.URL, h http
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			var dns *net.DNSError
+			if errors.As(err, &dns) && dns.IsNotFound {
+				return fmt.Errorf("%s: %v", u.Host, netCause(err)) // no such host: retrying will not help
+			}
 			return timedOut(retry(fmt.Errorf("%s: %v", u.Host, netCause(err))))
 		}
 		if first == nil {

@@ -408,3 +408,13 @@ func TestSniffThenHeaderOneRead(t *testing.T) {
 		t.Errorf("%d bytes fetched for a %d-byte prefix: some were fetched twice", cdnBytes, len(p))
 	}
 }
+
+// A host that does not exist is not retried.
+func TestNoSuchHostNotRetried(t *testing.T) {
+	c := newTestClient(t, nil, "", func(o *Options) { o.Endpoint = "https://qkv-no-such-host.invalid" })
+	_, err := c.Resolve(context.Background(), "hf://org/m")
+	oneLineErr(t, err)
+	if strings.Contains(err.Error(), "no such host") && c.IO().Retries != 0 {
+		t.Errorf("%d retries for a host that does not exist", c.IO().Retries)
+	}
+}

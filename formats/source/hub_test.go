@@ -418,3 +418,62 @@ func TestNoSuchHostNotRetried(t *testing.T) {
 		t.Errorf("%d retries for a host that does not exist", c.IO().Retries)
 	}
 }
+
+// Tensor bytes are fetched per tensor, only what is asked: reading one
+// layer's attention projections of the zoo's sharded llama costs the
+// headers and those tensors' bytes, nothing more.
+func TestPerTensorReads(t *testing.T) {
+	shared := testref.SharedDir(t)
+	dir := filepath.Join(shared, "reference", "zoo", "llama", "hf-sharded")
+	h := hubtest.New(t)
+	h.AddRepo(t, "zoo/llama", dir)
+	c := newTestClient(t, h, "", nil)
+	tg, err := c.Resolve(context.Background(), "zoo/llama")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads := openShardHeaders(t, tg.Dir)
+	var headerBytes int64
+	type loc struct {
+		shard      string
+		begin, end int64
+	}
+	want := map[string]loc{}
+	for shard, p := range heads {
+		headerBytes += int64(len(p))
+		n := int64(binary.LittleEndian.Uint64(p))
+		var hdr map[string]json.RawMessage
+		if err := json.Unmarshal(p[8:8+n], &hdr); err != nil {
+			t.Fatal(err)
+		}
+		for name, raw := range hdr {
+			if !strings.HasPrefix(name, "model.layers.1.self_attn.") {
+				continue
+			}
+			var e struct {
+				DataOffsets [2]int64 `json:"data_offsets"`
+			}
+			json.Unmarshal(raw, &e)
+			want[name] = loc{shard, 8 + n + e.DataOffsets[0], 8 + n + e.DataOffsets[1]}
+		}
+	}
+	if len(want) < 4 {
+		t.Fatalf("layer 1 has %d attention tensors", len(want))
+	}
+	base := h.BytesServed() - headerBytes // the API answer, config and index
+	var tensorBytes int64
+	for _, l := range want {
+		src, err := tg.Dir.Open(l.shard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		truth := readFile(t, filepath.Join(dir, l.shard))
+		mustBytes(t, src, truth, l.begin, l.end-l.begin)
+		tensorBytes += l.end - l.begin
+	}
+	fetched := h.BytesServed() - base
+	if fetched > headerBytes+tensorBytes {
+		t.Errorf("fetched %d bytes for %d of headers and %d of layer 1's attention tensors", fetched, headerBytes, tensorBytes)
+	}
+	t.Logf("layer 1 attention: %d header bytes + %d tensor bytes; fetched %d", headerBytes, tensorBytes, fetched)
+}

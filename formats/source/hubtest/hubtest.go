@@ -66,6 +66,7 @@ type Hub struct {
 	plain  map[string]*blob // by name
 	faults []*Fault
 	log    []Request
+	start  int // log[start:] is the log since ResetLog
 }
 
 // Repo is a repository served by the emulator.
@@ -252,13 +253,14 @@ func (h *Hub) Inject(f Fault) {
 func (h *Hub) Requests() []Request {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]Request(nil), h.log...)
+	return append([]Request(nil), h.log[h.start:]...)
 }
 
-// ResetLog clears the request log.
+// ResetLog clears the request log (requests in flight are dropped from it
+// too).
 func (h *Hub) ResetLog() {
 	h.mu.Lock()
-	h.log = nil
+	h.start = len(h.log)
 	h.mu.Unlock()
 }
 
@@ -282,27 +284,33 @@ func (h *Hub) BytesServed() int64 {
 	return n
 }
 
-// recorder counts body bytes and keeps the status.
+// recorder logs the status and body bytes of a request before they are
+// sent, so that a client that has its answer finds it logged.
 type recorder struct {
 	http.ResponseWriter
+	h      *Hub
+	i      int // index in h.log
 	status int
-	bytes  int64
 }
 
 func (w *recorder) WriteHeader(s int) {
 	if w.status == 0 {
 		w.status = s
+		w.h.mu.Lock()
+		w.h.log[w.i].Status = s
+		w.h.mu.Unlock()
 	}
 	w.ResponseWriter.WriteHeader(s)
 }
 
 func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
-	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
-	return n, err
+	w.h.mu.Lock()
+	w.h.log[w.i].Bytes += int64(len(p))
+	w.h.mu.Unlock()
+	return w.ResponseWriter.Write(p)
 }
 
 func (w *recorder) Flush() {
@@ -317,32 +325,30 @@ func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (h *Hub) handler(host string, serve func(w *recorder, r *http.Request, f *Fault)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &recorder{ResponseWriter: w}
-		f := h.takeFault(host, r)
-		if f != nil {
+		h.mu.Lock()
+		h.log = append(h.log, Request{Host: host, Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
+			Range: r.Header.Get("Range"), Auth: r.Header.Get("Authorization")})
+		rec := &recorder{ResponseWriter: w, h: h, i: len(h.log) - 1}
+		h.mu.Unlock()
+		if f := h.takeFault(host, r); f != nil {
 			switch f.Kind {
 			case TooManyRequests:
 				w.Header().Set("Retry-After", f.RetryAfter)
 				rec.WriteHeader(http.StatusTooManyRequests)
-				f = nil
-				goto logged
+				return
 			case ServerError:
 				rec.WriteHeader(http.StatusInternalServerError)
-				f = nil
-				goto logged
+				return
 			case ExpiredURL:
 				if host == HostCDN {
 					rec.WriteHeader(http.StatusForbidden)
-					goto logged
+					return
 				}
 			}
+			serve(rec, r, f)
+			return
 		}
-		serve(rec, r, f)
-	logged:
-		h.mu.Lock()
-		h.log = append(h.log, Request{Host: host, Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
-			Range: r.Header.Get("Range"), Auth: r.Header.Get("Authorization"), Status: rec.status, Bytes: rec.bytes})
-		h.mu.Unlock()
+		serve(rec, r, nil)
 	})
 }
 

@@ -227,7 +227,7 @@ func (m *Model) Extracted(l *Layer, projs []Projection) []ExtractedTensor {
 		addV("sinks", l.Sinks)
 	}
 	if ml := l.MLA; ml != nil {
-		if want[ProjQ] {
+		if want[ProjQ] && !ml.QA.Empty() { // without q_a, q is q_proj itself
 			addM("q_a", ml.QA)
 			addV("q_a_norm", ml.QANorm)
 			addM("q_b", ml.QB)

@@ -574,16 +574,8 @@ func (m *Model) fused() FusedLayout {
 	if m.Checkpoint.Format == FormatGGUF {
 		return FusedContig // llama.cpp's graph reads attn_qkv as q|k|v for every architecture
 	}
-	if m.arch.Name == "" {
-		return genericFused[m.archName]
-	}
 	return m.arch.Fused
 }
-
-// genericFused keeps the fused layouts qkv knew before the registry for
-// model types the registry does not describe (extraction only; the rerun
-// refuses them as unknown architectures).
-var genericFused = map[string]FusedLayout{"chatglm": FusedContig, "phimoe": FusedContig, "phi-msft": FusedContig}
 
 // permuted reports whether Q/K rows are in llama.cpp's permuted order.
 func (m *Model) permuted() bool {

@@ -170,7 +170,7 @@ func hfGeometry(c cfg, modelType string, a *Arch, stack string) (geoSource, erro
 		}
 	}
 	if a.Name == "" {
-		hfGenericRope(c, modelType, &s)
+		hfGenericRope(c, &s)
 	}
 	g = s.geo
 	if !g.PreNorm {
@@ -218,7 +218,7 @@ func hfGeometry(c cfg, modelType string, a *Arch, stack string) (geoSource, erro
 		s.unsupported("config_key", "model_type", "the %s entry of qkv's architecture registry is incomplete: %s", a.Name, a.Incomplete)
 	}
 	if a.Name == "" && modelType != "" {
-		s.unsupported("config_key", "model_type", "model_type '%s' is not in qkv's architecture registry; the rerun would assume causal attention with rotate_half RoPE and a pre-norm", modelType)
+		s.unsupported("config_key", "model_type", "model_type '%s' is not in qkv's architecture registry; its projections are extracted by generic names, but its attention settings are guesses", modelType)
 	}
 	return s, nil
 }
@@ -271,16 +271,17 @@ func hfRope(c cfg, a *Arch, s *geoSource) error {
 	return nil
 }
 
-// hfGenericRope applies the old rule to a model type the registry does not
-// know: RoPE from the config's keys, none for the types known to have none.
-func hfGenericRope(c cfg, modelType string, s *geoSource) {
+// hfGenericRope is what qkv assumes of a model type the registry does not
+// know: rotate_half RoPE when the config gives a rotary setting, none
+// otherwise (the rerun refuses such a model anyway; layers shows it).
+func hfGenericRope(c cfg, s *geoSource) {
 	g := &s.geo
 	g.RotaryDims, g.RopeTheta = 0, 0
-	switch modelType {
-	case "gpt_neo", "distilbert", "deberta", "deberta-v2", "electra", "blenderbot-small":
-		return
+	rotary := false
+	for _, k := range []string{"rope_theta", "rotary_emb_base", "rope_base", "rotary_dim", "rotary_pct", "partial_rotary_factor", "rope_scaling", "rope_parameters"} {
+		rotary = rotary || c.has(k)
 	}
-	if g.HeadDim == 0 {
+	if !rotary || g.HeadDim == 0 {
 		return
 	}
 	g.RopeTheta = 10000
@@ -292,9 +293,6 @@ func hfGenericRope(c cfg, modelType string, s *geoSource) {
 		g.RotaryDims = rd
 	} else if f, _, ok := c.float("partial_rotary_factor", "rotary_pct"); ok && f > 0 && f <= 1 {
 		g.RotaryDims = int(f * float64(g.HeadDim))
-	}
-	if modelType == "cohere" || modelType == "cohere2" {
-		g.RopeStyle = RopeInterleavedPairs
 	}
 }
 

@@ -104,9 +104,6 @@ type Arch struct {
 	// NotModeled lists config keys that change attention when they differ
 	// from the value given (nil: absent or null): qkv does not model them.
 	NotModeled []KeyValue
-	// GGUFNotModeled lists GGUF metadata keys (without the "ARCH." prefix)
-	// that change attention; any value is not modeled.
-	GGUFNotModeled []string
 
 	// config settles what only the config can say (Falcon's fused layout
 	// and KV heads); nil for most architectures.

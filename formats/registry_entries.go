@@ -246,6 +246,23 @@ var archEntries = []*Arch{
 		HF:         with(llamaNames(), func(n *Names) { n.Q, n.K, n.V, n.QKV = "", "", "", "self_attn.W_pack" }),
 		Fused:      FusedContig, GGUFPermuted: true, Norm: NormRMS, MLP: MLPGated, Activation: "silu",
 	},
+	{
+		Name: "chatglm", ModelTypes: []string{"chatglm"}, Classes: []string{"ChatGLMModel", "ChatGLMForConditionalGeneration"}, GGUF: []string{"chatglm"},
+		Summary:    "fused query_key_value (q, k, v row blocks, multi_query_group_num KV heads)",
+		Verified:   "rule from ChatGLM2's modeling code (no reference file)",
+		Incomplete: "GLM's rotary embedding (half of each head, interleaved pairs) is not verified",
+		HF: Names{
+			QKV: "self_attention.query_key_value", O: "self_attention.dense", AttnNorm: "input_layernorm", FFNNorm: "post_attention_layernorm",
+			GateUp: "mlp.dense_h_to_4h", Down: "mlp.dense_4h_to_h", Ignore: "self_attention.rotary_emb.inv_freq",
+			Embed: "embedding.word_embeddings", FinalNorm: "final_layernorm", LMHead: "output_layer",
+		},
+		Fused: FusedContig, Norm: NormRMS, RopeStyle: RopeInterleavedPairs, RotaryFraction: 0.5, MLP: MLPGated, Activation: "silu",
+		config: func(c cfg, a *Arch, s *geoSource) {
+			if !c.boolean("multi_query_attention", false) {
+				s.geo.NKVHeads, s.hasKV = s.geo.NHeads, true
+			}
+		},
+	},
 	llamaVariant("granite", "granite", "granitemoe", "attention_multiplier, embedding_multiplier and residual_multiplier are not modeled"),
 	llamaVariant("minicpm", "minicpm", "", "scale_emb and scale_depth are not modeled"),
 	llamaVariant("internlm2", "internlm2", "", "InternLM2's fused wqkv layout is not described; only GGUF files are read"),

@@ -325,11 +325,11 @@ type heat struct {
 	title, desc      string
 	rowName, colName string
 	rows, cols       int
-	// rowLabel/colLabel label row r / column c; with block > 0 only block
-	// starts are labelled, by blockLabel(b).
+	// rowLabel/colLabel label row r / column c; with block > 0 each block
+	// of rows or columns is labelled at its middle, by rowBlock/colBlock(b).
 	rowLabel, colLabel func(i int) string
 	block              int
-	blockLabel         func(b int) string
+	rowBlock, colBlock func(b int) string
 	at                 func(c, r int) float64
 	masked             func(c, r int) bool
 	lo, hi             float64
@@ -380,16 +380,16 @@ func (r *renderer) drawHeat(h heat) string {
 	s.rect(left, top, gw, gh, "frame")
 	// axis labels: every k-th row/column so that labels do not overlap
 	// (a label needs about 6.5 px per character at 11 px, rows 12 px)
-	label := func(n int, size, need float64, lab func(int) string, draw func(pos float64, t string)) {
-		if h.block > 0 && h.blockLabel != nil {
+	label := func(n int, size, need float64, lab, blockLab func(int) string, draw func(pos float64, t string)) {
+		if h.block > 0 && blockLab != nil {
 			nb := (n + h.block - 1) / h.block
-			w := need * float64(len([]rune(h.blockLabel(nb-1))))
+			w := need * float64(len([]rune(blockLab(nb-1))))
 			if need == 0 {
 				w = 12
 			}
 			step := max(1, int(math.Ceil((w+4)/(size*float64(h.block)))))
 			for b := 0; b < nb; b += step {
-				draw((float64(b*h.block)+float64(min(h.block, n-b*h.block))/2)*size, h.blockLabel(b))
+				draw((float64(b*h.block)+float64(min(h.block, n-b*h.block))/2)*size, blockLab(b))
 			}
 			return
 		}
@@ -402,10 +402,10 @@ func (r *renderer) drawHeat(h heat) string {
 			draw((float64(i)+0.5)*size, lab(i))
 		}
 	}
-	label(h.rows, cell, 0, h.rowLabel, func(pos float64, t string) {
+	label(h.rows, cell, 0, h.rowLabel, h.rowBlock, func(pos float64, t string) {
 		s.text(left-5, top+pos+3.5, "tk", "end", false, t)
 	})
-	label(h.cols, cell, 6.5, h.colLabel, func(pos float64, t string) {
+	label(h.cols, cell, 6.5, h.colLabel, h.colBlock, func(pos float64, t string) {
 		s.text(left+pos, top+gh+14, "tk", "middle", false, t)
 	})
 	if h.block > 0 {
@@ -445,7 +445,12 @@ func (r *renderer) drawHeat(h heat) string {
 	}
 	bs := newScale(false, lo, hi, by+bh, by)
 	for _, t := range linTicks(lo, hi, 4) {
-		if y := bs.at(t.v); len(ticks) == 2 && y < by+bh-12 && y > by+12 {
+		y := bs.at(t.v)
+		ok := len(ticks) == 2 && y < by+bh-12 && y > by+12
+		for _, m := range h.marks {
+			ok = ok && math.Abs(bs.at(m.v)-y) >= 12
+		}
+		if ok {
 			ticks = append(ticks, t)
 		}
 	}
@@ -460,7 +465,7 @@ func (r *renderer) drawHeat(h heat) string {
 		}
 		y := bs.at(m.v)
 		s.line(barX-3, y, barX+15, y, "mark")
-		s.text(barX-5, y+3.5, "tk", "end", false, m.label)
+		s.text(barX+18, y+3.5, "tk mk-l", "start", false, m.label)
 	}
 	if anyNaN {
 		y := by + bh + 8

@@ -64,7 +64,7 @@ func (r *renderer) layerTable(l *Layer) {
 		withESD = withESD || m.ESD != nil
 	}
 	r.f(`<div class="tw"><table class="stats"><caption>Layer %d statistics</caption><thead><tr>`, l.Index)
-	heads := []string{"matrix", "shape", "‖W‖<sub>F</sub>", "σ<sub>max</sub>", "rank", "effective rank", "stable rank"}
+	heads := []string{"matrix", "shape", "‖W‖<sub>F</sub>", "σ<sub>max</sub>", "rank", `<abbr title="effective rank">eff. rank</abbr>`, `<abbr title="stable rank">st. rank</abbr>`}
 	if withESD {
 		heads = append(heads, "α", "D", "xmin", "tail", "α̂", "warning")
 	}
@@ -174,26 +174,39 @@ func (r *renderer) composition(d *Data) {
 			n string
 			v [][][][]float64
 		}{{"Q", c.Q}, {"K", c.K}, {"V", c.V}}
-		// one colour scale for the three kinds of a variant, so they compare
-		lo, hi := 0.0, 0.0
+		if L < 2 {
+			r.s(`<p>One layer: no pairs of layers to compose.</p>`)
+			continue
+		}
+		// one colour scale for the three kinds of a variant, so they
+		// compare; it reaches down to the baseline so that is on it
+		lo, hi := math.Inf(1), math.Inf(-1)
 		for _, k := range kinds {
 			for l1 := range k.v {
 				for h1 := range k.v[l1] {
 					for l2 := l1 + 1; l2 < L; l2++ {
 						for _, s := range k.v[l1][h1][l2] {
 							if !math.IsNaN(s) && !math.IsInf(s, 0) {
-								hi = math.Max(hi, s)
+								lo, hi = math.Min(lo, s), math.Max(hi, s)
 							}
 						}
 					}
 				}
 			}
 		}
+		if math.IsInf(lo, 0) {
+			lo, hi = math.NaN(), math.NaN()
+		}
 		var marks []refLine
-		if c.Baseline > 0 {
+		if c.Baseline > 0 && !math.IsNaN(lo) {
+			lo = math.Min(lo, c.Baseline)
+			hi = math.Max(hi, c.Baseline)
 			marks = []refLine{{c.Baseline, "baseline"}}
 		}
-		headLevel := L*H <= maxCompCells
+		// Rows are the earlier layers 0..L−2, columns the later 1..L−1: the
+		// last layer writes to no later one and the first reads from none.
+		n := L - 1
+		headLevel := n*H <= maxCompCells
 		r.s(`<div class="figs">`)
 		for _, k := range kinds {
 			v := k.v
@@ -201,13 +214,15 @@ func (r *renderer) composition(d *Data) {
 			h := heat{title: title, lo: lo, hi: hi, marks: marks, unit: "score", maxW: 420, maxH: 420}
 			var cap string
 			if headLevel {
-				h.rows, h.cols, h.block = L*H, L*H, H
+				h.rows, h.cols, h.block = n*H, n*H, H
 				h.rowName, h.colName = "earlier head", "later head"
-				h.blockLabel = func(b int) string { return "L" + strconv.Itoa(lay(b)) }
-				h.at = func(cc, rr int) float64 { return v[rr/H][rr%H][cc/H][cc%H] }
-				h.masked = func(cc, rr int) bool { return cc/H <= rr/H }
-				h.desc = fmt.Sprintf("%s-composition scores of every pair of heads, %d layers × %d heads per side, scale 0 to %s.", k.n, L, H, fmtNum(hi))
-				cap = fmt.Sprintf("%s-composition scores, %s: each block is a pair of layers, each cell a pair of heads.", k.n, esc(name))
+				h.rowBlock = func(b int) string { return "L" + strconv.Itoa(lay(b)) }
+				h.colBlock = func(b int) string { return "L" + strconv.Itoa(lay(b+1)) }
+				h.at = func(cc, rr int) float64 { return v[rr/H][rr%H][cc/H+1][cc%H] }
+				h.masked = func(cc, rr int) bool { return cc/H+1 <= rr/H }
+				h.desc = fmt.Sprintf("%s-composition scores of every pair of heads in different layers, %d layers of %d heads, scale %s to %s.", k.n, L, H, fmtNum(lo), fmtNum(hi))
+				cap = fmt.Sprintf("%s-composition scores, %s: rows are the heads of layers %d to %d, columns those of layers %d to %d; each block is a pair of layers, each cell a pair of heads.",
+					k.n, esc(name), lay(0), lay(L-2), lay(1), lay(L-1))
 			} else {
 				layerMax := func(l1, l2 int) float64 {
 					m := math.NaN()
@@ -220,14 +235,14 @@ func (r *renderer) composition(d *Data) {
 					}
 					return m
 				}
-				h.rows, h.cols = L, L
+				h.rows, h.cols = n, n
 				h.rowName, h.colName = "earlier layer", "later layer"
 				h.rowLabel = func(i int) string { return strconv.Itoa(lay(i)) }
-				h.colLabel = h.rowLabel
-				h.at = func(cc, rr int) float64 { return layerMax(rr, cc) }
-				h.masked = func(cc, rr int) bool { return cc <= rr }
-				h.desc = fmt.Sprintf("Largest %s-composition score over the head pairs of each pair of layers, %d layers, scale 0 to %s.", k.n, L, fmtNum(hi))
-				cap = fmt.Sprintf("%s-composition, %s: the largest score over the %d×%d head pairs of each pair of layers (%d×%d heads is too many to draw one cell per pair; the table below lists the top pairs).", k.n, esc(name), H, H, L*H, L*H)
+				h.colLabel = func(i int) string { return strconv.Itoa(lay(i + 1)) }
+				h.at = func(cc, rr int) float64 { return layerMax(rr, cc+1) }
+				h.masked = func(cc, rr int) bool { return cc+1 <= rr }
+				h.desc = fmt.Sprintf("Largest %s-composition score over the head pairs of each pair of layers, %d layers, scale %s to %s.", k.n, L, fmtNum(lo), fmtNum(hi))
+				cap = fmt.Sprintf("%s-composition, %s: the largest score over the %d×%d head pairs of each pair of layers (%d heads per side are too many to draw one cell per pair; the table below lists the top pairs).", k.n, esc(name), H, H, n*H)
 			}
 			if c.Baseline > 0 {
 				cap += fmt.Sprintf(" Random baseline %s.", fmtNum(c.Baseline))

@@ -7,8 +7,10 @@ import (
 	"flag"
 	"image/png"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -316,6 +318,91 @@ func TestValidate(t *testing.T) {
 func TestSparse(t *testing.T) {
 	checkStructure(t, render(t, &Data{Source: "empty"}))
 	checkStructure(t, render(t, sparseData()))
+}
+
+var dataURI = regexp.MustCompile(`data:image/png;base64,[A-Za-z0-9+/=]*`)
+
+// TestDegenerate: shapes at their edges render (no panic) as a valid page.
+func TestDegenerate(t *testing.T) {
+	inf := math.Inf(1)
+	for name, mut := range map[string]func(d *Data){
+		"no heads in composition": func(d *Data) {
+			c := &d.Composition[0]
+			c.Q, c.K, c.V = [][][][]float64{{}, {}}, [][][][]float64{{}, {}}, [][][][]float64{{}, {}}
+		},
+		"one layer composition": func(d *Data) {
+			c := &d.Composition[0]
+			c.Q, c.K, c.V = c.Q[:1], c.K[:1], c.V[:1]
+			for _, v := range [][][][][]float64{c.Q, c.K, c.V} {
+				for h := range v[0] {
+					v[0][h] = v[0][h][:1]
+				}
+			}
+		},
+		"one position": func(d *Data) {
+			d.Attention.Tokens = d.Attention.Tokens[:1]
+			for h := range d.Attention.Layers[0].Probs {
+				d.Attention.Layers[0].Probs[h] = [][]float32{{1}}
+			}
+		},
+		"no attention heads":  func(d *Data) { d.Attention.Layers[0].Probs = nil },
+		"empty head map rows": func(d *Data) { d.Heads[0].Values = [][]float64{{}, {}} },
+		"no matrices":         func(d *Data) { d.Layers[0].Matrices = nil },
+		"infinite values": func(d *Data) {
+			m := &d.Layers[0].Matrices[0]
+			m.SV[0], m.SpectralNorm, m.ESD.Alpha = inf, inf, inf
+			d.Heads[0].Values[0][0] = -inf
+			d.Composition[0].Q[0][0][1][0] = inf
+			d.Composition[0].Baseline = math.NaN()
+		},
+		"one singular value": func(d *Data) {
+			m := &d.Layers[0].Matrices[1]
+			m.SV, m.Shape = m.SV[:1], [2]int{1, 16}
+		},
+		"bad fit": func(d *Data) {
+			d.Layers[0].Matrices[0].ESD = &ESD{Status: "success", Alpha: 0.5, XMin: -1, XMax: math.NaN()}
+		},
+	} {
+		d := smallData()
+		mut(d)
+		var b bytes.Buffer
+		if err := Render(&b, d); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		checkStructure(t, b.Bytes())
+		// (base64 rasters may spell anything: leave them out)
+		page := dataURI.ReplaceAll(b.Bytes(), nil)
+		if bytes.Contains(page, []byte("NaN")) || bytes.Contains(page, []byte("Inf")) {
+			t.Errorf("%s: NaN or Inf written into the page", name)
+		}
+	}
+}
+
+// TestPartialSpectrum: singular values short of min(rows, cols) (estimates)
+// get a spectrum line but no ESD.
+func TestPartialSpectrum(t *testing.T) {
+	d := smallData()
+	m := &d.Layers[0].Matrices[0]
+	m.SV = m.SV[:5]
+	text := checkStructure(t, render(t, d)).text.String()
+	if !strings.Contains(text, "Layer 0 W_Q: 5 of 16 singular values known, so no ESD is drawn.") ||
+		strings.Contains(text, "Layer 0 W_Q: eigenvalue spectrum") {
+		t.Error("an ESD drawn from a partial spectrum")
+	}
+}
+
+func BenchmarkRender32x32(b *testing.B) {
+	d := bigData(32, 32, 8, 4096, 4, 128)
+	var n int
+	for b.Loop() {
+		var buf bytes.Buffer
+		if err := Render(&buf, d); err != nil {
+			b.Fatal(err)
+		}
+		n = buf.Len()
+	}
+	b.ReportMetric(float64(n), "bytes/page")
 }
 
 type errWriter struct{ n int }

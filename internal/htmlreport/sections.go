@@ -23,6 +23,11 @@ func (r *renderer) layers(d *Data) {
 			if len(m.SV) == 0 {
 				continue
 			}
+			if full := min(m.Shape[0], m.Shape[1]); len(m.SV) != full {
+				// a partial spectrum (estimates) has no density to draw
+				r.f(`<p class="note">Layer %d %s: %d of %d singular values known, so no ESD is drawn.</p>`, l.Index, esc(projTitle(m.Name)), len(m.SV), full)
+				continue
+			}
 			title := fmt.Sprintf("Layer %d %s: eigenvalue spectrum (ESD)", l.Index, projTitle(m.Name))
 			svg, note := r.esdPlot(title, m.SV, m.ESD)
 			cap := esc(title) + "."

@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"math"
 	"strings"
+	"sync"
 )
 
 // svg builds one inline <svg> element. Attribute values and text are either
@@ -125,6 +126,19 @@ func hexColour(i uint8) string {
 	return fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B)
 }
 
+// encoderPool reuses the PNG encoder's compressor state (about 1 MB each)
+// across the many rasters of a page.
+type encoderPool struct{}
+
+var pngBuffers sync.Pool
+
+func (encoderPool) Get() *png.EncoderBuffer {
+	b, _ := pngBuffers.Get().(*png.EncoderBuffer)
+	return b
+}
+
+func (encoderPool) Put(b *png.EncoderBuffer) { pngBuffers.Put(b) }
+
 // rasterURI encodes a cols × rows grid of palette indices as a PNG data
 // URI. Cells are drawn as pixels and scaled up by the SVG (CSS asks for
 // pixelated scaling), which keeps a 1000-cell heatmap near 1 kB where one
@@ -140,7 +154,7 @@ func rasterURI(cols, rows int, at func(c, r int) uint8) (string, error) {
 		}
 	}
 	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestCompression}
+	enc := png.Encoder{CompressionLevel: png.BestCompression, BufferPool: encoderPool{}}
 	if err := enc.Encode(&buf, img); err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/inspect/diff"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 func init() { extraCommands = append(extraCommands, newDiffCmd) }
@@ -71,6 +72,14 @@ change of spectral norm and effective rank, and the effective rank of
 				enc.SetIndent("", "  ")
 				return enc.Encode(rep)
 			}
+			// Tensor names and paths in the text are shown as termui prints
+			// names (JSON above keeps them exact).
+			for _, xs := range [][]string{rep.OnlyInA, rep.OnlyInB} {
+				for i, n := range xs {
+					xs[i] = termui.Name(n)
+				}
+			}
+			rep.A, rep.B = termui.Clean(rep.A), termui.Clean(rep.B)
 			return rep.Render(s.Out, s.Styled)
 		},
 	}

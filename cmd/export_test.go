@@ -308,7 +308,7 @@ func TestExportRefusesInput(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(tmp)
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".qkv-") {
+		if strings.Contains(e.Name(), ".qkv-") {
 			t.Errorf("temporary file %s left behind", e.Name())
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/inspect"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 func init() { extraCommands = append(extraCommands, newInspectCmd) }
@@ -80,6 +81,11 @@ the largest layer whatever the model's size.`,
 			}
 			if asJSON {
 				return rep.WriteJSON(s.Out)
+			}
+			// The report's text names the model_type from config.json: shown
+			// as termui prints names (JSON above keeps it exact).
+			if rep.Model.Arch != "" {
+				rep.Model.Arch = termui.Name(rep.Model.Arch)
 			}
 			return rep.Render(s.Out, s.Styled, s.Width)
 		},

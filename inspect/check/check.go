@@ -396,7 +396,7 @@ func checkAttention(ctx context.Context, c *collector, in Input, opts Options) e
 		if c.enabled(CheckNoAttention) {
 			msg := "no attention layers found"
 			if in.FindErr != nil {
-				msg += ": " + firstLine(in.FindErr.Error())
+				msg += ": " + firstLine(c.errText(in.FindErr))
 			}
 			c.report(CheckNoAttention, "", nil, "%s; attention checks skipped", msg)
 		}

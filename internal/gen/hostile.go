@@ -802,6 +802,7 @@ func (h *hostileSet) harmCases() {
 	h.cases["escape-model-type"] = HostileCase{Class: "config.json model_type holding terminal escapes", Exit: 0, ListsDType: "F32",
 		Runs: []HostileRun{
 			run(0, "", quoted(mt)+": 1 layers, d_model 16", "layers", "{}"),
+			run(0, "", quoted(mt)+" — 1 layer, d_model 16", "inspect", "{}"),
 			run(0, "", string(jsonText(mt)), "meta", "{}"), // config.json values show as JSON
 		}}
 

@@ -25,15 +25,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/qkvdev/qkv/attn"
-	"github.com/qkvdev/qkv/formats"
-	"github.com/qkvdev/qkv/formats/gguf"
-	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/testref"
 )
 
@@ -77,7 +72,7 @@ func TestBrowser(t *testing.T) {
 		{name: "empty", data: &Data{Source: "empty"}, bare: true},
 	}
 	root := testref.RepoRoot()
-	if d, err := modelReport(filepath.Join(root, "testdata", "tiny-llama"), "testdata/tiny-llama"); err != nil {
+	if d, err := pipelineReport(filepath.Join(root, "testdata", "tiny-llama"), "testdata/tiny-llama"); err != nil {
 		t.Errorf("testdata/tiny-llama: %v", err)
 	} else {
 		reports = append(reports, report{name: "tiny-llama", data: d})
@@ -319,238 +314,33 @@ func checkInBrowser(t *testing.T, b *browser, abs, outBase string, wantFigures b
 	return problems
 }
 
-// modelReport inspects a checkpoint as `qkv report` will: spectra and heads,
-// plus attention patterns of the first and last layer for the first 12
-// token ids (embedded as the model does), or a random input when the
-// checkpoint has no embeddings (adapters).
-func modelReport(path, source string) (*Data, error) {
-	ck, err := formats.Open(path, formats.Options{})
-	if err != nil {
-		return nil, err
-	}
-	defer ck.Close()
-	m, err := formats.FindModel(ck, formats.FindOptions{})
-	if err != nil {
-		return nil, err
-	}
-	heads := m.HeadsKnown() == nil
-	// an adapter's deltas are full d_model-wide matrices (4096² here), whose
-	// spectra take minutes: fast mode, as a user would choose
-	rep, err := inspect.Run(context.Background(), m, inspect.Options{Heads: heads, Spectrum: true, Fast: m.IsAdapter, Workers: 2}, nil)
-	if err != nil {
-		return nil, err
-	}
-	d := FromInspect(rep, source)
-	d.Generator = "qkv browser test"
-	if !heads {
-		return d, nil
-	}
-	g := m.Geometry()
-	ids := make([]int, 12)
-	for i := range ids {
-		ids[i] = 1 + i
-		if g.VocabSize > 0 {
-			ids[i] %= g.VocabSize
-		}
-	}
-	var x formats.Matrix
-	a := &Attention{}
-	useNorm := true
-	if e, err := m.Embeddings(ids); err == nil {
-		x, err = attn.BuildInput(attn.EmbeddingInput{TokenRows: e.TokenRows, TokenScale: e.TokenScale, Positions: e.Positions,
-			TokenType: e.TokenType, NormWeight: e.NormWeight, NormBias: e.NormBias, NormEps: e.NormEps})
-		if err != nil {
-			return nil, err
-		}
-		a.Input = fmt.Sprintf("tokens %s", strings.Trim(strings.Join(strings.Fields(fmt.Sprint(ids)), ","), "[]"))
-		a.Tokens = vocabLabels(ck, ids)
-	} else {
-		var seed uint64 = 1
-		x, _, err = attn.RandomInput(12, g.DModel, seed, 1)
-		if err != nil {
-			return nil, err
-		}
-		a.Input = "random normal input, 12 positions, seed 1"
-		useNorm = false
-	}
-	idx := m.LayerIndices()
-	for _, li := range []int{idx[0], idx[len(idx)-1]} {
-		if len(a.Layers) > 0 && a.Layers[0].Index == li {
-			break
-		}
-		l, err := m.LoadLayer(li)
-		if err != nil {
-			return nil, err
-		}
-		r, err := attn.Run(g, l, x, attn.Options{NoNorm: !useNorm})
-		if err != nil {
-			d.Notes = append(d.Notes, fmt.Sprintf("attention not rerun: %v", err))
-			return d, nil
-		}
-		a.Layers = append(a.Layers, AttentionLayer{Index: r.Layer, Probs: r.Probs})
-	}
-	d.Attention = a
-	return d, nil
-}
-
-// vocabLabels names token ids from a GGUF vocabulary, else by number.
-func vocabLabels(ck *formats.Checkpoint, ids []int) []string {
-	labels := make([]string, len(ids))
-	for i, id := range ids {
-		labels[i] = fmt.Sprint(id)
-	}
-	g := ck.GGUF()
-	if g == nil {
-		return labels
-	}
-	kv, ok := g.Lookup("tokenizer.ggml.tokens")
-	if !ok || kv.Type != gguf.Array || kv.ElemType != gguf.String {
-		return labels
-	}
-	for i, id := range ids {
-		if uint64(id) < kv.Count {
-			if vals, err := ck.MetaArray(kv, id, 1); err == nil && len(vals) == 1 {
-				if s, ok := vals[0].(string); ok {
-					labels[i] = s
-				}
-			}
-		}
-	}
-	return labels
-}
-
-// sharedReports: every zoo model, with the reference heavy-tail fits and
-// composition scores of ../shared/reference/analysis as its ESD and
-// composition data (reference values used as input, so every figure type
-// is drawn from real shapes), and every fixture model.
+// sharedReports: a report of every zoo model and every fixture model of
+// ../shared, made by the whole pipeline.
 func sharedReports(t *testing.T) []report {
 	var out []report
 	t.Run("shared", func(t *testing.T) {
 		shared := testref.SharedDir(t)
-		zoo, _ := filepath.Glob(filepath.Join(shared, "reference", "zoo", "*", "hf"))
-		for _, hf := range zoo {
-			arch := filepath.Base(filepath.Dir(hf))
-			d, err := modelReport(hf, "reference/zoo/"+arch+"/hf")
-			if err != nil {
-				t.Errorf("zoo %s: %v", arch, err)
-				continue
-			}
-			an := filepath.Join(shared, "reference", "analysis", arch)
-			if err := addHeavyTail(d, filepath.Join(an, "heavytail.json")); err != nil {
-				t.Errorf("zoo %s: %v", arch, err)
-			}
-			if err := addComposition(d, filepath.Join(an, "composition.json")); err != nil {
-				t.Errorf("zoo %s: %v", arch, err)
-			}
-			out = append(out, report{name: "zoo-" + arch, data: d})
-		}
-		var fixtures []string
+		dirs, _ := filepath.Glob(filepath.Join(shared, "reference", "zoo", "*", "hf"))
 		for _, kind := range []string{"gguf", "safetensors", "lora"} {
-			dirs, _ := filepath.Glob(filepath.Join(shared, "fixtures", kind, "*"))
-			fixtures = append(fixtures, dirs...)
+			f, _ := filepath.Glob(filepath.Join(shared, "fixtures", kind, "*"))
+			dirs = append(dirs, f...)
 		}
-		for _, dir := range fixtures {
+		for _, dir := range dirs {
 			rel, _ := filepath.Rel(shared, dir)
-			d, err := modelReport(dir, rel)
+			d, err := pipelineReport(dir, rel)
 			if err != nil {
 				// not a model (a folder of vocabularies): nothing to report
-				t.Logf("fixture %s: no report: %v", rel, err)
+				t.Logf("%s: no report: %v", rel, err)
 				continue
 			}
-			out = append(out, report{name: "fixture-" + filepath.Base(dir), data: d})
+			name := "fixture-" + filepath.Base(dir)
+			if filepath.Base(dir) == "hf" {
+				name = "zoo-" + filepath.Base(filepath.Dir(dir))
+			}
+			out = append(out, report{name: name, data: d})
 		}
 	})
 	return out
-}
-
-// addHeavyTail sets each matrix's ESD from a reference heavytail.json, as
-// the lead's wiring will from inspect's esd object (same field names).
-func addHeavyTail(d *Data, path string) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	type nf = *float64
-	var ref struct {
-		Matrices map[string]struct {
-			Status        string  `json:"status"`
-			Alpha         nf      `json:"alpha"`
-			XMin          nf      `json:"xmin"`
-			XMax          nf      `json:"xmax"`
-			D             nf      `json:"D"`
-			Sigma         nf      `json:"sigma"`
-			AlphaWeighted nf      `json:"alpha_weighted"`
-			NumPLSpikes   *int    `json:"num_pl_spikes"`
-			Warning       *string `json:"warning"`
-		} `json:"matrices"`
-	}
-	if err := json.Unmarshal(raw, &ref); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	val := func(p nf) float64 {
-		if p == nil {
-			return math.NaN()
-		}
-		return *p
-	}
-	re := regexp.MustCompile(`^layers\.(\d+)\.([qkvo])$`)
-	n := 0
-	for name, e := range ref.Matrices {
-		sm := re.FindStringSubmatch(name)
-		if sm == nil {
-			continue
-		}
-		for li := range d.Layers {
-			if fmt.Sprint(d.Layers[li].Index) != sm[1] {
-				continue
-			}
-			for mi := range d.Layers[li].Matrices {
-				m := &d.Layers[li].Matrices[mi]
-				if m.Name != sm[2] {
-					continue
-				}
-				esd := &ESD{Status: e.Status, Alpha: val(e.Alpha), XMin: val(e.XMin), XMax: val(e.XMax), D: val(e.D),
-					Sigma: val(e.Sigma), AlphaWeighted: val(e.AlphaWeighted), NumSpikes: -1}
-				if e.NumPLSpikes != nil && e.Status == "success" {
-					esd.NumSpikes = *e.NumPLSpikes
-				}
-				if e.Warning != nil {
-					esd.Warning = *e.Warning
-				}
-				m.ESD = esd
-				n++
-			}
-		}
-	}
-	if n == 0 {
-		return fmt.Errorf("%s: no matrix matched the report's layers", path)
-	}
-	return nil
-}
-
-// addComposition adds the raw and LN-folded scores of a composition.json
-// (layout qkv.circuits/v1 will share: [l1][h1][l2][h2]).
-func addComposition(d *Data, path string) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	type scores struct{ Q, K, V [][][][]float64 }
-	var ref struct {
-		Raw      scores `json:"raw"`
-		LNFolded scores `json:"ln_folded"`
-		Baseline struct {
-			Mean float64 `json:"mean"`
-		} `json:"baseline"`
-	}
-	if err := json.Unmarshal(raw, &ref); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	d.Composition = []Composition{
-		{Name: "raw", Q: ref.Raw.Q, K: ref.Raw.K, V: ref.Raw.V, Baseline: ref.Baseline.Mean},
-		{Name: "ln_folded", Q: ref.LNFolded.Q, K: ref.LNFolded.K, V: ref.LNFolded.V, Baseline: ref.Baseline.Mean},
-	}
-	return nil
 }
 
 // badPages are pages that break every rule the check enforces; the test

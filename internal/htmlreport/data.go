@@ -90,6 +90,8 @@ type ESD struct {
 	// Status is "success" or "failed"; a failed fit draws no line and shows
 	// no α.
 	Status string
+	// Reason says why a fit failed (shown in the caption); optional.
+	Reason string
 	Alpha  float64 // fitted exponent α of p(λ) ∝ λ^−α on [XMin, XMax]
 	XMin   float64 // λ where the fitted tail starts
 	XMax   float64 // largest λ of the tail (λ_max)

@@ -48,7 +48,11 @@ func (r *renderer) layers(d *Data) {
 					cap += " Warning: " + esc(m.ESD.Warning) + "."
 				}
 			default:
-				cap += " The power-law fit failed (status " + esc(m.ESD.Status) + "): the tail is too short to mean anything."
+				cap += " The power-law fit failed (status " + esc(m.ESD.Status) + ")"
+				if m.ESD.Reason != "" {
+					cap += ": " + esc(m.ESD.Reason)
+				}
+				cap += "; no line is drawn."
 			}
 			if note != "" {
 				cap += " " + esc(note)

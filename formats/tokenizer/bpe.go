@@ -71,6 +71,7 @@ type bpeModel struct {
 	byteTokens [256]int32 // <0xXX> ids for byte fallback, -1 when missing
 
 	cache map[string][]int32
+	syms  []bpeSym // scratch
 }
 
 const bpeCacheMax = 1 << 16
@@ -108,9 +109,15 @@ func (m *bpeModel) encodeWord(t *Tokenizer, word string, out []int, scratch *[]b
 	w := word
 	if m.byteLevel {
 		*scratch = byteLevelEncode((*scratch)[:0], word)
+		// The lookup converts without allocating; w is made on a miss.
+		if ids, ok := m.cache[string(*scratch)]; ok {
+			for _, id := range ids {
+				out = append(out, int(id))
+			}
+			return out, nil
+		}
 		w = string(*scratch)
-	}
-	if ids, ok := m.cache[w]; ok {
+	} else if ids, ok := m.cache[w]; ok {
 		for _, id := range ids {
 			out = append(out, int(id))
 		}
@@ -121,7 +128,7 @@ func (m *bpeModel) encodeWord(t *Tokenizer, word string, out []int, scratch *[]b
 			return append(out, int(id)), nil
 		}
 	}
-	syms := make([]bpeSym, 0, len(w))
+	syms := m.syms[:0]
 	for i := 0; i < len(w); {
 		_, n := utf8.DecodeRuneInString(w[i:])
 		piece := w[i : i+n]
@@ -139,6 +146,7 @@ func (m *bpeModel) encodeWord(t *Tokenizer, word string, out []int, scratch *[]b
 		i += n
 	}
 	syms[len(syms)-1].next = -1
+	m.syms = syms
 	m.merge(syms)
 
 	first := len(out)

@@ -398,7 +398,9 @@ func FromGGUFArrays(f *gguf.File, arr ArrayReader) (*Tokenizer, error) {
 func bpeEncodeFragment(t *Tokenizer, text string, _, _ bool, out []int) ([]int, error) {
 	var scratch []byte
 	var err error
-	for _, w := range t.pre.split(text, nil) {
+	t.words = t.pre.split(text, t.words)
+	defer clear(t.words) // do not keep the text alive through the scratch
+	for _, w := range t.words {
 		if out, err = t.bpe.encodeWord(t, w, out, &scratch); err != nil {
 			return nil, err
 		}

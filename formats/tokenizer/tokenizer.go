@@ -105,7 +105,8 @@ type Tokenizer struct {
 	hf   *hfPipeline
 
 	pre      pipeline
-	maxToken int // longest token text in bytes
+	maxToken int      // longest token text in bytes
+	words    []string // scratch for pre-tokenized words
 }
 
 // Size is the number of tokens in the vocabulary.

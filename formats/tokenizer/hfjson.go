@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -37,7 +38,36 @@ func FromFile(path string) (*Tokenizer, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	t.Info.Path = path
+	t.checkConfig(filepath.Join(filepath.Dir(path), "tokenizer_config.json"))
 	return t, nil
+}
+
+// checkConfig warns when tokenizer_config.json asks for BOS/EOS differently
+// from tokenizer.json's post-processor: transformers' Llama and Gemma
+// tokenizer classes rebuild the template from these flags, others do not,
+// and qkv follows tokenizer.json.
+func (t *Tokenizer) checkConfig(path string) {
+	data, err := os.ReadFile(path)
+	if err != nil || len(data) > 64<<20 {
+		return
+	}
+	var cfg struct {
+		AddBOS *bool  `json:"add_bos_token"`
+		AddEOS *bool  `json:"add_eos_token"`
+		Class  string `json:"tokenizer_class"`
+	}
+	if json.Unmarshal(data, &cfg) != nil {
+		return
+	}
+	for _, c := range []struct {
+		name string
+		cfg  *bool
+		ours bool
+	}{{"add_bos_token", cfg.AddBOS, t.Info.AddBOS}, {"add_eos_token", cfg.AddEOS, t.Info.AddEOS}} {
+		if c.cfg != nil && *c.cfg != c.ours {
+			t.Info.Warnings = append(t.Info.Warnings, fmt.Sprintf("tokenizer_config.json sets %s = %v (tokenizer class %q) but tokenizer.json's post-processor does the opposite; qkv follows tokenizer.json", c.name, *c.cfg, cfg.Class))
+		}
+	}
 }
 
 // hfNode is one polymorphic section of tokenizer.json (normalizer,

@@ -2,6 +2,8 @@ package tokenizer
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -141,5 +143,20 @@ func TestSentencePieceHostile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("% x: err = %v, want one containing %q", c.data, err, c.want)
 		}
+	}
+}
+
+func TestConfigDisagreementWarns(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte(`{"model": {"type": "WordLevel", "vocab": {"<s>": 0, "a": 1}},
+		"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}, {"Sequence": {"id": "A"}}],
+		"special_tokens": {"<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]}}}}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(`{"add_bos_token": false, "add_eos_token": false, "tokenizer_class": "LlamaTokenizer"}`), 0o644)
+	tok, err := FromFile(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tok.Info.AddBOS || tok.Info.BOS != 0 || len(tok.Info.Warnings) != 1 || !strings.Contains(tok.Info.Warnings[0], "add_bos_token = false") {
+		t.Errorf("info %+v", tok.Info)
 	}
 }

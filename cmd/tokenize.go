@@ -16,8 +16,10 @@ import (
 
 func init() { extraCommands = append(extraCommands, newTokenizeCmd) }
 
-// maxTokenizeInput bounds the text read from stdin.
-const maxTokenizeInput = 256 << 20
+// maxTokenizeInput bounds the text read from stdin: tokenizing takes
+// memory in proportion to the text (up to ~100x for one pathological
+// 16 MB word), and the command is for prompts, not corpora.
+const maxTokenizeInput = 16 << 20
 
 type tokenizeReport struct {
 	Schema       string   `json:"schema"`

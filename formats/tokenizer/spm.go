@@ -154,14 +154,12 @@ func (m *spmModel) encodeChunk(t *Tokenizer, text string, out []int) ([]int, err
 		if r.end <= r.start || r.end-l.start != it.size {
 			continue
 		}
-		rn := l.next
 		l.end = r.end
 		l.next = r.next
 		if r.next >= 0 {
 			syms[r.next].prev = it.left
 		}
 		r.end = r.start // dead
-		_ = rn
 		try(l.prev)
 		try(it.left)
 	}

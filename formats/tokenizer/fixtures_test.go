@@ -192,3 +192,19 @@ func TestText(t *testing.T) {
 		}
 	}
 }
+
+func TestBertSpecials(t *testing.T) {
+	shared := testref.SharedDir(t)
+	tok := loadGGUF(t, filepath.Join(shared, "fixtures/gguf/vocab/ggml-vocab-bert-bge.gguf"))
+	ids, err := tok.Encode("Hello [SEP] world", EncodeOptions{AddSpecial: true, ParseSpecial: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// [CLS]=101 hello=7592 [SEP]=102 world=2088 [SEP]=102 (bert-base-uncased ids).
+	if want := []int{101, 7592, 102, 2088, 102}; !equalInts(ids, want) {
+		t.Errorf("got %v, want %v", ids, want)
+	}
+	if !tok.Info.AddBOS || tok.Info.BOS != 101 || !tok.Info.AddEOS || tok.Info.EOS != 102 || tok.Info.UNK != 100 {
+		t.Errorf("info %+v", tok.Info)
+	}
+}

@@ -373,17 +373,14 @@ func FromGGUFArrays(f *gguf.File, arr ArrayReader) (*Tokenizer, error) {
 		t.wpm = &wpmModel{wordPrefix: spaceMark, unk: int32(t.Info.UNK), maxChars: 100,
 			lowercase: lower, stripAccent: strip, cleanText: true, chinese: true}
 		t.encodeFragment = wpmEncodeFragment
-		sep := addSEP
-		t.Info.AddEOS = false
-		t.wrap = func(t *Tokenizer, ids []int) []int {
-			if t.Info.AddBOS && t.Info.BOS >= 0 {
-				ids = append([]int{t.Info.BOS}, ids...)
-			}
-			if sep && t.Info.SEP >= 0 {
-				ids = append(ids, t.Info.SEP)
-			}
-			return ids
+		// BERT adds [CLS] (the BOS id) before and [SEP] after: Info reports
+		// [SEP] as the appended end token.
+		if addSEP && t.Info.SEP >= 0 {
+			t.Info.EOS, t.Info.AddEOS = t.Info.SEP, true
+		} else {
+			t.Info.AddEOS = false
 		}
+		t.wrap = wrapBOSEOS
 		t.decode = wpmDecode
 	case "rwkv":
 		t.rwkv = newRWKV(t)

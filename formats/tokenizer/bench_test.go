@@ -81,3 +81,18 @@ func BenchmarkLoad(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPreTokenize reports MB/s of the splitters alone.
+func BenchmarkPreTokenize(b *testing.B) {
+	text := benchText(b, testref.SharedDir(b))
+	for _, name := range []string{"gpt-2", "llama-bpe", "qwen2", "gpt-4o", "deepseek-v3", "deepseek-llm", "falcon"} {
+		pl := preSpecs[name].stages()
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			var buf []string
+			for i := 0; i < b.N; i++ {
+				buf = pl.split(text, buf)
+			}
+		})
+	}
+}

@@ -404,32 +404,46 @@ func isLetterCls(_ rune, c uint16) bool { return c&cL != 0 }
 func isPunctCls(_ rune, c uint16) bool  { return c&cP != 0 }
 func isCRLF(r rune, _ uint16) bool      { return r == '\r' || r == '\n' }
 
-// inRanges tests membership in a sorted list of inclusive rune ranges.
-type runeRanges [][2]rune
+// runeRanges is a set of runes as sorted inclusive ranges, with a bitmap
+// for ASCII.
+type runeRanges struct {
+	r     [][2]rune
+	ascii [2]uint64
+}
 
-func (rr runeRanges) has(r rune) bool {
-	i := sort.Search(len(rr), func(i int) bool { return rr[i][1] >= r })
-	return i < len(rr) && rr[i][0] <= r
+func (rr *runeRanges) has(r rune) bool {
+	if r >= 0 && r < 128 {
+		return rr.ascii[r>>6]&(1<<(r&63)) != 0
+	}
+	i := sort.Search(len(rr.r), func(i int) bool { return rr.r[i][1] >= r })
+	return i < len(rr.r) && rr.r[i][0] <= r
 }
 
 // parseClass turns the inside of a regex character class made only of
 // literal characters and a-b ranges into sorted ranges.
-func parseClass(class string) runeRanges {
+func parseClass(class string) *runeRanges {
 	rs := []rune(class)
-	var out runeRanges
+	out := &runeRanges{}
 	for i := 0; i < len(rs); i++ {
 		if i+2 < len(rs) && rs[i+1] == '-' {
-			out = append(out, [2]rune{rs[i], rs[i+2]})
+			out.r = append(out.r, [2]rune{rs[i], rs[i+2]})
 			i += 2
 			continue
 		}
-		out = append(out, [2]rune{rs[i], rs[i]})
+		out.r = append(out.r, [2]rune{rs[i], rs[i]})
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a][0] < out[b][0] })
+	sort.Slice(out.r, func(a, b int) bool { return out.r[a][0] < out.r[b][0] })
+	for c := rune(0); c < 128; c++ {
+		for _, x := range out.r {
+			if x[0] <= c && c <= x[1] {
+				out.ascii[c>>6] |= 1 << (c & 63)
+			}
+		}
+	}
 	return out
 }
 
-func inClass(rr runeRanges) func(r rune, c uint16) bool {
+func inClass(rr *runeRanges) func(r rune, c uint16) bool {
 	return func(r rune, _ uint16) bool { return rr.has(r) }
 }
 

@@ -95,7 +95,7 @@ type Tokenizer struct {
 	encodeFragment func(t *Tokenizer, text string, afterSpecial, atStart bool, out []int) ([]int, error)
 	// wrap adds the special tokens of AddSpecial around ids.
 	wrap func(t *Tokenizer, ids []int) []int
-	// decodePieces turns token texts into text.
+	// decode turns ids (checked to be in range) into text.
 	decode func(t *Tokenizer, ids []int) string
 
 	bpe  *bpeModel

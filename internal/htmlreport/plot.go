@@ -144,7 +144,7 @@ func (r *renderer) drawLineChart(c lineChart) string {
 	y0, y1 = pad(c.ylog, y0, y1, 0.05)
 	xs2 := newScale(c.xlog, x0, x1, marginL, chartW-marginR)
 	ys2 := newScale(c.ylog, y0, y1, chartH-marginB, marginT)
-	s := newSVG(chartW, chartH, r.id(), c.title, c.desc)
+	s := newSVG(chartW, chartH, r.id(), c.title, c.desc+seriesSummary(c))
 	s.axes(xs2, ys2, c.xlabel, c.ylabel, c.xint)
 	for _, h := range c.hlines {
 		py := ys2.at(h.v)
@@ -182,6 +182,32 @@ func (r *renderer) drawLineChart(c lineChart) string {
 		}
 	}
 	return s.String()
+}
+
+// seriesSummary describes each series' range in words, for people who do
+// not see the chart: " W_Q: 1.2 (at 3) to 4.5 (at 0)."
+func seriesSummary(c lineChart) string {
+	var b strings.Builder
+	for _, se := range c.series {
+		lo, hi := -1, -1
+		for i, y := range se.ys {
+			if math.IsNaN(y) || math.IsInf(y, 0) || i >= len(se.xs) {
+				continue
+			}
+			if lo < 0 || y < se.ys[lo] {
+				lo = i
+			}
+			if hi < 0 || y > se.ys[hi] {
+				hi = i
+			}
+		}
+		if lo < 0 {
+			continue
+		}
+		fmt.Fprintf(&b, " %s: %s (at %s %s) to %s (at %s %s).", se.name, fmtNum(se.ys[lo]), c.xlabel, fmtNum(se.xs[lo]),
+			fmtNum(se.ys[hi]), c.xlabel, fmtNum(se.xs[hi]))
+	}
+	return b.String()
 }
 
 // downsample picks at most n indices of 0..len−1, log-spaced in rank so a

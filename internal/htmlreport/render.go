@@ -42,6 +42,8 @@ const (
 	maxTableCells = 1024
 	// topPairs: rows of each composition top-pairs table.
 	topPairs = 10
+	// maxFindings: findings listed; the rest are counted.
+	maxFindings = 1000
 )
 
 // renderer writes one page; errors are sticky.
@@ -268,7 +270,11 @@ func (r *renderer) findings(d *Data) {
 		layers[l.Index] = true
 	}
 	r.s(`<ul class="findings">`)
-	for _, f := range d.Findings {
+	shown := d.Findings
+	if len(shown) > maxFindings {
+		shown = shown[:maxFindings]
+	}
+	for _, f := range shown {
 		r.f(`<li><span class="kind">%s</span> `, esc(f.Kind))
 		var where []string
 		if f.Layer >= 0 {
@@ -289,7 +295,11 @@ func (r *renderer) findings(d *Data) {
 		}
 		r.f("%s</li>", esc(f.Message))
 	}
-	r.s("</ul></section>\n")
+	r.s("</ul>")
+	if n := len(d.Findings) - len(shown); n > 0 {
+		r.f(`<p>… and %d more findings, not listed here (the JSON of qkv inspect has them all).</p>`, n)
+	}
+	r.s("</section>\n")
 }
 
 // projClass is the series class of a projection name.

@@ -379,6 +379,16 @@ func TestDegenerate(t *testing.T) {
 	}
 }
 
+func TestManyFindings(t *testing.T) {
+	d := smallData()
+	for len(d.Findings) < maxFindings+5 {
+		d.Findings = append(d.Findings, Finding{Kind: "dead_head", Layer: 0, Matrix: "q", Head: 1, Message: "m"})
+	}
+	if !strings.Contains(checkStructure(t, render(t, d)).text.String(), "… and 5 more findings") {
+		t.Error("findings beyond the limit are not counted")
+	}
+}
+
 // TestPartialSpectrum: singular values short of min(rows, cols) (estimates)
 // get a spectrum line but no ESD.
 func TestPartialSpectrum(t *testing.T) {

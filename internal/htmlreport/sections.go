@@ -144,7 +144,7 @@ func (r *renderer) spectra(l *Layer) {
 	title := fmt.Sprintf("Layer %d: singular values", l.Index)
 	svg := r.drawLineChart(lineChart{title: title,
 		desc:   fmt.Sprintf("Singular values of each projection of layer %d against their rank, log-log axes.", l.Index),
-		xlabel: "rank i", ylabel: "singular value σᵢ", xlog: true, ylog: true, series: ss})
+		xlabel: "rank", ylabel: "singular value σᵢ", xlog: true, ylog: true, series: ss})
 	cap := esc(title) + " σ<sub>i</sub> against rank i (log-log)."
 	if shown+hidden < total {
 		cap += fmt.Sprintf(" Downsampled to at most %d points per line, at log-spaced ranks (%d of %d values drawn).", maxSpectrumPoints, shown, total-hidden)

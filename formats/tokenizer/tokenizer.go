@@ -4,7 +4,12 @@
 // pre-tokenizer named by tokenizer.ggml.pre, WordPiece "bert", and RWKV's
 // trie tokenizer) or the Hugging Face tokenizer.json beside a safetensors
 // checkpoint (BPE, byte-level or SentencePiece-style with byte fallback,
-// WordPiece, WordLevel).
+// WordPiece, WordLevel), else its SentencePiece tokenizer.model (BPE).
+//
+// Open(path) takes any of these; FromCheckpoint takes an opened
+// formats.Checkpoint. Tokenizer.Encode gives ids (EncodeOptions choose
+// whether BOS/EOS are added and special-token text is matched), Piece and
+// Text what a token is, Decode the text back.
 //
 // The result must equal the ids of the original tokenizer exactly, so what
 // the package does not model it refuses with an error naming it (an

@@ -54,7 +54,14 @@ type Tensor struct {
 	Bytes  int64
 	File   int   // index into Checkpoint.Files
 	Offset int64 // absolute byte offset in that file
+	// Note says what is unusual about how the tensor is stored ("" for
+	// nothing): a legacy flat run of quantized blocks whose rows are not
+	// whole blocks decodes whole, not row by row.
+	Note string
 }
+
+// noteFlatRun is the Note of a legacy flat-run tensor.
+const noteFlatRun = "legacy layout: one flat run of blocks, rows are not whole blocks (decodes whole, not by row)"
 
 // Elements is the number of elements (1 for a scalar).
 func (t *Tensor) Elements() int64 {
@@ -547,6 +554,9 @@ func (c *Checkpoint) addGGUF(path string, part, parts int) error {
 		}
 		t := &Tensor{Name: ti.Name, Type: ti.Type, Shape: shape, Bytes: ti.Bytes,
 			File: idx, Offset: gf.DataOffset + int64(ti.Offset)}
+		if ti.FlatRun {
+			t.Note = noteFlatRun
+		}
 		if err := c.addTensor(t); err != nil {
 			return err
 		}

@@ -99,6 +99,9 @@ type TensorInfo struct {
 	Offset     uint64     // relative to the data section
 	InfoOffset int64      // file offset of this tensor-info record
 	Bytes      int64      // byte size from the type's layout; -1 when the type is unknown
+	// FlatRun: the rows are not whole blocks, but the tensor is one flat run
+	// of blocks (legacy quantization, 2023): decodable whole, not by row.
+	FlatRun bool
 
 	dimsOffset   int64 // file offset of ne[0]
 	offsetOffset int64 // file offset of the offset field
@@ -332,6 +335,7 @@ type parser struct {
 	d       decoder
 	lazyMax int
 	key     string // the key being parsed, for messages
+	legacy  bool   // version 1 or 2: flat runs of blocks are accepted
 
 	checkpoints []int64 // left by skipArray for the KV being parsed
 }
@@ -366,6 +370,7 @@ func (p *parser) parse(opts Options) (*File, error) {
 	d.off = 8
 	d.be = f.BigEndian
 	d.v1 = f.Version == 1
+	p.legacy = f.Version < 3
 
 	ls := d.lenSize()
 	// Smallest records: a KV is a key length, a type and a 1-byte value; a
@@ -737,9 +742,15 @@ func (p *parser) parseTensorInfo(i uint64) (TensorInfo, error) {
 	t.Type = dtype.FromGGML(id)
 	if t.Type.Known() {
 		bs, bb := uint64(t.Type.BlockSize()), uint64(t.Type.BlockBytes())
-		// ggml stores rows as whole blocks, so ne[0] must divide evenly.
+		// ggml stores rows as whole blocks, so ne[0] must divide evenly;
+		// files quantized in 2023 (GGUF v1/v2) may hold one flat run of
+		// blocks over the whole tensor instead, which is self-consistent
+		// when the element count divides evenly.
 		if t.Dims[0]%bs != 0 {
-			return t, errorf(int64(typeAt), "tensor %q: row of %d elements is not a multiple of the %s block size %d", name, t.Dims[0], t.Type.Name(), bs)
+			if !p.legacy || elems%bs != 0 {
+				return t, errorf(int64(typeAt), "tensor %q: row of %d elements is not a multiple of the %s block size %d", name, t.Dims[0], t.Type.Name(), bs)
+			}
+			t.FlatRun = true
 		}
 		hi, lo := bits.Mul64(elems/bs, bb)
 		if hi != 0 || lo > math.MaxInt64 {

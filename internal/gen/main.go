@@ -37,6 +37,7 @@ func main() {
 	for _, a := range archModels() {
 		g.writeArch(a)
 	}
+	g.legacyFlatRun()
 	hostile(g)
 }
 

@@ -104,3 +104,56 @@ func TestIndexDotSlash(t *testing.T) {
 		t.Errorf("escape: %v", err)
 	}
 }
+
+// mlxDir writes an MLX adapter (lora_a [in, r], lora_b [r, out]) of q_proj.
+func mlxDir(t *testing.T, adapterConfig string) string {
+	t.Helper()
+	dir := t.TempDir()
+	a := []float32{1, 0, 0, 1, 0, 0, 0, 0} // [4, 2]
+	b := []float32{1, 2, 3, 4, 5, 6, 7, 8} // [2, 4]
+	writeST(t, filepath.Join(dir, "adapters.safetensors"), []safetensors.WriteTensor{
+		safetensors.F32Tensor("model.layers.0.self_attn.q_proj.lora_a", []int64{4, 2}, a),
+		safetensors.F32Tensor("model.layers.0.self_attn.q_proj.lora_b", []int64{2, 4}, b),
+	})
+	if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), []byte(adapterConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestMLXScaleRules: MLX-LM's scale by era (issue 14), and --lora-scale.
+func TestMLXScaleRules(t *testing.T) {
+	tests := []struct {
+		config string
+		opt    float64
+		scale  float64
+		rule   string
+	}{
+		{`{"lora_parameters": {"rank": 2, "alpha": 16, "scale": 10}}`, 0, 80, "scale × alpha / rank"},
+		{`{"num_layers": 4, "lora_parameters": {"rank": 2, "scale": 10}}`, 0, 10, "after 2024-06-01"},
+		{`{"lora_layers": 4, "lora_parameters": {"rank": 2, "scale": 10}}`, 0, 10, "old lora_layers key but no alpha"},
+		{`{"lora_parameters": {"rank": 2, "alpha": 16, "scale": 10}}`, 3, 3, "--lora-scale"},
+	}
+	for _, tc := range tests {
+		c, err := Open(mlxDir(t, tc.config), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := FindModel(c, FindOptions{LoRAScale: tc.opt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Adapter.Scale != tc.scale || !strings.Contains(m.Adapter.ScaleRule, tc.rule) {
+			t.Errorf("%s: scale %v (%s), want %v (%s)", tc.config, m.Adapter.Scale, m.Adapter.ScaleRule, tc.scale, tc.rule)
+		}
+		l, err := m.LoadLayer(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// ΔW = s · B^T-stored · A: ΔW[o][i] = s · Σ_k lora_b[k][o] · lora_a[i][k].
+		if got, want := l.Q.At(1, 0), float32(tc.scale*2); got != want {
+			t.Errorf("%s: ΔW[1][0] = %v, want %v", tc.config, got, want)
+		}
+		c.Close()
+	}
+}

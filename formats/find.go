@@ -17,6 +17,8 @@ type FindOptions struct {
 	Map map[Projection]*regexp.Regexp
 	// Geometry overrides from the command line (0: from config/metadata).
 	NHeads, NKVHeads, HeadDim int
+	// LoRAScale overrides an adapter's scale (0: the rule its config implies).
+	LoRAScale float64
 }
 
 // Model is a checkpoint with its attention layers located.

@@ -188,6 +188,13 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.LoRAScale != 0 {
+		if math.IsNaN(opts.LoRAScale) || math.IsInf(opts.LoRAScale, 0) || opts.LoRAScale < 0 {
+			return nil, fmt.Errorf("--lora-scale %v is not a finite positive number", opts.LoRAScale)
+		}
+		fixed := opts.LoRAScale
+		scaleFor = func(string, int) (float64, string) { return fixed, "--lora-scale" }
+	}
 
 	// Geometry: what the adapter and flags give.
 	arch := guessArch(info.BaseModel)
@@ -333,12 +340,25 @@ func loraScale(c *Checkpoint, ac cfg, info *AdapterInfo) (func(module string, r 
 		return func(string, int) (float64, string) { return 1, "no adapter_config.json: scale 1 assumed" }, nil
 	}
 	if lp := ac.object("lora_parameters"); lp != nil || info.Kind == "mlx" {
-		// MLX-LM: y = x W^T + scale * (x lora_a) lora_b.
-		if s, _, ok := lp.float("scale"); ok {
-			info.Alpha, _, _ = lp.float("alpha")
-			return func(string, int) (float64, string) { return s, "lora_parameters.scale (MLX-LM)" }, nil
-		}
-		if a, _, ok := lp.float("alpha"); ok {
+		// MLX-LM: y = x W^T + s · (x lora_a) lora_b. From 2024-01-25 to
+		// 2024-06-01 mlx_lm's LoRALinear computed s = scale · alpha / rank
+		// and its configs carried lora_parameters.alpha; later ones dropped
+		// alpha and use s = scale.
+		s, _, hasS := lp.float("scale")
+		a, _, hasA := lp.float("alpha")
+		switch {
+		case hasS && hasA:
+			info.Alpha = a
+			return func(_ string, r int) (float64, string) {
+				return s * a / float64(r), "lora_parameters.scale × alpha / rank: a config with lora_parameters.alpha comes from MLX-LM of 2024-01-25 to 2024-06-01, which trained with that scale (--lora-scale overrides)"
+			}, nil
+		case hasS:
+			rule := "lora_parameters.scale (MLX-LM after 2024-06-01: no alpha)"
+			if ac.has("lora_layers") {
+				rule = "lora_parameters.scale: the config has the old lora_layers key but no alpha, and MLX-LM wrote alpha into every config while it used it, so the scale applies as is (--lora-scale overrides)"
+			}
+			return func(string, int) (float64, string) { return s, rule }, nil
+		case hasA:
 			info.Alpha = a
 			return func(_ string, r int) (float64, string) {
 				return a / float64(r), "lora_parameters.alpha / rank (no scale given)"

@@ -258,7 +258,10 @@ func TestStoriesUnpermute(t *testing.T) {
 func TestMLXLoRA(t *testing.T) {
 	dir := filepath.Join(testref.SharedDir(t), "fixtures", "lora", "mlx-llama3-8b-discollama")
 	m := openModel(t, dir, FindOptions{})
-	if !m.IsAdapter || m.Adapter == nil || m.Adapter.Kind != "mlx" || m.Adapter.Rank != 8 || m.Adapter.Scale != 2 {
+	// lora_parameters {rank 8, alpha 16, scale 2}: an alpha-era MLX-LM config,
+	// trained with scale × alpha / rank = 4 (issue 14).
+	if !m.IsAdapter || m.Adapter == nil || m.Adapter.Kind != "mlx" || m.Adapter.Rank != 8 || m.Adapter.Scale != 4 ||
+		!strings.Contains(m.Adapter.ScaleRule, "alpha / rank") {
 		t.Fatalf("adapter info %+v", m.Adapter)
 	}
 	if got := m.LayerIndices(); len(got) != 2 || got[0] != 30 || got[1] != 31 {
@@ -299,7 +302,7 @@ func TestMLXLoRA(t *testing.T) {
 			for k := 0; k < 8; k++ {
 				sum += b[k*x.out+x.oi] * a[x.ii*8+k]
 			}
-			want := float32(2.0 * sum)
+			want := float32(4.0 * sum)
 			if got := x.mat.At(x.oi, x.ii); !sameBits(got, want) || want == 0 {
 				t.Errorf("layer %d ΔW_%s[%d,%d] = %v, want %v", i, x.p, x.oi, x.ii, got, want)
 			}

@@ -49,7 +49,7 @@ func TestAdapterConfigChecks(t *testing.T) {
 		{"lora_alpha 1e400", `{"r": 8, "lora_alpha": 1e400}`, "", "adapter_config.json lora_alpha is 1e400, which is not a finite number"},
 		{"MLX rank 0", `{"lora_parameters": {"rank": 0, "scale": 2}}`, "", "adapter_config.json lora_parameters.rank is 0, which is not a positive rank"},
 		{"lora_A narrower than the model", `{"r": 8, "lora_alpha": 16}`, `{"model_type": "llama", "hidden_size": 16, "num_attention_heads": 2}`,
-			"the LoRA factors are 8 wide but config.json's hidden_size is 16"},
+			"the LoRA factors are 8 wide but the base model's hidden_size is 16"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,6 +19,10 @@ type FindOptions struct {
 	NHeads, NKVHeads, HeadDim int
 	// LoRAScale overrides an adapter's scale (0: the rule its config implies).
 	LoRAScale float64
+	// Base is an adapter's base model (a folder or its config.json), for the
+	// head counts a fused update's split needs; "" looks beside the adapter
+	// and in the Hugging Face cache.
+	Base string
 }
 
 // Model is a checkpoint with its attention layers located.

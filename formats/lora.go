@@ -18,6 +18,9 @@ type AdapterInfo struct {
 	Scale     float64 `json:"scale"`
 	// ScaleRule says how Scale was derived ("lora_alpha / r", ...).
 	ScaleRule string `json:"scale_rule"`
+	// BaseConfig is the base model's config.json qkv read (beside the
+	// adapter, --base, or the Hugging Face cache), "" when none.
+	BaseConfig string `json:"base_config,omitempty"`
 }
 
 // An expanded update ΔW = B·A has out·in elements from r·(out+in) stored
@@ -87,9 +90,6 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 		if !ok || mt.role < roleQ || mt.role > roleQKV {
 			ignored = append(ignored, module)
 			continue
-		}
-		if mt.role == roleQKV {
-			return nil, &Error{File: c.Path, Tensor: t.Name, Offset: -1, Err: errors.New("this LoRA adapter targets a fused QKV module; splitting its update needs the base model's architecture and head counts, which the adapter does not give (not supported)")}
 		}
 		p := pairs[module]
 		if p == nil {
@@ -197,25 +197,9 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 	}
 
 	// Geometry: what the adapter and flags give.
-	arch := guessArch(info.BaseModel)
-	g := Geometry{Arch: arch, DModel: dModel, Causal: arch != "" && arch != "bert", Norm: NormNone}
-	if c.Config != nil {
-		mt, conf := hfModelType(cfg(c.Config))
-		a := genericArch
-		if e := LookupArch(mt, false); e != nil {
-			a = *e
-		}
-		gs, err := hfGeometry(conf, mt, &a, "")
-		if err != nil {
-			return nil, &Error{File: firstNonEmpty(c.ConfigPath, c.Path), Offset: -1, Err: err}
-		}
-		if gs.geo.DModel != 0 && dModel != 0 && gs.geo.DModel != dModel {
-			return nil, &Error{File: c.Path, Offset: -1, Err: fmt.Errorf("the LoRA factors are %d wide but config.json's hidden_size is %d", dModel, gs.geo.DModel)}
-		}
-		g = gs.geo
-		if g.DModel == 0 {
-			g.DModel = dModel
-		}
+	g, base, err := adapterBase(c, info, opts, dModel)
+	if err != nil {
+		return nil, err
 	}
 	if opts.NHeads > 0 {
 		g.NHeads = opts.NHeads
@@ -259,11 +243,19 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 			ls = &LayerSource{Stack: p.m.stack, Number: p.m.layer}
 			byN[p.m.layer] = ls
 		}
+		src := &LoRASource{A: p.a, B: p.b, MLX: p.mlx, Rank: int(ra), Scale: scale}
+		if p.m.role == roleQKV {
+			if err := splitFusedLoRA(c, ls, p, src, int(out), int(in), &g, base); err != nil {
+				return nil, err
+			}
+			maxLayer = max(maxLayer, p.m.layer)
+			continue
+		}
 		proj := roleProj(p.m.role)
 		if ls.Proj(proj) != nil {
 			return nil, &Error{File: c.Path, Tensor: p.a.Name, Offset: -1, Err: fmt.Errorf("layer %d has two LoRA updates for %s", p.m.layer, proj)}
 		}
-		ls.setProj(proj, &ProjSource{Out: int(out), In: int(in), LoRA: &LoRASource{A: p.a, B: p.b, MLX: p.mlx, Rank: int(ra), Scale: scale}})
+		ls.setProj(proj, &ProjSource{Out: int(out), In: int(in), LoRA: src})
 		maxLayer = max(maxLayer, p.m.layer)
 	}
 	offset := 0
@@ -461,9 +453,13 @@ func checkAdapterConfig(c *Checkpoint, ac cfg, ranks map[string]int) error {
 // when it suggests none.
 func guessArch(name string) string {
 	n := strings.ToLower(name)
-	for _, a := range []string{"llama", "mistral", "mixtral", "qwen2", "qwen", "phi-3", "phi3", "gemma", "falcon", "gpt2", "bloom"} {
-		if strings.Contains(n, a) {
-			return strings.ReplaceAll(a, "-", "")
+	for _, x := range []struct{ sub, arch string }{
+		{"llama", "llama"}, {"mixtral", "mixtral"}, {"mistral", "mistral"}, {"qwen3", "qwen3"}, {"qwen2", "qwen2"}, {"qwen", "qwen2"},
+		{"phi-3", "phi3"}, {"phi3", "phi3"}, {"phi-4", "phi3"}, {"gemma", "gemma"}, {"falcon", "falcon"}, {"gpt2", "gpt2"},
+		{"bloom", "bloom"}, {"pythia", "gpt_neox"}, {"gpt-neox", "gpt_neox"}, {"gpt_neox", "gpt_neox"},
+	} {
+		if strings.Contains(n, x.sub) {
+			return x.arch
 		}
 	}
 	return ""
@@ -499,6 +495,7 @@ func (m *Model) loraDelta(ps *ProjSource) (Matrix, error) {
 		return Matrix{}, err
 	}
 	r, out, in := l.Rank, ps.Out, ps.In
+	fullOut := len(b) / max(r, 1) // B's rows; ps.Rows picks some (a fused update's split)
 	// A as [r, in] and B as [out, r] whatever the storage.
 	if l.MLX {
 		at := make([]float32, len(a))
@@ -509,8 +506,8 @@ func (m *Model) loraDelta(ps *ProjSource) (Matrix, error) {
 		}
 		bt := make([]float32, len(b))
 		for k := 0; k < r; k++ {
-			for o := 0; o < out; o++ {
-				bt[o*r+k] = b[k*out+o]
+			for o := 0; o < fullOut; o++ {
+				bt[o*r+k] = b[k*fullOut+o]
 			}
 		}
 		a, b = at, bt
@@ -521,8 +518,12 @@ func (m *Model) loraDelta(ps *ProjSource) (Matrix, error) {
 		for i := range acc {
 			acc[i] = 0
 		}
+		src := o
+		if ps.Rows != nil {
+			src = ps.Rows[o]
+		}
 		for k := 0; k < r; k++ {
-			bk := float64(b[o*r+k])
+			bk := float64(b[src*r+k])
 			ak := a[k*in : (k+1)*in]
 			for i, v := range ak {
 				acc[i] += bk * float64(v)

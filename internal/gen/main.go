@@ -38,6 +38,7 @@ func main() {
 		g.writeArch(a)
 	}
 	g.legacyFlatRun()
+	g.loraAdapters()
 	hostile(g)
 }
 

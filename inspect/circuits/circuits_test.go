@@ -337,3 +337,37 @@ func TestBaseline(t *testing.T) {
 		t.Errorf("no error for d_model 0")
 	}
 }
+
+// TestTopAndLayers: Layers serves decoded layers; Top orders the scores.
+func TestTopAndLayers(t *testing.T) {
+	s := newSynth(11, 3, 16, 2, 1, 8, 8, 4, false)
+	res, err := Compute(context.Background(), Layers(s.geo, s.layers), Options{BaselineSamples: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := res.Raw.Top(res.Layers, 1000)
+	if len(top) != 3*3*2*2 {
+		t.Fatalf("%d pairs, want 36 (3 modes × 3 layer pairs × 2 × 2 heads)", len(top))
+	}
+	for i, p := range top {
+		pos := func(l int) int { return l - 4 }
+		var a Array4
+		switch p.Mode {
+		case "Q":
+			a = res.Raw.Q
+		case "K":
+			a = res.Raw.K
+		default:
+			a = res.Raw.V
+		}
+		if p.Layer1 >= p.Layer2 || a[pos(p.Layer1)][p.Head1][pos(p.Layer2)][p.Head2] != p.Score {
+			t.Errorf("pair %d %+v does not match the arrays", i, p)
+		}
+		if i > 0 && p.Score > top[i-1].Score {
+			t.Errorf("pair %d out of order", i)
+		}
+	}
+	if got := res.Raw.Top(res.Layers, 2); len(got) != 2 || got[0] != top[0] {
+		t.Errorf("Top(2) = %v", got)
+	}
+}

@@ -74,12 +74,15 @@ func benchCompute(b *testing.B, layers, heads, kv, dModel int) {
 	copy(a.Data[len(l0.Q.Data)+len(l0.K.Data):], l0.V.Data)
 	c := make([]float64, rows*heads*g.HeadDim)
 	var total, anchor time.Duration
+	var cpu float64
 	for b.Loop() {
+		c0 := cpuSeconds()
 		t0 := time.Now()
 		if _, err := Compute(context.Background(), src, Options{BaselineSamples: -1}); err != nil {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
+		cpu += cpuSeconds() - c0
 		ncol := heads * g.HeadDim
 		if err := mul(c, ncol, rowMajor(a.Data, rows, dModel, dModel), rowMajor(l0.O.Data, dModel, ncol, ncol)); err != nil {
 			b.Fatal(err)
@@ -95,8 +98,10 @@ func benchCompute(b *testing.B, layers, heads, kv, dModel int) {
 	b.ReportMetric(sec, "s/model")
 	b.ReportMetric(fma/sec/1e9, "GFMA/s")
 	b.ReportMetric(sec/floor, "x-products")
-	b.Logf("%d layers × %d heads (%d kv) × %d: %d pairs, %.3g multiply-adds in products; %.3g s (products alone %.3g s)",
-		layers, heads, kv, dModel, pairs, fma, sec, floor)
+	cpuSec := cpu / n
+	b.ReportMetric(cpuSec, "cpu-s/model")
+	b.Logf("%d layers × %d heads (%d kv) × %d: %d pairs, %.3g multiply-adds in products; %.3g s (products alone %.3g s); "+
+		"%.3g cpu-s, %.3g GFMA per cpu-s", layers, heads, kv, dModel, pairs, fma, sec, floor, cpuSec, fma/cpuSec/1e9)
 }
 
 func BenchmarkCompute(b *testing.B) {

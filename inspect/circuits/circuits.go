@@ -95,6 +95,8 @@ type Options struct {
 	// MaxMemory bounds, in bytes, the earlier layers' W_O kept at once
 	// (default 2 GiB); more layers are handled in several passes.
 	MaxMemory int64
+	// RawOnly skips ln_folded (half the work): Result.LNFolded is nil.
+	RawOnly bool
 	// Progress, when set, is called after each pair of layers.
 	Progress func(done, total int)
 }

@@ -263,6 +263,10 @@ func TestDeadHeadAndMissingNorm(t *testing.T) {
 	if res.LNFolded != nil || res.FoldedNorm != "none" {
 		t.Errorf("ln_folded computed without layer 1's norm weight")
 	}
+	only, err := Compute(context.Background(), newSynth(5, 2, 16, 2, 2, 8, 8, 0, true), Options{BaselineSamples: -1, RawOnly: true})
+	if err != nil || only.LNFolded != nil || only.FoldedNorm != "none" {
+		t.Errorf("raw only: %v, ln_folded %v, %q", err, only.LNFolded, only.FoldedNorm)
+	}
 	if !math.IsNaN(res.Raw.Q[0][1][1][0]) || math.IsNaN(res.Raw.Q[0][0][1][0]) {
 		t.Errorf("scores of the dead head: %v, of a live one: %v", res.Raw.Q[0][1][1], res.Raw.Q[0][0][1])
 	}

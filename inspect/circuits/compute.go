@@ -37,10 +37,14 @@ func Compute(ctx context.Context, src LayerSource, opts Options) (*Result, error
 	}
 	res.Warnings = warnings(g)
 	fold := g.PreNorm && g.Norm != formats.NormNone && g.Norm != ""
-	if fold {
+	switch {
+	case opts.RawOnly:
+		fold = false
+		res.Warnings = append(res.Warnings, "ln_folded not computed (raw only)")
+	case fold:
 		res.LNFolded = newScores(n, d.h)
 		res.FoldedNorm = string(g.Norm)
-	} else {
+	default:
 		res.LNFolded = res.Raw
 		res.Warnings = append(res.Warnings, "no norm before attention (post-norm model): ln_folded equals raw")
 	}

@@ -280,6 +280,10 @@ func dimsOf(g formats.Geometry) (dims, error) {
 	if d.dm <= 0 || d.h <= 0 || d.kv <= 0 || d.d <= 0 || d.dv <= 0 {
 		return d, fmt.Errorf("%w: d_model %d, n_heads %d, n_kv_heads %d, head_dim %d, v_head_dim %d must all be positive", ErrShape, d.dm, d.h, d.kv, d.d, d.dv)
 	}
+	const maxDim = 1 << 24
+	if d.dm > maxDim || d.h > maxDim || d.kv > maxDim || d.d > maxDim || d.dv > maxDim {
+		return d, fmt.Errorf("%w: a dimension above %d (d_model %d, n_heads %d, n_kv_heads %d, head_dim %d, v_head_dim %d)", ErrShape, maxDim, d.dm, d.h, d.kv, d.d, d.dv)
+	}
 	if d.h%d.kv != 0 {
 		return d, fmt.Errorf("%w: n_heads %d is not a multiple of n_kv_heads %d", ErrShape, d.h, d.kv)
 	}

@@ -316,6 +316,15 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
+	huge := newSynth(9, 2, 16, 2, 2, 8, 8, 0, false)
+	huge.geo.NHeads, huge.geo.NKVHeads, huge.geo.HeadDim = 1<<20, 1<<20, 1
+	if _, err := Compute(context.Background(), huge, Options{}); err == nil || !strings.Contains(err.Error(), "GiB of score arrays") {
+		t.Errorf("a million heads: %v", err)
+	}
+	huge.geo.NHeads, huge.geo.NKVHeads = 1<<30, 1<<30
+	if _, err := Compute(context.Background(), huge, Options{}); err == nil || !strings.Contains(err.Error(), "a dimension above") {
+		t.Errorf("2^30 heads: %v", err)
+	}
 	s := newSynth(9, 3, 16, 2, 2, 8, 8, 0, false)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

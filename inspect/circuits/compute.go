@@ -8,6 +8,10 @@ import (
 	"github.com/qkvdev/qkv/formats"
 )
 
+// MaxScoreBytes bounds the memory of the score arrays (6·(layers·heads)²
+// float64 values; 3· with RawOnly).
+const MaxScoreBytes = 8 << 30
+
 // Compute computes the composition scores of every pair of heads in two
 // different layers of src, raw and (for a pre-norm model) with the norm
 // folded, and the random baseline. It returns an error when the geometry or
@@ -27,6 +31,15 @@ func Compute(ctx context.Context, src LayerSource, opts Options) (*Result, error
 	}
 	idx := src.LayerIndices()
 	n := len(idx)
+	// The score arrays are the output's size, whatever the weights' size:
+	// refuse what cannot be held before allocating them.
+	arrays := 6.0
+	if opts.RawOnly {
+		arrays = 3
+	}
+	if need := arrays * 8 * math.Pow(float64(n)*float64(d.h), 2); need > MaxScoreBytes {
+		return nil, fmt.Errorf("circuits: %d layers × %d heads need %.3g GiB of score arrays, more than %d GiB", n, d.h, need/(1<<30), MaxScoreBytes>>30)
+	}
 	res := &Result{
 		Schema: Schema, Layers: append([]int(nil), idx...),
 		DModel: d.dm, NHeads: d.h, NKVHeads: d.kv, HeadDim: d.d, VHeadDim: d.dv,

@@ -45,6 +45,13 @@ func spectra(r *rand.Rand) map[string][]float64 {
 			tie[i] = math.Round(pareto(1, 3, 1)[0]*4) / 4
 		}
 		out["ties/"+strconv.Itoa(n)] = tie
+		// Exact Pareto quantiles: every term is near the fit, so the bounds
+		// prune little and the search falls back to a scan.
+		q := make([]float64, n)
+		for i := range q {
+			q[i] = math.Pow(1-float64(i)/float64(n), -1/1.5)
+		}
+		out["quantiles/"+strconv.Itoa(n)] = q
 	}
 	for _, x := range out {
 		slices.Sort(x)
@@ -112,6 +119,7 @@ func TestAnalyzeCases(t *testing.T) {
 		{name: "inf", sv: []float64{math.Inf(1), 1}, m: 2, n: 2, errMatch: "+Inf"},
 		{name: "negative", sv: []float64{1, -1}, m: 2, n: 2, errMatch: "singular value 1 is -1"},
 		{name: "empty", sv: nil, m: 0, n: 3, errMatch: "empty"},
+		{name: "overflow", sv: []float64{1e200, 1}, m: 2, n: 2, errMatch: "overflows"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

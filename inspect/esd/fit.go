@@ -106,7 +106,14 @@ func (s *searcher) distance(lt []float64, alpha, limit float64) (float64, bool) 
 		}
 	}
 	push(0, n-1, 0, fb)
+	// Past n/8 evaluations the bounds are not paying for the heap: scan
+	// the rest, so that a candidate never costs more than O(n).
+	budget := s.evals + n/8
 	for len(h) > 0 && h[0].ub > cur {
+		if s.evals > budget {
+			s.heap = h[:0]
+			return s.scan(lt, fn, e, cur, limit)
+		}
 		top := h[0]
 		last := len(h) - 1
 		h[0] = h[last]
@@ -138,5 +145,20 @@ func (s *searcher) distance(lt []float64, alpha, limit float64) (float64, bool) 
 		push(mid, top.b, fm, top.fb)
 	}
 	s.heap = h
+	return cur, true
+}
+
+// scan finishes distance term by term from the running maximum cur.
+func (s *searcher) scan(lt []float64, fn, e, cur, limit float64) (float64, bool) {
+	l0 := lt[0]
+	s.evals += len(lt) - 1
+	for k := 1; k < len(lt); k++ {
+		if v := math.Abs(-math.Expm1(-e*(lt[k]-l0)) - float64(k)/fn); v > cur {
+			cur = v
+			if cur >= limit {
+				return cur, false
+			}
+		}
+	}
 	return cur, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand"
 	"strings"
@@ -180,43 +181,48 @@ func TestBruteForce(t *testing.T) {
 		{"gqa, v_head_dim", 3, 20, 6, 2, 5, 3, 7},
 		{"head_dim > d_model", 2, 8, 2, 1, 12, 10, 0},
 	}
+	defer func(c int) { chunkBytes = c }(chunkBytes)
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newSynth(int64(tc.dm), tc.nl, tc.dm, tc.h, tc.kv, tc.d, tc.dv, tc.first, true)
-			res, err := Compute(context.Background(), s, Options{BaselineSamples: -1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for vi, sc := range []*Scores{res.Raw, res.LNFolded} {
-				q, k, v := bruteForce(s, vi == 1)
-				for _, c := range []struct {
-					name      string
-					got, want Array4
-				}{{"Q", sc.Q, q}, {"K", sc.K, k}, {"V", sc.V, v}} {
-					worst := 0.0
-					for l1 := range c.want {
-						for h1 := range c.want[l1] {
-							for l2 := range c.want[l1][h1] {
-								for h2, w := range c.want[l1][h1][l2] {
-									g := c.got[l1][h1][l2][h2]
-									e := math.Abs(g - w)
-									if w != 0 {
-										e /= w
+		for _, chunk := range []int{chunkBytes, 1} {
+			t.Run(fmt.Sprintf("%s/chunk %d", tc.name, chunk), func(t *testing.T) {
+				// chunk 1: one earlier head at a time.
+				chunkBytes = chunk
+				s := newSynth(int64(tc.dm), tc.nl, tc.dm, tc.h, tc.kv, tc.d, tc.dv, tc.first, true)
+				res, err := Compute(context.Background(), s, Options{BaselineSamples: -1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for vi, sc := range []*Scores{res.Raw, res.LNFolded} {
+					q, k, v := bruteForce(s, vi == 1)
+					for _, c := range []struct {
+						name      string
+						got, want Array4
+					}{{"Q", sc.Q, q}, {"K", sc.K, k}, {"V", sc.V, v}} {
+						worst := 0.0
+						for l1 := range c.want {
+							for h1 := range c.want[l1] {
+								for l2 := range c.want[l1][h1] {
+									for h2, w := range c.want[l1][h1][l2] {
+										g := c.got[l1][h1][l2][h2]
+										e := math.Abs(g - w)
+										if w != 0 {
+											e /= w
+										}
+										worst = max(worst, e)
 									}
-									worst = max(worst, e)
 								}
 							}
 						}
-					}
-					if worst > 1e-12 {
-						t.Errorf("variant %d %s: worst relative error %.3g", vi, c.name, worst)
+						if worst > 1e-12 {
+							t.Errorf("variant %d %s: worst relative error %.3g", vi, c.name, worst)
+						}
 					}
 				}
-			}
-			if res.Layers[0] != tc.first {
-				t.Errorf("layers %v, want from %d", res.Layers, tc.first)
-			}
-		})
+				if res.Layers[0] != tc.first {
+					t.Errorf("layers %v, want from %d", res.Layers, tc.first)
+				}
+			})
+		}
 	}
 }
 
@@ -320,6 +326,10 @@ func TestErrors(t *testing.T) {
 	huge.geo.NHeads, huge.geo.NKVHeads, huge.geo.HeadDim = 1<<20, 1<<20, 1
 	if _, err := Compute(context.Background(), huge, Options{}); err == nil || !strings.Contains(err.Error(), "GiB of score arrays") {
 		t.Errorf("a million heads: %v", err)
+	}
+	huge.geo.NHeads, huge.geo.NKVHeads, huge.geo.HeadDim = 2, 2, 1<<20
+	if _, err := Compute(context.Background(), huge, Options{}); err == nil || !strings.Contains(err.Error(), "GiB of work space") {
+		t.Errorf("head_dim 2^20: %v", err)
 	}
 	huge.geo.NHeads, huge.geo.NKVHeads = 1<<30, 1<<30
 	if _, err := Compute(context.Background(), huge, Options{}); err == nil || !strings.Contains(err.Error(), "a dimension above") {

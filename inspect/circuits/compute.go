@@ -40,6 +40,10 @@ func Compute(ctx context.Context, src LayerSource, opts Options) (*Result, error
 	if need := arrays * 8 * math.Pow(float64(n)*float64(d.h), 2); need > MaxScoreBytes {
 		return nil, fmt.Errorf("circuits: %d layers × %d heads need %.3g GiB of score arrays, more than %d GiB", n, d.h, need/(1<<30), MaxScoreBytes>>30)
 	}
+	if need := workBytes(d); need > maxWorkBytes {
+		return nil, fmt.Errorf("circuits: d_model %d, %d heads (%d KV) of head_dim %d, v_head_dim %d need %.3g GiB of work space, more than %d GiB",
+			d.dm, d.h, d.kv, d.d, d.dv, need/(1<<30), maxWorkBytes>>30)
+	}
 	res := &Result{
 		Schema: Schema, Layers: append([]int(nil), idx...),
 		DModel: d.dm, NHeads: d.h, NKVHeads: d.kv, HeadDim: d.d, VHeadDim: d.dv,
@@ -174,35 +178,69 @@ func countUndefined(s *Scores, n, h int) int {
 	return c
 }
 
+// chunkBytes bounds each work buffer: the earlier layer's heads are taken
+// in chunks so that the products' results stay below it (a variable for
+// tests).
+var chunkBytes = 128 << 20
+
+// maxWorkBytes bounds the work space of one pair of layers (buffers and the
+// factors of two layers), whatever the geometry claims.
+const maxWorkBytes = 4 << 30
+
+// workBytes is the work space newBuffers and prepare need.
+func workBytes(d dims) float64 {
+	rows := float64(max(d.h*d.d, d.kv*d.dv))
+	hc := float64(max(1, min(d.h, chunkBytes/(8*max(d.h*d.d, d.kv*d.dv, d.dm)*d.dv))))
+	cols := hc * float64(d.dv)
+	buf := 8 * cols * (2*rows + float64(max(d.d, d.dv)) + float64(d.dm))
+	fac := 8 * 2 * 3 * (float64(d.h+d.kv)*float64(d.d)*float64(d.d) + float64(d.h+d.kv)*float64(d.dv)*float64(d.dv))
+	return buf + fac
+}
+
 // buffers are reused across pairs of layers.
 type buffers struct {
+	heads   int // earlier heads per chunk
 	c, z, t []float64
-	wo      []float64 // W_O scaled by γ of the later layer
+	wo      []float64 // a chunk of W_O scaled by γ of the later layer
 }
 
 func newBuffers(d dims) *buffers {
-	ncol := d.h * d.dv
-	rows := max(d.h*d.d, d.kv*d.dv)
+	rows := max(d.h*d.d, d.kv*d.dv, d.dm)
+	hc := max(1, min(d.h, chunkBytes/(8*rows*d.dv)))
+	cols := hc * d.dv
 	return &buffers{
-		c:  make([]float64, rows*ncol),
-		z:  make([]float64, rows*ncol),
-		t:  make([]float64, max(d.d, d.dv)*ncol),
-		wo: make([]float64, d.dm*ncol),
+		heads: hc,
+		c:     make([]float64, max(d.h*d.d, d.kv*d.dv)*cols),
+		z:     make([]float64, max(d.h*d.d, d.kv*d.dv)*cols),
+		t:     make([]float64, max(d.d, d.dv)*cols),
+		wo:    make([]float64, d.dm*cols),
 	}
 }
 
 // pairScores fills the scores of every head of the earlier layer w with
 // every head of the later layer r, for one variant.
 func pairScores(w, r *layerState, d dims, vi int, out *Scores, b *buffers) error {
+	for h0 := 0; h0 < d.h; h0 += b.heads {
+		if err := chunkScores(w, r, d, vi, out, b, h0, min(d.h, h0+b.heads)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chunkScores is pairScores for the earlier heads [h0, h1).
+func chunkScores(w, r *layerState, d dims, vi int, out *Scores, b *buffers, h0, h1 int) error {
 	fw, fr := w.v[vi], r.v[vi]
-	ncol := d.h * d.dv
-	wo32 := rowMajor(w.l.O.Data, d.dm, ncol, ncol)
-	wo := rowMajor(b.wo, d.dm, ncol, ncol)
+	ncol := d.h * d.dv       // columns of W_O
+	cols := (h1 - h0) * d.dv // columns of this chunk
+	off := h0 * d.dv
+	wo32 := view[float32]{data: w.l.O.Data[off:], rows: d.dm, cols: cols, rs: ncol, cs: 1}
+	wo := rowMajor(b.wo, d.dm, cols, cols)
 	if vi == folded {
 		for i := range d.dm {
 			gi := r.gamma[i]
-			row := w.l.O.Data[i*ncol : (i+1)*ncol]
-			dst := b.wo[i*ncol : (i+1)*ncol]
+			row := w.l.O.Data[i*ncol+off : i*ncol+off+cols]
+			dst := b.wo[i*cols : (i+1)*cols]
 			for j, v := range row {
 				dst[j] = gi * float64(v)
 			}
@@ -220,22 +258,23 @@ func pairScores(w, r *layerState, d dims, vi int, out *Scores, b *buffers) error
 	}
 	for pi, p := range products {
 		a := rowMajor(p.m.Data, p.rows, d.dm, d.dm)
-		c := b.c[:p.rows*ncol]
+		c := b.c[:p.rows*cols]
 		var err error
 		if vi == folded {
-			err = mul(c, ncol, a, wo)
+			err = mul(c, cols, a, wo)
 		} else {
-			err = mul(c, ncol, a, wo32)
+			err = mul(c, cols, a, wo32)
 		}
 		if err != nil {
 			return err
 		}
 		// Z = C·blockdiag(F_V(g1)ᵀ): the earlier head's value side.
-		z := b.z[:p.rows*ncol]
-		for h1 := range d.h {
-			cv := view[float64]{data: c[h1*d.dv:], rows: p.rows, cols: d.dv, rs: ncol, cs: 1}
-			fv := rowMajor(fw.fv[h1/d.grp], d.dv, d.dv, d.dv)
-			if err := mul(z[h1*d.dv:], ncol, cv, fv.t()); err != nil {
+		z := b.z[:p.rows*cols]
+		for e := h0; e < h1; e++ {
+			j := (e - h0) * d.dv
+			cv := view[float64]{data: c[j:], rows: p.rows, cols: d.dv, rs: cols, cs: 1}
+			fv := rowMajor(fw.fv[e/d.grp], d.dv, d.dv, d.dv)
+			if err := mul(z[j:], cols, cv, fv.t()); err != nil {
 				return err
 			}
 		}
@@ -253,23 +292,23 @@ func pairScores(w, r *layerState, d dims, vi int, out *Scores, b *buffers) error
 				left, row0, den = r.fo[h2], g2*d.dv, fr.ov[h2]
 			}
 			nb := p.block
-			t := b.t[:nb*ncol]
-			if err := mul(t, ncol, rowMajor(left, nb, nb, nb), rowMajor(z[row0*ncol:], nb, ncol, ncol)); err != nil {
+			t := b.t[:nb*cols]
+			if err := mul(t, cols, rowMajor(left, nb, nb, nb), rowMajor(z[row0*cols:], nb, cols, cols)); err != nil {
 				return err
 			}
-			dst := p.arr
-			for h1 := range d.h {
+			for e := h0; e < h1; e++ {
+				j := (e - h0) * d.dv
 				var s float64
 				for i := range nb {
-					for _, v := range t[i*ncol+h1*d.dv : i*ncol+(h1+1)*d.dv] {
+					for _, v := range t[i*cols+j : i*cols+j+d.dv] {
 						s += v * v
 					}
 				}
 				score := math.NaN()
-				if q := fw.ov[h1] * den; q > 0 {
+				if q := fw.ov[e] * den; q > 0 {
 					score = math.Sqrt(s) / q
 				}
-				dst[w.pos][h1][r.pos][h2] = score
+				p.arr[w.pos][e][r.pos][h2] = score
 			}
 		}
 	}

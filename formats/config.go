@@ -354,6 +354,14 @@ func readRope(c cfg, a *Arch, u *[]Unsupported) (ropeSettings, error) {
 	}
 	hasLegacy := c.has("rope_theta") || c.has("rope_scaling") || c.has("rotary_emb_base") || c.has("rope_base")
 
+	// Phi-3 keeps original_max_position_embeddings at the top level, where
+	// transformers' LongRoPE and YaRN read it when the block does not say.
+	if om, ok, err := c.count("original_max_position_embeddings", ""); err != nil {
+		return rs, err
+	} else if ok && legacy.scaling != nil && legacy.scaling.OriginalMaxPositions == 0 {
+		legacy.scaling.OriginalMaxPositions = om
+	}
+
 	// transformers 5.
 	rp := c.object("rope_parameters")
 	if c.has("rope_parameters") && rp == nil {

@@ -442,7 +442,11 @@ func hfLayerTypes(c cfg, a *Arch, s *geoSource) error {
 		return nil
 	}
 	if !hasWindow {
-		return configError("sliding_window", "is not set, but layer_types has sliding_attention layers")
+		if a.WindowDefault == 0 {
+			return configError("sliding_window", "is not set, but some layers are sliding_attention layers")
+		}
+		window = a.WindowDefault
+		s.assume("config_key", "sliding_window", "config.json has no sliding_window; qkv uses the configuration class's default %d", window)
 	}
 	g.LayerTypes, g.SlidingWindow = types, window
 	return nil

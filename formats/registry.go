@@ -79,8 +79,9 @@ type Arch struct {
 	Softcap bool
 	// Sliding is the rule that makes layers sliding-window layers.
 	Sliding SlidingRule
-	// SlidingPattern is the default period of SlidingPattern (Gemma 3: 6).
-	SlidingPattern int
+	// SlidingPattern is the default period of SlidingPattern (Gemma 3: 6);
+	// WindowDefault the configuration class's default sliding_window.
+	SlidingPattern, WindowDefault int
 	// Chunked: rope layers use chunked attention (Llama 4).
 	Chunked bool
 	// Sinks: per-head sink logits (GPT-OSS).

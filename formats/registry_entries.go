@@ -280,7 +280,7 @@ var archEntries = []*Arch{
 		Summary:  "Gemma with norms after attention and MLP, logit softcapping, query_pre_attn_scalar, sliding window on even layers",
 		Verified: "rule from modeling_gemma2.py and llama.cpp's converter; tiny model from internal/gen (testdata/arch/gemma2, HF and GGUF)",
 		HF:       gemma2Names(), Norm: NormRMS, NormOffset: 1, EmbedScale: true, MLP: MLPGated, Activation: "gelu_pytorch_tanh", TiedDefault: true,
-		Scale: ScaleQueryPreAttn, Softcap: true, Sliding: SlidingAlternate,
+		Scale: ScaleQueryPreAttn, Softcap: true, Sliding: SlidingAlternate, WindowDefault: 4096,
 	},
 	{
 		Name: "gemma3", ModelTypes: []string{"gemma3_text", "gemma3"}, Classes: []string{"Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"}, GGUF: []string{"gemma3"},
@@ -288,7 +288,7 @@ var archEntries = []*Arch{
 		Verified: "zoo-modern/gemma3 (hf, f32/f16/Q8_0/Q4_K_M GGUFs), fixture gemma3-tiny-mlx-dllm (transformers 4.51)",
 		HF:       with(gemma2Names(), func(n *Names) { n.QNorm, n.KNorm = "self_attn.q_norm", "self_attn.k_norm" }),
 		Norm:     NormRMS, NormOffset: 1, EmbedScale: true, MLP: MLPGated, Activation: "gelu_pytorch_tanh", TiedDefault: true,
-		QKNorm: QKNormPerHead, Scale: ScaleQueryPreAttn, Softcap: true, Sliding: SlidingPattern, SlidingPattern: 6,
+		QKNorm: QKNormPerHead, Scale: ScaleQueryPreAttn, Softcap: true, Sliding: SlidingPattern, SlidingPattern: 6, WindowDefault: 4096,
 		LocalRope: true, RopeThetaDefault: 1e6,
 		NotModeled: []KeyValue{{"use_bidirectional_attention", false}},
 	},
@@ -314,7 +314,7 @@ var archEntries = []*Arch{
 			n.Experts = "mlp.experts.gate_up_proj|mlp.experts.gate_up_proj_bias|mlp.experts.down_proj|mlp.experts.down_proj_bias|" +
 				"mlp.experts.gate_up_proj_blocks|mlp.experts.gate_up_proj_scales|mlp.experts.down_proj_blocks|mlp.experts.down_proj_scales"
 		}),
-		Norm: NormRMS, Sinks: true, Sliding: SlidingAlternate, MLP: MLPMoE, Activation: "swiglu (clamped)", RopeThetaDefault: 150000,
+		Norm: NormRMS, Sinks: true, Sliding: SlidingAlternate, WindowDefault: 128, MLP: MLPMoE, Activation: "swiglu (clamped)", RopeThetaDefault: 150000,
 	},
 	{
 		Name: "deepseek", ModelTypes: []string{"deepseek_v2", "deepseek_v3"}, Classes: []string{"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM"}, GGUF: []string{"deepseek2"},

@@ -71,6 +71,16 @@ func TestREADMEArchitectures(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("README architectures %v\nregistry               %v", got, want)
 	}
+	// The example entry is the registry's own, word for word.
+	ex := regexp.MustCompile("(?s)Adding an architecture is one entry.*?```go\n(.*?)```").FindStringSubmatch(s)
+	src, err := os.ReadFile("registry_entries.go")
+	if err != nil || ex == nil {
+		t.Fatalf("README example: %v", err)
+	}
+	squash := func(x string) string { return strings.Join(strings.Fields(x), " ") }
+	if !strings.Contains(squash(string(src)), squash(strings.TrimSuffix(strings.TrimSpace(ex[1]), ","))) {
+		t.Errorf("the README's example entry is not in registry_entries.go:\n%s", ex[1])
+	}
 }
 
 // TestModernFixtures: the real checkpoints transformers wrote (Qwen3 and
@@ -443,5 +453,70 @@ func TestConfigValues(t *testing.T) {
 				t.Errorf("error %v, want one line containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestGGUFRopeFreqs: llama.cpp writes Llama 3.1's scaling into GGUF files as
+// the rope_freqs tensor (one divisor per rotary frequency); it is read into
+// the geometry, and a tensor of the wrong length is refused naming it.
+func TestGGUFRopeFreqs(t *testing.T) {
+	for _, tc := range []struct {
+		n    uint64
+		want string
+	}{{2, ""}, {3, "expected [2]"}} {
+		p := ggufModel(t, "llama", nil)
+		c0, err := Open(p, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &gguf.Writer{KVs: nil}
+		for _, kv := range c0.GGUF().KVs {
+			w.KVs = append(w.KVs, kv)
+		}
+		for _, ti := range c0.Tensors {
+			b, _ := c0.DecodeNew(ti)
+			raw := make([]byte, 4*len(b))
+			for i, v := range b {
+				binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+			}
+			dims := make([]uint64, len(ti.Shape))
+			for i, d := range ti.Shape {
+				dims[len(dims)-1-i] = uint64(d)
+			}
+			w.Tensors = append(w.Tensors, gguf.WriterTensor{Name: ti.Name, Dims: dims, Type: dtype.F32, Data: raw})
+		}
+		c0.Close()
+		ff := make([]byte, 4*tc.n)
+		for i := uint64(0); i < tc.n; i++ {
+			binary.LittleEndian.PutUint32(ff[4*i:], math.Float32bits(float32(1+7*i)))
+		}
+		w.Tensors = append(w.Tensors, gguf.WriterTensor{Name: "rope_freqs.weight", Dims: []uint64{tc.n}, Type: dtype.F32, Data: ff})
+		var buf bytes.Buffer
+		if _, err := w.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "f.gguf")
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := FindModel(c, FindOptions{})
+		c.Close()
+		if tc.want != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "rope_freqs.weight") {
+				t.Errorf("error %v, want %q naming rope_freqs.weight", err, tc.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := m.Geo.RopeScaling
+		if s == nil || s.Type != RopeScalingFreqFactors || fmt.Sprint(s.FreqFactors) != "[1 8]" || len(m.Geo.Unsupported) > 0 {
+			t.Errorf("rope scaling %+v", s)
+		}
 	}
 }

@@ -187,6 +187,9 @@ type HeadMetrics struct {
 	// 1 − Σ_j p_ij: the probability the head's sink logit absorbs. nil for
 	// models without sinks.
 	LearnedSink *float64 `json:"learned_sink_mass,omitempty"`
+	// Induction is the induction score (InductionDefinition), set only for
+	// a repeated random sequence (InductionScores).
+	Induction *float64 `json:"induction_score,omitempty"`
 }
 
 // Result is one layer's rerun.

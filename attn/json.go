@@ -99,8 +99,13 @@ func (h HeadMetrics) MarshalJSON() ([]byte, error) {
 		Diagonal  *float64 `json:"diagonal"`
 		MaxLogit  *float64 `json:"max_logit"`
 		Learned   any      `json:"learned_sink_mass,omitempty"` // null when not finite
+		Induction any      `json:"induction_score,omitempty"`   // null when not finite
 		NonFinite bool     `json:"non_finite,omitempty"`
-	}{h.Head, num(h.Entropy), num(h.MaxProb), num(h.SinkMass), num(h.PrevToken), num(h.Diagonal), num(h.MaxLogit), nil, false}
+	}{h.Head, num(h.Entropy), num(h.MaxProb), num(h.SinkMass), num(h.PrevToken), num(h.Diagonal), num(h.MaxLogit), nil, nil, false}
+	if h.Induction != nil {
+		v := num(*h.Induction)
+		out.Induction, out.NonFinite = v, v == nil
+	}
 	if h.LearnedSink != nil {
 		v := num(*h.LearnedSink)
 		out.Learned, out.NonFinite = v, v == nil

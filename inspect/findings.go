@@ -9,22 +9,58 @@ import (
 
 // Findings derives every finding from a run's layers, in layer order, then
 // projection order, then head order; the across-layer outlier findings come
-// last. Zero thresholds take the defaults.
+// last. Zero thresholds take the defaults. It is LayerFindings of each layer
+// followed by CrossLayerFindings.
 func Findings(layers []LayerReport, t Thresholds, heads bool) []Finding {
-	o := Options{Thresholds: t}
-	o.defaults()
-	t = o.Thresholds
 	out := []Finding{}
 	for _, l := range layers {
-		for _, p := range formats.Projections {
-			m := l.Matrix(p)
-			if m == nil {
-				continue
-			}
-			out = append(out, matrixFindings(l.Index, string(p), m, t, heads)...)
+		out = append(out, LayerFindings(l, t, heads)...)
+	}
+	return append(out, CrossLayerFindings(layers, t)...)
+}
+
+// CrossLayerKinds are the kinds of findings that depend on more than one
+// layer: a part of a sharded run leaves them out and Merge recomputes them
+// from every layer. Every other kind depends on its layer alone.
+var CrossLayerKinds = []string{KindOutlierNorm}
+
+func crossLayer(kind string) bool {
+	for _, k := range CrossLayerKinds {
+		if k == kind {
+			return true
 		}
 	}
-	// Outlier spectral norms: against the median of the same kind.
+	return false
+}
+
+func thresholdsOrDefaults(t Thresholds) Thresholds {
+	o := Options{Thresholds: t}
+	o.defaults()
+	return o.Thresholds
+}
+
+// LayerFindings are the findings of one layer that depend on it alone
+// (NaN/Inf, dead, rank-collapsed and duplicated heads), in projection order,
+// then head order.
+func LayerFindings(l LayerReport, t Thresholds, heads bool) []Finding {
+	t = thresholdsOrDefaults(t)
+	var out []Finding
+	for _, p := range formats.Projections {
+		m := l.Matrix(p)
+		if m == nil {
+			continue
+		}
+		out = append(out, matrixFindings(l.Index, string(p), m, t, heads)...)
+	}
+	return out
+}
+
+// CrossLayerFindings are the findings that compare layers: a matrix whose
+// spectral norm exceeds OutlierNorm × the median of its projection kind
+// across layers.
+func CrossLayerFindings(layers []LayerReport, t Thresholds) []Finding {
+	t = thresholdsOrDefaults(t)
+	var out []Finding
 	for _, p := range formats.Projections {
 		var norms []float64
 		for _, l := range layers {

@@ -188,17 +188,25 @@ type Settings struct {
 	Thresh  Thresholds `json:"thresholds"`
 }
 
-// Report is the whole result of Run.
+// Report is the whole result of Run, or with Options.Part one part of a
+// sharded run (Schema is then SchemaPartial, Partial says which part, and
+// Findings hold only those that depend on one layer).
 type Report struct {
 	Schema   string           `json:"schema"`
+	Partial  *Partial         `json:"partial,omitempty"`
 	Model    formats.Geometry `json:"model"`
 	Settings Settings         `json:"settings"`
 	Layers   []LayerReport    `json:"layers"`
 	Findings []Finding        `json:"findings"`
 }
 
-// WriteJSON writes the report as one indented JSON document.
+// WriteJSON writes the report as one indented JSON document. A partial
+// report carries its spectra's sparkline summaries (Partial.Sparks), which
+// a whole report keeps out of its JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
+	if r.Partial != nil {
+		r.Partial.Sparks = collectSparks(r.Layers)
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)

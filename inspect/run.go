@@ -2,9 +2,11 @@ package inspect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/qkvdev/qkv/formats"
@@ -48,6 +50,9 @@ type Options struct {
 	Thresholds
 	// Progress, when set, is called after each layer is emitted.
 	Progress func(done, total int)
+	// Part, when set, makes Run analyse only its shard's layers and return
+	// a partial report (see Merge).
+	Part *Part
 }
 
 func (o *Options) defaults() {
@@ -74,11 +79,35 @@ func (o *Options) defaults() {
 // order (emit may be nil). The returned report holds every layer and the
 // findings, which need all layers. An error from the source, emit or ctx
 // stops the run.
+//
+// Memory is bounded by the work in flight, not by the model: at most
+// opts.Workers layers are decoded at once, and each layer's matrices are
+// dropped once its statistics are computed; the report keeps per-layer
+// statistics only (singular values only with opts.Spectrum).
+//
+// With opts.Part, only the shard's layers (Shard.Layers of src's) are
+// analysed and the report is partial: Schema SchemaPartial, Partial set,
+// and only the findings of single layers (LayerFindings); Merge joins the
+// parts into the report of the whole run.
 func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerReport) error) (*Report, error) {
 	opts.defaults()
 	g := src.Geometry()
 	idx := src.LayerIndices()
-	rep := &Report{Schema: Schema, Model: g, Settings: settingsOf(opts), Layers: make([]LayerReport, 0, len(idx)), Findings: []Finding{}}
+	rep := &Report{Schema: Schema, Model: g, Settings: settingsOf(opts), Layers: []LayerReport{}, Findings: []Finding{}}
+	if pt := opts.Part; pt != nil {
+		if err := pt.Shard.Valid(); err != nil {
+			return nil, err
+		}
+		if pt.Fingerprint == "" {
+			return nil, errors.New("a partial run needs the model's fingerprint (inspect.Fingerprint), so that parts of different models are not merged")
+		}
+		all := append([]int{}, idx...) // never null in JSON
+		idx = append([]int{}, pt.Shard.Layers(all)...)
+		rep.Schema = SchemaPartial
+		rep.Partial = &Partial{Shard: pt.Shard.I, Shards: pt.Shard.N, Assignment: AssignContiguous, Layers: slices.Clone(idx), AllLayers: all,
+			Fingerprint: pt.Fingerprint, Version: pt.Version, Numerics: CurrentNumerics()}
+	}
+	rep.Layers = make([]LayerReport, 0, len(idx))
 	if len(idx) == 0 {
 		return rep, nil
 	}
@@ -167,6 +196,12 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 				opts.Progress(next, len(idx))
 			}
 		}
+	}
+	if rep.Partial != nil {
+		for _, l := range rep.Layers {
+			rep.Findings = append(rep.Findings, LayerFindings(l, opts.Thresholds, opts.Heads)...)
+		}
+		return rep, nil
 	}
 	rep.Findings = Findings(rep.Layers, opts.Thresholds, opts.Heads)
 	return rep, nil

@@ -1,0 +1,272 @@
+package inspect
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/qkvdev/qkv/formats"
+)
+
+// MergeError is a reason Merge refuses its parts. Part is the index of the
+// part at fault in Merge's arguments (-1 when the fault is not one part's),
+// so that a caller can name its file.
+type MergeError struct {
+	Part int
+	Err  error
+}
+
+func (e *MergeError) Error() string {
+	if e.Part < 0 {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("part %d: %v", e.Part+1, e.Err)
+}
+
+func (e *MergeError) Unwrap() error { return e.Err }
+
+func mergeErr(part int, format string, args ...any) error {
+	return &MergeError{Part: part, Err: fmt.Errorf(format, args...)}
+}
+
+// Merge joins the partial reports of a sharded run (Run with Options.Part,
+// read back from their JSON) into the report the unsharded run gives: the
+// same layers in the same order, the single-layer findings of each part,
+// and every cross-layer finding (CrossLayerKinds) recomputed over all
+// layers. The parts may come in any order. It refuses, naming the part:
+// anything that is not a partial report; parts of different models
+// (geometry or fingerprint), settings, layer selections, shard counts,
+// versions or numerics; a shard given twice or missing; a part whose layers
+// are not the ones its shard is assigned; and findings a part could not
+// have made.
+func Merge(parts ...*Report) (*Report, error) {
+	if len(parts) == 0 {
+		return nil, mergeErr(-1, "no parts to merge")
+	}
+	for i, p := range parts {
+		switch {
+		case p == nil:
+			return nil, mergeErr(i, "empty")
+		case p.Schema == Schema:
+			return nil, mergeErr(i, "is a whole report (%s), not a part of a sharded run", Schema)
+		case p.Schema != SchemaPartial:
+			return nil, mergeErr(i, "schema %q is not %s", p.Schema, SchemaPartial)
+		case p.Partial == nil:
+			return nil, mergeErr(i, "has no \"partial\" section saying which shard it is")
+		}
+	}
+	first := parts[0]
+	fp := first.Partial
+	if fp.Assignment != AssignContiguous {
+		return nil, mergeErr(0, "layer assignment %q is not %q", fp.Assignment, AssignContiguous)
+	}
+	want := map[string]string{}
+	for k, v := range map[string]any{"model": first.Model, "settings": first.Settings, "layer selection": fp.AllLayers} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, mergeErr(0, "%s: %v", k, err)
+		}
+		want[k] = string(b)
+	}
+	if fp.Shards < 1 {
+		return nil, mergeErr(0, "shard count %d", fp.Shards)
+	}
+	byShard := map[int]int{} // shard → index into parts
+	for i, p := range parts {
+		pp := p.Partial
+		switch {
+		case pp.Shards != fp.Shards:
+			return nil, mergeErr(i, "is shard %d of %d, but part 1 is of %d shards", pp.Shard, pp.Shards, fp.Shards)
+		case pp.Shard < 0 || pp.Shard >= pp.Shards:
+			return nil, mergeErr(i, "shard %d is not between 0 and %d", pp.Shard, pp.Shards-1)
+		case pp.Assignment != fp.Assignment:
+			return nil, mergeErr(i, "layer assignment %q differs from part 1's %q", pp.Assignment, fp.Assignment)
+		case pp.Fingerprint == "" || pp.Fingerprint != fp.Fingerprint:
+			return nil, mergeErr(i, "is of a different model: fingerprint %s, part 1 %s", pp.Fingerprint, fp.Fingerprint)
+		case pp.Version != fp.Version:
+			return nil, mergeErr(i, "was made by qkv %s, part 1 by %s: run every shard with one version", pp.Version, fp.Version)
+		case pp.Numerics != fp.Numerics:
+			return nil, mergeErr(i, "was computed on %s, part 1 on %s: the parts would merge into a report no single run gives; run every shard on one kind of node (or with one GOMAXPROCS)", pp.Numerics, fp.Numerics)
+		}
+		for k, v := range map[string]any{"model": p.Model, "settings": p.Settings, "layer selection": pp.AllLayers} {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, mergeErr(i, "%s: %v", k, err)
+			}
+			if string(b) != want[k] {
+				return nil, mergeErr(i, "%s differs from part 1's: %s vs %s", k, clip(string(b)), clip(want[k]))
+			}
+		}
+		if j, dup := byShard[pp.Shard]; dup {
+			return nil, mergeErr(i, "shard %d of %d was given twice (parts %d and %d)", pp.Shard, pp.Shards, j+1, i+1)
+		}
+		byShard[pp.Shard] = i
+		if err := checkPart(p, fp.AllLayers); err != nil {
+			return nil, mergeErr(i, "shard %d of %d: %v", pp.Shard, pp.Shards, err)
+		}
+	}
+	if len(byShard) != fp.Shards {
+		// Every given shard is distinct and in range, so some are missing;
+		// name at most a screenful of them.
+		var missing []string
+		for s := 0; s < fp.Shards && len(missing) < 20; s++ {
+			if _, ok := byShard[s]; !ok {
+				missing = append(missing, fmt.Sprint(s))
+			}
+		}
+		if n := fp.Shards - len(byShard); n > len(missing) {
+			missing = append(missing, "…")
+		}
+		return nil, mergeErr(-1, "%d of %d shards are missing: %s (shards are numbered 0 to %d)", fp.Shards-len(byShard), fp.Shards, strings.Join(missing, ", "), fp.Shards-1)
+	}
+	order := make([]int, fp.Shards) // parts in shard order
+	for s, i := range byShard {
+		order[s] = i
+	}
+
+	out := &Report{Schema: Schema, Model: first.Model, Settings: first.Settings, Layers: make([]LayerReport, 0, len(fp.AllLayers)), Findings: []Finding{}}
+	for _, i := range order {
+		out.Layers = append(out.Layers, parts[i].Layers...)
+		out.Findings = append(out.Findings, parts[i].Findings...)
+	}
+	// The parts' layers are contiguous blocks in shard order, so this is
+	// the run's order already; the sort makes the merge independent of it.
+	pos := map[int]int{}
+	for k, l := range fp.AllLayers {
+		pos[l] = k
+	}
+	sort.SliceStable(out.Findings, func(a, b int) bool { return pos[out.Findings[a].Layer] < pos[out.Findings[b].Layer] })
+	out.Findings = append(out.Findings, CrossLayerFindings(out.Layers, out.Settings.Thresh)...)
+	for _, i := range order {
+		attachSparks(out.Layers, parts[i].Partial.Sparks)
+	}
+	return out, nil
+}
+
+// checkPart checks that a part holds exactly its shard's layers, in order,
+// and only findings of those layers that depend on one layer.
+func checkPart(p *Report, all []int) error {
+	pp := p.Partial
+	want := Shard{I: pp.Shard, N: pp.Shards}.Layers(all)
+	if !slices.Equal(pp.Layers, want) {
+		return fmt.Errorf("lists layers %s, but the shard's layers are %s", layerList(pp.Layers), layerList(want))
+	}
+	got := make([]int, len(p.Layers))
+	for k, l := range p.Layers {
+		got[k] = l.Index
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("holds layers %s, but the shard's layers are %s", layerList(got), layerList(want))
+	}
+	for _, f := range p.Findings {
+		if crossLayer(f.Kind) {
+			return fmt.Errorf("holds a %s finding (layer %d), which a part cannot make: it compares layers", f.Kind, f.Layer)
+		}
+		if !slices.Contains(want, f.Layer) {
+			return fmt.Errorf("holds a %s finding of layer %d, which is not one of its layers", f.Kind, f.Layer)
+		}
+	}
+	return nil
+}
+
+func layerList(ix []int) string {
+	if len(ix) == 0 {
+		return "none"
+	}
+	s := make([]string, len(ix))
+	for k, v := range ix {
+		s[k] = fmt.Sprint(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func clip(s string) string {
+	if len(s) > 120 {
+		return s[:117] + "..."
+	}
+	return s
+}
+
+// collectSparks lists the sparkline summaries of a report's matrices and
+// head blocks.
+func collectSparks(layers []LayerReport) []Spark {
+	var out []Spark
+	add := func(layer int, matrix string, head *int, v []float64) {
+		if len(v) == 0 {
+			return
+		}
+		fs := make([]Float, len(v))
+		for k, x := range v {
+			fs[k] = Float(x)
+		}
+		out = append(out, Spark{Layer: layer, Matrix: matrix, Head: head, Values: fs})
+	}
+	for _, l := range layers {
+		for _, p := range formats.Projections {
+			m := l.Matrix(p)
+			if m == nil {
+				continue
+			}
+			add(l.Index, string(p), nil, m.spark)
+			for _, h := range m.Heads {
+				add(l.Index, string(p), intp(h.Head), h.spark)
+			}
+		}
+	}
+	return out
+}
+
+// attachSparks puts sparkline summaries back on the matrices they belong to.
+func attachSparks(layers []LayerReport, sparks []Spark) {
+	at := map[int]*LayerReport{}
+	for k := range layers {
+		at[layers[k].Index] = &layers[k]
+	}
+	for _, s := range sparks {
+		l := at[s.Layer]
+		if l == nil {
+			continue
+		}
+		var m *MatrixReport
+		for _, p := range formats.Projections {
+			if string(p) == s.Matrix {
+				m = l.Matrix(p)
+			}
+		}
+		if m == nil {
+			continue
+		}
+		v := make([]float64, len(s.Values))
+		for k, x := range s.Values {
+			v[k] = float64(x)
+		}
+		if s.Head == nil {
+			m.spark = v
+			continue
+		}
+		for k := range m.Heads {
+			if m.Heads[k].Head == *s.Head {
+				m.Heads[k].spark = v
+			}
+		}
+	}
+}
+
+// ReadReport reads a report (whole or partial) from its JSON.
+func ReadReport(b []byte) (*Report, error) {
+	var r Report
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&r); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("more than one JSON document")
+	}
+	if r.Schema != Schema && r.Schema != SchemaPartial {
+		return nil, fmt.Errorf("schema %q is not %s or %s", r.Schema, Schema, SchemaPartial)
+	}
+	return &r, nil
+}

@@ -5,8 +5,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -95,7 +93,7 @@ normalizer) is refused with exit status 3, naming it.`,
 				return &exitError{code: ExitInput, err: err}
 			}
 			for _, w := range rep.Warnings {
-				fmt.Fprintln(s.Err, "qkv: warning: "+visiblePiece(w))
+				fmt.Fprintln(s.Err, "qkv: warning: "+termui.Visible(w))
 			}
 			if asJSON {
 				return writeJSON(s.Out, rep)
@@ -164,11 +162,11 @@ func printTokenize(s *Streams, rep tokenizeReport) error {
 	} else if !rep.AddSpecial {
 		extra = ", no special tokens"
 	}
-	b.WriteString(termui.Title(visiblePiece(fmt.Sprintf("%s tokenizer (%s), %d tokens in the vocabulary: %d tokens%s",
+	b.WriteString(termui.Title(termui.Visible(fmt.Sprintf("%s tokenizer (%s), %d tokens in the vocabulary: %d tokens%s",
 		rep.Source, desc, rep.VocabSize, rep.Count, extra)), s.Styled))
 	rows := make([][]string, len(rep.IDs))
 	for i, id := range rep.IDs {
-		rows[i] = []string{strconv.Itoa(i), strconv.Itoa(id), visiblePiece(rep.Pieces[i]), strconv.Quote(rep.rawTexts[i])}
+		rows[i] = []string{strconv.Itoa(i), strconv.Itoa(id), termui.Visible(rep.Pieces[i]), strconv.Quote(rep.rawTexts[i])}
 	}
 	b.WriteString(termui.Table([]string{"#", "id", "piece", "text"}, rows, []bool{true, true, false, false}, s.Styled))
 	ids := make([]string, len(rep.IDs))
@@ -178,40 +176,4 @@ func printTokenize(s *Streams, rep tokenizeReport) error {
 	b.WriteString("ids: " + strings.Join(ids, " ") + "\n")
 	_, err := io.WriteString(s.Out, b.String())
 	return err
-}
-
-// visiblePiece makes a string from a file safe and unambiguous on a
-// terminal: control and other invisible characters become escapes (\n,
-// \t, \x1b, \u200b) and a backslash is doubled.
-func visiblePiece(p string) string {
-	var b strings.Builder
-	for i := 0; i < len(p); {
-		r, n := utf8.DecodeRuneInString(p[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, p[i])
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == ' ':
-			b.WriteByte(' ')
-		case r < 0x80 && !unicode.IsPrint(r):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case !unicode.IsPrint(r) || unicode.Is(unicode.Cf, r):
-			if r > 0xFFFF {
-				fmt.Fprintf(&b, `\U%08x`, r)
-			} else {
-				fmt.Fprintf(&b, `\u%04x`, r)
-			}
-		default:
-			b.WriteRune(r)
-		}
-		i += n
-	}
-	return b.String()
 }

@@ -1,6 +1,7 @@
 package termui
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode"
@@ -149,4 +150,42 @@ func plainName(s string) bool {
 		i += n
 	}
 	return true
+}
+
+// Visible shows a string from a file exactly and unambiguously without
+// quoting it, for text whose spaces matter (a tokenizer's pieces): every
+// character that is invisible or unsafe becomes an escape (\n, \t, \x1b,
+// \u200b, \U0001xxxx; \xff for a byte that is not UTF-8), a backslash is
+// doubled, and everything else — spaces included — is kept.
+func Visible(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		r, n := utf8.DecodeRuneInString(p[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b.WriteString(`\x` + hex2(p[i]))
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == ' ':
+			b.WriteByte(' ')
+		case r < 0x80 && !unicode.IsPrint(r):
+			b.WriteString(`\x` + hex2(byte(r)))
+		case !unicode.IsPrint(r) || unicode.Is(unicode.Cf, r) || unsafeRune(r):
+			if r > 0xFFFF {
+				fmt.Fprintf(&b, `\U%08x`, r)
+			} else {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+		i += n
+	}
+	return b.String()
 }

@@ -153,3 +153,25 @@ func BenchmarkTable(b *testing.B) {
 		}
 	}
 }
+
+func TestVisible(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"▁the", "▁the"},
+		{" a b ", " a b "},
+		{`a\b`, `a\\b`},
+		{"\n\t\r", `\n\t\r`},
+		{"\x1b[2J", `\x1b[2J`},
+		{"zero\u200bwidth", `zero\u200bwidth`},
+		{"c1\u009b", `c1\u009b`},
+		{"rtl\u202e", `rtl\u202e`},
+		{"bad\xff", `bad\xff`},
+		{"\U000e0001tag", `\U000e0001tag`},
+	} {
+		if got := Visible(c.in); got != c.want {
+			t.Errorf("Visible(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if !safe(Visible(c.in)) {
+			t.Errorf("Visible(%q) is unsafe", c.in)
+		}
+	}
+}

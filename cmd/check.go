@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"strings"
 
@@ -93,15 +92,6 @@ Rules come from --rules FILE (JSON with // comments; see README) and flags.`,
 						return usageError("unknown check %q (checks: %s)", id, strings.Join(check.AllChecks, ", "))
 					}
 					rules.Severity[id] = x.sev
-				}
-			}
-			for _, x := range []struct {
-				flag string
-				v    float64
-			}{{"--drift-tol", driftTol}, {"--dead", th.DeadHead}, {"--collapsed", th.RankCollapsed}, {"--duplicate", th.Duplicate},
-				{"--duplicate-fail", dupFail}, {"--outlier", th.OutlierNorm}} {
-				if x.v < 0 || math.IsNaN(x.v) {
-					return usageError("%s must be positive, not %g", x.flag, x.v)
 				}
 			}
 			if driftTol > 0 {

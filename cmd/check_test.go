@@ -170,7 +170,7 @@ func TestCheckExitStatus(t *testing.T) {
 		{"unknown check in --warn-on", []string{tiny, "--warn-on", "everything"}, 2, `unknown check "everything"`},
 		{"unknown type in --allow-dtypes", []string{tiny, "--allow-dtypes", "F16,fp32"}, 2, `--allow-dtypes: unknown element type "fp32"`},
 		{"rules file with a bad bound", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"bounds": {"q": {"fro": [10, 1]}}}`)}, 2, "min above max"},
-		{"negative threshold flag", []string{tiny, "--outlier", "-5"}, 2, "--outlier must be positive, not -5"},
+		{"negative threshold flag", []string{tiny, "--outlier", "-5"}, 2, "--outlier must be a positive finite number, not -5"},
 		{"unknown check in --skip", []string{tiny, "--skip", "NaN"}, 2, `unknown check "NaN"`},
 		{"malformed rules file", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"severity": {"nan": "warn",}}`)}, 2, "--rules"},
 		{"rules file with unknown key", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"bound": {}}`)}, 2, `unknown field "bound"`},

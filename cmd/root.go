@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -254,8 +255,25 @@ func checkSharedFlags(c *cobra.Command) error {
 			return usageError("--%s must be at least 1, not %d", name, v)
 		}
 	}
-	if v, ok := intFlag("workers"); ok && (v < 1 || v > maxWorkers) {
-		return usageError("--workers must be between 1 and %d, not %d", maxWorkers, v)
+	for _, name := range []string{"workers", "parallel"} {
+		if v, ok := intFlag(name); ok && (v < 1 || v > maxWorkers) {
+			return usageError("--%s must be between 1 and %d, not %d", name, maxWorkers, v)
+		}
+	}
+	// Thresholds and tolerances: zero means "the default"; given, a value
+	// must be a positive finite number (NaN would silently never match).
+	for _, name := range []string{"rank-tol", "dead", "collapsed", "duplicate", "duplicate-fail", "outlier", "drift-tol"} {
+		f := fl.Lookup(name)
+		if f == nil || !f.Changed {
+			continue
+		}
+		v, err := strconv.ParseFloat(f.Value.String(), 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
+			return usageError("--%s must be a positive finite number, not %s", name, f.Value.String())
+		}
+		if (name == "duplicate" || name == "duplicate-fail") && v > 1 {
+			return usageError("--%s is a cosine similarity: at most 1, not %s", name, f.Value.String())
+		}
 	}
 	return nil
 }

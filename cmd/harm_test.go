@@ -297,3 +297,35 @@ func TestMemoryBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestNamedFilesBounded: --rules, --baseline and --manifest naming a FIFO
+// are refused at once (no wait for a writer), and a file over the cap is
+// refused by its size without being read.
+func TestNamedFilesBounded(t *testing.T) {
+	model := filepath.Join(testref.RepoRoot(), "testdata", "tiny-llama")
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.json")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(big, 2<<30) // a 2 GB hole: over every cap
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"check", model, "--rules", fifo}, cmd.ExitUsage, "--rules " + fifo + ": not a regular file (a named pipe)"},
+		{[]string{"check", model, "--baseline", fifo}, cmd.ExitInput, "--baseline " + fifo + ": not a regular file (a named pipe)"},
+		{[]string{"verify", model, "--manifest", fifo}, cmd.ExitInput, "--manifest " + fifo + ": not a regular file (a named pipe)"},
+		{[]string{"check", model, "--rules", big}, cmd.ExitUsage, "--rules " + big + ": 2147483648 bytes is more than the 1048576 this file may have"},
+		{[]string{"check", model, "--baseline", big}, cmd.ExitInput, "--baseline " + big + ": 2147483648 bytes is more than the 268435456 this file may have"},
+		{[]string{"verify", model, "--manifest", big}, cmd.ExitInput, "--manifest " + big + ": 2147483648 bytes is more than the 67108864 this file may have"},
+	} {
+		code, out, errs := runWithin(t, 20*time.Second, c.args...)
+		checkFailure(t, strings.Join(c.args, " "), code, out, strings.TrimSuffix(errs, usageHint), c.code, c.msg)
+	}
+}

@@ -1,0 +1,140 @@
+package cmd_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qkvdev/qkv/cmd"
+	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/inspect"
+)
+
+func runMergeQKV(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := cmd.Run(context.Background(), args, &cmd.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: 100})
+	return code, out.String(), errb.String()
+}
+
+// writeParts writes the parts of an n-shard run of tiny-llama as
+// `qkv inspect --json` makes its report (head statistics computed, shown
+// only with heads) and returns their paths.
+func writeParts(t *testing.T, n int, heads bool) []string {
+	t.Helper()
+	ck, err := formats.Open("../testdata/tiny-llama", formats.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	m, err := formats.FindModel(ck, formats.FindOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := inspect.Fingerprint(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var paths []string
+	for i := 0; i < n; i++ {
+		rep, err := inspect.Run(context.Background(), m, inspect.Options{Heads: true, Part: &inspect.Part{Shard: inspect.Shard{I: i, N: n}, Fingerprint: fp, Version: cmd.Version}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !heads {
+			rep.DropHeads()
+		}
+		var buf bytes.Buffer
+		if err := rep.WriteJSON(&buf); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "part"+string(rune('0'+i))+".json")
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	return paths
+}
+
+func TestMergeCommand(t *testing.T) {
+	for _, heads := range []bool{false, true} {
+		args := []string{"inspect", "../testdata/tiny-llama", "--json"}
+		if heads {
+			args = append(args, "--heads")
+		}
+		code, whole, errs := runMergeQKV(args...)
+		if code != cmd.ExitOK {
+			t.Fatalf("inspect: exit %d: %s", code, errs)
+		}
+		code, table, errs := runMergeQKV(args[:len(args)-1]...)
+		if heads {
+			code, table, errs = runMergeQKV("inspect", "../testdata/tiny-llama", "--heads")
+		}
+		if code != cmd.ExitOK {
+			t.Fatalf("inspect: exit %d: %s", code, errs)
+		}
+		for _, n := range []int{1, 3} {
+			parts := writeParts(t, n, heads)
+			// Any order of the files.
+			rev := append([]string{}, parts...)
+			for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+				rev[i], rev[j] = rev[j], rev[i]
+			}
+			code, got, errs := runMergeQKV(append([]string{"merge", "--json"}, rev...)...)
+			if code != cmd.ExitOK || errs != "" {
+				t.Fatalf("heads=%v N=%d: exit %d: %s", heads, n, code, errs)
+			}
+			if got != whole {
+				t.Errorf("heads=%v N=%d: merged JSON differs from qkv inspect --json:\n%s\nwant\n%s", heads, n, got, whole)
+			}
+			code, gotTable, errs := runMergeQKV(append([]string{"merge"}, parts...)...)
+			if code != cmd.ExitOK || gotTable != table {
+				t.Errorf("heads=%v N=%d: exit %d (%s), table:\n%s\nwant\n%s", heads, n, code, errs, gotTable, table)
+			}
+			if !strings.Contains(gotTable, "outlier_norm") {
+				t.Errorf("heads=%v N=%d: the merged table lacks layer 3's outlier_norm finding:\n%s", heads, n, gotTable)
+			}
+		}
+	}
+}
+
+func TestMergeCommandRefuses(t *testing.T) {
+	parts := writeParts(t, 3, false)
+	other := writeParts(t, 3, true) // --heads: other settings
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "whole.json")
+	_, out, _ := runMergeQKV("inspect", "../testdata/tiny-llama", "--json")
+	if err := os.WriteFile(whole, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage.json")
+	if err := os.WriteFile(garbage, []byte("{\"schema\": 3"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no parts", nil, cmd.ExitUsage, "merge takes the part files"},
+		{"missing shard", []string{parts[0], parts[2]}, cmd.ExitInput, "1 of 3 shards are missing: 1"},
+		{"twice", []string{parts[0], parts[1], parts[1], parts[2]}, cmd.ExitInput, parts[1] + " (part 3): shard 1 of 3 was given twice"},
+		{"whole report", []string{parts[0], whole}, cmd.ExitInput, whole + " (part 2): is a whole report"},
+		{"other settings", []string{parts[0], other[1], parts[2]}, cmd.ExitInput, other[1] + " (part 2): settings differs"},
+		{"no such file", []string{parts[0], filepath.Join(dir, "nope.json")}, cmd.ExitInput, "nope.json: no such file"},
+		{"not JSON", []string{garbage}, cmd.ExitInput, garbage + ": not a qkv inspect --json report or part"},
+		{"a folder", []string{dir}, cmd.ExitInput, "not a regular file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := runMergeQKV(append([]string{"merge"}, c.args...)...)
+			if code != c.code || stdout != "" || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout, stderr, c.code, c.want)
+			}
+		})
+	}
+}

@@ -205,7 +205,10 @@ func TestForwardRefusals(t *testing.T) {
 			return copyModel(t, mistral, func(c map[string]any) { c["final_logit_softcapping"] = 30.0 })
 		}, "final_logit_softcapping"},
 		{"architecture without a verified block", func() string {
-			return copyModel(t, mistral, func(c map[string]any) { c["model_type"] = "granite"; c["architectures"] = []string{"GraniteForCausalLM"} })
+			return copyModel(t, mistral, func(c map[string]any) {
+				c["model_type"] = "granite"
+				c["architectures"] = []string{"GraniteForCausalLM"}
+			})
 		}, "granite"},
 		{"LM head bias", func() string {
 			return copyModel(t, mistral, nil, safetensors.F32Tensor("lm_head.bias", []int64{32}, make([]float32, 32)))

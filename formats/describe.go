@@ -60,8 +60,8 @@ type ProjReport struct {
 	DType   string   `json:"dtype"`
 	Fused   bool     `json:"fused"`
 	Bias    *string  `json:"bias"`
-	// RowOrder (Q and K): "half-split", "interleaved" (the model's own
-	// RoPE pairs), or "interleaved (un-permuted on extraction)" for GGUF
+	// RowOrder (Q and K): "half-split", RowOrderNativePairs (the model's
+	// own RoPE pairs), or "interleaved (un-permuted on extraction)" for GGUF
 	// files whose converter permuted the rows.
 	RowOrder   string  `json:"row_order,omitempty"`
 	Split      string  `json:"split,omitempty"`
@@ -143,8 +143,7 @@ func (m *Model) Describe() LayersReport {
 				case ps.Permuted:
 					pr.RowOrder = RowOrderInterleaved + " (un-permuted on extraction)"
 				case m.Geo.RopeStyle == RopeInterleavedPairs:
-					// The model itself rotates pairs (2i, 2i+1) (GPT-J, DeepSeek, Llama 4).
-					pr.RowOrder = RowOrderInterleaved
+					pr.RowOrder = RowOrderNativePairs
 				default:
 					pr.RowOrder = RowOrderHF
 				}

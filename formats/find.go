@@ -382,7 +382,7 @@ func (m *Model) buildLayers(ms, mapped []match, stacks []string, geo *geoSource)
 			pat := digitsRe.ReplaceAllString(mt.t.Name, "N")
 			if !flagged[pat] {
 				flagged[pat] = true
-				geo.unsupported("tensor", pat, "tensor %s %s; qkv does not apply it, so the rerun would differ from the model", pat, why)
+				geo.unsupported("tensor", pat, "tensor %s %s; qkv does not apply it, so the extracted matrices or the rerun may differ from the model", pat, why)
 			}
 			continue
 		}

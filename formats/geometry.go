@@ -13,6 +13,9 @@ const (
 const (
 	RowOrderHF          = "half-split"  // Hugging Face rotate_half: pairs (i, i+rot/2)
 	RowOrderInterleaved = "interleaved" // GGUF/Meta: pairs (2i, 2i+1)
+	// RowOrderNativePairs: the model itself rotates pairs (2i, 2i+1) (GPT-J,
+	// DeepSeek, Llama 4): its Hugging Face rows are reported as stored.
+	RowOrderNativePairs = "native pairs (2i, 2i+1)"
 )
 
 // Geometry is a model's attention geometry, read from config.json or GGUF

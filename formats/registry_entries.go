@@ -155,7 +155,7 @@ var archEntries = []*Arch{
 		HF: Names{
 			QKV: "self_attention.query_key_value", O: "self_attention.dense",
 			AttnNorm: "input_layernorm|ln_attn", FFNNorm: "post_attention_layernorm|ln_mlp",
-			Up: "mlp.dense_h_to_4h", Down: "mlp.dense_4h_to_h",
+			Up: "mlp.dense_h_to_4h", Down: "mlp.dense_4h_to_h", Ignore: "self_attention.maybe_rotary.inv_freq|self_attention.rotary_emb.inv_freq",
 			Embed: "word_embeddings", FinalNorm: "ln_f",
 		},
 		Position: PosConfigALiBi, Norm: NormLayerNorm, MLP: MLPPlain, Activation: "gelu", TiedDefault: true,

@@ -104,8 +104,18 @@ func parseInts(flag, spec string) ([]int, error) {
 }
 
 func runAttn(s *Streams, path string, f *attnFlags) error {
-	if f.changed == nil {
-		f.changed = func(string) bool { return false }
+	if f.changed == nil { // called without cobra: a flag is given when it is not zero
+		f.changed = func(name string) bool {
+			switch name {
+			case "random":
+				return f.random != 0
+			case "tokens":
+				return f.tokens != ""
+			case "input":
+				return f.input != ""
+			}
+			return false
+		}
 	}
 	nInputs := 0
 	for _, flag := range []string{"random", "tokens", "input"} {

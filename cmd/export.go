@@ -14,7 +14,6 @@ import (
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/dtype"
 	"github.com/qkvdev/qkv/formats/safetensors"
-	"github.com/qkvdev/qkv/internal/infile"
 	"github.com/qkvdev/qkv/internal/outfile"
 	"github.com/qkvdev/qkv/internal/termui"
 )
@@ -106,19 +105,10 @@ func refuseInputAsOutput(ck *formats.Checkpoint, flag, out string) error {
 }
 
 // checkOutput refuses an output path qkv will not write (a folder, a FIFO,
-// a device) before any work is done; writing checks again.
+// a device) before any work is done; outfile.Create checks again.
 func checkOutput(flag, out string) error {
-	if outfile.IsStdout(out) {
-		return nil
-	}
-	st, err := os.Stat(out)
-	switch {
-	case err != nil:
-		return nil // a new file, or a dangling link: Create says
-	case st.IsDir():
-		return usageError("%s %s: is a folder; name a file to write", flag, out)
-	case !st.Mode().IsRegular():
-		return usageError("%s %s: not a regular file (%s); qkv writes only regular files, or - for standard output", flag, out, infile.Kind(st.Mode()))
+	if err := outfile.Check(out); err != nil {
+		return flagged(flag, err)
 	}
 	return nil
 }

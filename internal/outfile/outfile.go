@@ -65,56 +65,82 @@ type File struct {
 	done   bool
 }
 
+// Check reports what Create would refuse about path — a folder, a FIFO, a
+// device, a link to one — without creating anything, so that a command can
+// refuse before doing its work. A path that does not exist yet is fine.
+func Check(path string) error {
+	if IsStdout(path) {
+		return nil
+	}
+	_, err := examine(path)
+	return err
+}
+
+// existing is what an output path names now.
+type existing struct {
+	target   string // the file to replace (symbolic links resolved)
+	found    bool   // a regular file is there now
+	mode     fs.FileMode
+	uid, gid int
+}
+
+func examine(path string) (existing, error) {
+	e := existing{target: path, uid: -1, gid: -1}
+	if path == "" {
+		return e, &Error{Path: path, Refused: true, Err: errors.New("no file named")}
+	}
+	lst, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return e, nil
+	}
+	if err != nil {
+		return e, &Error{Path: path, Err: fmt.Errorf("cannot write %s: %v", path, infile.Cause(err))}
+	}
+	st := lst
+	if lst.Mode()&fs.ModeSymlink != 0 {
+		if st, err = os.Stat(path); err != nil {
+			return e, refused(path, "is a symbolic link to nothing (%v); name the file to write", infile.Cause(err))
+		}
+		if e.target, err = filepath.EvalSymlinks(path); err != nil {
+			return e, refused(path, "is a symbolic link that cannot be followed (%v)", infile.Cause(err))
+		}
+	}
+	switch {
+	case st.IsDir():
+		return e, refused(path, "is a folder; name a file to write")
+	case !st.Mode().IsRegular():
+		return e, refused(path, "not a regular file (%s); qkv writes only regular files, or - for standard output", infile.Kind(st.Mode()))
+	}
+	e.found, e.mode = true, st.Mode().Perm()
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		e.uid, e.gid = int(sys.Uid), int(sys.Gid)
+	}
+	return e, nil
+}
+
 // Create starts writing path. stdout is where "-" and /dev/stdout go.
 func Create(path string, stdout io.Writer) (*File, error) {
-	if path == "" {
-		return nil, &Error{Path: path, Refused: true, Err: errors.New("no file named")}
-	}
 	if IsStdout(path) {
 		return &File{path: path, bw: bufio.NewWriterSize(stdout, 1<<20), out: stdout}, nil
 	}
-	target := path
-	mode := fs.FileMode(0)
-	var uid, gid = -1, -1
-	if lst, err := os.Lstat(path); err == nil {
-		st := lst
-		if lst.Mode()&fs.ModeSymlink != 0 {
-			if st, err = os.Stat(path); err != nil {
-				return nil, refused(path, "is a symbolic link to nothing (%v); name the file to write", infile.Cause(err))
-			}
-			if target, err = filepath.EvalSymlinks(path); err != nil {
-				return nil, refused(path, "is a symbolic link that cannot be followed (%v)", infile.Cause(err))
-			}
-		}
-		switch {
-		case st.IsDir():
-			return nil, refused(path, "is a folder; name a file to write")
-		case !st.Mode().IsRegular():
-			return nil, refused(path, "not a regular file (%s); qkv writes only regular files, or - for standard output", infile.Kind(st.Mode()))
-		}
-		mode = st.Mode().Perm()
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(sys.Uid), int(sys.Gid)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, &Error{Path: path, Err: fmt.Errorf("cannot write %s: %v", path, infile.Cause(err))}
+	e, err := examine(path)
+	if err != nil {
+		return nil, err
 	}
-
-	f := &File{path: path, target: target}
-	tmp, err := createTemp(target)
+	f := &File{path: path, target: e.target}
+	tmp, err := createTemp(e.target)
 	if err != nil {
 		return nil, &Error{Path: path, Err: fmt.Errorf("cannot write %s: %v", path, infile.Cause(err))}
 	}
 	f.tmp = tmp
-	track(tmp.Name())
-	if mode != 0 {
+	if e.found {
 		// Overwriting: the file keeps its mode and owner.
-		if err := tmp.Chmod(mode); err != nil {
+		if err := tmp.Chmod(e.mode); err != nil {
 			f.Abort()
 			return nil, &Error{Path: path, Err: fmt.Errorf("cannot write %s: %v", path, infile.Cause(err))}
 		}
-		if uid >= 0 && (uid != os.Getuid() || gid != os.Getgid()) {
-			_ = tmp.Chown(uid, gid) // only root may; otherwise the writer owns it
+		if e.uid >= 0 && (e.uid != os.Getuid() || e.gid != os.Getgid()) {
+			_ = tmp.Chown(e.uid, e.gid) // only root may; otherwise the writer owns it
 		}
 	}
 	f.bw = bufio.NewWriterSize(tmp, 1<<20)
@@ -125,8 +151,9 @@ func refused(path, format string, args ...any) error {
 	return &Error{Path: path, Refused: true, Err: fmt.Errorf(format, args...)}
 }
 
-// createTemp makes a new file beside target. The mode 0666 lets the
-// umask decide a new file's permissions, as for any file a program creates.
+// createTemp makes a new file beside target, tracked for removal on a
+// signal from before it exists. The mode 0666 lets the umask decide a new
+// file's permissions, as for any file a program creates.
 func createTemp(target string) (*os.File, error) {
 	dir, base := filepath.Split(target)
 	if dir == "" {
@@ -136,9 +163,14 @@ func createTemp(target string) (*os.File, error) {
 	for try := 0; ; try++ {
 		rand.Read(b[:])
 		name := filepath.Join(dir, "."+base+".qkv-"+hex.EncodeToString(b[:])+".tmp")
+		track(name)
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
-		if err == nil || !errors.Is(err, fs.ErrExist) || try == 100 {
-			return f, err
+		if err == nil {
+			return f, nil
+		}
+		untrack(name)
+		if !errors.Is(err, fs.ErrExist) || try == 100 {
+			return nil, err
 		}
 	}
 }
@@ -245,6 +277,15 @@ func track(name string) {
 		signal.Notify(reg.sigs, os.Interrupt, syscall.SIGTERM)
 		go onSignal(reg.sigs)
 	}
+}
+
+// untrack forgets a temporary file that was never made (no removal: the
+// name may be another process's file).
+func untrack(name string) {
+	reg.Lock()
+	delete(reg.live, name)
+	reg.untrackLocked()
+	reg.Unlock()
 }
 
 // untrackLocked stops catching signals once no temporary file is left, so

@@ -60,6 +60,16 @@ func TestWriteNewAndOverwrite(t *testing.T) {
 	}
 	onlyFiles(t, dir, "out.safetensors")
 
+	// Even mode 0 is kept (it is not "no file yet").
+	os.Chmod(p, 0)
+	if err := write(t, p, "zero"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0 {
+		t.Errorf("overwritten mode-0 file has mode %v", st.Mode().Perm())
+	}
+	os.Chmod(p, 0o640)
+
 	// Abort leaves nothing, and an existing file as it was.
 	f, err := Create(p, nil)
 	if err != nil {
@@ -68,7 +78,7 @@ func TestWriteNewAndOverwrite(t *testing.T) {
 	f.Write([]byte("three"))
 	f.Abort()
 	f.Abort()
-	if b, _ := os.ReadFile(p); string(b) != "two" {
+	if b, _ := os.ReadFile(p); string(b) != "zero" {
 		t.Errorf("aborted write changed the file to %q", b)
 	}
 	onlyFiles(t, dir, "out.safetensors")

@@ -45,11 +45,14 @@ when nothing fails, 1 when something fails (warnings alone do not fail),
 2 on a usage error and 3 when PATH cannot be read at all.
 
 A checkpoint that exists but is malformed (a truncated or missing shard,
-overlapping ranges, an undecodable projection) is a failure of the
-"structure" check: exit 1 with the reason. For quantized tensors, blocks
-whose scales are NaN or Inf fail the "nan" check even when their values
-decode to finite numbers. When head counts are unknown the head checks
-cannot run, and a "geometry" warning says so (give --n-heads).
+overlapping ranges, an undecodable projection, attention layers whose
+geometry cannot be resolved: head counts that do not fit the tensors, of
+the wrong type or missing, LoRA factors whose ranks disagree) is a failure
+of the "structure" check: exit 1 with the reason — 'qkv layers' refuses the
+same files. Give missing head counts with --n-heads. A checkpoint with no
+attention layers at all only warns ("no_attention"). For quantized tensors,
+blocks whose scales are NaN or Inf fail the "nan" check even when their
+values decode to finite numbers.
 
 Checks: ` + strings.Join(check.AllChecks, ", ") + `.
 Rules come from --rules FILE (JSON with // comments; see README) and flags.`,

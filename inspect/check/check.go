@@ -376,7 +376,7 @@ func projTensor(m *formats.Model, layer int, p string) string {
 }
 
 func checkAttention(ctx context.Context, c *collector, in Input, opts Options) error {
-	if in.FindErr != nil && !NoAttention(in.FindErr) {
+	if in.FindErr != nil && !noAttention(in.FindErr) {
 		// Attention layers are there but their geometry or factors cannot
 		// be resolved (heads that do not divide the width, KV heads above
 		// heads, a head count of the wrong type, LoRA ranks that disagree):
@@ -505,7 +505,7 @@ func checkAttention(ctx context.Context, c *collector, in Input, opts Options) e
 	return nil
 }
 
-// NoAttention reports whether an error of formats.FindModel says the
+// noAttention reports whether an error of formats.FindModel says the
 // checkpoint has no attention layers at all (no tensors, none under a name
 // any known architecture or --map gives, or a GGUF without an architecture:
 // a data or vocabulary file) — a warning for a gate —
@@ -513,7 +513,7 @@ func checkAttention(ctx context.Context, c *collector, in Input, opts Options) e
 //
 // formats has no sentinel for this yet, so the two messages it writes for
 // these cases are matched here; tests pin both outcomes.
-func NoAttention(err error) bool {
+func noAttention(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "so there are no attention layers") ||
 		strings.Contains(msg, "the GGUF metadata has no general.architecture") ||

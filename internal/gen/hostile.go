@@ -857,6 +857,9 @@ func (h *hostileSet) harmCases() {
 		map[string][]byte{"model.safetensors": llamaST(16, 16),
 			"config.json": jsonText(map[string]any{"model_type": "llama", "hidden_size": 16, "num_attention_heads": 2, "num_key_value_heads": 4, "num_hidden_layers": 1})},
 		"", "n_heads 2 is not a multiple of n_kv_heads 4 (from config.json); fix with --n-heads/--n-kv-heads")
+	geometry("geometry-heads-unknown", "attention layers without config.json: head counts unknown",
+		map[string][]byte{"model.safetensors": llamaST(16, 16)},
+		"", "the number of attention heads is unknown (tensor shapes (no config.json) gives none); pass --n-heads N (and --n-kv-heads N, --head-dim N for grouped-query attention)")
 	geometry("gguf-head-count-string.gguf", "GGUF head count stored as a string",
 		map[string][]byte{"": llamaGGUF(func(g *ggb) { g.kv("llama.attention.head_count", vString); g.str("2") })},
 		"", `llama.attention.head_count is not a usable count (the string "2")`)

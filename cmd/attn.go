@@ -132,9 +132,6 @@ func runAttn(s *Streams, path string, f *attnFlags) error {
 	if math.IsNaN(f.scale) || math.IsInf(f.scale, 0) || f.scale <= 0 {
 		return usageError("--scale must be a positive finite number, not %s", strconv.FormatFloat(f.scale, 'g', -1, 64))
 	}
-	if f.changed("tokens") && strings.TrimSpace(strings.ReplaceAll(f.tokens, ",", "")) == "" {
-		return usageError("--tokens: no values in %q", f.tokens)
-	}
 	if f.changed("input") {
 		if err := checkInputFile(f.input); err != nil {
 			return err

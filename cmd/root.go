@@ -260,6 +260,13 @@ func checkSharedFlags(c *cobra.Command) error {
 			return usageError("--%s must be between 1 and %d, not %d", name, maxWorkers, v)
 		}
 	}
+	// Lists given but empty ("--layers $EMPTY" in a script) would silently
+	// mean "all" or "none".
+	for _, name := range []string{"layers", "heads", "tokens", "matrices"} {
+		if f := fl.Lookup(name); f != nil && f.Changed && strings.Trim(f.Value.String(), " ,") == "" {
+			return usageError("--%s: no values in %q", name, f.Value.String())
+		}
+	}
 	// Thresholds and tolerances: zero means "the default"; given, a value
 	// must be a positive finite number (NaN would silently never match).
 	for _, name := range []string{"rank-tol", "dead", "collapsed", "duplicate", "duplicate-fail", "outlier", "drift-tol"} {

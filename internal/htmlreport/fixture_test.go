@@ -96,6 +96,8 @@ func smallData() *Data {
 				m.Fro, m.SpectralNorm, m.EffectiveRank, m.StableRank, m.Rank = math.NaN(), math.NaN(), math.NaN(), math.NaN(), -1
 			case l == 0 && name == "q":
 				m.ESD.Warning = "under-trained"
+			case l == 0 && name == "k": // one λ = 1e-8: below the fit's cut, not drawn
+				m.SV[len(m.SV)-1] = 1e-4
 			}
 			dl.Matrices = append(dl.Matrices, m)
 		}

@@ -241,6 +241,9 @@ func downsample(length, n int) []int {
 	return idx
 }
 
+// evalsThresh is WeightWatcher's EVALS_THRESH: only λ above it are fitted.
+const evalsThresh = 1e-5
+
 // esdPlot draws the empirical spectral density of λ = σ² as a log-binned
 // histogram (density: count / (n · bin width)) on log-log axes, with the
 // fitted power law p(λ) = f·(α−1)/xmin·(λ/xmin)^−α over [xmin, xmax], where
@@ -257,17 +260,26 @@ func (r *renderer) esdPlot(title string, sv []float64, fit *ESD) (string, string
 	if !(lmax > 0) {
 		return "", "no positive eigenvalues"
 	}
-	// λ below the cut are numerically zero (WeightWatcher fits only λ > 1e-5).
-	cut := math.Min(1e-5, 1e-12*lmax)
-	var lam []float64
-	dropped := 0
-	for _, s := range sv {
-		l := s * s
-		if l > cut && !math.IsInf(l, 0) {
-			lam = append(lam, l)
-		} else {
-			dropped++
+	// Drawn are the λ WeightWatcher fits, λ > 1e-5 (its EVALS_THRESH), so
+	// the histogram and the line describe one set; when fewer than two are
+	// that large (a tiny matrix), everything above rounding (1e-12·λ_max).
+	collect := func(cut float64) ([]float64, int) {
+		var lam []float64
+		dropped := 0
+		for _, s := range sv {
+			if l := s * s; l > cut && !math.IsInf(l, 0) {
+				lam = append(lam, l)
+			} else {
+				dropped++
+			}
 		}
+		return lam, dropped
+	}
+	cut, why := evalsThresh, "below WeightWatcher's cut and left out of its fit"
+	lam, dropped := collect(cut)
+	if len(lam) < 2 {
+		cut, why = 1e-12*lmax, "zero to rounding"
+		lam, dropped = collect(cut)
 	}
 	lo, hi := extent(true, math.Inf(1), math.Inf(-1), lam...)
 	if lo == hi {
@@ -340,7 +352,7 @@ func (r *renderer) esdPlot(title string, sv []float64, fit *ESD) (string, string
 	}
 	note := ""
 	if dropped > 0 {
-		note = fmt.Sprintf("%d eigenvalue(s) ≤ %s (numerically zero) not shown.", dropped, fmtNum(cut))
+		note = fmt.Sprintf("%d eigenvalue(s) ≤ %s (%s) not shown.", dropped, fmtNum(cut), why)
 	}
 	return s.String(), note
 }

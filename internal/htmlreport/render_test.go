@@ -232,7 +232,7 @@ func TestStructure(t *testing.T) {
 	text := p.text.String()
 	for _, want := range []string{"Findings", "dead_head", "layer 1", "head 3", "Head composition", "Strongest head pairs",
 		"Attention patterns", "Token key", "Layer 0 statistics", "power law, α = 2.5", "fit failed",
-		"The power-law fit failed", "7 value(s) below", "under-trained", "spectrum_skipped"} {
+		"The power-law fit failed", "7 value(s) below", "1 eigenvalue(s) ≤ 1×10⁻⁵ (below WeightWatcher's cut and left out of its fit) not shown.", "under-trained", "spectrum_skipped"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("page text lacks %q", want)
 		}

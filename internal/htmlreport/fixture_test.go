@@ -155,7 +155,7 @@ func smallData() *Data {
 			probs[h][i] = row
 		}
 	}
-	d.Attention = &Attention{Input: "tokens 1,2,3,4,5,6 " + hostile[2], Tokens: hostile[:T], Layers: []AttentionLayer{{Index: 1, Probs: probs}}}
+	d.Attention = &Attention{Input: "tokens 1,2,3,4,5,6 " + hostile[2], Tokens: append([]string(nil), hostile[:T]...), Layers: []AttentionLayer{{Index: 1, Probs: probs}}}
 	return d
 }
 

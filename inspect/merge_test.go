@@ -53,6 +53,7 @@ type runVariant struct {
 
 var mergeVariants = []runVariant{
 	{"default", Options{Heads: true}, true},
+	{"drop_option", Options{Heads: true, DropHeads: true}, false},
 	{"heads_spectrum", Options{Heads: true, Spectrum: true}, false},
 	{"fast", Options{Heads: true, Fast: true}, true},
 }
@@ -218,7 +219,7 @@ func TestMergeCrossLayerFinding(t *testing.T) {
 func TestMergeLayerSelection(t *testing.T) {
 	m := openModel(t, filepath.Join("..", "testdata", "tiny-llama"))
 	src := &subset{m, []int{0, 2, 3}}
-	v := mergeVariants[1]
+	v := mergeVariants[2]
 	_, want := runJSON(t, src, v, nil)
 	for _, n := range []int{2, 3, 5} {
 		_, got, _ := shardedJSON(t, src, v, n, "sha256:x")
@@ -355,5 +356,35 @@ func TestPartialDocument(t *testing.T) {
 	}
 	if _, err := ReadReport(append(append([]byte{}, b...), b...)); err == nil {
 		t.Errorf("read two documents as one")
+	}
+}
+
+// TestDropHeadsOption: Options.DropHeads gives the report Report.DropHeads
+// gives after a run with every head's detail, byte for byte, and emits
+// layers without the detail.
+func TestDropHeadsOption(t *testing.T) {
+	srcs := map[string]LayerSource{"planted": plantedModel(), "tiny-llama": openModel(t, filepath.Join("..", "testdata", "tiny-llama"))}
+	for name, src := range srcs {
+		for _, fast := range []bool{false, true} {
+			_, want := runJSON(t, src, runVariant{"", Options{Heads: true, Fast: fast}, true}, nil)
+			var emitted []LayerReport
+			rep, err := Run(context.Background(), src, Options{Heads: true, DropHeads: true, Fast: fast}, func(l LayerReport) error { emitted = append(emitted, l); return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := rep.WriteJSON(&buf); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Errorf("%s fast=%v: %s", name, fast, firstDiff(buf.Bytes(), want))
+			}
+			if len(emitted) == 0 || emitted[0].Q.Heads != nil || emitted[0].Circuits != nil {
+				t.Errorf("%s: emitted layers carry head detail", name)
+			}
+			if !strings.Contains(buf.String(), "dead_head") && name == "planted" {
+				t.Errorf("%s: head findings lost", name)
+			}
+		}
 	}
 }

@@ -216,15 +216,20 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // DropHeads removes the per-head statistics, circuits and most-similar pairs
 // from the report while keeping the findings derived from them, so a report
 // computed with Options.Heads can be shown without its per-head detail.
+// Options.DropHeads gives the same report without holding the detail of
+// every layer until the end.
 func (r *Report) DropHeads() {
 	r.Settings.Heads = false
 	for i := range r.Layers {
-		l := &r.Layers[i]
-		l.Circuits = nil
-		for _, m := range []*MatrixReport{l.Q, l.K, l.V, l.O} {
-			if m != nil {
-				m.Heads, m.MostSimilar = nil, nil
-			}
+		r.Layers[i].dropHeads()
+	}
+}
+
+func (l *LayerReport) dropHeads() {
+	l.Circuits = nil
+	for _, m := range []*MatrixReport{l.Q, l.K, l.V, l.O} {
+		if m != nil {
+			m.Heads, m.MostSimilar = nil, nil
 		}
 	}
 }

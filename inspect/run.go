@@ -39,9 +39,14 @@ var DefaultThresholds = Thresholds{DeadHead: 1e-6, RankCollapsed: 0.1, Duplicate
 
 // Options control Run.
 type Options struct {
-	Heads    bool // per-head stats, circuits and head findings
-	Spectrum bool // keep every singular value in the report
-	Fast     bool // Lanczos estimates instead of full spectra
+	Heads bool // per-head stats, circuits and head findings
+	// DropHeads, with Heads, computes the per-head statistics for the
+	// findings but keeps them out of the report (and of emit), as
+	// Report.DropHeads does afterwards, so that the report holds a few
+	// statistics per layer instead of every head's.
+	DropHeads bool
+	Spectrum  bool // keep every singular value in the report
+	Fast      bool // Lanczos estimates instead of full spectra
 	// RankTol > 0 replaces the numpy rank tolerance by this absolute value.
 	RankTol float64
 	// Workers is the number of layers analysed at once (default GOMAXPROCS);
@@ -167,6 +172,7 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 	}()
 
 	pending := map[int]LayerReport{}
+	local := []Finding{}
 	next := 0
 	for next < len(idx) {
 		var r result
@@ -185,6 +191,12 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 				break
 			}
 			delete(pending, next)
+			// Findings of this layer alone are made now, while its head
+			// statistics are at hand; those across layers at the end.
+			local = append(local, LayerFindings(lr, opts.Thresholds, opts.Heads)...)
+			if opts.DropHeads {
+				lr.dropHeads()
+			}
 			if emit != nil {
 				if err := emit(lr); err != nil {
 					return nil, err
@@ -197,18 +209,16 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 			}
 		}
 	}
-	if rep.Partial != nil {
-		for _, l := range rep.Layers {
-			rep.Findings = append(rep.Findings, LayerFindings(l, opts.Thresholds, opts.Heads)...)
-		}
-		return rep, nil
+	rep.Findings = local
+	if rep.Partial == nil {
+		// Findings gives the same: LayerFindings of each layer, then these.
+		rep.Findings = append(rep.Findings, CrossLayerFindings(rep.Layers, opts.Thresholds)...)
 	}
-	rep.Findings = Findings(rep.Layers, opts.Thresholds, opts.Heads)
 	return rep, nil
 }
 
 func settingsOf(o Options) Settings {
-	s := Settings{Mode: "full", Heads: o.Heads, Spectrum: o.Spectrum, RankTol: Float(math.NaN()), Thresh: o.Thresholds}
+	s := Settings{Mode: "full", Heads: o.Heads && !o.DropHeads, Spectrum: o.Spectrum, RankTol: Float(math.NaN()), Thresh: o.Thresholds}
 	if o.Fast {
 		s.Mode = "fast"
 	}

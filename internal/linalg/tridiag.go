@@ -1,4 +1,4 @@
-package inspect
+package linalg
 
 import (
 	"math"
@@ -11,25 +11,45 @@ import (
 // tridiagPanel is the number of columns reduced between two rank-2k updates.
 const tridiagPanel = 32
 
-// symEigenvaluesFast returns the eigenvalues of the symmetric n×n matrix s
-// (row-major, only the upper triangle is read; s is overwritten), ascending.
-// It is a blocked Householder tridiagonalisation in the manner of LAPACK's
-// dsytrd/dlatrd followed by gonum's Dsterf (Pal–Walker–Kahan QL/QR).
-func symEigenvaluesFast(s []float64, n int) ([]float64, bool) {
-	d, e := tridiagonalize(s, n)
+// SymEigenvalues returns the eigenvalues of the symmetric n×n matrix s in
+// ascending order; ok is false when the QR iteration fails to converge.
+// Only the upper triangle of s (row-major) is read, and s is overwritten.
+//
+// It reduces s to tridiagonal form (Tridiagonalize) and finds the
+// eigenvalues of that by Pal–Walker–Kahan QL/QR (gonum's Dsterf).
+//
+// Accuracy: backward stable, so each eigenvalue carries an absolute error
+// of a small multiple of sqrt(n)·eps64·max|λ| (measured below
+// 1e-12·n·max|λ| on Gaussian matrices against gonum's Dsyev).
+//
+// Cost: 4n³/3 flops for the reduction (half of them in the packed product,
+// the rest in symmetric matrix-vector products split across CPUs) and
+// O(n²) for the iteration; memory about 33·n values besides s.
+func SymEigenvalues(s []float64, n int) (eigenvalues []float64, ok bool) {
+	if n < 0 || len(s) < n*n {
+		return nil, false
+	}
+	d, e := Tridiagonalize(s, n)
 	if !(gonum.Implementation{}).Dsterf(n, d, e) {
 		return nil, false
 	}
 	return d, true
 }
 
-// tridiagonalize reduces the symmetric matrix to tridiagonal form T = Qᵀ S Q
-// and returns T's diagonal d and off-diagonal e.
+// Tridiagonalize reduces the symmetric n×n matrix s (row-major, only the
+// upper triangle read; overwritten by the reflectors) to the tridiagonal
+// T = Qᵀ S Q by Householder reflections and returns T's diagonal d and
+// off-diagonal e. It is blocked in the manner of LAPACK's dsytrd/dlatrd:
+// panels of 32 reflectors, each panel's trailing update a symmetric rank-64
+// product through Mul. s must hold n·n values.
 //
-// Storage: entry (r, c) with r ≤ c is s[r*n+c]; "column c below the diagonal"
-// of the textbook lower algorithm is therefore row c right of the diagonal,
-// which is contiguous.
-func tridiagonalize(s []float64, n int) (d, e []float64) {
+// Storage: entry (r, c) with r ≤ c is s[r*n+c]; "column c below the
+// diagonal" of the textbook lower algorithm is therefore row c right of
+// the diagonal, which is contiguous.
+//
+// Accuracy: backward stable (T is exactly similar to S + E with ‖E‖ a
+// small multiple of n·eps64·‖S‖). Cost: 4n³/3 flops.
+func Tridiagonalize(s []float64, n int) (d, e []float64) {
 	d = make([]float64, n)
 	e = make([]float64, max(n-1, 0))
 	if n == 0 {
@@ -128,7 +148,7 @@ func tridiagonalize(s []float64, n int) (d, e []float64) {
 				qm[r*k2+jj], qm[r*k2+pe-i+jj] = ww, vv
 			}
 		}
-		gemmNT(rows, rows, k2, -1, view[float64]{pm, k2, 1}, view[float64]{qm, k2, 1}, s[t0*n+t0:], n, triUpper)
+		must(Mul(s[t0*n+t0:], n, -1, RowMajor(pm, rows, k2, k2), RowMajor(qm, rows, k2, k2).T(), 1, MulOptions{Tri: Upper}))
 	}
 	return d, e
 }
@@ -173,7 +193,8 @@ func (sv *symv) mul(s []float64, n, c0 int, v, w []float64) {
 				row := s[r*n : (r+1)*n]
 				vr := v[r]
 				// y[r] gets row·v over t ≥ r; y[t>r] gets row[t]·v[r].
-				dd := dotAxpyF(row[r+1:], v[r+1:], y[r+1:], vr)
+				dd, err := DotAxpy(row[r+1:], v[r+1:], y[r+1:], vr)
+				must(err)
 				y[r] += row[r]*vr + dd
 			}
 		}(k)

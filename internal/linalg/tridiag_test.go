@@ -1,4 +1,4 @@
-package inspect
+package linalg
 
 import (
 	"math"
@@ -11,7 +11,7 @@ import (
 	"gonum.org/v1/gonum/lapack/lapack64"
 )
 
-func TestSymEigenvaluesFast(t *testing.T) {
+func TestSymEigenvalues(t *testing.T) {
 	r := rand.New(rand.NewSource(5))
 	for _, n := range []int{1, 2, 3, 31, 32, 33, 65, 100, 300} {
 		a := make([]float64, n*n)
@@ -22,7 +22,7 @@ func TestSymEigenvaluesFast(t *testing.T) {
 			}
 		}
 		want := symEigenvalues(append([]float64(nil), a...), n)
-		got, ok := symEigenvaluesFast(a, n)
+		got, ok := SymEigenvalues(a, n)
 		if !ok {
 			t.Fatalf("n %d: Dsterf failed", n)
 		}
@@ -37,7 +37,7 @@ func TestSymEigenvaluesFast(t *testing.T) {
 
 // symEigenvalues returns the eigenvalues of the symmetric k×k matrix g in
 // ascending order (g is overwritten), with gonum's Dsyev: the reference the
-// faster symEigenvaluesFast is tested against.
+// faster SymEigenvalues is tested against.
 func symEigenvalues(g []float64, k int) []float64 {
 	s := blas64.Symmetric{N: k, Stride: k, Data: g, Uplo: blas.Lower}
 	w := make([]float64, k)

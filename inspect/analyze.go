@@ -5,14 +5,31 @@ import (
 	"math"
 
 	"github.com/qkvdev/qkv/formats"
-	"gonum.org/v1/gonum/blas/blas64"
-	"gonum.org/v1/gonum/lapack/lapack64"
+	"github.com/qkvdev/qkv/internal/linalg"
 )
 
+// StatsOptions configure the numerics of MatrixStats; the zero value
+// computes every statistic exactly with the default rank tolerance.
+type StatsOptions struct {
+	// RankTol > 0 replaces the numpy rank tolerance by this absolute value.
+	RankTol float64
+	// Fast estimates the spectral statistics of matrices with min(m, n) >
+	// 160 by block Lanczos instead of full spectra (see the package
+	// documentation).
+	Fast bool
+	// KeepSV keeps every singular value in Stats.SV.
+	KeepSV bool
+}
+
+// statsOptions are the numerics options a run passes to MatrixStats.
+func (o *Options) statsOptions() StatsOptions {
+	return StatsOptions{RankTol: o.RankTol, Fast: o.Fast, KeepSV: o.Spectrum}
+}
+
 // MatrixStats computes the statistics of one matrix: element statistics
-// always; the full spectrum (or, with fast, the Lanczos estimates) when the
-// matrix is finite. keepSV keeps the singular values in the result.
-func MatrixStats(w formats.Matrix, rankTol float64, fast, keepSV bool) Stats {
+// always; the full spectrum (or, with o.Fast, the Lanczos estimates) when
+// the matrix is finite.
+func MatrixStats(w formats.Matrix, o StatsOptions) Stats {
 	var s Stats
 	if w.Rows < 0 || w.Cols < 0 || len(w.Data) != w.Rows*w.Cols {
 		// A malformed Matrix is reported as empty rather than indexed.
@@ -23,23 +40,24 @@ func MatrixStats(w formats.Matrix, rankTol float64, fast, keepSV bool) Stats {
 		skipSpectrum(&s)
 		return s
 	}
-	if fast && min(w.Rows, w.Cols) > 2*fastSteps {
+	if o.Fast && min(w.Rows, w.Cols) > 2*fastSteps {
 		fastSpectralStats(&s, w.Data, w.Rows, w.Cols)
 		return s
 	}
-	sv, method, approx := singularValues(w.Data, w.Rows, w.Cols, true, rankTol)
+	sv, method, approx := singularValues(w.Data, w.Rows, w.Cols, true, o.RankTol)
 	s.Method = method
-	spectralStats(&s, sv, rankTol, keepSV)
+	spectralStats(&s, sv, o.RankTol, o.KeepSV)
 	if approx > 0 {
 		// The smallest values are below the rank threshold and resolved only
-		// to about 1e-7·sv[0]: the condition number is not determined.
+		// to about 1e-7·sv[0]: the condition number is not determined, and
+		// the effective rank, which sums them, is approximate.
 		flags := []string{}
 		for _, f := range s.Flags {
-			if f != FlagSingular {
+			if f != FlagSingular && f != FlagIllConditioned {
 				flags = append(flags, f)
 			}
 		}
-		s.Flags = append(flags, FlagTailApprox)
+		s.Flags = append(flags, FlagTailApprox, FlagEffectiveRankApprox)
 		s.Condition = Float(math.NaN())
 	}
 	return s
@@ -75,7 +93,8 @@ func analyzeMatrix(w formats.Matrix, p formats.Projection, g formats.Geometry, o
 	if w.Rows < 0 || w.Cols < 0 || len(w.Data) != w.Rows*w.Cols {
 		return nil, nil, fmt.Errorf("%s: %d values for shape [%d, %d]", p, len(w.Data), w.Rows, w.Cols)
 	}
-	r := &MatrixReport{Stats: MatrixStats(w, opts.RankTol, opts.Fast, opts.Spectrum)}
+	so := opts.statsOptions()
+	r := &MatrixReport{Stats: MatrixStats(w, so)}
 	if !opts.Heads {
 		return r, nil, nil
 	}
@@ -90,7 +109,7 @@ func analyzeMatrix(w formats.Matrix, p formats.Projection, g formats.Geometry, o
 	r.Heads = make([]HeadStats, len(blocks))
 	for h, b := range blocks {
 		span := &[2]int{h * g.HeadDim, (h + 1) * g.HeadDim}
-		hs := HeadStats{Head: h, Stats: MatrixStats(b, opts.RankTol, opts.Fast, opts.Spectrum)}
+		hs := HeadStats{Head: h, Stats: MatrixStats(b, so)}
 		if p == formats.ProjO {
 			hs.Block.Columns = span
 		} else {
@@ -130,40 +149,13 @@ func mostSimilar(blocks []formats.Matrix, heads []HeadStats) *HeadPair {
 	return best
 }
 
-// rFactor returns the r×c upper-triangular factor R (r = min(rows, c)) of a
-// thin QR factorisation of the rows×c matrix x (overwritten), row-major.
-func rFactor(x []float64, rows, c int) []float64 {
-	g := blas64.General{Rows: rows, Cols: c, Stride: c, Data: x}
-	r := min(rows, c)
-	tau := make([]float64, r)
-	work := make([]float64, 1)
-	lapack64.Geqrf(g, tau, work, -1)
-	work = make([]float64, int(work[0]))
-	lapack64.Geqrf(g, tau, work, len(work))
-	out := make([]float64, r*c)
-	for i := 0; i < r; i++ {
-		copy(out[i*c+i:(i+1)*c], x[i*c+i:(i+1)*c])
-	}
-	return out
-}
-
 // transposedF64 returns the hd×d block b as a d×hd float64 matrix.
 func transposedF64(b formats.Matrix) []float64 { return widen(b.Data, b.Rows, b.Cols, true) }
 
 // circuitOf returns the summary of the circuit whose singular values are
 // those of ra rbᵀ (both r×c).
 func circuitOf(ra, rb []float64, r, c int) CircuitStats {
-	m := make([]float64, r*r)
-	for i := 0; i < r; i++ {
-		for j := 0; j < r; j++ {
-			var s float64
-			for t := 0; t < c; t++ {
-				s += ra[i*c+t] * rb[j*c+t]
-			}
-			m[i*r+j] = s
-		}
-	}
-	sv := svdF64(m, r, r)
+	sv := linalg.CrossSingularValues(ra, rb, r, c)
 	cs := CircuitStats{SpectralNorm: Float(math.NaN()), EffectiveRank: Float(math.NaN())}
 	if len(sv) > 0 {
 		cs.SpectralNorm = Float(sv[0])
@@ -189,13 +181,13 @@ func circuits(g formats.Geometry, q, k, v, o []formats.Matrix, lr *LayerReport) 
 	rk := make([][]float64, len(k))
 	rv := make([][]float64, len(v))
 	for h := range q {
-		rq[h] = rFactor(transposedF64(q[h]), d, hd)
+		rq[h] = linalg.ThinR(transposedF64(q[h]), d, hd)
 		// W_O^h is already d×hd.
-		ro[h] = rFactor(widen(o[h].Data, o[h].Rows, o[h].Cols, false), o[h].Rows, hd)
+		ro[h] = linalg.ThinR(widen(o[h].Data, o[h].Rows, o[h].Cols, false), o[h].Rows, hd)
 	}
 	for j := range k {
-		rk[j] = rFactor(transposedF64(k[j]), d, hd)
-		rv[j] = rFactor(transposedF64(v[j]), d, hd)
+		rk[j] = linalg.ThinR(transposedF64(k[j]), d, hd)
+		rv[j] = linalg.ThinR(transposedF64(v[j]), d, hd)
 	}
 	out := make([]Circuit, len(q))
 	for h := range q {

@@ -47,7 +47,7 @@ func benchSpectrum(b *testing.B, m, n int, fast bool) {
 	var s Stats
 	c0 := cpuSeconds()
 	for i := 0; i < b.N; i++ {
-		s = MatrixStats(w, 0, fast, false)
+		s = MatrixStats(w, StatsOptions{Fast: fast})
 	}
 	b.ReportMetric((cpuSeconds()-c0)/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(s.SpectralNorm), "sv0")

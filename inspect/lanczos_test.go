@@ -27,8 +27,8 @@ func TestFastMode(t *testing.T) {
 				s[i] = c.s(i)
 			}
 			w := withSingularValues(256, 256, s)
-			full := MatrixStats(w, 0, false, true)
-			fast := MatrixStats(w, 0, true, false)
+			full := MatrixStats(w, StatsOptions{KeepSV: true})
+			fast := MatrixStats(w, StatsOptions{Fast: true})
 			if fast.Method != MethodLanczos || fast.Rank != nil || fast.Condition.Valid() {
 				t.Fatalf("fast stats %+v", fast)
 			}

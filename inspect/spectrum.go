@@ -3,9 +3,7 @@ package inspect
 import (
 	"math"
 
-	"gonum.org/v1/gonum/blas/blas64"
-	"gonum.org/v1/gonum/lapack"
-	"gonum.org/v1/gonum/lapack/lapack64"
+	"github.com/qkvdev/qkv/internal/linalg"
 )
 
 // Spectrum methods, as recorded in Stats.Method.
@@ -105,8 +103,16 @@ func widen(a []float32, m, n int, transpose bool) []float64 {
 // the smaller side and counts the trailing values whose estimated relative
 // error exceeds gramRelErr; ok is false when the eigensolver fails.
 func gramSingularValues(a []float32, m, n int) (sv []float64, approx int, ok bool) {
-	g, k := gramOf(a, m, n)
-	lam, ok := symEigenvaluesFast(g, k)
+	// The Gram matrix of the smaller side: A Aᵀ when m ≤ n, else Aᵀ A.
+	v, k := linalg.RowMajor(a, m, n, n), m
+	if m > n {
+		v, k = v.T(), n
+	}
+	g, err := linalg.Gram(v)
+	if err != nil {
+		return nil, 0, false
+	}
+	lam, ok := linalg.SymEigenvalues(g, k)
 	if !ok {
 		return nil, 0, false
 	}
@@ -128,22 +134,5 @@ func gramSingularValues(a []float32, m, n int) (sv []float64, approx int, ok boo
 // directSingularValues runs the LAPACK-style dgesvd without vectors on a
 // float64 copy of a.
 func directSingularValues(a []float32, m, n int) []float64 {
-	return svdF64(widen(a, m, n, false), m, n)
-}
-
-// svdF64 returns the singular values of the row-major m×n float64 matrix x
-// (overwritten), descending.
-func svdF64(x []float64, m, n int) []float64 {
-	k := min(m, n)
-	if k == 0 {
-		return nil
-	}
-	g := blas64.General{Rows: m, Cols: n, Stride: n, Data: x}
-	s := make([]float64, k)
-	none := blas64.General{Stride: 1}
-	work := make([]float64, 1)
-	lapack64.Gesvd(lapack.SVDNone, lapack.SVDNone, g, none, none, s, work, -1)
-	work = make([]float64, int(work[0]))
-	lapack64.Gesvd(lapack.SVDNone, lapack.SVDNone, g, none, none, s, work, len(work))
-	return s
+	return linalg.SingularValues(widen(a, m, n, false), m, n)
 }

@@ -5,6 +5,22 @@ import (
 	"sort"
 )
 
+// Flags for approximate or undetermined quantities, beside those of
+// report.go.
+const (
+	// FlagIllConditioned: sv[last] < eps32·sv[0], so condition would exceed
+	// 1/eps32 ≈ 8.4e6: the smallest singular value is below the float32
+	// rounding of the largest, a ratio to storage noise rather than a
+	// property of the weights. condition is null.
+	FlagIllConditioned = "ill_conditioned"
+	// FlagEffectiveRankApprox: effective_rank sums singular values that are
+	// only approximate (with sv_tail_approximate).
+	FlagEffectiveRankApprox = "effective_rank_approximate"
+)
+
+// eps32 is float32's machine epsilon, 2⁻²³.
+const eps32 = 0x1p-23
+
 // elementStats fills the element-wise statistics of a block given as a list
 // of row slices (rows of a row-major matrix, or of a copied column block).
 func elementStats(s *Stats, data []float32, m, n int) {
@@ -91,11 +107,15 @@ func spectralStats(s *Stats, sv []float64, rankTol float64, keepSV bool) {
 	} else {
 		s.StableRank = nan
 	}
-	if last := sv[len(sv)-1]; last > 0 {
-		s.Condition = Float(s0 / last)
-	} else {
+	switch last := sv[len(sv)-1]; {
+	case !(last > 0):
 		s.Condition = nan
 		s.Flags = append(s.Flags, FlagSingular)
+	case last < eps32*s0:
+		s.Condition = nan
+		s.Flags = append(s.Flags, FlagIllConditioned)
+	default:
+		s.Condition = Float(s0 / last)
 	}
 	if keepSV {
 		s.SV = sv

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/linalg"
 )
 
 // hadamard returns the n×n Sylvester Hadamard matrix scaled to be
@@ -90,7 +91,7 @@ func TestKnownSingularValues(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			w := withSingularValues(c.m, c.n, c.s)
-			st := MatrixStats(w, 0, false, true)
+			st := MatrixStats(w, StatsOptions{KeepSV: true})
 			if st.Method != c.method {
 				t.Errorf("method %q, want %q", st.Method, c.method)
 			}
@@ -138,7 +139,7 @@ func TestRankTolOverride(t *testing.T) {
 		tol  float64
 		rank int
 	}{{0, 7}, {3, 5}, {16, 2}, {15.9, 3}, {100, 0}} {
-		st := MatrixStats(w, c.tol, false, false)
+		st := MatrixStats(w, StatsOptions{RankTol: c.tol})
 		if *st.Rank != c.rank {
 			t.Errorf("tol %g: rank %d, want %d", c.tol, *st.Rank, c.rank)
 		}
@@ -163,7 +164,7 @@ func TestNonFinite(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st := MatrixStats(formats.Matrix{Rows: 2, Cols: 2, Data: c.vals}, 0, false, true)
+			st := MatrixStats(formats.Matrix{Rows: 2, Cols: 2, Data: c.vals}, StatsOptions{KeepSV: true})
 			if st.NaNCount != c.nan || st.InfCount != c.inf || st.ZeroCount != c.zero {
 				t.Errorf("counts %d/%d/%d", st.NaNCount, st.InfCount, st.ZeroCount)
 			}
@@ -193,7 +194,7 @@ func TestMalformedMatrix(t *testing.T) {
 		{Rows: 2, Cols: 3, Data: make([]float32, 5)},
 		{Rows: 0, Cols: 7},
 	} {
-		s := MatrixStats(w, 0, false, true)
+		s := MatrixStats(w, StatsOptions{KeepSV: true})
 		if s.Shape != [2]int{0, 0} && s.Shape != [2]int{0, 7} {
 			t.Errorf("%+v: shape %v", w, s.Shape)
 		}
@@ -205,11 +206,11 @@ func TestMalformedMatrix(t *testing.T) {
 }
 
 func TestSingularCondition(t *testing.T) {
-	st := MatrixStats(formats.Matrix{Rows: 2, Cols: 2, Data: []float32{1, 2, 2, 4}}, 0, false, false)
+	st := MatrixStats(formats.Matrix{Rows: 2, Cols: 2, Data: []float32{1, 2, 2, 4}}, StatsOptions{})
 	if *st.Rank != 1 || st.Condition.Valid() && float64(st.Condition) < 1e13 {
 		t.Errorf("rank %d condition %v", *st.Rank, float64(st.Condition))
 	}
-	z := MatrixStats(formats.NewMatrix(3, 5), 0, false, false)
+	z := MatrixStats(formats.NewMatrix(3, 5), StatsOptions{})
 	if *z.Rank != 0 || z.Condition.Valid() || z.ZeroCount != 15 || float64(z.Fro) != 0 {
 		t.Errorf("zero matrix: %+v", z)
 	}
@@ -389,7 +390,7 @@ func TestCircuitsAgainstExplicit(t *testing.T) {
 			m   []float64
 			got CircuitStats
 		}{"qk": {qk, lr.Circuits[h].QK}, "ov": {ov, lr.Circuits[h].OV}} {
-			sv := svdF64(c.m, d, d)
+			sv := linalg.SingularValues(c.m, d, d)
 			if relDiff(float64(c.got.SpectralNorm), sv[0]) > 1e-9 {
 				t.Errorf("head %d %s norm %g, want %g", h, name, float64(c.got.SpectralNorm), sv[0])
 			}
@@ -437,7 +438,9 @@ func TestApproximateTail(t *testing.T) {
 		}
 	}
 	a := make([]float64, n*n)
-	gemmNT(n, n, n, 1, view[float64]{us, n, 1}, view[float64]{vt, n, 1}, a, n, triFull)
+	if err := linalg.Mul(a, n, 1, linalg.RowMajor(us, n, n, n), linalg.RowMajor(vt, n, n, n).T(), 0, linalg.MulOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	w := formats.NewMatrix(n, n)
 	for i, v := range a {
 		if float64(float32(v)) != v {
@@ -445,11 +448,11 @@ func TestApproximateTail(t *testing.T) {
 		}
 		w.Data[i] = float32(v)
 	}
-	st := MatrixStats(w, 0, false, true)
+	st := MatrixStats(w, StatsOptions{KeepSV: true})
 	if st.Method != MethodGram || *st.Rank != 900 || st.Condition.Valid() {
 		t.Fatalf("method %s rank %d condition %v flags %v", st.Method, *st.Rank, float64(st.Condition), st.Flags)
 	}
-	if fmt.Sprint(st.Flags) != "["+FlagTailApprox+"]" {
+	if fmt.Sprint(st.Flags) != fmt.Sprint([]string{FlagTailApprox, FlagEffectiveRankApprox}) {
 		t.Errorf("flags %v", st.Flags)
 	}
 	for i := 0; i < 900; i++ {

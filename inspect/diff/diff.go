@@ -269,8 +269,9 @@ func Matrices(a, b formats.Matrix, fast bool) *ProjDiff {
 	if aa > 0 && bb > 0 {
 		d.Cosine = inspect.Float(ab / (math.Sqrt(aa) * math.Sqrt(bb)))
 	}
-	sa := inspect.MatrixStats(a, 0, fast, false)
-	sb := inspect.MatrixStats(b, 0, fast, false)
+	so := inspect.StatsOptions{Fast: fast}
+	sa := inspect.MatrixStats(a, so)
+	sb := inspect.MatrixStats(b, so)
 	if sa.SpectralNorm.Valid() && sb.SpectralNorm.Valid() && sa.SpectralNorm > 0 {
 		d.SpectralNormChange = sb.SpectralNorm/sa.SpectralNorm - 1
 	}
@@ -278,7 +279,7 @@ func Matrices(a, b formats.Matrix, fast bool) *ProjDiff {
 		d.EffectiveRankChange = sb.EffectiveRank - sa.EffectiveRank
 	}
 	if !identical {
-		d.DeltaEffectiveRank = inspect.MatrixStats(delta, 0, fast, false).EffectiveRank
+		d.DeltaEffectiveRank = inspect.MatrixStats(delta, so).EffectiveRank
 	}
 	return d
 }

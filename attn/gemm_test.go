@@ -6,20 +6,11 @@ import (
 	"testing"
 )
 
-// TestGemm compares the blocked product with a float64 triple loop, for
-// shapes that exercise edge tiles, several depth blocks and strides.
+// TestGemm compares the adapters over linalg's product with a float64
+// triple loop, for shapes that exercise edge tiles, several depth blocks
+// and strides (the kernels themselves, assembly and portable, are tested in
+// internal/linalg).
 func TestGemm(t *testing.T) { checkGemm(t) }
-
-// TestPortableKernel runs the products and a layer with the portable Go
-// kernels, which amd64 machines with AVX2 do not otherwise use.
-func TestPortableKernel(t *testing.T) {
-	saved := useAVX2
-	useAVX2 = false
-	defer func() { useAVX2 = saved }()
-	checkGemm(t)
-	TestPackT16(t)
-	TestAgainstNaive(t)
-}
 
 func checkGemm(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
@@ -73,36 +64,36 @@ func checkGemm(t *testing.T) {
 	}
 }
 
-func TestKernelsAgree(t *testing.T) {
-	r := rand.New(rand.NewPCG(2, 2))
-	for _, kb := range []int{1, 3, 4, 7, 256} {
-		a, b := randVec(r, kb*mr, 1), randVec(r, kb*nr, 1)
-		for _, load := range []int{0, 1} {
-			c1 := randVec(r, mr*20, 1)
-			c2 := append([]float32(nil), c1...)
-			kernel(kb, a, b, c1, 20, load)
-			kernelGo(kb, a, b, c2, 20, load)
-			if d := maxAbsDiff(c1, c2); d > 1e-4 {
-				t.Errorf("kb=%d load=%d: kernels differ by %g", kb, load, d)
+// The packed adapters: one packing of A shared by products, and prefixes
+// of a packed B (the causal blocks of the rerun).
+func TestPackedAdapters(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	const m, n, k = 13, 40, 300
+	a := randVec(r, m*k, 1)
+	b := randVec(r, n*(k+7), 1) // n×(k+7), used transposed
+	pa := packMatrixA(a, k, m, k, true)
+	full := make([]float32, m*n)
+	gemmPacked(pa, true, n, b, k+7, full, n, true)
+	want := make([]float32, m*n)
+	gemm(true, m, n, k, a, k, b, k+7, want, n, false)
+	if d := maxAbsDiff(full, want); d != 0 {
+		t.Errorf("gemmPacked differs from gemm by %g", d)
+	}
+	pb := packMatrixB(b, k+7, true, n, k+7)
+	pre := make([]float32, m*25)
+	gemmPP(pa, pb, 25, pre, 25)
+	for i := 0; i < m; i++ {
+		for j := 0; j < 25; j++ {
+			if pre[i*25+j] != want[i*n+j] {
+				t.Fatalf("gemmPP [%d,%d] = %g, want %g", i, j, pre[i*25+j], want[i*n+j])
 			}
 		}
 	}
-}
-
-func TestPackT16(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 3))
-	for kb := 1; kb <= 41; kb++ {
-		const ldb = 45
-		b := randVec(r, 16*ldb, 1)
-		got, want := make([]float32, kb*nr), make([]float32, kb*nr)
-		packT16(got, b, ldb, kb)
-		for p := 0; p < kb; p++ {
-			for q := 0; q < nr; q++ {
-				want[p*nr+q] = b[q*ldb+p]
-			}
-		}
-		if maxAbsDiff(got, want) != 0 {
-			t.Fatalf("kb=%d: packed strip differs", kb)
+	var hits [10]int
+	parallelFor(10, func(i int) { hits[i]++ }, true)
+	for i, h := range hits {
+		if h != 1 {
+			t.Errorf("parallelFor ran %d %d times", i, h)
 		}
 	}
 }

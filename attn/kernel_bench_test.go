@@ -5,19 +5,6 @@ import (
 	"testing"
 )
 
-// BenchmarkKernel measures the micro-kernel alone on L1-resident strips.
-func BenchmarkKernel(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 1))
-	a, bb, c := randVec(r, kc*mr, 1), randVec(r, kc*nr, 1), make([]float32, mr*nr)
-	c0 := cpuTime()
-	for i := 0; i < b.N; i++ {
-		kernel(kc, a, bb, c, nr, 1)
-	}
-	flops := float64(2*mr*nr*kc) * float64(b.N)
-	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOPS")
-	b.ReportMetric(flops/(cpuTime()-c0).Seconds()/1e9, "GFLOPS/cpu-s")
-}
-
 // BenchmarkGemmProj measures one x·Wᵀ product of the 4096-wide benchmark
 // (512×4096 by 4096×4096) on one goroutine.
 func BenchmarkGemmProj(b *testing.B) {

@@ -336,17 +336,7 @@ func (j *job[T]) task(kern kernelFunc[T], nr int, ap []T, kb int, bp []T, kbB in
 				continue
 			}
 			must(kern(kb, as, bs, tmp, nr, false))
-			for r := 0; r < mh; r++ {
-				dst := j.c[(ii+r)*j.ldc+jj : (ii+r)*j.ldc+jj+nw]
-				src := tmp[r*nr : r*nr+nw]
-				if load {
-					for q := range dst {
-						dst[q] += src[q]
-					}
-				} else {
-					copy(dst, src)
-				}
-			}
+			storeTile(j.c[ii*j.ldc+jj:], j.ldc, tmp, nr, mh, nw, load)
 		}
 	}
 }

@@ -100,15 +100,21 @@ func kernelGo[T Float](kb int, a, b, c []T, ldc int, load bool, nr int) {
 			}
 		}
 	}
-	for r := 0; r < mr; r++ {
-		dst := c[r*ldc : r*ldc+nr]
-		src := acc[r*nr : r*nr+nr]
+	storeTile(c, ldc, acc[:], nr, mr, nr, load)
+}
+
+// storeTile writes (or, with load, adds) the top-left rows×cols of the
+// tile src (row stride ls) into c (row stride ldc).
+func storeTile[T Float](c []T, ldc int, src []T, ls, rows, cols int, load bool) {
+	for r := 0; r < rows; r++ {
+		dst := c[r*ldc : r*ldc+cols]
+		s := src[r*ls : r*ls+cols]
 		if load {
 			for q := range dst {
-				dst[q] += src[q]
+				dst[q] += s[q]
 			}
 		} else {
-			copy(dst, src)
+			copy(dst, s)
 		}
 	}
 }

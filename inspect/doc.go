@@ -26,7 +26,11 @@
 //	               > 0 replaces tol by that absolute value
 //	effective_rank exp(-Σ p_i ln p_i), p = sv / Σ sv, terms with p_i = 0 skipped
 //	stable_rank    fro² / sv[0]²
-//	condition      sv[0] / sv[last]; null when sv[last] = 0
+//	condition      sv[0] / sv[last]; null when sv[last] = 0 (flag "singular")
+//	               or sv[last] < 2⁻²³·sv[0], i.e. above 1/eps32 ≈ 8.4e6
+//	               (flag "ill_conditioned": the smallest value is below the
+//	               float32 rounding of the largest, so the ratio would
+//	               measure storage noise, not the weights)
 //
 // Per query head h, with g = h / (n_heads / n_kv_heads) its KV group, the
 // circuits QK = W_Q^hᵀ W_K^g and OV = W_O^h W_V^g (both d_model × d_model)
@@ -71,13 +75,28 @@
 // still exact and every value above the threshold accurate, but the values
 // below it (rounding noise of the stored matrix, e.g. the zero singular
 // values of a matrix with a dead head) are resolved only to about
-// 1e-7·sv[0] absolute: the stats carry the flag "sv_tail_approximate" and
-// condition is null. SingularValues itself never does this. Otherwise
-// rank is exact in both routes. The Gram matrix is a packed, register-tiled product
-// (AVX2/FMA kernel on amd64) on all CPUs; its eigenvalues come from a
-// blocked Householder tridiagonalisation (rank-2k updates through the same
-// kernel, symmetric matrix-vector products split across CPUs) and
-// Pal–Walker–Kahan QR (gonum's Dsterf).
+// 1e-7·sv[0] absolute: the stats carry the flags "sv_tail_approximate" and
+// "effective_rank_approximate" (effective_rank sums those values; off by
+// up to about 1e-5 relative) and condition is null. SingularValues itself
+// never does this. Otherwise rank is exact in both routes. The numerics
+// live in internal/linalg: the Gram matrix is its packed, register-tiled
+// product (AVX2/FMA kernel on amd64) on all CPUs; its eigenvalues come from
+// linalg's blocked Householder tridiagonalisation (rank-2k updates through
+// the same product, symmetric matrix-vector products split across CPUs)
+// and Pal–Walker–Kahan QR (gonum's Dsterf).
+//
+// # LoRA updates
+//
+// A LoRA update ΔW = scale·B·A (A [r, in], B [out, r]) has rank at most r,
+// and its singular values follow exactly from the factors: with thin QR
+// factorisations B = Q_B R_B and Aᵀ = Q_A R_A, they are |scale| times those
+// of the r×r matrix R_B R_Aᵀ. LoRAStats computes a ΔW's statistics that
+// way (method "factors"): element statistics of ΔW rounded to float32, the
+// spectrum exact — singular values past the rank are exactly zero, so
+// condition is null with the flag "singular" — in about 2r²(out + in)
+// flops instead of a decomposition of the out×in matrix, and without the
+// float32 noise tail that makes a materialised ΔW's effective rank
+// approximate and its condition a ratio to rounding noise.
 //
 // # Fast mode
 //

@@ -15,6 +15,8 @@
 //
 // σ₁ and erank are inspect's spectral_norm and effective_rank. A low
 // delta_effective_rank reveals a low-rank update such as a merged LoRA.
+// Fields computed from approximate spectra (fast mode, or inspect's flag
+// effective_rank_approximate) are named in the list "approximate".
 package diff
 
 import (
@@ -22,6 +24,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 
@@ -48,6 +51,10 @@ type ProjDiff struct {
 	NonFinite bool `json:"non_finite,omitempty"`
 	// Error says why the projection could not be compared (shape mismatch).
 	Error string `json:"error,omitempty"`
+	// Approximate names the fields whose value is approximate: estimated
+	// (fast mode), or summed over singular values that are themselves only
+	// approximate (inspect's effective_rank_approximate).
+	Approximate []string `json:"approximate,omitempty"`
 }
 
 // LayerDiff holds one layer's comparisons; a projection absent from either
@@ -274,14 +281,33 @@ func Matrices(a, b formats.Matrix, fast bool) *ProjDiff {
 	sb := inspect.MatrixStats(b, so)
 	if sa.SpectralNorm.Valid() && sb.SpectralNorm.Valid() && sa.SpectralNorm > 0 {
 		d.SpectralNormChange = sb.SpectralNorm/sa.SpectralNorm - 1
+		if estimated(sa) || estimated(sb) {
+			d.Approximate = append(d.Approximate, "spectral_norm_change")
+		}
 	}
 	if sa.EffectiveRank.Valid() && sb.EffectiveRank.Valid() {
 		d.EffectiveRankChange = sb.EffectiveRank - sa.EffectiveRank
+		if approxRank(sa) || approxRank(sb) {
+			d.Approximate = append(d.Approximate, "effective_rank_change")
+		}
 	}
 	if !identical {
-		d.DeltaEffectiveRank = inspect.MatrixStats(delta, so).EffectiveRank
+		sd := inspect.MatrixStats(delta, so)
+		d.DeltaEffectiveRank = sd.EffectiveRank
+		if sd.EffectiveRank.Valid() && approxRank(sd) {
+			d.Approximate = append(d.Approximate, "delta_effective_rank")
+		}
 	}
 	return d
+}
+
+// estimated reports whether s's spectral statistics are fast-mode
+// estimates.
+func estimated(s inspect.Stats) bool { return slices.Contains(s.Flags, inspect.FlagEstimated) }
+
+// approxRank reports whether s's effective rank is approximate.
+func approxRank(s inspect.Stats) bool {
+	return estimated(s) || slices.Contains(s.Flags, inspect.FlagEffectiveRankApprox)
 }
 
 func summarize(layers []LayerDiff, worstN int) Summary {

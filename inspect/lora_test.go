@@ -1,0 +1,192 @@
+package inspect
+
+import (
+	"math"
+	"math/rand"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/testref"
+)
+
+// loraRef is testdata/lora/<adapter>.json, written by numpy_lora_sv.py.
+type loraRef struct {
+	Source  string `json:"source"`
+	Modules map[string]struct {
+		A, B                      string
+		MLX                       bool      `json:"mlx"`
+		Rank                      int       `json:"rank"`
+		Shape                     [2]int    `json:"shape"`
+		SVExact                   []float64 `json:"sv_exact"`
+		SVMaterialised            []float64 `json:"sv_materialised"`
+		TailMax                   float64   `json:"tail_max"`
+		EffectiveRankExact        float64   `json:"effective_rank_exact"`
+		EffectiveRankMaterialised float64   `json:"effective_rank_materialised"`
+	} `json:"modules"`
+}
+
+// loraFactors returns a module's factors in PEFT's orientation.
+func loraFactors(t testing.TB, tensors map[string]testref.Tensor, aName, bName string, mlx bool) (a, b formats.Matrix) {
+	ta, tb := tensors[aName], tensors[bName]
+	if len(ta.Shape) != 2 || len(tb.Shape) != 2 {
+		t.Fatalf("%s %v, %s %v", aName, ta.Shape, bName, tb.Shape)
+	}
+	a = formats.Matrix{Rows: ta.Shape[0], Cols: ta.Shape[1], Data: ta.F32()}
+	b = formats.Matrix{Rows: tb.Shape[0], Cols: tb.Shape[1], Data: tb.F32()}
+	if mlx {
+		a, b = transposed(a), transposed(b)
+	}
+	return a, b
+}
+
+func transposed(m formats.Matrix) formats.Matrix {
+	t := formats.NewMatrix(m.Cols, m.Rows)
+	for i := 0; i < m.Rows; i++ {
+		for j := 0; j < m.Cols; j++ {
+			t.Data[j*m.Rows+i] = m.Data[i*m.Cols+j]
+		}
+	}
+	return t
+}
+
+// The spectra from the factors equal numpy's SVD of the product on the
+// shared MLX adapter: the exact float64 product to 1e-10, and the product
+// rounded to float32 (what materialising gives) to 1e-6 relative, its
+// noise tail within 1e-6·sv[0] of our exact zeros.
+func TestLoRASpectraAgainstNumpy(t *testing.T) {
+	dir := filepath.Join(testref.SharedDir(t), "fixtures", "lora", "mlx-llama3-8b-discollama")
+	tensors, err := testref.ReadSafetensors(filepath.Join(dir, "adapters.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref loraRef
+	if err := testref.ReadJSON(filepath.Join("testdata", "lora", "mlx-llama3-8b-discollama.json"), &ref); err != nil {
+		t.Fatal(err)
+	}
+	if len(ref.Modules) != 4 {
+		t.Fatalf("%d modules in the reference", len(ref.Modules))
+	}
+	for name, m := range ref.Modules {
+		a, b := loraFactors(t, tensors, m.A, m.B, m.MLX)
+		for _, scale := range []float64{1, -4} {
+			sv, err := LoRASingularValues(a, b, scale)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sv) != min(m.Shape[0], m.Shape[1]) {
+				t.Fatalf("%s: %d values", name, len(sv))
+			}
+			s := math.Abs(scale)
+			for i, want := range m.SVExact {
+				if relDiff(sv[i], s*want) > 1e-10 {
+					t.Errorf("%s ×%g: sv[%d] = %.17g, numpy exact %.17g", name, scale, i, sv[i], s*want)
+				}
+				if relDiff(sv[i], s*m.SVMaterialised[i]) > 1e-6 {
+					t.Errorf("%s ×%g: sv[%d] = %.17g, numpy materialised %.17g (rel %.2g)", name, scale, i, sv[i], s*m.SVMaterialised[i], relDiff(sv[i], s*m.SVMaterialised[i]))
+				}
+			}
+			for i := m.Rank; i < len(sv); i++ {
+				if sv[i] != 0 {
+					t.Fatalf("%s: sv[%d] = %g past the rank", name, i, sv[i])
+				}
+			}
+			if m.TailMax > 1e-6*m.SVExact[0] {
+				t.Errorf("%s: numpy's float32 tail %g is not noise", name, m.TailMax)
+			}
+		}
+		st, err := LoRAStats(a, b, 1, StatsOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *st.Rank != m.Rank || st.Condition.Valid() || relDiff(float64(st.EffectiveRank), m.EffectiveRankExact) > 1e-9 ||
+			st.Method != MethodFactors || strings.Join(st.Flags, ",") != FlagSingular {
+			t.Errorf("%s: rank %d eff %.10g cond %v method %s flags %v, want rank %d eff %.10g", name, *st.Rank, float64(st.EffectiveRank),
+				float64(st.Condition), st.Method, st.Flags, m.Rank, m.EffectiveRankExact)
+		}
+		t.Logf("%s %v: eff. rank %.8g exact, %.8g with float32 noise (numpy)", name, m.Shape, m.EffectiveRankExact, m.EffectiveRankMaterialised)
+	}
+}
+
+// LoRAStats agrees with MatrixStats of the materialised update wherever
+// the float32 rounding of ΔW does not matter, on random factors of every
+// shape class (r above and below the smaller side included).
+func TestLoRAStatsAgainstMaterialised(t *testing.T) {
+	r := rand.New(rand.NewSource(11))
+	for _, sh := range [][3]int{{40, 4, 60}, {60, 4, 40}, {30, 40, 20}, {20, 40, 30}, {7, 1, 9}, {64, 64, 64}, {0, 3, 5}} {
+		out, rank, in := sh[0], sh[1], sh[2]
+		a, b := randMatrix(r, rank, in, 0.1), randMatrix(r, out, rank, 0.1)
+		got, err := LoRAStats(a, b, 2, StatsOptions{KeepSV: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dw, err := LoRADelta(a, b, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := MatrixStats(dw, StatsOptions{KeepSV: true})
+		if got.Shape != want.Shape || got.Fro != want.Fro || got.MaxAbs != want.MaxAbs || got.Mean != want.Mean || got.ZeroCount != want.ZeroCount {
+			t.Errorf("%v: element stats %+v, want %+v", sh, got, want)
+		}
+		if out == 0 {
+			continue
+		}
+		if *got.Rank != *want.Rank || *got.Rank != min(out, rank, in) {
+			t.Errorf("%v: rank %d, materialised %d", sh, *got.Rank, *want.Rank)
+		}
+		for i := 0; i < *got.Rank; i++ {
+			if relDiff(got.SV[i], want.SV[i]) > 1e-6 {
+				t.Errorf("%v: sv[%d] = %g, materialised %g", sh, i, got.SV[i], want.SV[i])
+			}
+		}
+		if relDiff(float64(got.SpectralNorm), float64(want.SpectralNorm)) > 1e-6 || relDiff(float64(got.StableRank), float64(want.StableRank)) > 1e-6 {
+			t.Errorf("%v: spectral norm %g stable rank %g, materialised %g %g", sh, float64(got.SpectralNorm), float64(got.StableRank), float64(want.SpectralNorm), float64(want.StableRank))
+		}
+	}
+	// A direct check of the product against a triple loop.
+	a, b := randMatrix(r, 3, 70, 1), randMatrix(r, 130, 3, 1)
+	dw, err := LoRADelta(a, b, -0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o := 0; o < 130; o++ {
+		for i := 0; i < 70; i++ {
+			var s float64
+			for k := 0; k < 3; k++ {
+				s += float64(b.Data[o*3+k]) * float64(a.Data[k*70+i])
+			}
+			if dw.Data[o*70+i] != float32(-0.5*s) {
+				t.Fatalf("ΔW[%d,%d] = %g, want %g", o, i, dw.Data[o*70+i], float32(-0.5*s))
+			}
+		}
+	}
+}
+
+func TestLoRAErrors(t *testing.T) {
+	good := formats.NewMatrix(2, 5)
+	for _, c := range []struct {
+		a, b  formats.Matrix
+		scale float64
+		want  string
+	}{
+		{good, formats.NewMatrix(4, 3), 1, "disagree on the rank"},
+		{formats.Matrix{Rows: 2, Cols: 5, Data: make([]float32, 9)}, formats.NewMatrix(4, 2), 1, "LoRA A"},
+		{good, formats.Matrix{Rows: 4, Cols: 2, Data: make([]float32, 7)}, 1, "LoRA B"},
+		{good, formats.NewMatrix(4, 2), math.Inf(1), "scale"},
+	} {
+		if _, err := LoRAStats(c.a, c.b, c.scale, StatsOptions{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("err = %v, want %q", err, c.want)
+		}
+		if _, err := LoRASingularValues(c.a, c.b, c.scale); err == nil {
+			t.Errorf("LoRASingularValues accepted %q", c.want)
+		}
+	}
+	// Non-finite factors: counted, spectrum skipped.
+	a := formats.NewMatrix(2, 5)
+	a.Data[3] = float32(math.NaN())
+	st, err := LoRAStats(a, formats.NewMatrix(4, 2), 1, StatsOptions{})
+	if err != nil || st.Rank != nil || st.NaNCount == 0 {
+		t.Errorf("NaN factor: %+v %v", st, err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/testref"
 )
 
 // benchMatrix returns the m×n benchmark matrix: the one numpy_svd.py wrote
@@ -84,4 +85,54 @@ func TestBenchAgreement(t *testing.T) {
 			t.Errorf("%dx%d: sv[%d] = %.17g, numpy %.17g", sh[0], sh[1], at, sv[at], want[at])
 		}
 	}
+}
+
+// loraBenchFactors returns the factors of the shared MLX adapter's largest
+// update, layer 31's q_proj (ΔW [4096, 4096], rank 8), in PEFT's
+// orientation.
+func loraBenchFactors(b *testing.B) (a, bb formats.Matrix) {
+	dir := filepath.Join(testref.SharedDir(b), "fixtures", "lora", "mlx-llama3-8b-discollama")
+	tensors, err := testref.ReadSafetensors(filepath.Join(dir, "adapters.safetensors"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return loraFactors(b, tensors, "model.layers.31.self_attn.q_proj.lora_a", "model.layers.31.self_attn.q_proj.lora_b", true)
+}
+
+// The LoRA benchmarks run side by side (go test -bench LoRA ./inspect):
+// the spectrum and the statistics of ΔW from its factors, against
+// materialising ΔW and computing its statistics as a dense matrix.
+func BenchmarkLoRASpectrumFactors(b *testing.B) {
+	a, bb := loraBenchFactors(b)
+	c0 := cpuSeconds()
+	for b.Loop() {
+		if _, err := LoRASingularValues(a, bb, 4); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric((cpuSeconds()-c0)/float64(b.N), "cpu-s/op")
+}
+
+func BenchmarkLoRAStatsFactors(b *testing.B) {
+	a, bb := loraBenchFactors(b)
+	c0 := cpuSeconds()
+	for b.Loop() {
+		if _, err := LoRAStats(a, bb, 4, StatsOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric((cpuSeconds()-c0)/float64(b.N), "cpu-s/op")
+}
+
+func BenchmarkLoRAStatsMaterialised(b *testing.B) {
+	a, bb := loraBenchFactors(b)
+	c0 := cpuSeconds()
+	for b.Loop() {
+		dw, err := LoRADelta(a, bb, 4)
+		if err != nil {
+			b.Fatal(err)
+		}
+		MatrixStats(dw, StatsOptions{})
+	}
+	b.ReportMetric((cpuSeconds()-c0)/float64(b.N), "cpu-s/op")
 }

@@ -229,31 +229,40 @@ func (j *job[T]) run(beta float64) {
 	nr := nrOf[T]()
 	kern := kernelFor[T]()
 	mStrips, nStrips := (m+mr-1)/mr, (n+nr-1)/nr
-	var aBuf, bBuf []T
-	if j.aBlocks == nil {
-		aBuf = make([]T, mStrips*mr*min(kc, k))
-	}
-	if j.bBlocks == nil {
-		bBuf = make([]T, nStrips*nr*min(kc, k))
-	}
 	workers := 1
 	if j.parallel {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	colTasks := (n + ncTask - 1) / ncTask
 	tasks := ((m + mc - 1) / mc) * colTasks
-	tmps := make([][]T, max(workers, 1))
-	for w := range tmps {
-		tmps[w] = make([]T, mr*nr)
+	// When one task spans every column, each block of A is used by one task
+	// only: the task packs it itself, just before use, so that it is still
+	// in cache (thin products such as block Lanczos's A·Q). Otherwise A is
+	// packed once per depth block and shared.
+	aInTask := j.aBlocks == nil && colTasks == 1
+	var aBuf, bBuf []T
+	if j.aBlocks == nil && !aInTask {
+		aBuf = make([]T, mStrips*mr*min(kc, k))
+	}
+	if j.bBlocks == nil {
+		bBuf = make([]T, nStrips*nr*min(kc, k))
+	}
+	scratch := make([]taskScratch[T], max(workers, 1))
+	for w := range scratch {
+		scratch[w].tile = make([]T, mr*nr)
+		if aInTask {
+			scratch[w].a = make([]T, mc*min(kc, k))
+		}
 	}
 	for blk, p0 := 0, 0; p0 < k; blk, p0 = blk+1, p0+kc {
 		kb := min(kc, k-p0)
 		var ap, bp []T
 		kbB := kb
 		aStrips, bStrips := 0, 0
-		if j.aBlocks != nil {
+		switch {
+		case j.aBlocks != nil:
 			ap = j.aBlocks[blk]
-		} else {
+		case !aInTask:
 			ap, aStrips = aBuf[:mStrips*mr*kb], mStrips
 		}
 		if j.bBlocks != nil {
@@ -277,40 +286,57 @@ func (j *job[T]) run(beta float64) {
 		})
 		load := beta != 0 || blk > 0
 		var next atomic.Int64
-		compute := func(tmp []T) {
+		compute := func(sc *taskScratch[T]) {
 			for {
 				t := int(next.Add(1)) - 1
 				if t >= tasks {
 					return
 				}
 				i0, j0 := (t/colTasks)*mc, (t%colTasks)*ncTask
-				j.task(kern, nr, ap, kb, bp, kbB, i0, min(m, i0+mc), j0, min(n, j0+ncTask), load, tmp)
+				i1, j1 := min(m, i0+mc), min(n, j0+ncTask)
+				if j.tri == Lower && j0 > i1-1 || j.tri == Upper && j1-1 < i0 {
+					continue
+				}
+				// The task's A strips, from its first row on.
+				var at []T
+				if aInTask {
+					at = sc.a
+					for s := 0; s*mr < i1-i0; s++ {
+						j.aPack(at[s*mr*kb:(s+1)*mr*kb], i0+s*mr, p0, kb)
+					}
+				} else {
+					at = ap[(i0/mr)*mr*kb:]
+				}
+				j.task(kern, nr, at, kb, bp, kbB, i0, i1, j0, j1, load, sc.tile)
 			}
 		}
 		if w := min(workers, tasks); w > 1 {
 			var wg sync.WaitGroup
 			for g := 0; g < w; g++ {
 				wg.Add(1)
-				go func(tmp []T) {
+				go func(sc *taskScratch[T]) {
 					defer wg.Done()
-					compute(tmp)
-				}(tmps[g])
+					compute(sc)
+				}(&scratch[g])
 			}
 			wg.Wait()
 		} else {
-			compute(tmps[0])
+			compute(&scratch[0])
 		}
 	}
 }
 
+// taskScratch is one goroutine's working memory: an edge tile of C and,
+// when tasks pack their own A, an A block.
+type taskScratch[T Float] struct {
+	tile, a []T
+}
+
 // task computes rows [i0, i1) × columns [j0, j1) of C for one depth block:
-// ap holds A's strips (kb deep), bp B's strips (kbB ≥ kb deep, of which
-// the first kb are used). i0 and j0 are multiples of mr and nr. Edge tiles
-// are computed into tmp and copied.
+// ap holds A's strips from row i0 on (kb deep), bp all of B's strips
+// (kbB ≥ kb deep, of which the first kb are used). i0 and j0 are multiples
+// of mr and nr. Edge tiles are computed into tmp and copied.
 func (j *job[T]) task(kern kernelFunc[T], nr int, ap []T, kb int, bp []T, kbB int, i0, i1, j0, j1 int, load bool, tmp []T) {
-	if j.tri == Lower && j0 > i1-1 || j.tri == Upper && j1-1 < i0 {
-		return
-	}
 	for jj := j0; jj < j1; jj += nr {
 		if j.tri == Lower && jj > i1-1 {
 			break
@@ -328,7 +354,7 @@ func (j *job[T]) task(kern kernelFunc[T], nr int, ap []T, kb int, bp []T, kbB in
 			if j.tri == Upper && jj+nr-1 < ii {
 				break
 			}
-			t := ii / mr
+			t := (ii - i0) / mr
 			as := ap[t*mr*kb : (t+1)*mr*kb]
 			mh := min(mr, i1-ii)
 			if mh == mr && nw == nr {

@@ -168,3 +168,21 @@ func open(t *testing.T, path string) (*formats.Model, *formats.Checkpoint) {
 	}
 	return m, c
 }
+
+// Metrics from approximate spectra are named in Approximate: all three
+// spectral ones in fast mode (a matrix above fast mode's size), none when
+// the spectra are exact.
+func TestApproximateMetricsNamed(t *testing.T) {
+	const n = 200
+	a, b := formats.NewMatrix(n, n), formats.NewMatrix(n, n)
+	for i := range a.Data {
+		a.Data[i] = float32(math.Sin(float64(i)))
+		b.Data[i] = a.Data[i] + float32(0.01*math.Cos(float64(3*i)))
+	}
+	if d := Matrices(a, b, true); fmt.Sprint(d.Approximate) != "[spectral_norm_change effective_rank_change delta_effective_rank]" {
+		t.Errorf("fast: approximate %v", d.Approximate)
+	}
+	if d := Matrices(a, b, false); d.Approximate != nil {
+		t.Errorf("exact: approximate %v", d.Approximate)
+	}
+}

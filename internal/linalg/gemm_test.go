@@ -42,7 +42,7 @@ func naive[T, SA, SB Float](alpha float64, a View[SA], b View[SB], beta float64,
 // shapes exercise edge tiles, several depth blocks, several tasks and the
 // thin products of block Lanczos.
 var shapes = []struct{ m, n, k int }{
-	{1, 1, 1}, {5, 7, 3}, {6, 16, 4}, {7, 9, 5}, {13, 33, 257}, {97, 300, 300}, {12, 17, 1000},
+	{1, 1, 1}, {5, 7, 3}, {6, 16, 4}, {7, 9, 5}, {13, 33, 257}, {97, 60, 300}, {12, 17, 1000},
 	{100, 37, 513}, {300, 8, 70}, {8, 300, 70}, {1, 40, 3}, {50, 50, 40}, {97, 97, 260}, {270, 270, 20},
 }
 

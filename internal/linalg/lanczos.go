@@ -23,7 +23,8 @@ import (
 //
 // Accuracy: θ_i ≤ σ_i always (interlacing); the brackets are rigorous up to
 // float64 rounding. Convergence is fastest for the largest, well separated
-// values: for trained weights the leading tens are usually exact to 1e-9.
+// values (decaying spectra such as trained weights'); the brackets say how
+// far each value got.
 //
 // Cost: about 4·m·n·b·s flops for the Krylov space (products through Mul,
 // all in float64), plus O(n·(b·s)²) for the reorthogonalisation; memory

@@ -233,8 +233,13 @@ func (j *job[T]) run(beta float64) {
 	if j.parallel {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	colTasks := (n + ncTask - 1) / ncTask
-	tasks := ((m + mc - 1) / mc) * colTasks
+	rowTasks, colTasks := (m+mc-1)/mc, (n+ncTask-1)/ncTask
+	tasks := rowTasks * colTasks
+	// Task order: in float32 a task's B block (256 deep × 256 wide, 256 KiB)
+	// stays in L2 while consecutive tasks walk down its column, so A is what
+	// streams; in float64 that block would fill L2, so consecutive tasks
+	// walk along a row of tasks, sharing the A block instead.
+	colMajor := nr == 16
 	// When one task spans every column, each block of A is used by one task
 	// only: the task packs it itself, just before use, so that it is still
 	// in cache (thin products such as block Lanczos's A·Q). Otherwise A is
@@ -293,6 +298,9 @@ func (j *job[T]) run(beta float64) {
 					return
 				}
 				i0, j0 := (t/colTasks)*mc, (t%colTasks)*ncTask
+				if colMajor {
+					i0, j0 = (t%rowTasks)*mc, (t/rowTasks)*ncTask
+				}
 				i1, j1 := min(m, i0+mc), min(n, j0+ncTask)
 				if j.tri == Lower && j0 > i1-1 || j.tri == Upper && j1-1 < i0 {
 					continue

@@ -13,6 +13,11 @@ const (
 	MethodLanczos = "lanczos"
 )
 
+// haveFMA reports whether linalg computes the products with its assembly
+// kernels (AVX2 + FMA): it decides the last bits of the statistics (see
+// Numerics).
+var haveFMA = linalg.Kernel() == "avx2-fma"
+
 // directBelow is the smaller dimension under which the direct SVD is always
 // used: it is cheap there and never loses accuracy.
 const directBelow = 48

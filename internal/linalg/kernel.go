@@ -184,3 +184,14 @@ func DotAxpy(a, x, y []float64, alpha float64) (float64, error) {
 	}
 	return s, nil
 }
+
+// Kernel names the micro-kernels in use: "avx2-fma" (the assembly of
+// kernel_amd64.s) or "go" (portable, also under the purego build tag). The
+// two round differently (fused multiply-adds or not), so results computed
+// under different kernels may differ in the last bits.
+func Kernel() string {
+	if haveFMA {
+		return "avx2-fma"
+	}
+	return "go"
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/qkvdev/qkv/internal/linalg"
 )
 
 // BaselineMethod describes how RandomBaseline draws its samples.
@@ -20,16 +22,16 @@ func RandomBaseline(ctx context.Context, dModel, dHead, n int, seed uint64) (*Ba
 		return nil, fmt.Errorf("circuits: baseline of %d samples with d_model %d, d_head %d", n, dModel, dHead)
 	}
 	rng := rand.New(rand.NewPCG(seed, seed))
-	draw := func() view[float64] {
+	draw := func() linalg.View[float64] {
 		m := make([]float64, dModel*dHead)
 		for i := range m {
 			m[i] = 2*rng.Float64() - 1
 		}
-		return rowMajor(m, dModel, dHead, dHead)
+		return linalg.RowMajor(m, dModel, dHead, dHead)
 	}
 	// fac returns F with FᵀF = XᵀX for a d_model × d_head X.
-	fac := func(x view[float64]) ([]float64, error) {
-		g, err := gram(x.t(), nil)
+	fac := func(x linalg.View[float64]) ([]float64, error) {
+		g, err := gram(x.T(), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -44,18 +46,18 @@ func RandomBaseline(ctx context.Context, dModel, dHead, n int, seed uint64) (*Ba
 		}
 		al, ar, bl, br := draw(), draw(), draw(), draw()
 		var f [4][]float64
-		for i, x := range []view[float64]{al, ar, bl, br} {
+		for i, x := range []linalg.View[float64]{al, ar, bl, br} {
 			var err error
 			if f[i], err = fac(x); err != nil {
 				return nil, err
 			}
 		}
 		// ‖A_l·(A_rᵀB_l)·B_rᵀ‖ = ‖F(A_l)·(A_rᵀB_l)·F(B_r)ᵀ‖.
-		if err := mul(m, dHead, ar.t(), bl); err != nil {
+		if err := mul(m, dHead, ar.T(), bl); err != nil {
 			return nil, err
 		}
-		sq := rowMajor(f[0], dHead, dHead, dHead)
-		if err := mul(t, dHead, sq, rowMajor(m, dHead, dHead, dHead)); err != nil {
+		sq := linalg.RowMajor(f[0], dHead, dHead, dHead)
+		if err := mul(t, dHead, sq, linalg.RowMajor(m, dHead, dHead, dHead)); err != nil {
 			return nil, err
 		}
 		num := crossNorm(t, f[3], dHead)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/linalg"
 )
 
 // genSource generates a random pre-norm model's layers on demand (seeded by
@@ -84,7 +85,7 @@ func benchCompute(b *testing.B, layers, heads, kv, dModel int) {
 		t1 := time.Now()
 		cpu += cpuSeconds() - c0
 		ncol := heads * g.HeadDim
-		if err := mul(c, ncol, rowMajor(a.Data, rows, dModel, dModel), rowMajor(l0.O.Data, dModel, ncol, ncol)); err != nil {
+		if err := mul(c, ncol, linalg.RowMajor(a.Data, rows, dModel, dModel), linalg.RowMajor(l0.O.Data, dModel, ncol, ncol)); err != nil {
 			b.Fatal(err)
 		}
 		t2 := time.Now()

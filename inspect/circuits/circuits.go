@@ -76,6 +76,7 @@ import (
 	"gonum.org/v1/gonum/lapack/lapack64"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/linalg"
 )
 
 // Schema names the JSON document's format.
@@ -357,11 +358,10 @@ const (
 // prepare computes the factors of a layer.
 func prepare(l *formats.Layer, d dims, pos int, fold bool) (*layerState, error) {
 	s := &layerState{pos: pos, l: l}
-	o := rowMajor(l.O.Data, d.dm, d.h*d.dv, d.h*d.dv)
 	s.fo = make([][]float64, d.h)
 	for h := range d.h {
-		blk := view[float32]{data: o.data[h*d.dv:], rows: d.dm, cols: d.dv, rs: o.rs, cs: 1}
-		g, err := gram(blk.t(), nil)
+		blk := linalg.RowMajor(l.O.Data[h*d.dv:], d.dm, d.dv, d.h*d.dv)
+		g, err := gram(blk.T(), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -390,7 +390,7 @@ func prepare(l *formats.Layer, d dims, pos int, fold bool) (*layerState, error) 
 					return
 				}
 				var g []float64
-				g, err = gram(rowMajor(m.Data[b*rows*d.dm:], rows, d.dm, d.dm), gamma)
+				g, err = gram(linalg.RowMajor(m.Data[b*rows*d.dm:], rows, d.dm, d.dm), gamma)
 				out[b] = factor(g, rows)
 			}
 		}
@@ -412,20 +412,18 @@ func prepare(l *formats.Layer, d dims, pos int, fold bool) (*layerState, error) 
 
 // gram returns the r×r matrix (W·diag(γ))·(W·diag(γ))ᵀ of the r×c view w
 // (γ nil: W·Wᵀ), in float64.
-func gram[S float32 | float64](w view[S], gamma []float64) ([]float64, error) {
-	r := w.rows
-	g := make([]float64, r*r)
+func gram[S linalg.Float](w linalg.View[S], gamma []float64) ([]float64, error) {
 	if gamma == nil {
-		return g, mul(g, r, w, w.t())
+		return linalg.Gram(w)
 	}
-	ws := make([]float64, r*w.cols)
+	r, c := w.Rows, w.Cols
+	ws := make([]float64, r*c)
 	for i := range r {
-		for j := range w.cols {
-			ws[i*w.cols+j] = float64(w.at(i, j)) * gamma[j]
+		for j := range c {
+			ws[i*c+j] = float64(w.Data[i*w.RowStride+j*w.ColStride]) * gamma[j]
 		}
 	}
-	v := rowMajor(ws, r, w.cols, w.cols)
-	return g, mul(g, r, v, v.t())
+	return linalg.Gram(linalg.RowMajor(ws, r, c, c))
 }
 
 // factor returns an n×n F with FᵀF = G for the n×n positive semidefinite G

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/linalg"
 )
 
 // MaxScoreBytes bounds the memory of the score arrays (6·(layers·heads)²
@@ -234,8 +235,8 @@ func chunkScores(w, r *layerState, d dims, vi int, out *Scores, b *buffers, h0, 
 	ncol := d.h * d.dv       // columns of W_O
 	cols := (h1 - h0) * d.dv // columns of this chunk
 	off := h0 * d.dv
-	wo32 := view[float32]{data: w.l.O.Data[off:], rows: d.dm, cols: cols, rs: ncol, cs: 1}
-	wo := rowMajor(b.wo, d.dm, cols, cols)
+	wo32 := linalg.RowMajor(w.l.O.Data[off:], d.dm, cols, ncol)
+	wo := linalg.RowMajor(b.wo, d.dm, cols, cols)
 	if vi == folded {
 		for i := range d.dm {
 			gi := r.gamma[i]
@@ -257,7 +258,7 @@ func chunkScores(w, r *layerState, d dims, vi int, out *Scores, b *buffers, h0, 
 		{r.l.V, d.kv * d.dv, out.V, d.dv},
 	}
 	for pi, p := range products {
-		a := rowMajor(p.m.Data, p.rows, d.dm, d.dm)
+		a := linalg.RowMajor(p.m.Data, p.rows, d.dm, d.dm)
 		c := b.c[:p.rows*cols]
 		var err error
 		if vi == folded {
@@ -272,9 +273,9 @@ func chunkScores(w, r *layerState, d dims, vi int, out *Scores, b *buffers, h0, 
 		z := b.z[:p.rows*cols]
 		for e := h0; e < h1; e++ {
 			j := (e - h0) * d.dv
-			cv := view[float64]{data: c[j:], rows: p.rows, cols: d.dv, rs: cols, cs: 1}
-			fv := rowMajor(fw.fv[e/d.grp], d.dv, d.dv, d.dv)
-			if err := mul(z[j:], cols, cv, fv.t()); err != nil {
+			cv := linalg.View[float64]{Data: c[j:], Rows: p.rows, Cols: d.dv, RowStride: cols, ColStride: 1}
+			fv := linalg.RowMajor(fw.fv[e/d.grp], d.dv, d.dv, d.dv)
+			if err := mul(z[j:], cols, cv, fv.T()); err != nil {
 				return err
 			}
 		}
@@ -293,7 +294,7 @@ func chunkScores(w, r *layerState, d dims, vi int, out *Scores, b *buffers, h0, 
 			}
 			nb := p.block
 			t := b.t[:nb*cols]
-			if err := mul(t, cols, rowMajor(left, nb, nb, nb), rowMajor(z[row0*cols:], nb, cols, cols)); err != nil {
+			if err := mul(t, cols, linalg.RowMajor(left, nb, nb, nb), linalg.RowMajor(z[row0*cols:], nb, cols, cols)); err != nil {
 				return err
 			}
 			for e := h0; e < h1; e++ {

@@ -7,35 +7,79 @@ import (
 	"sync"
 
 	"github.com/qkvdev/qkv/formats/dtype"
+	"github.com/qkvdev/qkv/formats/source"
 )
 
-// raw returns the tensor's bytes within its mapped file after checking the
-// range once more against the mapping (parsers check it too).
-func (c *Checkpoint) raw(t *Tensor) ([]byte, error) {
+// checkRange checks the bytes [off, off+n) of tensor t against its file
+// once more (the parsers check tensors' extents too).
+func (c *Checkpoint) checkRange(t *Tensor, off, n int64) error {
 	f := c.Files[t.File]
 	if t.Bytes < 0 {
-		return nil, &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("cannot read: element type %s has no known layout", t.Type.Name())}
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("cannot read: element type %s has no known layout", t.Type.Name())}
 	}
-	if t.Offset < 0 || t.Offset > int64(len(f.data)) || t.Bytes > int64(len(f.data))-t.Offset {
-		return nil, &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("its %d bytes run past the end of the file (%d bytes)", t.Bytes, len(f.data))}
+	if t.Offset < 0 || t.Offset > f.Size || t.Bytes > f.Size-t.Offset {
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("its %d bytes run past the end of the file (%d bytes)", t.Bytes, f.Size)}
 	}
-	return f.data[t.Offset : t.Offset+t.Bytes], nil
+	if off < 0 || n < 0 || off > t.Bytes || n > t.Bytes-off {
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("bytes [%d, %d) are outside the tensor's %d", off, off+n, t.Bytes)}
+	}
+	if f.Src == nil {
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: errors.New("the checkpoint is closed")}
+	}
+	return nil
+}
+
+// readBytes calls fn with bytes [off, off+n) of tensor t: for a local file
+// a slice of the mapping (read under the fault guard; its pages are
+// released when fn returns), for a remote one the bytes fetched for this
+// call. fn must not keep the slice. Only the bytes asked for are read.
+func (c *Checkpoint) readBytes(t *Tensor, off, n int64, fn func([]byte) error) error {
+	if err := c.checkRange(t, off, n); err != nil {
+		return err
+	}
+	f := c.Files[t.File]
+	err := guard(func() error {
+		b, err := f.Src.Bytes(t.Offset+off, n)
+		if err != nil {
+			return err
+		}
+		// The values are read: the mapped pages can go.
+		defer release(f.Src, b)
+		return fn(b)
+	})
+	if err == nil {
+		return nil
+	}
+	var fe *Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	if errors.Is(err, errFault) {
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: err}
+	}
+	var re *source.Error
+	if errors.As(err, &re) {
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset + off, Err: oneLine{re.Err}}
+	}
+	return err
+}
+
+// release drops the pages of b, bytes of a local file's mapping, from the
+// resident set (see source.Local.Release); other sources hold no mapping.
+func release(src source.Source, b []byte) {
+	if l, ok := src.(*source.Local); ok {
+		l.Release(b)
+	}
 }
 
 // ReadRaw calls fn with the tensor's stored bytes. fn must not keep the
 // slice; reads inside fn that fault (the file shrank) become an error. The
 // bytes' pages leave the process's resident set when fn returns.
 func (c *Checkpoint) ReadRaw(t *Tensor, fn func([]byte) error) error {
-	b, err := c.raw(t)
-	if err != nil {
+	if err := c.checkRange(t, 0, 0); err != nil {
 		return err
 	}
-	err = guard(func() error { return fn(b) })
-	release(c.Files[t.File].data, b)
-	if errors.Is(err, errFault) {
-		return &Error{File: c.Files[t.File].Path, Tensor: t.Name, Offset: t.Offset, Err: err}
-	}
-	return err
+	return c.readBytes(t, 0, t.Bytes, fn)
 }
 
 func (c *Checkpoint) checkDecodable(t *Tensor) error {
@@ -129,50 +173,49 @@ func (c *Checkpoint) DecodeChunks(t *Tensor, maxValues int, fn func(first int64,
 }
 
 // decodeRange decodes len(dst) elements starting at element first, which
-// must both be whole blocks.
+// must both be whole blocks. Only the bytes of those blocks are read.
 func (c *Checkpoint) decodeRange(t *Tensor, first int64, dst []float32) error {
 	if err := c.checkDecodable(t); err != nil {
 		return err
 	}
-	all, err := c.raw(t)
-	if err != nil {
+	if err := c.checkRange(t, 0, 0); err != nil {
 		return err
 	}
 	bs, bb := int64(t.Type.BlockSize()), int64(t.Type.BlockBytes())
-	src := all[first/bs*bb : (first+int64(len(dst)))/bs*bb]
+	lo, hi := first/bs*bb, (first+int64(len(dst)))/bs*bb
 	decode := dtype.Decode
 	if c.BigEndian() {
 		decode = dtype.DecodeBigEndian
 	}
 	path := c.Files[t.File].Path
-	// The decoded values are in dst: the mapped pages read for them can go.
-	defer release(c.Files[t.File].data, src)
 	wrap := func(err error) error {
 		if err == nil {
 			return nil
 		}
 		return &Error{File: path, Tensor: t.Name, Offset: t.Offset, Err: err}
 	}
-	blocks := int64(len(dst)) / bs
-	workers := int64(runtime.GOMAXPROCS(0))
-	if len(dst) < 1<<16 || workers == 1 || blocks < 2 {
-		return wrap(guard(func() error { return decode(t.Type, dst, src) }))
-	}
-	workers = min(workers, blocks)
-	per := (blocks + workers - 1) / workers
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := int64(0); w < workers; w++ {
-		b, e := w*per, min((w+1)*per, blocks)
-		if b >= e {
-			continue
+	return c.readBytes(t, lo, hi-lo, func(src []byte) error {
+		blocks := int64(len(dst)) / bs
+		workers := int64(runtime.GOMAXPROCS(0))
+		if len(dst) < 1<<16 || workers == 1 || blocks < 2 {
+			return wrap(decode(t.Type, dst, src))
 		}
-		wg.Add(1)
-		go func(w, b, e int64) {
-			defer wg.Done()
-			errs[w] = guard(func() error { return decode(t.Type, dst[b*bs:e*bs], src[b*bb:e*bb]) })
-		}(w, b, e)
-	}
-	wg.Wait()
-	return wrap(errors.Join(errs...))
+		workers = min(workers, blocks)
+		per := (blocks + workers - 1) / workers
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for w := int64(0); w < workers; w++ {
+			b, e := w*per, min((w+1)*per, blocks)
+			if b >= e {
+				continue
+			}
+			wg.Add(1)
+			go func(w, b, e int64) {
+				defer wg.Done()
+				errs[w] = guard(func() error { return decode(t.Type, dst[b*bs:e*bs], src[b*bb:e*bb]) })
+			}(w, b, e)
+		}
+		wg.Wait()
+		return wrap(errors.Join(errs...))
+	})
 }

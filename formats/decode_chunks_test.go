@@ -64,18 +64,3 @@ func decodeInPieces(t *testing.T, paths []string) {
 	}
 	t.Logf("%d tensors decoded in pieces", checked)
 }
-
-// TestReleaseOnlyMappings: release ignores memory that is not a mapping
-// this package made (advising DONTNEED on heap memory would zero it).
-func TestReleaseOnlyMappings(t *testing.T) {
-	heap := make([]byte, 1<<16)
-	for i := range heap {
-		heap[i] = 1
-	}
-	release(heap, heap)
-	for i, b := range heap {
-		if b != 1 {
-			t.Fatalf("byte %d of heap memory changed to %d after release", i, b)
-		}
-	}
-}

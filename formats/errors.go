@@ -3,9 +3,11 @@ package formats
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/qkvdev/qkv/formats/gguf"
 	"github.com/qkvdev/qkv/formats/safetensors"
+	"github.com/qkvdev/qkv/formats/source"
 )
 
 // Error is an error reading a checkpoint: it names the file and, where it
@@ -51,8 +53,27 @@ func fileError(file string, err error) error {
 	if errors.As(err, &se) {
 		return &Error{File: file, Tensor: se.Tensor, Offset: se.Offset, Err: errors.New(se.Msg)}
 	}
+	var re *source.Error
+	if errors.As(err, &re) {
+		// The source names the file (or the input) itself.
+		return &Error{File: re.Name, Offset: -1, Err: oneLine{re.Err}}
+	}
 	return &Error{File: file, Offset: -1, Err: err}
 }
+
+// oneLine shows an error on one line (a server's words may hold line
+// breaks) and keeps it for errors.Is (source.ErrOffline, fs.ErrNotExist).
+type oneLine struct{ err error }
+
+func (e oneLine) Error() string {
+	s := e.err.Error()
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func (e oneLine) Unwrap() error { return e.err }
 
 func errorf(file string, offset int64, format string, args ...any) error {
 	return &Error{File: file, Offset: offset, Err: fmt.Errorf(format, args...)}

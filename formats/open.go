@@ -2,6 +2,7 @@ package formats
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -9,13 +10,14 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 
 	"github.com/qkvdev/qkv/formats/dtype"
 	"github.com/qkvdev/qkv/formats/gguf"
 	"github.com/qkvdev/qkv/formats/safetensors"
+	"github.com/qkvdev/qkv/formats/source"
 )
 
 // Format is a checkpoint's file format.
@@ -30,13 +32,33 @@ const (
 type Options struct {
 	// MaxHeaderBytes limits a safetensors header (0: the reference crate's 100 MB).
 	MaxHeaderBytes int64
+	// Source resolves remote inputs (hf://ORG/NAME[@REV][/PATH], a bare
+	// ORG/NAME[@REV] that is not a local path, https:// URLs) and reads their
+	// files; nil means source.Default() (configured from HF_ENDPOINT,
+	// HF_TOKEN, HF_HUB_OFFLINE, HF_HUB_CACHE and HF_HOME), made only for a
+	// remote input. Local paths need no client.
+	Source *source.Client
+	// Context bounds every remote read of the checkpoint, during Open and
+	// after (tensor bytes); nil means context.Background().
+	Context context.Context
 }
 
-// File is one file of a checkpoint, mapped read-only.
+// File is one file of a checkpoint: its header, parsed, and its bytes,
+// memory-mapped read-only when the file is local and fetched by range (each
+// tensor when it is read) when it is remote.
 type File struct {
+	// Path names the file in messages: the path as given (or joined to the
+	// folder given), hf://ORG/NAME@REV/FILE, or the URL.
 	Path string
 	Size int64
-	data []byte
+	// Src serves the file's bytes. A *source.Local is a mapping (Bytes is
+	// zero-copy: read it under a fault guard, see ReadRaw); a remote one
+	// fetches each range it is asked for.
+	Src source.Source
+	// head is the beginning of the file read for its GGUF header (the
+	// whole mapping for a local file), which lazy metadata arrays are
+	// decoded from without another read.
+	head []byte
 
 	// Exactly one of these is set.
 	GGUF        *gguf.File
@@ -70,12 +92,12 @@ func (t *Tensor) Elements() int64 {
 	return n
 }
 
-// Checkpoint is an opened model: one or more mapped files presented as one
-// set of tensors, plus its configuration.
+// Checkpoint is an opened model: one or more files presented as one set of
+// tensors, plus its configuration.
 type Checkpoint struct {
 	Format  Format
 	Path    string // as given to Open
-	Dir     string // the folder holding the files
+	Dir     string // the folder holding the files (a path, hf://ORG/NAME@REV or a URL's folder)
 	Files   []*File
 	Tensors []*Tensor
 	byName  map[string]*Tensor
@@ -86,6 +108,15 @@ type Checkpoint struct {
 	// AdapterConfig is adapter_config.json (PEFT or MLX LoRA), nil when absent.
 	AdapterConfig     map[string]any
 	AdapterConfigPath string
+
+	// Source is what the input resolved to: its Kind (local, hf-cache, hub,
+	// url), the folder its files are read from and, for a Hub repository,
+	// the repository, revision and commit.
+	Source *source.Target
+
+	client      *source.Client // nil for a local input opened without one
+	dir         source.Dir
+	configsRead bool
 }
 
 // Tensor returns the named tensor, nil when there is none.
@@ -105,14 +136,31 @@ func (c *Checkpoint) GGUF() *gguf.File {
 	return c.Files[0].GGUF
 }
 
-// Close unmaps every file.
+// Remote reports whether reading the checkpoint's bytes may use the
+// network (a Hub repository not in the Hugging Face cache, or a URL).
+func (c *Checkpoint) Remote() bool { return c.Source != nil && c.Source.Kind.Remote() }
+
+// IO returns the counters of the client the checkpoint reads through
+// (requests, retries, bytes fetched, bytes from qkv's range cache): the io
+// block of a report. The counters are the client's, so they cover every
+// checkpoint opened with it; zero for a local input opened without one.
+func (c *Checkpoint) IO() source.IO {
+	if c.client == nil {
+		return source.IO{}
+	}
+	return c.client.IO()
+}
+
+// Close unmaps (or forgets) every file.
 func (c *Checkpoint) Close() error {
 	var first error
 	for _, f := range c.Files {
-		if err := unmap(f.data); err != nil && first == nil {
-			first = err
+		if f.Src != nil {
+			if err := f.Src.Close(); err != nil && first == nil {
+				first = err
+			}
 		}
-		f.data = nil
+		f.Src, f.head = nil, nil
 	}
 	return first
 }
@@ -120,18 +168,41 @@ func (c *Checkpoint) Close() error {
 // Open opens a checkpoint by content, not by name: a safetensors file, a
 // folder with model.safetensors or model.safetensors.index.json (and
 // config.json), an index file, a GGUF file, or any part of a split GGUF set
-// (all parts are opened). It maps files read-only and parses headers only.
+// (all parts are opened). path may also be remote: hf://ORG/NAME[@REV][/PATH],
+// a bare ORG/NAME[@REV] that is not a local path (the Hugging Face cache is
+// looked in first), or an https:// URL of one file. Local files are mapped
+// read-only; remote ones are read by range. Only headers are read: a
+// safetensors header in one or two requests, a GGUF header in a growing
+// window, the files of a sharded set in parallel.
 func Open(path string, opts Options) (*Checkpoint, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, &Error{File: path, Offset: -1, Err: describeOSError(err)}
+	ctx := opts.Context
+	if ctx == nil {
+		ctx = context.Background()
 	}
-	c := &Checkpoint{Path: path, byName: map[string]*Tensor{}}
-	if st.IsDir() {
-		err = c.openDir(path, opts)
+	var tg *source.Target
+	cl := opts.Source
+	if source.IsRemote(path) {
+		if cl == nil {
+			var err error
+			if cl, err = source.Default(); err != nil {
+				return nil, &Error{File: path, Offset: -1, Err: err}
+			}
+		}
+		var err error
+		if tg, err = cl.Resolve(ctx, path); err != nil {
+			return nil, fileError(path, err)
+		}
 	} else {
-		c.Dir = filepath.Dir(path)
-		err = c.openFile(path, opts)
+		tg = source.ResolveLocal(path)
+	}
+	c := &Checkpoint{Path: path, byName: map[string]*Tensor{}, Source: tg, client: cl, dir: tg.Dir, Dir: tg.Dir.Name()}
+	var err error
+	if tg.File == "" {
+		err = c.openDir(opts)
+	} else if _, err = c.dir.Stat(tg.File); err != nil {
+		err = fileError(c.dir.Path(tg.File), err)
+	} else {
+		err = c.openFile(tg.File, opts)
 	}
 	if err != nil {
 		c.Close()
@@ -154,79 +225,96 @@ func describeOSError(err error) error {
 	return err
 }
 
-func (c *Checkpoint) openDir(dir string, opts Options) error {
-	c.Dir = dir
+func (c *Checkpoint) openDir(opts Options) error {
+	d := c.dir
 	exists := func(name string) bool {
-		st, err := os.Stat(filepath.Join(dir, name))
-		return err == nil && !st.IsDir()
+		fi, err := d.Stat(name)
+		return err == nil && !fi.Mode.IsDir()
 	}
-	if err := c.readConfigs(dir); err != nil {
+	if err := c.readConfigs(); err != nil {
 		return err
 	}
 	for _, name := range []string{"model.safetensors.index.json", "model.safetensors",
 		"adapter_model.safetensors", "adapters.safetensors"} {
 		if exists(name) {
-			return c.openFile(filepath.Join(dir, name), opts)
+			return c.openFile(name, opts)
 		}
 	}
-	entries, err := os.ReadDir(dir)
+	files, err := d.List()
 	if err != nil {
-		return &Error{File: dir, Offset: -1, Err: describeOSError(err)}
+		return fileError(d.Name(), err)
 	}
 	var st, gg []string
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
+	for _, fi := range files {
 		switch {
-		case strings.HasSuffix(e.Name(), ".safetensors"):
-			st = append(st, e.Name())
-		case strings.HasSuffix(e.Name(), ".gguf"):
-			gg = append(gg, e.Name())
+		case strings.HasSuffix(fi.Name, ".safetensors"):
+			st = append(st, fi.Name)
+		case strings.HasSuffix(fi.Name, ".gguf"):
+			gg = append(gg, fi.Name)
 		}
 	}
 	switch {
 	case len(st) == 1:
-		return c.openFile(filepath.Join(dir, st[0]), opts)
+		return c.openFile(st[0], opts)
 	case len(st) > 1:
 		sort.Strings(st)
 		c.Format = FormatSafetensors
-		for _, name := range st {
-			if err := c.addSafetensors(filepath.Join(dir, name), opts); err != nil {
-				return err
-			}
-		}
-		return nil
+		return c.addSafetensorsSet(st, opts, nil)
 	case len(gg) == 1:
-		return c.openFile(filepath.Join(dir, gg[0]), opts)
+		return c.openFile(gg[0], opts)
 	case len(gg) > 1:
-		return errorf(dir, -1, "the folder holds %d GGUF files (%s); name the one to open", len(gg), strings.Join(gg, ", "))
+		return errorf(d.Name(), -1, "the folder holds %d GGUF files (%s); name the one to open", len(gg), strings.Join(gg, ", "))
 	}
-	return errorf(dir, -1, "no model.safetensors, model.safetensors.index.json, *.safetensors or *.gguf in this folder")
+	return c.noCheckpointError()
 }
 
-func (c *Checkpoint) readConfigs(dir string) error {
+// readConfigs reads config.json and adapter_config.json from the
+// checkpoint's folder, once.
+func (c *Checkpoint) readConfigs() error {
+	if c.configsRead {
+		return nil
+	}
+	c.configsRead = true
 	for _, x := range []struct {
 		name string
 		dst  *map[string]any
 		path *string
 	}{{"config.json", &c.Config, &c.ConfigPath}, {"adapter_config.json", &c.AdapterConfig, &c.AdapterConfigPath}} {
-		p := filepath.Join(dir, x.name)
-		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		p := c.dir.Path(x.name)
+		fi, err := c.dir.Stat(x.name)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if err := regularFile(p); err != nil {
+		if err != nil {
+			return fileError(p, err)
+		}
+		if err := regularInfo(p, fi); err != nil {
 			return err
 		}
-		b, err := readLimited(p, maxConfigBytes)
+		if fi.Size > maxConfigBytes {
+			return errorf(p, -1, "%d bytes is more than the %d a JSON configuration file may have", fi.Size, int64(maxConfigBytes))
+		}
+		b, err := c.dir.ReadFile(x.name, maxConfigBytes)
 		if err != nil {
-			return &Error{File: p, Offset: -1, Err: describeOSError(err)}
+			return fileError(p, err)
 		}
 		m, err := parseJSONObject(b)
 		if err != nil {
 			return fileError(p, err)
 		}
 		*x.dst, *x.path = m, p
+	}
+	return nil
+}
+
+// regularInfo refuses a folder or a special file (a FIFO or device would
+// block or never end) before it is opened.
+func regularInfo(path string, fi source.FileInfo) error {
+	switch {
+	case fi.Mode.IsDir():
+		return errorf(path, -1, "is a folder, expected a file")
+	case !fi.Mode.IsRegular():
+		return errorf(path, -1, "is not a regular file but %s", fileKind(fi.Mode))
 	}
 	return nil
 }
@@ -274,22 +362,32 @@ func parseJSONObject(b []byte) (map[string]any, error) {
 	return m, nil
 }
 
+// sniffBytes is how much of a file sniff reads: the first read of a
+// safetensors header, or of a GGUF header when the name says GGUF (so that
+// one request serves both). It tells the format by content either way.
+func sniffBytes(name string, size int64) int64 {
+	if strings.HasSuffix(name, ".gguf") {
+		return min(source.GGUFFirstRead, size)
+	}
+	return min(source.SafetensorsFirstRead, size)
+}
+
 // sniff reads the first bytes of a file to tell its format.
-func sniff(path string) (string, error) {
-	if err := regularFile(path); err != nil {
-		return "", err
-	}
-	f, err := os.Open(path)
+func sniff(src source.Source, path string) (string, error) {
+	var head []byte
+	err := guard(func() error {
+		b, err := src.Bytes(0, sniffBytes(path, src.Size()))
+		if err != nil {
+			return err
+		}
+		head = append([]byte(nil), b[:min(len(b), foreignSniffBytes)]...)
+		return nil
+	})
 	if err != nil {
-		return "", &Error{File: path, Offset: -1, Err: describeOSError(err)}
+		return "", readError(path, 0, err)
 	}
-	defer f.Close()
-	var head [9]byte
-	n, err := io.ReadFull(f, head[:])
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return "", &Error{File: path, Offset: 0, Err: fmt.Errorf("cannot read the file: %v", describeOSError(err))}
-	}
-	b := head[:n]
+	b := head[:min(len(head), 9)]
+	n := len(b)
 	switch {
 	case n >= 4 && string(b[:4]) == "GGUF":
 		return "gguf", nil
@@ -297,6 +395,11 @@ func sniff(path string) (string, error) {
 		return "gguf", nil // a big-endian writer that swapped the magic too
 	case n == 9 && b[8] == '{':
 		return "safetensors", nil
+	}
+	if what := foreignFormat(head, path); what != "" {
+		return "", errorf(path, -1, "%s", what)
+	}
+	switch {
 	case n >= 8 && binary.LittleEndian.Uint64(b) > 0:
 		// A safetensors file whose header does not start with '{' is still
 		// safetensors to the user; its parser says what is wrong.
@@ -316,30 +419,43 @@ func sniff(path string) (string, error) {
 	return "", errorf(path, 0, "not a safetensors or GGUF file (it starts with % x)", b)
 }
 
-func (c *Checkpoint) openFile(path string, opts Options) error {
-	kind, err := sniff(path)
+// readError wraps a failed read of a file's bytes.
+func readError(path string, off int64, err error) error {
+	if errors.Is(err, errFault) {
+		return &Error{File: path, Offset: off, Err: err}
+	}
+	return fileError(path, err)
+}
+
+// openFile opens the file name of the checkpoint's folder by its content.
+func (c *Checkpoint) openFile(name string, opts Options) error {
+	path := c.dir.Path(name)
+	src, err := c.dir.Open(name)
 	if err != nil {
+		return fileError(path, err)
+	}
+	kind, err := sniff(src, path)
+	if err != nil {
+		src.Close()
 		return err
 	}
 	switch kind {
 	case "gguf":
 		c.Format = FormatGGUF
-		return c.openGGUF(path)
+		return c.openGGUF(name, src)
 	case "json":
-		if c.Config == nil && c.AdapterConfig == nil {
-			if err := c.readConfigs(filepath.Dir(path)); err != nil {
-				return err
-			}
+		if err := c.readConfigs(); err != nil {
+			src.Close()
+			return err
 		}
-		return c.openIndex(path, opts)
+		return c.openIndex(name, src, opts)
 	default:
 		c.Format = FormatSafetensors
-		if c.Config == nil && c.AdapterConfig == nil {
-			if err := c.readConfigs(filepath.Dir(path)); err != nil {
-				return err
-			}
+		if err := c.readConfigs(); err != nil {
+			src.Close()
+			return err
 		}
-		return c.addSafetensors(path, opts)
+		return c.addSafetensorsSet([]string{name}, opts, src)
 	}
 }
 
@@ -373,30 +489,6 @@ func fileKind(m fs.FileMode) string {
 	return "a special file (" + m.Type().String() + ")"
 }
 
-// mapPath opens and maps one file.
-func mapPath(path string) (*File, error) {
-	if err := regularFile(path); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, &Error{File: path, Offset: -1, Err: describeOSError(err)}
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, &Error{File: path, Offset: -1, Err: err}
-	}
-	if st.IsDir() {
-		return nil, errorf(path, -1, "is a folder, expected a file")
-	}
-	data, err := mapFile(f, st.Size())
-	if err != nil {
-		return nil, &Error{File: path, Offset: -1, Err: fmt.Errorf("cannot map the file: %v", err)}
-	}
-	return &File{Path: path, Size: st.Size(), data: data}, nil
-}
-
 func (c *Checkpoint) addTensor(t *Tensor) error {
 	if _, dup := c.byName[t.Name]; dup {
 		f := c.Files[t.File]
@@ -407,29 +499,101 @@ func (c *Checkpoint) addTensor(t *Tensor) error {
 	return nil
 }
 
-func (c *Checkpoint) addSafetensors(path string, opts Options) error {
-	f, err := mapPath(path)
-	if err != nil {
-		return err
+// parseSafetensors reads and parses the header of a safetensors file: one
+// read of the first SafetensorsFirstRead bytes, a second only for a longer
+// header (a local file's mapping is parsed in place).
+func parseSafetensors(path string, src source.Source, opts Options) (*File, error) {
+	f := &File{Path: path, Size: src.Size(), Src: src}
+	maxHeader := opts.MaxHeaderBytes
+	if maxHeader <= 0 {
+		maxHeader = safetensors.DefaultMaxHeaderBytes
 	}
-	c.Files = append(c.Files, f)
-	var sf *safetensors.File
-	err = guard(func() error {
-		var err error
-		sf, err = safetensors.Parse(f.data, safetensors.Options{MaxHeaderBytes: opts.MaxHeaderBytes})
+	err := guard(func() error {
+		b, err := source.SafetensorsPrefix(src, maxHeader)
+		if err != nil {
+			return err
+		}
+		f.Safetensors, err = safetensors.Parse(b, safetensors.Options{MaxHeaderBytes: opts.MaxHeaderBytes, Size: src.Size()})
 		return err
 	})
 	if err != nil {
-		return fileError(path, err)
+		return nil, readError(path, -1, err)
 	}
-	f.Safetensors = sf
-	idx := len(c.Files) - 1
-	for _, ti := range sf.Tensors {
-		t := &Tensor{Name: ti.Name, Type: ti.DType, Shape: ti.Shape, Bytes: ti.End - ti.Begin,
-			File: idx, Offset: sf.DataOffset + ti.Begin}
-		if err := c.addTensor(t); err != nil {
-			return err
+	return f, nil
+}
+
+// addSafetensorsSet opens and parses the safetensors files names of the
+// checkpoint's folder — their headers read in parallel — and adds their
+// tensors in order. first, when not nil, is names[0] already open. Errors
+// are the ones a reading in order would meet first: a file that is missing
+// or does not parse, or a tensor that an earlier file holds too.
+func (c *Checkpoint) addSafetensorsSet(names []string, opts Options, first source.Source) error {
+	return c.addSet(names, first, func(i int, path string, src source.Source) (*File, error) {
+		return parseSafetensors(path, src, opts)
+	}, func(i int, f *File) error {
+		idx := len(c.Files) - 1
+		sf := f.Safetensors
+		for _, ti := range sf.Tensors {
+			t := &Tensor{Name: ti.Name, Type: ti.DType, Shape: ti.Shape, Bytes: ti.End - ti.Begin,
+				File: idx, Offset: sf.DataOffset + ti.Begin}
+			if err := c.addTensor(t); err != nil {
+				return err
+			}
 		}
+		return nil
+	}, nil)
+}
+
+// addSet opens the files names of the checkpoint's folder (first, when not
+// nil, is names[0] already open), parses each with parse in parallel, then
+// appends them to c.Files and calls add for each in order, stopping at the
+// first error in that order. missing, when set, words the error for a file
+// that is not there.
+func (c *Checkpoint) addSet(names []string, first source.Source,
+	parse func(i int, path string, src source.Source) (*File, error),
+	add func(i int, f *File) error, missing func(i int, err error) error) error {
+	files := make([]*File, len(names))
+	errs := make([]error, len(names))
+	parallel := runtime.GOMAXPROCS(0)
+	if c.client != nil && c.Remote() {
+		parallel = c.client.Options().MaxConns
 	}
-	return nil
+	source.ForEach(len(names), parallel, func(i int) error {
+		path := c.dir.Path(names[i])
+		src := first
+		if i > 0 || src == nil {
+			if _, err := c.dir.Stat(names[i]); err != nil && missing != nil {
+				errs[i] = missing(i, err)
+				return nil
+			}
+			var err error
+			if src, err = c.dir.Open(names[i]); err != nil {
+				errs[i] = fileError(path, err)
+				return nil
+			}
+		}
+		f, err := parse(i, path, src)
+		if err != nil {
+			src.Close()
+			errs[i] = err
+			return nil
+		}
+		files[i] = f
+		return nil
+	})
+	var err error
+	for i := range names {
+		if err == nil && errs[i] != nil {
+			err = errs[i]
+		}
+		if err != nil {
+			if files[i] != nil {
+				files[i].Src.Close()
+			}
+			continue
+		}
+		c.Files = append(c.Files, files[i])
+		err = add(i, files[i])
+	}
+	return err
 }

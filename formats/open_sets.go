@@ -1,8 +1,8 @@
 package formats
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -10,29 +10,38 @@ import (
 	"strings"
 
 	"github.com/qkvdev/qkv/formats/gguf"
+	"github.com/qkvdev/qkv/formats/source"
 )
 
 // Checkpoints in several files: a sharded safetensors index and a split GGUF
 // set, presented as one set of tensors.
 
-func (c *Checkpoint) openIndex(path string, opts Options) error {
-	if err := regularFile(path); err != nil {
+func (c *Checkpoint) openIndex(name string, src source.Source, opts Options) error {
+	path := c.dir.Path(name)
+	if src.Size() > maxConfigBytes {
+		src.Close()
+		return errorf(path, -1, "%d bytes is more than the %d a JSON configuration file may have", src.Size(), int64(maxConfigBytes))
+	}
+	// The sniffed bytes are the start of the index: a remote index is not
+	// fetched twice.
+	var m map[string]any
+	err := guard(func() error {
+		b, err := src.Bytes(0, src.Size())
+		if err != nil {
+			return err
+		}
+		m, err = parseJSONObject(b)
 		return err
-	}
-	b, err := readLimited(path, maxConfigBytes)
+	})
+	src.Close()
 	if err != nil {
-		return &Error{File: path, Offset: -1, Err: describeOSError(err)}
-	}
-	m, err := parseJSONObject(b)
-	if err != nil {
-		return fileError(path, err)
+		return readError(path, -1, err)
 	}
 	wm, ok := m["weight_map"].(map[string]any)
 	if !ok {
 		return errorf(path, -1, "not a safetensors index: no \"weight_map\" object")
 	}
 	c.Format = FormatSafetensors
-	dir := filepath.Dir(path)
 	want := map[string]string{} // tensor -> shard
 	var shards []string
 	seen := map[string]bool{}
@@ -55,92 +64,140 @@ func (c *Checkpoint) openIndex(path string, opts Options) error {
 		}
 	}
 	sort.Strings(shards)
-	for _, s := range shards {
-		p := filepath.Join(dir, s)
-		if _, err := os.Stat(p); err != nil {
-			return errorf(path, -1, "shard %s is missing (%v)", s, describeOSError(err))
+	first := len(c.Files)
+	err = c.addSet(shards, nil, func(i int, p string, src source.Source) (*File, error) {
+		return parseSafetensors(p, src, opts)
+	}, func(i int, f *File) error {
+		idx := len(c.Files) - 1
+		sf := f.Safetensors
+		for _, ti := range sf.Tensors {
+			t := &Tensor{Name: ti.Name, Type: ti.DType, Shape: ti.Shape, Bytes: ti.End - ti.Begin,
+				File: idx, Offset: sf.DataOffset + ti.Begin}
+			if err := c.addTensor(t); err != nil {
+				return err
+			}
 		}
-		if err := c.addSafetensors(p, opts); err != nil {
-			return err
-		}
+		return nil
+	}, func(i int, err error) error {
+		return errorf(path, -1, "shard %s is missing (%v)", shards[i], describeSourceError(err))
+	})
+	if err != nil {
+		return err
+	}
+	shardOf := map[int]string{}
+	for i := range shards {
+		shardOf[first+i] = shards[i]
 	}
 	for name, shard := range want {
 		t := c.byName[name]
 		if t == nil {
 			return errorf(path, -1, "weight_map lists tensor %q in %s, but that shard does not hold it", name, shard)
 		}
-		if filepath.Base(c.Files[t.File].Path) != shard {
-			return errorf(path, -1, "weight_map puts tensor %q in %s, but it is in %s", name, shard, filepath.Base(c.Files[t.File].Path))
+		if got := shardOf[t.File]; got != shard {
+			return errorf(path, -1, "weight_map puts tensor %q in %s, but it is in %s", name, shard, got)
 		}
 	}
 	return nil
+}
+
+// describeSourceError is the cause of a Dir error, without the file name.
+func describeSourceError(err error) error {
+	var re *source.Error
+	if errors.As(err, &re) {
+		return oneLine{re.Err}
+	}
+	return err
 }
 
 var splitName = regexp.MustCompile(`^(.*)-(\d{5})-of-(\d{5})\.gguf$`)
 
-func (c *Checkpoint) openGGUF(path string) error {
-	base := filepath.Base(path)
-	parts := []string{path}
-	if m := splitName.FindStringSubmatch(base); m != nil {
+// openGGUF opens a GGUF file (src, named name) and, when its name is one of
+// a split set's, every part of the set, reading their headers in parallel.
+func (c *Checkpoint) openGGUF(name string, src source.Source) error {
+	path := c.dir.Path(name)
+	parts := []string{name}
+	var first source.Source = src
+	if m := splitName.FindStringSubmatch(name); m != nil {
 		count, _ := strconv.Atoi(m[3])
 		if count < 1 {
+			src.Close()
 			return errorf(path, -1, "split file name says 0 parts")
 		}
+		dir := ""
+		if i := strings.LastIndexAny(name, "/\\"); i >= 0 {
+			dir = name[:i+1]
+		}
+		self, _ := strconv.Atoi(m[2])
 		parts = parts[:0]
 		for i := 1; i <= count; i++ {
-			p := filepath.Join(filepath.Dir(path), fmt.Sprintf("%s-%05d-of-%05d.gguf", m[1], i, count))
-			if _, err := os.Stat(p); err != nil {
-				return errorf(path, -1, "part %d of %d of this split GGUF is missing: %s", i, count, filepath.Base(p))
+			p := dir + fmt.Sprintf("%s-%05d-of-%05d.gguf", m[1], i, count)
+			if _, err := c.dir.Stat(p); err != nil {
+				src.Close()
+				return errorf(path, -1, "part %d of %d of this split GGUF is missing: %s", i, count, p)
 			}
 			parts = append(parts, p)
 		}
-	}
-	for i, p := range parts {
-		if err := c.addGGUF(p, i, len(parts)); err != nil {
-			return err
+		if self != 1 {
+			// The part named is opened again in its place; the first part
+			// comes first.
+			src.Close()
+			first = nil
 		}
 	}
-	return nil
+	return c.addSet(parts, first, func(i int, p string, src source.Source) (*File, error) {
+		return parseGGUF(p, src)
+	}, func(i int, f *File) error {
+		gf := f.GGUF
+		if i > 0 && gf.BigEndian != c.Files[0].GGUF.BigEndian {
+			return errorf(f.Path, -1, "part %d has a different byte order from part 1", i+1)
+		}
+		if err := checkSplitPart(f.Path, gf, i, len(parts)); err != nil {
+			return err
+		}
+		idx := len(c.Files) - 1
+		for _, ti := range gf.Tensors {
+			shape := make([]int64, len(ti.Dims))
+			for i, d := range ti.Dims {
+				shape[len(ti.Dims)-1-i] = int64(d)
+			}
+			t := &Tensor{Name: ti.Name, Type: ti.Type, Shape: shape, Bytes: ti.Bytes,
+				File: idx, Offset: gf.DataOffset + int64(ti.Offset)}
+			if ti.FlatRun {
+				t.Note = noteFlatRun
+			}
+			if err := c.addTensor(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
 }
 
-func (c *Checkpoint) addGGUF(path string, part, parts int) error {
-	f, err := mapPath(path)
-	if err != nil {
-		return err
-	}
-	c.Files = append(c.Files, f)
-	var gf *gguf.File
-	err = guard(func() error {
-		var err error
-		gf, err = gguf.Parse(f.data, gguf.Options{})
+// parseGGUF reads and parses a GGUF header: a local file's mapping in
+// place, a remote file in a window that grows until the header fits.
+func parseGGUF(path string, src source.Source) (*File, error) {
+	f := &File{Path: path, Size: src.Size(), Src: src}
+	size := src.Size()
+	err := guard(func() error {
+		head, err := source.ReadPrefix(src, source.GGUFFirstRead, source.DefaultMaxGGUFHeader, source.GGUFGrowth, func(b []byte) error {
+			gf, err := gguf.Parse(b, gguf.Options{Size: size})
+			if errors.Is(err, gguf.ErrTruncated) {
+				return source.NeedMore(err)
+			}
+			f.GGUF = gf
+			return err
+		})
+		f.head = head
 		return err
 	})
 	if err != nil {
-		return fileError(path, err)
-	}
-	f.GGUF = gf
-	if part > 0 && gf.BigEndian != c.Files[0].GGUF.BigEndian {
-		return errorf(path, -1, "part %d has a different byte order from part 1", part+1)
-	}
-	if err := checkSplitPart(path, gf, part, parts); err != nil {
-		return err
-	}
-	idx := len(c.Files) - 1
-	for _, ti := range gf.Tensors {
-		shape := make([]int64, len(ti.Dims))
-		for i, d := range ti.Dims {
-			shape[len(ti.Dims)-1-i] = int64(d)
+		var ge *gguf.Error
+		if errors.Is(err, gguf.ErrTruncated) && errors.As(err, &ge) {
+			return nil, errorf(path, ge.Offset, "the GGUF header is longer than the %d bytes qkv reads for a header (%s)", int64(source.DefaultMaxGGUFHeader), ge.Msg)
 		}
-		t := &Tensor{Name: ti.Name, Type: ti.Type, Shape: shape, Bytes: ti.Bytes,
-			File: idx, Offset: gf.DataOffset + int64(ti.Offset)}
-		if ti.FlatRun {
-			t.Note = noteFlatRun
-		}
-		if err := c.addTensor(t); err != nil {
-			return err
-		}
+		return nil, readError(path, -1, err)
 	}
-	return nil
+	return f, nil
 }
 
 // checkSplitPart compares a part's split.* metadata with its place in the set.
@@ -172,7 +229,8 @@ func checkSplitPart(path string, gf *gguf.File, part, parts int) error {
 }
 
 // MetaArray decodes elements [start, start+n) of a GGUF metadata array of the
-// checkpoint's first file (lazy arrays are decoded only when asked for).
+// checkpoint's first file (lazy arrays are decoded only when asked for; a
+// remote file's header bytes are kept, so this reads nothing more).
 func (c *Checkpoint) MetaArray(kv *gguf.KV, start, n int) ([]any, error) {
 	f := c.Files[0]
 	if f.GGUF == nil {
@@ -180,12 +238,24 @@ func (c *Checkpoint) MetaArray(kv *gguf.KV, start, n int) ([]any, error) {
 	}
 	var out []any
 	err := guard(func() error {
-		var err error
-		out, err = f.GGUF.Array(f.data, kv, start, n)
+		off, size := kv.ArrayRange()
+		if off >= 0 && off+size <= int64(len(f.head)) {
+			var err error
+			out, err = f.GGUF.Array(f.head, kv, start, n)
+			return err
+		}
+		if f.Src == nil {
+			return errors.New("the checkpoint is closed")
+		}
+		b, err := f.Src.Bytes(off, size)
+		if err != nil {
+			return err
+		}
+		out, err = f.GGUF.ArrayAt(b, off, kv, start, n)
 		return err
 	})
 	if err != nil {
-		return nil, fileError(f.Path, err)
+		return nil, readError(f.Path, -1, err)
 	}
 	return out, nil
 }

@@ -514,16 +514,22 @@ func TestParseAccepts(t *testing.T) {
 			t.Errorf("got %s\nwant %s", strings.Join(got, "|"), want)
 		}
 	})
-	t.Run("truncated data allowed", func(t *testing.T) {
+	t.Run("header only, with the file's size", func(t *testing.T) {
 		w := &build{}
 		v3(w, 1, 0)
 		w.tensor("w", []uint64{1024}, 0, 0)
-		f, err := Parse(w.b, Options{AllowTruncatedData: true})
+		f, err := Parse(w.b, Options{Size: 64 + 4096})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.DataOffset != 64 || f.Size != int64(len(w.b)) || f.Tensors[0].Bytes != 4096 {
+		if f.DataOffset != 64 || f.Size != 64+4096 || f.Tensors[0].Bytes != 4096 {
 			t.Errorf("DataOffset %d Size %d Bytes %d", f.DataOffset, f.Size, f.Tensors[0].Bytes)
+		}
+		// The same header with a size one byte short is refused as a
+		// whole file of that size would be.
+		if _, err := Parse(w.b, Options{Size: 64 + 4095}); err == nil || errors.Is(err, ErrTruncated) ||
+			!strings.Contains(err.Error(), "runs past the end of the file (4159 bytes)") {
+			t.Errorf("short size: %v", err)
 		}
 	})
 	t.Run("no tensors, no padding", func(t *testing.T) {

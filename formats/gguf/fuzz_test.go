@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/qkvdev/qkv/formats/dtype"
@@ -43,6 +44,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkParse(t, data)
+		checkPrefixes(t, data)
 	})
 }
 
@@ -89,6 +91,52 @@ func checkParse(t *testing.T, data []byte) {
 	if err != nil || len(eager.KVs) != len(file.KVs) || len(eager.Tensors) != len(file.Tensors) {
 		t.Fatalf("eager parse differs: %v", err)
 	}
+	// Each array decodes from a window holding just its bytes.
+	for i := range file.KVs {
+		kv := &file.KVs[i]
+		if kv.Type != Array || kv.Count == 0 {
+			continue
+		}
+		off, n := kv.ArrayRange()
+		w := data[off : off+n]
+		a, err1 := file.ArrayAt(w, off, kv, int(kv.Count-1), 1)
+		b, err2 := file.Array(data, kv, int(kv.Count-1), 1)
+		if err1 != nil || err2 != nil || fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Fatalf("ArrayAt(%q): %v %v / %v %v", kv.Key, a, err1, b, err2)
+		}
+	}
+}
+
+// checkPrefixes asserts that a prefix of the file parsed with the file's
+// size gives either ErrTruncated or exactly what the whole file gives: a
+// header read over the network behaves as the local file does.
+func checkPrefixes(t *testing.T, data []byte) {
+	whole, werr := Parse(data, Options{LazyArrayMax: 2})
+	step := max(1, len(data)/300)
+	for n := 0; n < len(data); n += step {
+		f, err := Parse(data[:n], Options{LazyArrayMax: 2, Size: int64(len(data))})
+		switch {
+		case errors.Is(err, ErrTruncated):
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Offset < 0 || pe.Offset > int64(len(data)) {
+				t.Fatalf("prefix %d: truncation %v is not an *Error inside the file", n, err)
+			}
+		case err != nil:
+			if werr == nil || err.Error() != werr.Error() {
+				t.Fatalf("prefix %d of %d: %v, the whole file: %v", n, len(data), err, werr)
+			}
+		default:
+			if werr != nil {
+				t.Fatalf("prefix %d of %d parses, the whole file: %v", n, len(data), werr)
+			}
+			if fmt.Sprintf("%+v", f) != fmt.Sprintf("%+v", whole) {
+				t.Fatalf("prefix %d of %d parses differently:\n%+v\n%+v", n, len(data), f, whole)
+			}
+		}
+	}
+	if errors.Is(werr, ErrTruncated) {
+		t.Fatalf("the whole file gives a truncation: %v", werr)
+	}
 }
 
 // TestFuzzSeeds runs the fuzz body on the seeds and on every truncation and
@@ -97,6 +145,7 @@ func TestFuzzSeeds(t *testing.T) {
 	seeds := fuzzSeeds(t)
 	for _, s := range seeds {
 		checkParse(t, s)
+		checkPrefixes(t, s)
 	}
 	for _, s := range seeds[:6] {
 		for n := 0; n < len(s); n++ {
@@ -109,6 +158,9 @@ func TestFuzzSeeds(t *testing.T) {
 			old := s[i]
 			s[i] = v
 			checkParse(t, s)
+			if i%16 == 0 {
+				checkPrefixes(t, s)
+			}
 			s[i] = old
 		}
 	}

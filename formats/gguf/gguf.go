@@ -24,6 +24,7 @@ package gguf
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -37,9 +38,21 @@ import (
 type Error struct {
 	Offset int64
 	Msg    string
+
+	truncated bool // the bytes given end before the file does (ErrTruncated)
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("at byte %d: %s", e.Offset, e.Msg) }
+
+// Is makes errors.Is(err, ErrTruncated) hold for a parse that ran out of
+// the bytes it was given before the file's end.
+func (e *Error) Is(target error) bool { return e.truncated && target == ErrTruncated }
+
+// ErrTruncated: Parse (or Array) needs bytes beyond the data it was given
+// but within Options.Size — the header continues past the prefix read so
+// far; a longer prefix may parse. The error is an *Error that says which
+// field was being read.
+var ErrTruncated = errors.New("the data given ends before the header does")
 
 func errorf(off int64, format string, args ...any) *Error {
 	return &Error{Offset: off, Msg: fmt.Sprintf(format, args...)}
@@ -77,6 +90,7 @@ type KV struct {
 	Count       uint64    // arrays: element count; scalars: 1
 	Offset      int64     // file offset of this key/value record (its key length)
 	ValueOffset int64     // file offset of the value (for arrays: of the element type field)
+	End         int64     // file offset just after the value
 	// Value holds scalars as uint8, int8, uint16, int16, uint32, int32,
 	// float32, bool, string, uint64, int64 or float64. Arrays that hold at
 	// most Options.LazyArrayMax elements in all (nested arrays' elements
@@ -125,7 +139,7 @@ type File struct {
 	Tensors    []TensorInfo // in file order
 	Alignment  uint64       // general.alignment, or 32
 	DataOffset int64        // absolute file offset where tensor data starts (aligned)
-	Size       int64        // len(data)
+	Size       int64        // the file's size (Options.Size, or len(data))
 
 	keys  map[string]int // key -> index in KVs
 	names map[string]int // tensor name -> index in Tensors
@@ -137,9 +151,12 @@ type Options struct {
 	// elements included) are validated and skipped instead of decoded.
 	// 0 means DefaultLazyArrayMax; negative means every array is lazy.
 	LazyArrayMax int
-	// AllowTruncatedData skips the check that every tensor's bytes lie inside
-	// data, for callers that parse a header without the whole file.
-	AllowTruncatedData bool
+	// Size is the file's size when data is only its beginning (a header
+	// read over the network); 0 means len(data). Every bound — counts,
+	// lengths, tensor extents, File.Size — is checked against it as strictly
+	// as against a whole file; a field that lies past len(data) but inside
+	// Size gives an error matching ErrTruncated.
+	Size int64
 }
 
 // Lookup returns the key/value pair with the given key. Parse builds an
@@ -216,20 +233,34 @@ func (w what) String() string {
 	return s
 }
 
-// decoder reads fields of one byte order and version from data.
+// decoder reads fields of one byte order and version from data, the first
+// len(data) bytes of a file of size bytes. Bounds are checked against size;
+// a field inside size but past len(data) is a truncation (ErrTruncated).
+// off never exceeds size, but may exceed len(data) (a skipped array).
 type decoder struct {
 	data []byte
+	size int
 	off  int
 	be   bool
 	v1   bool // lengths, counts and ne are u32
 }
 
-func (d *decoder) remaining() int { return len(d.data) - d.off }
+func (d *decoder) remaining() int { return d.size - d.off }
 
 // need fails unless n more bytes are available.
 func (d *decoder) need(n int, w what) error {
-	if n > len(d.data)-d.off {
+	if n > d.size-d.off {
 		return errorf(int64(d.off), "unexpected end of file reading %s: need %d bytes, %d remain", w, n, d.remaining())
+	}
+	return d.present(d.off, n, w)
+}
+
+// present fails with a truncation unless bytes [at, at+n) are in data.
+func (d *decoder) present(at, n int, w what) error {
+	if n > len(d.data)-at {
+		e := errorf(int64(at), "the header continues past the %d bytes read: %s needs bytes [%d, %d)", len(d.data), w, at, at+n)
+		e.truncated = true
+		return e
 	}
 	return nil
 }
@@ -313,6 +344,9 @@ func (d *decoder) str(w what) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := d.present(s, e-s, w); err != nil {
+		return "", err
+	}
 	return string(d.data[s:e]), nil
 }
 
@@ -323,7 +357,17 @@ func Parse(data []byte, opts Options) (*File, error) {
 	if lazyMax == 0 {
 		lazyMax = DefaultLazyArrayMax
 	}
-	p := &parser{d: decoder{data: data}, lazyMax: lazyMax}
+	size := int64(len(data))
+	if opts.Size > 0 {
+		if opts.Size < size {
+			data = data[:opts.Size]
+		}
+		size = opts.Size
+	}
+	if int64(int(size)) != size {
+		return nil, errorf(0, "file of %d bytes is too large for this platform", size)
+	}
+	p := &parser{d: decoder{data: data, size: int(size)}, lazyMax: lazyMax}
 	f, err := p.parse(opts)
 	if err != nil {
 		return nil, err
@@ -352,7 +396,7 @@ func (p *parser) parse(opts Options) (*File, error) {
 	if err := d.need(4, what{format: "version"}); err != nil {
 		return nil, err
 	}
-	f := &File{Size: int64(len(d.data))}
+	f := &File{Size: int64(d.size)}
 	// The version is written in the file's byte order, so a big-endian
 	// version 3 reads as 0x03000000 little-endian.
 	le := binary.LittleEndian.Uint32(d.data[4:])
@@ -450,7 +494,7 @@ func (p *parser) parse(opts Options) (*File, error) {
 	}
 	f.DataOffset = int64(start)
 
-	if err := checkTensorData(f, opts); err != nil {
+	if err := checkTensorData(f); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -481,6 +525,7 @@ func (p *parser) parseKV(i uint64) (KV, error) {
 			return kv, err
 		}
 		kv.Value = v
+		kv.End = int64(d.off)
 		return kv, nil
 	}
 
@@ -498,10 +543,12 @@ func (p *parser) parseKV(i uint64) (KV, error) {
 		}
 		d.off = after
 		kv.Value = v
+		kv.End = int64(d.off)
 		return kv, nil
 	}
 	kv.Lazy = true
 	kv.checkpoints, p.checkpoints = p.checkpoints, nil
+	kv.End = int64(d.off)
 	return kv, nil
 }
 
@@ -634,7 +681,7 @@ func (p *parser) skipArray(depth int) (ValueType, uint64, uint64, error) {
 // returns the offset of every checkpointEvery-th string.
 func (p *parser) skipStrings(count uint64, record bool) ([]int64, error) {
 	d := &p.d
-	data, off, ls, be := d.data, d.off, d.lenSize(), d.be
+	data, size, off, ls, be := d.data, d.size, d.off, d.lenSize(), d.be
 	var cps []int64
 	if record {
 		cps = make([]int64, 0, count/checkpointEvery+1)
@@ -647,6 +694,7 @@ func (p *parser) skipStrings(count uint64, record bool) ([]int64, error) {
 			d.off = off
 			return nil, d.need(ls, what{format: "length of element %d of key %q", i: int64(i), hasI: true, s: p.key, hasS: true})
 		}
+		// (need fails either way: past size, or past the bytes given.)
 		var n uint64
 		if ls == 8 {
 			n = binary.LittleEndian.Uint64(data[off:])
@@ -660,8 +708,8 @@ func (p *parser) skipStrings(count uint64, record bool) ([]int64, error) {
 			}
 			n = uint64(v)
 		}
-		if n > uint64(len(data)-off-ls) {
-			return nil, errorf(int64(off), "element %d of key %q: string length %d exceeds the %d bytes remaining", i, p.key, n, len(data)-off-ls)
+		if n > uint64(size-off-ls) {
+			return nil, errorf(int64(off), "element %d of key %q: string length %d exceeds the %d bytes remaining", i, p.key, n, size-off-ls)
 		}
 		off += ls + int(n)
 	}
@@ -767,7 +815,7 @@ func (p *parser) parseTensorInfo(i uint64) (TensorInfo, error) {
 
 // checkTensorData checks each tensor's offset against the alignment and the
 // file's end, and that no two tensors' bytes overlap.
-func checkTensorData(f *File, opts Options) error {
+func checkTensorData(f *File) error {
 	room := uint64(0) // bytes from DataOffset to the end of the file
 	if f.Size > f.DataOffset {
 		room = uint64(f.Size - f.DataOffset)
@@ -779,9 +827,6 @@ func checkTensorData(f *File, opts Options) error {
 		}
 		if t.Offset > math.MaxInt64-uint64(f.DataOffset) || (t.Bytes >= 0 && uint64(t.Bytes) > math.MaxInt64-uint64(f.DataOffset)-t.Offset) {
 			return errorf(t.offsetOffset, "tensor %q: data offset %d overflows the file offset", t.Name, t.Offset)
-		}
-		if opts.AllowTruncatedData {
-			continue
 		}
 		start := f.DataOffset + int64(t.Offset)
 		if t.Bytes < 0 {

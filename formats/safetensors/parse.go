@@ -43,8 +43,17 @@ func Parse(data []byte, opts Options) (*File, error) {
 		limit = DefaultMaxHeaderBytes
 	}
 	size := int64(len(data))
+	if opts.Size > 0 {
+		if opts.Size < size {
+			data = data[:opts.Size]
+		}
+		size = opts.Size
+	}
 	if size < 8 {
 		return nil, &Error{Offset: 0, Msg: fmt.Sprintf("file is %d bytes, too short for the 8-byte header length", size)}
+	}
+	if len(data) < 8 {
+		return nil, &Error{Offset: int64(len(data)), Msg: fmt.Sprintf("only the first %d bytes of the file were read, fewer than the 8-byte header length", len(data))}
 	}
 	n := binary.LittleEndian.Uint64(data)
 	if n == 0 {
@@ -55,6 +64,9 @@ func Parse(data []byte, opts Options) (*File, error) {
 	}
 	if n > uint64(size-8) {
 		return nil, &Error{Offset: 0, Msg: fmt.Sprintf("header length %d runs past the end of the file (%d bytes)", n, size)}
+	}
+	if n > uint64(len(data)-8) {
+		return nil, &Error{Offset: int64(len(data)), Msg: fmt.Sprintf("only the first %d bytes of the %d-byte header were read", max(len(data)-8, 0), n)}
 	}
 	hdr := data[8 : 8+n]
 	if !utf8.Valid(hdr) {

@@ -54,7 +54,7 @@ type File struct {
 	DataOffset int64       // 8 + HeaderLen: where the data buffer starts in the file
 	Metadata   [][2]string // __metadata__ entries in header order (key, value); nil when absent
 	Tensors    []TensorInfo
-	Size       int64 // len(data): the whole file
+	Size       int64 // the file's size (Options.Size, or len(data))
 }
 
 // Tensor returns the tensor with the given name.
@@ -93,6 +93,11 @@ type Options struct {
 	// MaxHeaderBytes is the largest header accepted; 0 (or less) means
 	// DefaultMaxHeaderBytes.
 	MaxHeaderBytes int64
+	// Size is the file's size when data is only its beginning (a header
+	// read over the network): data must then hold the whole header (8 +
+	// HeaderLen bytes). 0 means len(data). The header-length, layout and
+	// File.Size checks use it as they use the size of a whole file.
+	Size int64
 }
 
 // Error is a problem found in a safetensors file: what is wrong, the tensor

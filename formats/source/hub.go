@@ -162,6 +162,27 @@ func (d *hubDir) List() ([]FileInfo, error) {
 	return out, nil
 }
 
+// ListAll is like List but also returns the files a checkpoint does not
+// need (pytorch_model.bin, ONNX and TensorFlow weights, …), for messages
+// about folders that hold no checkpoint qkv reads.
+func ListAll(d Dir) ([]FileInfo, error) {
+	hd, ok := d.(*hubDir)
+	if !ok {
+		return d.List()
+	}
+	var out []FileInfo
+	for p, fi := range hd.repo.Files {
+		rest, ok := strings.CutPrefix(p, hd.prefix)
+		if !ok || strings.Contains(rest, "/") {
+			continue
+		}
+		fi.Name = rest
+		out = append(out, fi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
 func (d *hubDir) Stat(name string) (FileInfo, error) {
 	fi, ok := d.repo.Files[d.prefix+name]
 	if !ok || validRepoPath(d.prefix+name) != nil {

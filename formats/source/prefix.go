@@ -44,7 +44,7 @@ func NeedMore(err error) error { return &needMore{err} }
 // see exactly what they see today.
 func ReadPrefix(src Source, first, max int64, growth int, parse func(prefix []byte) error) ([]byte, error) {
 	size := src.Size()
-	if l, ok := src.(*Local); ok {
+	if l, ok := src.(*Local); ok && l.Mapped() {
 		data := l.Data()
 		return data, unwrapNeedMore(parse(data))
 	}
@@ -109,7 +109,7 @@ func max64(a, b int64) int64 {
 // fetched: the prefix is returned as it is, for the parser to report. A
 // mapped local file is returned whole, without copying.
 func SafetensorsPrefix(src Source, maxHeader int64) ([]byte, error) {
-	if l, ok := src.(*Local); ok {
+	if l, ok := src.(*Local); ok && l.Mapped() {
 		return l.Data(), nil
 	}
 	if maxHeader <= 0 {

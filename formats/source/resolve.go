@@ -270,19 +270,27 @@ func (c *Client) Resolve(ctx context.Context, input string) (*Target, error) {
 		return nil, &Error{Name: input, Err: err}
 	}
 	if !remote {
-		st, err := os.Stat(input)
-		if err == nil && st.IsDir() {
-			return &Target{Input: input, Kind: KindLocal, Dir: NewLocalDir(input)}, nil
-		}
-		// The file keeps the name it was given in messages ("./m.gguf").
-		file := filepath.Base(input)
-		d := &LocalDir{dir: filepath.Dir(input), given: map[string]string{file: input}}
-		return &Target{Input: input, Kind: KindLocal, Dir: d, File: file}, nil
+		return ResolveLocal(input), nil
 	}
 	if !r.hub {
 		return c.resolveURL(ctx, input, r.u)
 	}
 	return c.resolveHub(ctx, input, r)
+}
+
+// ResolveLocal is Resolve for an input that names a local path (which
+// needs no Client): a folder, or a file of its folder. Nothing is checked:
+// a path that does not exist gives a Target whose file's Stat fails with
+// fs.ErrNotExist.
+func ResolveLocal(input string) *Target {
+	st, err := os.Stat(input)
+	if err == nil && st.IsDir() {
+		return &Target{Input: input, Kind: KindLocal, Dir: NewLocalDir(input)}
+	}
+	// The file keeps the name it was given in messages ("./m.gguf").
+	file := filepath.Base(input)
+	d := &LocalDir{dir: filepath.Dir(input), given: map[string]string{file: input}}
+	return &Target{Input: input, Kind: KindLocal, Dir: d, File: file}
 }
 
 func (c *Client) resolveHub(ctx context.Context, input string, r ref) (*Target, error) {

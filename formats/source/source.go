@@ -9,8 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"golang.org/x/sys/unix"
+	"unsafe"
 )
 
 // Source is one file of a checkpoint, local or remote.
@@ -117,11 +116,14 @@ func checkRange(name string, off, n, size int64) error {
 	return nil
 }
 
-// Local is a local file, memory-mapped read-only.
+// Local is a local file, memory-mapped read-only (on platforms without a
+// mapping, read with ReadAt: see Mapped).
 type Local struct {
 	name string
 	f    *os.File
-	data []byte
+	size int64
+	data []byte // the mapping; nil when unmapped
+	m    mapping
 }
 
 // OpenLocal opens and maps a local file read-only. Anything but a regular
@@ -143,18 +145,25 @@ func OpenLocal(path string) (*Local, error) {
 		f.Close()
 		return nil, errorf(path, "is not a regular file but %s", fileKind(st.Mode()))
 	}
-	data, err := mapFile(f, st.Size())
-	if err != nil {
+	l := &Local{name: path, f: f, size: st.Size()}
+	if err := l.m.mapFile(f, st.Size()); err != nil {
 		f.Close()
 		return nil, errorf(path, "cannot map the file: %v", err)
 	}
-	return &Local{name: path, f: f, data: data}, nil
+	l.data = l.m.data
+	return l, nil
 }
 
 func (l *Local) Name() string { return l.name }
-func (l *Local) Size() int64  { return int64(len(l.data)) }
+func (l *Local) Size() int64  { return l.size }
 
-// Data returns the whole mapped file (read-only; see Source.Bytes).
+// Mapped reports whether the file is memory-mapped: Data is the whole file
+// and Bytes is zero-copy. Where the platform has no mapping it is read
+// with ReadAt, and Bytes copies.
+func (l *Local) Mapped() bool { return l.data != nil || l.size == 0 }
+
+// Data returns the whole mapped file (read-only; see Source.Bytes), nil
+// when the file is not mapped.
 func (l *Local) Data() []byte { return l.data }
 
 // File returns the open file, for sequential reads that should not go
@@ -169,29 +178,59 @@ func (l *Local) Bytes(off, n int64) ([]byte, error) {
 	if err := checkRange(l.name, off, n, l.Size()); err != nil {
 		return nil, err
 	}
-	return l.data[off : off+n : off+n], nil
+	if l.Mapped() {
+		if l.data == nil {
+			return []byte{}, nil
+		}
+		return l.data[off : off+n : off+n], nil
+	}
+	if int64(int(n)) != n {
+		return nil, errorf(l.name, "a read of %d bytes is too large", n)
+	}
+	b := make([]byte, n)
+	if _, err := l.f.ReadAt(b, off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errorf(l.name, "the file changed while it was read (it is shorter than when it was opened)")
+		}
+		return nil, &Error{Name: l.name, Err: describeOSError(err)}
+	}
+	return b, nil
 }
 
-func (l *Local) Close() error {
-	var err error
-	if len(l.data) > 0 {
-		err = unix.Munmap(l.data)
+// Release tells the kernel that this process is done with b, bytes Bytes
+// returned, for now: the whole pages inside b leave the resident set (they
+// stay in the page cache, and a later read maps them again), so that a
+// long scan of a file larger than memory keeps its RSS bounded. The mapping
+// is shared and read-only, so dropping its pages loses nothing. Nothing
+// happens unless b lies inside this file's mapping; it is advice, errors
+// are ignored.
+func (l *Local) Release(b []byte) {
+	if len(b) == 0 || len(l.data) == 0 {
+		return
 	}
+	start, base := addr(b), addr(l.data)
+	if start < base || start+uintptr(len(b)) > base+uintptr(len(l.data)) {
+		return
+	}
+	page := uintptr(os.Getpagesize())
+	first := (start + page - 1) &^ (page - 1)
+	end := (start + uintptr(len(b))) &^ (page - 1)
+	if end <= first {
+		return
+	}
+	lo := int(first - start)
+	l.m.release(b[lo : lo+int(end-first)])
+}
+
+func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
+func (l *Local) Close() error {
+	err := l.m.unmap()
 	l.data = nil
 	if cerr := l.f.Close(); err == nil {
 		err = cerr
 	}
 	return err
-}
-
-func mapFile(f *os.File, size int64) ([]byte, error) {
-	if size == 0 {
-		return []byte{}, nil
-	}
-	if int64(int(size)) != size {
-		return nil, fmt.Errorf("file of %d bytes is too large to map", size)
-	}
-	return unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
 }
 
 func describeOSError(err error) error {

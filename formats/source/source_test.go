@@ -146,16 +146,16 @@ func TestLocal(t *testing.T) {
 	}
 }
 
-// ggufParse parses a prefix of a GGUF file the way formats will: the
-// header's own checks against the bytes present, tensor extents against the
-// real size; an error on a prefix shorter than the file asks for more.
+// ggufParse parses a prefix of a GGUF file the way formats does: every
+// bound against the real size; a header that continues past the prefix
+// (gguf.ErrTruncated) asks for more.
 func ggufParse(size int64, out **gguf.File) func([]byte) error {
 	return func(b []byte) error {
-		f, err := gguf.Parse(b, gguf.Options{AllowTruncatedData: true})
+		f, err := gguf.Parse(b, gguf.Options{Size: size})
+		if errors.Is(err, gguf.ErrTruncated) {
+			return NeedMore(err)
+		}
 		if err != nil {
-			if int64(len(b)) < size {
-				return NeedMore(err)
-			}
 			return err
 		}
 		*out = f
@@ -379,5 +379,33 @@ func TestHostileOverHTTP(t *testing.T) {
 	}
 	if n < 40 {
 		t.Errorf("only %d hostile files served", n)
+	}
+}
+
+// TestReleaseOnlyMapping: Local.Release advises only on bytes of its own
+// mapping (DONTNEED on heap memory would zero it), and released pages of
+// the mapping read back unchanged.
+func TestReleaseOnlyMapping(t *testing.T) {
+	p := repoDir("testdata", "tiny-llama-sharded", "model-00002-of-00002.safetensors")
+	truth := readFile(t, p)
+	src, err := OpenLocal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	heap := make([]byte, 1<<16)
+	for i := range heap {
+		heap[i] = 1
+	}
+	src.Release(heap)
+	for i, b := range heap {
+		if b != 1 {
+			t.Fatalf("byte %d of heap memory changed to %d after Release", i, b)
+		}
+	}
+	all, _ := src.Bytes(0, src.Size())
+	src.Release(all)
+	if !bytes.Equal(all, truth) {
+		t.Fatal("the mapping reads differently after Release")
 	}
 }

@@ -3,6 +3,7 @@ package formats
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -100,8 +101,12 @@ func (c *Checkpoint) openIndex(name string, src source.Source, opts Options) err
 	return nil
 }
 
-// describeSourceError is the cause of a Dir error, without the file name.
+// describeSourceError is the cause of a Dir error, without the file name:
+// an absent file is "no such file or folder" wherever it is looked for.
 func describeSourceError(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return errors.New("no such file or folder")
+	}
 	var re *source.Error
 	if errors.As(err, &re) {
 		return oneLine{re.Err}

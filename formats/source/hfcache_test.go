@@ -2,11 +2,7 @@ package source
 
 import (
 	"context"
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,54 +11,11 @@ import (
 	"github.com/qkvdev/qkv/formats/source/hubtest"
 )
 
-// makeHFCache lays out files as huggingface_hub does in its cache:
-// blobs named by SHA-256 (weights) or git blob id (small files), a
-// snapshot of relative symbolic links, and refs/main. It returns the cache
-// folder and the commit.
+// makeHFCache lays out srcDir's files as huggingface_hub does in its
+// cache (see hubtest.WriteHFCache).
 func makeHFCache(t *testing.T, repo, srcDir string, skip ...string) (string, string) {
 	t.Helper()
-	cache := t.TempDir()
-	root := filepath.Join(cache, "models--"+strings.ReplaceAll(repo, "/", "--"))
-	commit := fmt.Sprintf("%040x", 0xc0ffee)
-	snap := filepath.Join(root, "snapshots", commit)
-	for _, d := range []string{filepath.Join(root, "blobs"), filepath.Join(root, "refs"), snap} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	entries, err := os.ReadDir(srcDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-outer:
-	for _, e := range entries {
-		for _, s := range skip {
-			if e.Name() == s {
-				continue outer
-			}
-		}
-		b := readFile(t, filepath.Join(srcDir, e.Name()))
-		var id string
-		if strings.HasSuffix(e.Name(), ".safetensors") || strings.HasSuffix(e.Name(), ".gguf") {
-			s := sha256.Sum256(b)
-			id = hex.EncodeToString(s[:])
-		} else {
-			g := sha1.New()
-			fmt.Fprintf(g, "blob %d\x00", len(b))
-			g.Write(b)
-			id = hex.EncodeToString(g.Sum(nil))
-		}
-		if err := os.WriteFile(filepath.Join(root, "blobs", id), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(filepath.Join("..", "..", "blobs", id), filepath.Join(snap, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(root, "refs", "main"), []byte(commit), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return cache, commit
+	return hubtest.WriteHFCache(t, t.TempDir(), repo, srcDir, skip...)
 }
 
 func TestHFCacheFirst(t *testing.T) {

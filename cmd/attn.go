@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -18,39 +19,64 @@ import (
 	"github.com/qkvdev/qkv/internal/outfile"
 )
 
-func init() { extraCommands = append(extraCommands, newAttnCmd) }
-
-type attnFlags struct {
-	mf       modelFlags
-	layer    int
-	all      bool
-	random   int
-	scale    float64
-	seed     uint64
-	tokens   string
-	input    string
-	norm     string
-	causal   string
-	heads    string
-	asJSON   bool
-	patterns bool
-	out      string
-	// changed reports whether a flag was given (zero values are defaults).
-	changed func(name string) bool
+// AttnInput is where attn's input x comes from: exactly one of Random
+// (T rows), Tokens or File is set.
+type AttnInput struct {
+	Random int     // T rows of seeded standard normal values × Scale
+	Seed   uint64  // of Random
+	Scale  float64 // of Random
+	Tokens []int   // token ids: the embedding rows the first layer receives
+	File   string  // a safetensors file holding Tensor, [T, d_model]
+	Tensor string
 }
 
-func newAttnCmd(s *Streams) *cobra.Command {
-	var f attnFlags
+// AttnOptions are the options of qkv attn, resolved: the input chosen,
+// the norm and mask decided.
+type AttnOptions struct {
+	IO       *Streams
+	Model    ModelInput
+	Layer    int
+	All      bool
+	Input    AttnInput
+	Norm     bool  // apply the layer's pre-attention norm
+	Causal   *bool // nil: the architecture's
+	Heads    []int // heads to draw; nil: every head
+	JSON     bool
+	Patterns bool   // every head's T×T probabilities in the JSON
+	Out      string // "": no arrays written
+}
+
+// NewCmdAttn builds qkv attn; runF (nil: attnRun) does the work.
+func NewCmdAttn(s *Streams, runF func(context.Context, *AttnOptions) error) *cobra.Command {
+	opts := &AttnOptions{IO: s}
+	var (
+		mf     modelFlags
+		tokens string
+		input  string
+		norm   string
+		causal string
+		heads  string
+	)
 	c := &cobra.Command{
 		Use:   "attn PATH [--layer N | --all] [--random T | --tokens IDS | --input FILE]",
 		Short: "Rerun attention on sample inputs and show each head's pattern",
 		Long: `Rerun one layer's attention (or, with --all, every layer's, each on the same
-input) from the weights alone: optional pre-attention norm, Q/K/V with biases,
-RoPE (Hugging Face rotate_half) or ALiBi as the architecture defines it,
-GQA/MQA head sharing, causal mask for decoders, softmax(QKᵀ/√head_dim)V and
-the output projection. Shows a heatmap of each head's T×T pattern and, per
-head: entropy (nats), mean max probability, sink mass (attention to position
-0), previous-token score, diagonal score and the largest pre-softmax logit.
+input) from the weights alone, as the architecture defines it: the optional
+pre-attention norm; Q/K/V with biases; Q/K norms (per head or over the whole
+projection, Gemma's 1 + w); RoPE (Hugging Face rotate_half, or the model's own
+interleaved pairs) with rope scaling (linear, dynamic, YaRN, LongRoPE,
+Llama 3) and per-layer bases, or ALiBi; GQA/MQA head sharing; the causal mask
+for decoders and sliding or chunked windows on the layers that have them; the
+score scale the model uses; logit softcapping; attention sinks; exact
+multi-head latent attention (MLA) from its factors; softmax and the output
+projection. Shows a heatmap of each head's T×T pattern and, per head: entropy
+(nats), mean max probability, sink mass (attention to position 0),
+previous-token score, diagonal score and the largest pre-softmax logit.
+
+A model with a setting qkv does not implement is refused (exit 3), naming
+it; where the file does not say something qkv needs (a GGUF without gemma3's
+query_pre_attn_scalar or sliding pattern), qkv follows llama.cpp and warns
+on stderr.
 
 Inputs: --random T (seeded standard normal × --scale; Go's PCG, not torch's),
 --tokens 1,15,2 (the embedding rows the first layer receives, with learned
@@ -60,27 +86,95 @@ name "x"). The pre-norm is on by default for --tokens, off otherwise.`,
 		Example: `  qkv attn testdata/tiny-llama --tokens 1,5,9,12,7 
   qkv attn model.gguf --all --random 16 --seed 7 --json
   qkv attn ./gpt2 --layer 3 --tokens 464,3290,318 --heads 0,5 --out attn.safetensors`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f.changed = cmd.Flags().Changed
-			return runAttn(s, args[0], &f)
+		Args:    exactArgs(1),
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
+			changed := c.Flags().Changed
+			in := &opts.Input
+			nInputs := 0
+			for _, flag := range []string{"random", "tokens", "input"} {
+				if changed(flag) {
+					nInputs++
+				}
+			}
+			if nInputs > 1 {
+				return usageError("give one input: --random, --tokens or --input")
+			}
+			if changed("random") && in.Random < 1 {
+				return usageError("--random must be at least 1, not %d", in.Random)
+			}
+			if math.IsNaN(in.Scale) || math.IsInf(in.Scale, 0) || in.Scale <= 0 {
+				return usageError("--scale must be a positive finite number, not %s", strconv.FormatFloat(in.Scale, 'g', -1, 64))
+			}
+			if changed("input") {
+				if err := checkInputFile(input); err != nil {
+					return err
+				}
+				in.File, in.Tensor = splitInput(input)
+			}
+			if opts.Out != "" {
+				if outfile.IsStdout(opts.Out) {
+					return usageError("--out %s: standard output carries attn's report; name a file to write", opts.Out)
+				}
+				if err := checkOutput("--out", opts.Out); err != nil {
+					return err
+				}
+			}
+			if nInputs == 0 {
+				in.Random = 8
+			}
+			switch norm {
+			case "on":
+				opts.Norm = true
+			case "off":
+			case "auto":
+				opts.Norm = tokens != ""
+			default:
+				return usageError("--norm must be on, off or auto")
+			}
+			switch causal {
+			case "auto":
+			case "true", "false":
+				v := causal == "true"
+				opts.Causal = &v
+			default:
+				return usageError("--causal must be true, false or auto")
+			}
+			if heads != "" {
+				var err error
+				if opts.Heads, err = parseInts("--heads", heads); err != nil {
+					return err
+				}
+			}
+			if tokens != "" {
+				var err error
+				if in.Tokens, err = parseInts("--tokens", tokens); err != nil {
+					return err
+				}
+			}
+			m, err := mf.resolve(args[0])
+			if err != nil {
+				return err
+			}
+			opts.Model = m
+			return runOr(c, runF, attnRun, opts)
 		},
 	}
-	f.mf.add(c)
+	mf.add(c)
 	fl := c.Flags()
-	fl.IntVar(&f.layer, "layer", 0, "the layer to rerun")
-	fl.BoolVar(&f.all, "all", false, "rerun every layer, each on the same input")
-	fl.IntVar(&f.random, "random", 0, "input: T rows of seeded standard normal values")
-	fl.Float64Var(&f.scale, "scale", 1, "standard deviation of --random values")
-	fl.Uint64Var(&f.seed, "seed", 0, "seed of --random")
-	fl.StringVar(&f.tokens, "tokens", "", "input: comma-separated token ids")
-	fl.StringVar(&f.input, "input", "", "input: FILE.safetensors[:TENSOR] holding a [T, d_model] tensor (default TENSOR x)")
-	fl.StringVar(&f.norm, "norm", "auto", "pre-attention norm: on, off, or auto (on for --tokens)")
-	fl.StringVar(&f.causal, "causal", "auto", "causal mask: true, false, or auto (the architecture's)")
-	fl.StringVar(&f.heads, "heads", "", "heads to draw, e.g. 0,3 (default all)")
-	fl.BoolVar(&f.asJSON, "json", false, "print one JSON document (schema qkv.attn/v1)")
-	fl.BoolVar(&f.patterns, "patterns", false, "include every head's T×T probabilities in the JSON")
-	fl.StringVarP(&f.out, "out", "o", "", "write layers.{i}.probs [heads, T, T], layers.{i}.out [T, d_model] and x to this safetensors file")
+	fl.IntVar(&opts.Layer, "layer", 0, "the layer to rerun")
+	fl.BoolVar(&opts.All, "all", false, "rerun every layer, each on the same input")
+	fl.IntVar(&opts.Input.Random, "random", 0, "input: T rows of seeded standard normal values")
+	fl.Float64Var(&opts.Input.Scale, "scale", 1, "standard deviation of --random values")
+	fl.Uint64Var(&opts.Input.Seed, "seed", 0, "seed of --random")
+	fl.StringVar(&tokens, "tokens", "", "input: comma-separated token ids")
+	fl.StringVar(&input, "input", "", "input: FILE.safetensors[:TENSOR] holding a [T, d_model] tensor (default TENSOR x)")
+	fl.StringVar(&norm, "norm", "auto", "pre-attention norm: on, off, or auto (on for --tokens)")
+	fl.StringVar(&causal, "causal", "auto", "causal mask: true, false, or auto (the architecture's)")
+	fl.StringVar(&heads, "heads", "", "heads to draw, e.g. 0,3 (default all)")
+	fl.BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.attn/v1)")
+	fl.BoolVar(&opts.Patterns, "patterns", false, "include every head's T×T probabilities in the JSON")
+	fl.StringVarP(&opts.Out, "out", "o", "", "write layers.{i}.probs [heads, T, T], layers.{i}.out [T, d_model] and x to this safetensors file")
 	return c
 }
 
@@ -103,78 +197,11 @@ func parseInts(flag, spec string) ([]int, error) {
 	return out, nil
 }
 
-func runAttn(s *Streams, path string, f *attnFlags) error {
-	if f.changed == nil { // called without cobra: a flag is given when it is not zero
-		f.changed = func(name string) bool {
-			switch name {
-			case "random":
-				return f.random != 0
-			case "tokens":
-				return f.tokens != ""
-			case "input":
-				return f.input != ""
-			}
-			return false
-		}
-	}
-	nInputs := 0
-	for _, flag := range []string{"random", "tokens", "input"} {
-		if f.changed(flag) {
-			nInputs++
-		}
-	}
-	if nInputs > 1 {
-		return usageError("give one input: --random, --tokens or --input")
-	}
-	if f.changed("random") && f.random < 1 {
-		return usageError("--random must be at least 1, not %d", f.random)
-	}
-	if math.IsNaN(f.scale) || math.IsInf(f.scale, 0) || f.scale <= 0 {
-		return usageError("--scale must be a positive finite number, not %s", strconv.FormatFloat(f.scale, 'g', -1, 64))
-	}
-	if f.changed("input") {
-		if err := checkInputFile(f.input); err != nil {
-			return err
-		}
-	}
-	if f.out != "" {
-		if outfile.IsStdout(f.out) {
-			return usageError("--out %s: standard output carries attn's report; name a file to write", f.out)
-		}
-		if err := checkOutput("--out", f.out); err != nil {
-			return err
-		}
-	}
-	if nInputs == 0 {
-		f.random = 8
-	}
-	var useNorm bool
-	switch f.norm {
-	case "on":
-		useNorm = true
-	case "off":
-	case "auto":
-		useNorm = f.tokens != ""
-	default:
-		return usageError("--norm must be on, off or auto")
-	}
-	var causal *bool
-	switch f.causal {
-	case "auto":
-	case "true", "false":
-		v := f.causal == "true"
-		causal = &v
-	default:
-		return usageError("--causal must be true, false or auto")
-	}
-	var showHeads []int
-	if f.heads != "" {
-		var err error
-		if showHeads, err = parseInts("--heads", f.heads); err != nil {
-			return err
-		}
-	}
-	ck, m, err := openModel(path, &f.mf)
+// attnRun reruns the selected layers on the input and prints the patterns.
+func attnRun(_ context.Context, o *AttnOptions) error {
+	s := o.IO
+	path := o.Model.Path
+	ck, m, err := o.Model.open()
 	if err != nil {
 		return err
 	}
@@ -183,14 +210,22 @@ func runAttn(s *Streams, path string, f *attnFlags) error {
 		return err
 	}
 	g := m.Geometry()
-	layers := []int{f.layer}
-	if f.all {
+	// Refused before any work: a setting the rerun does not model would
+	// make every number wrong.
+	if err := attn.CheckSupported(g); err != nil {
+		return &formats.Error{File: path, Offset: -1, Err: err}
+	}
+	for _, a := range g.Assumptions {
+		fmt.Fprintln(s.Err, "qkv: warning: "+unsupportedText(a))
+	}
+	layers := []int{o.Layer}
+	if o.All {
 		layers = m.LayerIndices()
-	} else if m.Layer(f.layer) == nil {
-		return usageError("--layer %d: the model has %s", f.layer, rangeString(m.LayerIndices()))
+	} else if m.Layer(o.Layer) == nil {
+		return usageError("--layer %d: the model has %s", o.Layer, rangeString(m.LayerIndices()))
 	}
 
-	x, info, labels, err := attnInput(ck, m, g, f)
+	x, info, labels, err := attnInput(ck, m, g, &o.Input)
 	if err != nil {
 		return err
 	}
@@ -200,40 +235,37 @@ func runAttn(s *Streams, path string, f *attnFlags) error {
 		if err != nil {
 			return err
 		}
-		r, err := attn.Run(g, l, x, attn.Options{Causal: causal, NoNorm: !useNorm, Input: info})
+		r, err := attn.Run(g, l, x, attn.Options{Causal: o.Causal, NoNorm: !o.Norm, Input: info})
 		if err != nil {
 			return &formats.Error{File: path, Offset: -1, Err: fmt.Errorf("layer %d: %v", i, err)}
 		}
 		results = append(results, r)
-		if !f.asJSON {
-			if err := attn.Render(s.Out, r, attn.RenderOptions{Styled: s.Styled, Width: s.Width, Labels: labels, Heads: showHeads}); err != nil {
+		if !o.JSON {
+			if err := attn.Render(s.Out, r, attn.RenderOptions{Styled: s.Styled, Width: s.Width, Labels: labels, Heads: o.Heads}); err != nil {
 				return usageError("%v", err)
 			}
 			fmt.Fprintln(s.Out)
 		}
 	}
-	if f.out != "" {
-		if err := refuseInputAsOutput(ck, "--out", f.out); err != nil {
+	if o.Out != "" {
+		if err := refuseInputAsOutput(ck, "--out", o.Out); err != nil {
 			return err
 		}
-		if err := writeAttnOut(s, f.out, path, x, results); err != nil {
+		if err := writeAttnOut(s, o.Out, path, x, results); err != nil {
 			return err
 		}
 	}
-	if f.asJSON {
-		return attn.WriteJSON(s.Out, attn.NewDocument(results, f.patterns))
+	if o.JSON {
+		return attn.WriteJSON(s.Out, attn.NewDocument(results, o.Patterns))
 	}
 	return nil
 }
 
 // attnInput builds x from the chosen input flag, with labels for the heatmap.
-func attnInput(ck *formats.Checkpoint, m *formats.Model, g formats.Geometry, f *attnFlags) (formats.Matrix, attn.InputInfo, []string, error) {
+func attnInput(ck *formats.Checkpoint, m *formats.Model, g formats.Geometry, in *AttnInput) (formats.Matrix, attn.InputInfo, []string, error) {
 	switch {
-	case f.tokens != "":
-		ids, err := parseInts("--tokens", f.tokens)
-		if err != nil {
-			return formats.Matrix{}, attn.InputInfo{}, nil, err
-		}
+	case in.Tokens != nil:
+		ids := in.Tokens
 		e, err := m.Embeddings(ids)
 		if err != nil {
 			return formats.Matrix{}, attn.InputInfo{}, nil, err
@@ -245,27 +277,27 @@ func attnInput(ck *formats.Checkpoint, m *formats.Model, g formats.Geometry, f *
 		}
 		labels := tokenLabels(ck, ids)
 		return x, attn.InputInfo{Kind: "tokens", TokenIDs: ids, Tokens: labels}, labels, nil
-	case f.input != "":
-		file, name := splitInput(f.input)
-		in, err := formats.Open(file, formats.Options{})
+	case in.File != "":
+		file, name := in.File, in.Tensor
+		src, err := formats.Open(file, formats.Options{})
 		if err != nil {
 			return formats.Matrix{}, attn.InputInfo{}, nil, err
 		}
-		defer in.Close()
-		t := in.Tensor(name)
+		defer src.Close()
+		t := src.Tensor(name)
 		if t == nil {
 			return formats.Matrix{}, attn.InputInfo{}, nil, &formats.Error{File: file, Offset: -1, Err: fmt.Errorf("no tensor named %q (name another with FILE:TENSOR)", name)}
 		}
 		if len(t.Shape) != 2 || int(t.Shape[1]) != g.DModel {
 			return formats.Matrix{}, attn.InputInfo{}, nil, &formats.Error{File: file, Tensor: name, Offset: -1, Err: fmt.Errorf("shape %v, want [T, %d]", t.Shape, g.DModel)}
 		}
-		vals, err := in.DecodeNew(t)
+		vals, err := src.DecodeNew(t)
 		if err != nil {
 			return formats.Matrix{}, attn.InputInfo{}, nil, err
 		}
 		return formats.Matrix{Rows: int(t.Shape[0]), Cols: g.DModel, Data: vals}, attn.InputInfo{Kind: "user"}, nil, nil
 	default:
-		x, info, err := attn.RandomInput(f.random, g.DModel, f.seed, f.scale)
+		x, info, err := attn.RandomInput(in.Random, g.DModel, in.Seed, in.Scale)
 		if err != nil {
 			return formats.Matrix{}, info, nil, usageError("%v", err)
 		}

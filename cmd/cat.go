@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -38,12 +39,19 @@ type catSummary struct {
 	Zeros  int64 `json:"zero_count"`
 }
 
-func newCatCmd(s *Streams) *cobra.Command {
-	var (
-		rows      int64
-		asJSON    bool
-		maxHeader int64
-	)
+// CatOptions are the options of qkv cat.
+type CatOptions struct {
+	IO        *Streams
+	Path      string
+	Tensor    string
+	Rows      int64
+	JSON      bool
+	MaxHeader int64
+}
+
+// NewCmdCat builds qkv cat; runF (nil: catRun) does the work.
+func NewCmdCat(s *Streams, runF func(context.Context, *CatOptions) error) *cobra.Command {
+	opts := &CatOptions{IO: s}
 	c := &cobra.Command{
 		Use:   "cat PATH TENSOR",
 		Short: "Print a tensor's decoded values with min/max/mean and NaN/Inf counts",
@@ -52,34 +60,41 @@ matrix whose rows are its innermost dimension), then min, max and mean of its
 finite values and its NaN, +Inf, -Inf and zero counts over the whole tensor.`,
 		Example: `  qkv cat model.gguf blk.0.attn_q.weight
   qkv cat model.safetensors model.layers.0.self_attn.q_proj.weight --rows 2 --json`,
-		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if rows < 0 {
+		Args:    exactArgs(2),
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
+			if opts.Rows < 0 {
 				return usageError("--rows must be 0 or more")
 			}
-			ck, err := openCheckpoint(args[0], maxHeader)
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			t := ck.Tensor(args[1])
-			if t == nil {
-				return &formats.Error{File: args[0], Offset: -1, Err: fmt.Errorf("no tensor named %q (see qkv ls)", args[1])}
-			}
-			rep, err := buildCat(ck, t, rows)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(s.Out, rep)
-			}
-			return printCat(s, rep)
+			opts.Path, opts.Tensor = args[0], args[1]
+			return runOr(c, runF, catRun, opts)
 		},
 	}
-	c.Flags().Int64Var(&rows, "rows", 8, "how many rows to print")
-	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.cat/v1)")
-	addMaxHeaderFlag(c, &maxHeader)
+	c.Flags().Int64Var(&opts.Rows, "rows", 8, "how many rows to print")
+	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.cat/v1)")
+	addMaxHeaderFlag(c, &opts.MaxHeader)
 	return c
+}
+
+// catRun decodes the tensor and prints its rows and summary.
+func catRun(_ context.Context, o *CatOptions) error {
+	ck, err := openCheckpoint(o.Path, o.MaxHeader)
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	t := ck.Tensor(o.Tensor)
+	if t == nil {
+		return &formats.Error{File: o.Path, Offset: -1, Err: fmt.Errorf("no tensor named %q (see qkv ls)", o.Tensor)}
+	}
+	rep, err := buildCat(ck, t, o.Rows)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		return termui.WriteJSON(o.IO.Out, rep)
+	}
+	return printCat(o.IO, rep)
 }
 
 // catChunk is how many values cat decodes at once for the summary: the
@@ -115,7 +130,7 @@ func buildCat(ck *formats.Checkpoint, t *formats.Tensor, rows int64) (catReport,
 		for r := int64(0); r < shown; r++ {
 			row := make([]any, rl)
 			for j := int64(0); j < rl; j++ {
-				row[j], _ = jsonFloat(float64(vals[r*rl+j]))
+				row[j], _ = termui.JSONValue(float64(vals[r*rl+j]))
 			}
 			rep.Values = append(rep.Values, row)
 			rep.raw = append(rep.raw, vals[r*rl:(r+1)*rl])
@@ -125,9 +140,9 @@ func buildCat(ck *formats.Checkpoint, t *formats.Tensor, rows int64) (catReport,
 		sum = inspect.SummarizeValues(nil)
 	}
 	rep.Summary = catSummary{Count: sum.Count, NaN: sum.NaN, PosInf: sum.PosInf, NegInf: sum.NegInf, Zeros: sum.Zeros}
-	rep.Summary.Min, _ = jsonFloat(sum.Min)
-	rep.Summary.Max, _ = jsonFloat(sum.Max)
-	rep.Summary.Mean, _ = jsonFloat(sum.Mean)
+	rep.Summary.Min, _ = termui.JSONValue(sum.Min)
+	rep.Summary.Max, _ = termui.JSONValue(sum.Max)
+	rep.Summary.Mean, _ = termui.JSONValue(sum.Mean)
 	return rep, nil
 }
 
@@ -156,7 +171,7 @@ func mergeSummaries(a, b inspect.ValueSummary, parts int) inspect.ValueSummary {
 
 func printCat(s *Streams, rep catReport) error {
 	var b strings.Builder
-	b.WriteString(termui.Title(fmt.Sprintf("%s  %s %s  (%s of %d values)", termui.Name(rep.Tensor), termui.Name(rep.DType), shapeString(rep.Shape), plural(rep.Rows, "row"), rep.RowLen), s.Styled))
+	b.WriteString(termui.Title(fmt.Sprintf("%s  %s %s  (%s of %d values)", termui.Name(rep.Tensor), termui.Name(rep.DType), termui.Shape(rep.Shape), termui.Plural(rep.Rows, "row"), rep.RowLen), s.Styled))
 	const cell = 14
 	perLine := max((s.Width-8)/cell, 1)
 	for r, row := range rep.raw {
@@ -177,7 +192,7 @@ func printCat(s *Streams, rep catReport) error {
 	}
 	f := func(v any) string {
 		if v == nil {
-			return "n/a"
+			return termui.NoValue
 		}
 		return strconv.FormatFloat(v.(float64), 'g', 7, 64)
 	}
@@ -186,12 +201,4 @@ func printCat(s *Streams, rep catReport) error {
 		sm.Count, f(sm.Min), f(sm.Max), f(sm.Mean), sm.NaN, sm.PosInf, sm.NegInf, sm.Zeros))
 	_, err := fmt.Fprint(s.Out, b.String())
 	return err
-}
-
-// plural writes "1 row", "3 rows".
-func plural(n int64, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

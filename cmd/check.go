@@ -1,9 +1,9 @@
 package cmd
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"strings"
@@ -14,25 +14,27 @@ import (
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/inspect/check"
 	"github.com/qkvdev/qkv/internal/infile"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
-func init() { extraCommands = append(extraCommands, newCheckCmd) }
+// CheckOptions are the options of qkv check.
+type CheckOptions struct {
+	IO           *Streams
+	Model        ModelInput
+	Rules        check.Rules // the rules file with the flags' overrides applied
+	BaselinePath string      // "": no drift check
+	Format       string      // text, json, github or junit
+	Fast         bool
+}
 
-func newCheckCmd(s *Streams) *cobra.Command {
+// NewCmdCheck builds qkv check; runF (nil: checkRun) does the work.
+func NewCmdCheck(s *Streams, runF func(context.Context, *CheckOptions) error) *cobra.Command {
+	opts := &CheckOptions{IO: s}
 	var (
-		mf          modelFlags
-		rulesPath   string
-		baseline    string
-		format      string
-		asJSON      bool
-		fast        bool
-		allowDTypes []string
-		failOn      []string
-		warnOn      []string
-		skip        []string
-		driftTol    float64
-		th          inspect.Thresholds
-		dupFail     float64
+		mf        modelFlags
+		rulesPath string
+		asJSON    bool
+		ov        check.Overrides
 	)
 	c := &cobra.Command{
 		Use:   "check PATH",
@@ -60,15 +62,16 @@ Rules come from --rules FILE (JSON with // comments; see README) and flags.`,
   qkv check ./model --rules qkv-rules.json --format github
   qkv inspect --json ./model > baseline.json && qkv check ./model --baseline baseline.json
   qkv check model.gguf --format junit > qkv-junit.xml`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:    exactArgs(1),
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
 			if asJSON {
-				format = "json"
+				opts.Format = "json"
 			}
-			switch format {
+			switch opts.Format {
 			case "text", "json", "github", "junit":
 			default:
-				return usageError("--format must be text, json, github or junit, not %q", format)
+				return usageError("--format must be text, json, github or junit, not %q", opts.Format)
 			}
 			rules := check.DefaultRules()
 			if rulesPath != "" {
@@ -77,109 +80,94 @@ Rules come from --rules FILE (JSON with // comments; see README) and flags.`,
 					return usageError("--rules %s: %v", rulesPath, err)
 				}
 			}
-			if len(allowDTypes) > 0 {
-				if err := check.CheckDTypeNames(allowDTypes); err != nil {
-					return usageError("--allow-dtypes: %v", err)
-				}
-				rules.AllowedDTypes = allowDTypes
+			if err := rules.Apply(ov); err != nil {
+				return usageError("%v", err)
 			}
-			if rules.Severity == nil {
-				rules.Severity = map[string]check.Severity{}
-			}
-			for _, x := range []struct {
-				ids []string
-				sev check.Severity
-			}{{failOn, check.Fail}, {warnOn, check.Warn}, {skip, check.Off}} {
-				for _, id := range x.ids {
-					if _, ok := check.DefaultSeverity[id]; !ok {
-						return usageError("unknown check %q (checks: %s)", id, strings.Join(check.AllChecks, ", "))
-					}
-					rules.Severity[id] = x.sev
-				}
-			}
-			if driftTol > 0 {
-				rules.DriftTolerance = driftTol
-			}
-			if dupFail > 0 {
-				rules.DuplicateFail = dupFail
-			}
-			for _, x := range []struct{ flag, dst *float64 }{{&th.DeadHead, &rules.Thresholds.DeadHead},
-				{&th.RankCollapsed, &rules.Thresholds.RankCollapsed}, {&th.Duplicate, &rules.Thresholds.Duplicate}, {&th.OutlierNorm, &rules.Thresholds.OutlierNorm}} {
-				if *x.flag > 0 {
-					*x.dst = *x.flag
-				}
-			}
-			var base *inspect.Report
-			if baseline != "" {
-				b, err := infile.Read(baseline, maxBaselineBytes)
-				if err != nil {
-					return &exitError{code: ExitInput, err: fmt.Errorf("--baseline %s: %v", baseline, err)}
-				}
-				base = &inspect.Report{}
-				if err := json.Unmarshal(b, base); err != nil || base.Schema != inspect.Schema {
-					return &exitError{code: ExitInput, err: fmt.Errorf("--baseline %s: not a qkv inspect --json report (%v)", baseline, err)}
-				}
-			}
-			in := check.Input{Path: args[0], Baseline: base}
-			if _, err := os.Stat(args[0]); err != nil {
-				return &formats.Error{File: args[0], Offset: -1, Err: statCause(err)}
-			}
-			mp, err := parseMap(mf.maps)
+			in, err := mf.resolve(args[0])
 			if err != nil {
 				return err
 			}
-			ck, err := openCheckpoint(args[0], mf.maxHeader)
-			if err != nil {
-				if unreadable(err) {
-					return err
-				}
-				in.OpenErr = err
-			} else {
-				defer ck.Close()
-				in.Checkpoint = ck
-				in.Model, in.FindErr = formats.FindModel(ck, formats.FindOptions{Map: mp, NHeads: mf.heads, NKVHeads: mf.kvHeads, HeadDim: mf.headDim})
-			}
-			res, err := check.Run(cmd.Context(), in, rules, check.Options{Fast: fast})
-			if err != nil {
-				return err
-			}
-			switch format {
-			case "json":
-				err = res.WriteJSON(s.Out)
-			case "github":
-				err = res.WriteGitHub(s.Out)
-			case "junit":
-				err = res.WriteJUnit(s.Out)
-			default:
-				err = res.WriteText(s.Out, s.Styled)
-			}
-			if err != nil {
-				return err
-			}
-			if !res.Passed {
-				return &findingsError{}
-			}
-			return nil
+			opts.Model, opts.Rules = in, rules
+			return runOr(c, runF, checkRun, opts)
 		},
 	}
 	mf.add(c)
 	f := c.Flags()
 	f.StringVar(&rulesPath, "rules", "", "rules file (JSON with // comments)")
-	f.StringVar(&baseline, "baseline", "", "an earlier 'qkv inspect --json' report to compare with (drift)")
-	f.StringVar(&format, "format", "text", "output: text, json (qkv.check/v1), github (workflow annotations) or junit (XML)")
+	f.StringVar(&opts.BaselinePath, "baseline", "", "an earlier 'qkv inspect --json' report to compare with (drift)")
+	f.StringVar(&opts.Format, "format", "text", "output: text, json (qkv.check/v1), github (workflow annotations) or junit (XML)")
 	f.BoolVar(&asJSON, "json", false, "same as --format json")
-	f.BoolVar(&fast, "fast", false, "estimate spectra (Lanczos) instead of computing them fully")
-	f.StringSliceVar(&allowDTypes, "allow-dtypes", nil, "element types tensors may have, e.g. F16,BF16,Q4_K")
-	f.StringSliceVar(&failOn, "fail-on", nil, "checks whose problems fail (e.g. rank_collapsed)")
-	f.StringSliceVar(&warnOn, "warn-on", nil, "checks whose problems only warn (e.g. zero_rows)")
-	f.StringSliceVar(&skip, "skip", nil, "checks not to run")
-	f.Float64Var(&driftTol, "drift-tol", 0, "relative change from the baseline that counts as drift (default 1e-3)")
-	f.Float64Var(&th.DeadHead, "dead", 0, "dead head: fro below this × the median head's (default 1e-6)")
-	f.Float64Var(&th.RankCollapsed, "collapsed", 0, "rank-collapsed head: effective rank below this × min(m, n) (default 0.1)")
-	f.Float64Var(&th.Duplicate, "duplicate", 0, "duplicate heads warn above this cosine (default 0.99)")
-	f.Float64Var(&dupFail, "duplicate-fail", 0, "duplicate heads fail above this cosine (default 0.99999)")
-	f.Float64Var(&th.OutlierNorm, "outlier", 0, "outlier: spectral norm above this × the median of the other layers (default 5)")
+	f.BoolVar(&opts.Fast, "fast", false, "estimate spectra (Lanczos) instead of computing them fully")
+	f.StringSliceVar(&ov.AllowDTypes, "allow-dtypes", nil, "element types tensors may have, e.g. F16,BF16,Q4_K")
+	f.StringSliceVar(&ov.FailOn, "fail-on", nil, "checks whose problems fail (e.g. rank_collapsed)")
+	f.StringSliceVar(&ov.WarnOn, "warn-on", nil, "checks whose problems only warn (e.g. zero_rows)")
+	f.StringSliceVar(&ov.Skip, "skip", nil, "checks not to run")
+	f.Float64Var(&ov.DriftTolerance, "drift-tol", 0, "relative change from the baseline that counts as drift (default 1e-3)")
+	f.Float64Var(&ov.Thresholds.DeadHead, "dead", 0, "dead head: fro below this × the median head's (default 1e-6)")
+	f.Float64Var(&ov.Thresholds.RankCollapsed, "collapsed", 0, "rank-collapsed head: effective rank below this × min(m, n) (default 0.1)")
+	f.Float64Var(&ov.Thresholds.Duplicate, "duplicate", 0, "duplicate heads warn above this cosine (default 0.99)")
+	f.Float64Var(&ov.DuplicateFail, "duplicate-fail", 0, "duplicate heads fail above this cosine (default 0.99999)")
+	f.Float64Var(&ov.Thresholds.OutlierNorm, "outlier", 0, "outlier: spectral norm above this × the median of the other layers (default 5)")
 	return c
+}
+
+// checkRun opens the checkpoint, checks it and prints the result. A
+// checkpoint that cannot be read at all is an error (exit 3); one that is
+// malformed is a structure failure in the result (exit 1).
+func checkRun(ctx context.Context, o *CheckOptions) error {
+	var base *inspect.Report
+	if o.BaselinePath != "" {
+		b, err := infile.Read(o.BaselinePath, maxBaselineBytes)
+		if err != nil {
+			return inputError("--baseline %s: %v", o.BaselinePath, err)
+		}
+		base = &inspect.Report{}
+		if err := json.Unmarshal(b, base); err != nil || base.Schema != inspect.Schema {
+			return inputError("--baseline %s: not a qkv inspect --json report (%v)", o.BaselinePath, err)
+		}
+	}
+	path := o.Model.Path
+	in := check.Input{Path: path, Baseline: base}
+	if _, err := os.Stat(path); err != nil {
+		return &formats.Error{File: path, Offset: -1, Err: statCause(err)}
+	}
+	ck, err := openCheckpoint(path, o.Model.MaxHeader)
+	if err != nil {
+		if unreadable(err) {
+			return err
+		}
+		in.OpenErr = err
+	} else {
+		defer ck.Close()
+		in.Checkpoint = ck
+		in.Model, in.FindErr = o.Model.find(ck)
+		var ee *exitError
+		if errors.As(in.FindErr, &ee) {
+			return in.FindErr // a flag that does not apply (--lora-scale on a model)
+		}
+	}
+	res, err := check.Run(ctx, in, o.Rules, check.Options{Fast: o.Fast})
+	if err != nil {
+		return err
+	}
+	st := termui.Style{Styled: o.IO.Styled, Width: o.IO.Width}
+	switch o.Format {
+	case "json":
+		err = res.WriteJSON(o.IO.Out)
+	case "github":
+		err = res.WriteGitHub(o.IO.Out)
+	case "junit":
+		err = res.WriteJUnit(o.IO.Out)
+	default:
+		err = res.Render(o.IO.Out, st)
+	}
+	if err != nil {
+		return err
+	}
+	if !res.Passed {
+		return &findingsError{}
+	}
+	return nil
 }
 
 // maxBaselineBytes bounds a --baseline report: qkv inspect --json of the

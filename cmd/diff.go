@@ -1,24 +1,29 @@
 package cmd
 
 import (
-	"encoding/json"
+	"context"
 	"sort"
 
 	"github.com/spf13/cobra"
 
+	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/inspect/diff"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
-func init() { extraCommands = append(extraCommands, newDiffCmd) }
+// DiffOptions are the options of qkv diff.
+type DiffOptions struct {
+	IO    *Streams
+	A, B  ModelInput
+	JSON  bool
+	Fast  bool
+	Worst int
+}
 
-func newDiffCmd(s *Streams) *cobra.Command {
-	var (
-		mf     modelFlags
-		asJSON bool
-		fast   bool
-		worst  int
-	)
+// NewCmdDiff builds qkv diff; runF (nil: diffRun) does the work.
+func NewCmdDiff(s *Streams, runF func(context.Context, *DiffOptions) error) *cobra.Command {
+	opts := &DiffOptions{IO: s}
+	var mf modelFlags
 	c := &cobra.Command{
 		Use:   "diff A B",
 		Short: "Compare the attention projections of two checkpoints of one model",
@@ -30,62 +35,71 @@ change of spectral norm and effective rank, and the effective rank of
 ΔW = B − A. Projections present in only one checkpoint are listed.`,
 		Example: `  qkv diff ./llama-hf llama-Q4_K_M.gguf
   qkv diff base/ finetuned/ --json | jq '.summary.worst'`,
-		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ca, ma, err := openModel(args[0], &mf)
+		Args:    exactArgs(2),
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
+			a, err := mf.resolve(args[0])
 			if err != nil {
 				return err
 			}
-			defer ca.Close()
-			cb, mb, err := openModel(args[1], &mf)
+			b, err := mf.resolve(args[1])
 			if err != nil {
 				return err
 			}
-			defer cb.Close()
-			rep, err := diff.Compare(cmd.Context(), ma, mb, diff.Options{Fast: fast, WorstCount: worst})
-			if err != nil {
-				return err
-			}
-			rep.A, rep.B = args[0], args[1]
-			if ca.Format == cb.Format {
-				// Same format: tensor names are comparable too.
-				na, nb := map[string]bool{}, map[string]bool{}
-				for _, t := range ca.Tensors {
-					na[t.Name] = true
-				}
-				for _, t := range cb.Tensors {
-					nb[t.Name] = true
-					if !na[t.Name] {
-						rep.OnlyInB = append(rep.OnlyInB, t.Name)
-					}
-				}
-				for _, t := range ca.Tensors {
-					if !nb[t.Name] {
-						rep.OnlyInA = append(rep.OnlyInA, t.Name)
-					}
-				}
-				sort.Strings(rep.OnlyInA)
-				sort.Strings(rep.OnlyInB)
-			}
-			if asJSON {
-				enc := json.NewEncoder(s.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			// Tensor names and paths in the text are shown as termui prints
-			// names (JSON above keeps them exact).
-			for _, xs := range [][]string{rep.OnlyInA, rep.OnlyInB} {
-				for i, n := range xs {
-					xs[i] = termui.Name(n)
-				}
-			}
-			rep.A, rep.B = termui.Clean(rep.A), termui.Clean(rep.B)
-			return rep.Render(s.Out, s.Styled)
+			opts.A, opts.B = a, b
+			return runOr(c, runF, diffRun, opts)
 		},
 	}
 	mf.add(c)
-	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.diff/v1)")
-	c.Flags().BoolVar(&fast, "fast", false, "estimate spectral norms and effective ranks (Lanczos) instead of full spectra")
-	c.Flags().IntVar(&worst, "worst", 5, "how many worst projections the summary names")
+	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.diff/v1)")
+	c.Flags().BoolVar(&opts.Fast, "fast", false, "estimate spectral norms and effective ranks (Lanczos) instead of full spectra")
+	c.Flags().IntVar(&opts.Worst, "worst", 5, "how many worst projections the summary names")
 	return c
+}
+
+// diffRun compares the two checkpoints and prints the report.
+func diffRun(ctx context.Context, o *DiffOptions) error {
+	ca, ma, err := o.A.open()
+	if err != nil {
+		return err
+	}
+	defer ca.Close()
+	cb, mb, err := o.B.open()
+	if err != nil {
+		return err
+	}
+	defer cb.Close()
+	rep, err := diff.Compare(ctx, ma, mb, diff.Options{Fast: o.Fast, WorstCount: o.Worst})
+	if err != nil {
+		return err
+	}
+	rep.A, rep.B = o.A.Path, o.B.Path
+	if ca.Format == cb.Format {
+		// Same format: tensor names are comparable too; they join the
+		// projections present in one checkpoint only.
+		rep.OnlyInA, rep.OnlyInB = onlyIn(rep.OnlyInA, ca, cb), onlyIn(rep.OnlyInB, cb, ca)
+	}
+	if o.JSON {
+		return termui.WriteJSON(o.IO.Out, rep)
+	}
+	// Tensor names and paths in the text are shown as termui prints names
+	// (JSON above keeps them exact).
+	for _, xs := range [][]string{rep.OnlyInA, rep.OnlyInB} {
+		for i, n := range xs {
+			xs[i] = termui.Name(n)
+		}
+	}
+	rep.A, rep.B = termui.Clean(rep.A), termui.Clean(rep.B)
+	return rep.Render(o.IO.Out, o.IO.Styled)
+}
+
+// onlyIn adds the tensor names of a that b does not have to out, and sorts.
+func onlyIn(out []string, a, b *formats.Checkpoint) []string {
+	for _, t := range a.Tensors {
+		if b.Tensor(t.Name) == nil {
+			out = append(out, t.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/spf13/cobra"
 
@@ -18,14 +20,19 @@ import (
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
-func init() { extraCommands = append(extraCommands, newExportCmd, newCatCmd) }
+// ExportOptions are the options of qkv export.
+type ExportOptions struct {
+	IO        *Streams
+	Path      string
+	Out       string         // a file, or "-" for standard output
+	Match     *regexp.Regexp // nil: every tensor
+	MaxHeader int64
+}
 
-func newExportCmd(s *Streams) *cobra.Command {
-	var (
-		out       string
-		match     string
-		maxHeader int64
-	)
+// NewCmdExport builds qkv export; runF (nil: exportRun) does the work.
+func NewCmdExport(s *Streams, runF func(context.Context, *ExportOptions) error) *cobra.Command {
+	opts := &ExportOptions{IO: s}
+	var match string
 	c := &cobra.Command{
 		Use:   "export PATH -o OUT.safetensors",
 		Short: "Decode tensors to float32 and write them to a new safetensors file",
@@ -33,58 +40,66 @@ func newExportCmd(s *Streams) *cobra.Command {
 they are stored in to float32, and write them into a new, spec-valid
 safetensors file: same names, row-major shapes as 'qkv ls' prints them.
 Tensors whose element type cannot be decoded are skipped with a warning.
-The input is never written; OUT must not be one of its files.`,
+The input is never written; OUT must not be one of its files. -o - writes
+the file to standard output.`,
 		Example: `  qkv export model-Q4_K_M.gguf -o weights.safetensors
   qkv export model.gguf -o attn.safetensors --match 'attn_(q|k|v|output)'
   python3 -c "from safetensors.numpy import load_file; print(load_file('attn.safetensors').keys())"`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
+		Args:    exactArgs(1),
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
+			if opts.Out == "" {
 				return usageError("export needs -o OUT.safetensors")
 			}
-			if err := checkOutput("-o", out); err != nil {
+			if err := checkOutput("-o", opts.Out); err != nil {
 				return err
 			}
 			re, err := compileMatch(match)
 			if err != nil {
 				return err
 			}
-			ck, err := openCheckpoint(args[0], maxHeader)
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			if err := refuseInputAsOutput(ck, "-o", out); err != nil {
-				return err
-			}
-			var sel []*formats.Tensor
-			matched := 0
-			for _, t := range ck.Tensors {
-				if re != nil && !re.MatchString(t.Name) {
-					continue
-				}
-				matched++
-				if !t.Type.Decodable() || (ck.BigEndian() && t.Type.Quantized()) {
-					fmt.Fprintf(s.Err, "qkv: skipping %s: cannot decode %s\n", termui.Name(t.Name), termui.Name(t.Type.Name()))
-					continue
-				}
-				sel = append(sel, t)
-			}
-			switch {
-			case matched == 0 && re != nil:
-				return usageError("--match %q matches no tensor", match)
-			case matched == 0:
-				return &formats.Error{File: args[0], Offset: -1, Err: fmt.Errorf("the checkpoint holds no tensors")}
-			case len(sel) == 0:
-				return &formats.Error{File: args[0], Offset: -1, Err: fmt.Errorf("none of the %d tensors has an element type qkv can decode", matched)}
-			}
-			return writeF32Safetensors(s, "-o", out, decodedTensors(ck, sel), [][2]string{{"source", filepath.Base(args[0])}, {"written_by", "qkv " + Version}})
+			opts.Path, opts.Match = args[0], re
+			return runOr(c, runF, exportRun, opts)
 		},
 	}
-	c.Flags().StringVarP(&out, "output", "o", "", "the safetensors file to write")
+	c.Flags().StringVarP(&opts.Out, "output", "o", "", `the safetensors file to write ("-": standard output)`)
 	c.Flags().StringVar(&match, "match", "", "export only tensors whose name matches this regular expression")
-	addMaxHeaderFlag(c, &maxHeader)
+	addMaxHeaderFlag(c, &opts.MaxHeader)
 	return c
+}
+
+// exportRun decodes the selected tensors and writes them.
+func exportRun(_ context.Context, o *ExportOptions) error {
+	ck, err := openCheckpoint(o.Path, o.MaxHeader)
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	if err := refuseInputAsOutput(ck, "-o", o.Out); err != nil {
+		return err
+	}
+	var sel []*formats.Tensor
+	matched := 0
+	for _, t := range ck.Tensors {
+		if o.Match != nil && !o.Match.MatchString(t.Name) {
+			continue
+		}
+		matched++
+		if !t.Type.Decodable() || (ck.BigEndian() && t.Type.Quantized()) {
+			fmt.Fprintf(o.IO.Err, "qkv: skipping %s: cannot decode %s\n", termui.Name(t.Name), termui.Name(t.Type.Name()))
+			continue
+		}
+		sel = append(sel, t)
+	}
+	switch {
+	case matched == 0 && o.Match != nil:
+		return usageError("--match %q matches no tensor", o.Match.String())
+	case matched == 0:
+		return &formats.Error{File: o.Path, Offset: -1, Err: fmt.Errorf("the checkpoint holds no tensors")}
+	case len(sel) == 0:
+		return &formats.Error{File: o.Path, Offset: -1, Err: fmt.Errorf("none of the %d tensors has an element type qkv can decode", matched)}
+	}
+	return writeF32Safetensors(o.IO, "-o", o.Out, decodedTensors(ck, sel), [][2]string{{"source", filepath.Base(o.Path)}, {"written_by", "qkv " + Version}})
 }
 
 // refuseInputAsOutput stops a command from writing over one of its inputs.

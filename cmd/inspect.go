@@ -1,9 +1,7 @@
 package cmd
 
 import (
-	"fmt"
-	"strings"
-	"time"
+	"context"
 
 	"github.com/spf13/cobra"
 
@@ -11,20 +9,24 @@ import (
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
-func init() { extraCommands = append(extraCommands, newInspectCmd) }
+// InspectOptions are the options of qkv inspect.
+type InspectOptions struct {
+	IO         *Streams
+	Model      ModelInput
+	Layers     string // "0-3,7"; "": every layer
+	Heads      bool   // show the per-head tables and JSON
+	Spectrum   bool
+	Fast       bool
+	JSON       bool
+	RankTol    float64
+	Workers    int
+	Thresholds inspect.Thresholds
+}
 
-func newInspectCmd(s *Streams) *cobra.Command {
-	var (
-		mf       modelFlags
-		layers   string
-		heads    bool
-		spectrum bool
-		fast     bool
-		asJSON   bool
-		rankTol  float64
-		workers  int
-		th       inspect.Thresholds
-	)
+// NewCmdInspect builds qkv inspect; runF (nil: inspectRun) does the work.
+func NewCmdInspect(s *Streams, runF func(context.Context, *InspectOptions) error) *cobra.Command {
+	opts := &InspectOptions{IO: s}
+	var mf modelFlags
 	c := &cobra.Command{
 		Use:   "inspect PATH",
 		Short: "Norms, spectra and ranks of every attention matrix and head, with findings",
@@ -44,66 +46,81 @@ the largest layer whatever the model's size.`,
   qkv inspect model.gguf --heads --layers 0-3
   qkv inspect ./model --json --heads --spectrum > report.json
   qkv inspect big-model.gguf --fast`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if rankTol < 0 {
-				return usageError("--rank-tol must be positive")
-			}
-			ck, m, err := openModel(args[0], &mf)
+		Args:    exactArgs(1),
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
+			in, err := mf.resolve(args[0])
 			if err != nil {
 				return err
 			}
-			defer ck.Close()
-			// Per-head statistics are always computed when the head counts
-			// are known, so that head findings are complete; --heads shows them.
-			headsKnown := m.HeadsKnown()
-			if heads && headsKnown != nil {
-				return headsKnown
-			}
-			sel, err := parseLayers(layers, m.LayerIndices())
-			if err != nil {
-				return err
-			}
-			src := &layerSubset{LayerSource: m, indices: sel}
-			opts := inspect.Options{Heads: headsKnown == nil, Spectrum: spectrum, Fast: fast, RankTol: rankTol, Workers: workers, Thresholds: th}
-			var bar *progressBar
-			if s.Progress && !asJSON {
-				bar = newProgressBar(s, "inspect", len(sel))
-				opts.Progress = bar.set
-			}
-			rep, err := inspect.Run(cmd.Context(), src, opts, nil)
-			bar.done()
-			if err != nil {
-				return err
-			}
-			if !heads {
-				rep.DropHeads()
-			}
-			if asJSON {
-				return rep.WriteJSON(s.Out)
-			}
-			// The report's text names the model_type from config.json: shown
-			// as termui prints names (JSON above keeps it exact).
-			if rep.Model.Arch != "" {
-				rep.Model.Arch = termui.Name(rep.Model.Arch)
-			}
-			return rep.Render(s.Out, s.Styled, s.Width)
+			opts.Model = in
+			return runOr(c, runF, inspectRun, opts)
 		},
 	}
 	mf.add(c)
 	f := c.Flags()
-	f.StringVar(&layers, "layers", "", "layers to inspect, e.g. 0-3,7 (default all)")
-	f.BoolVar(&heads, "heads", false, "per-head statistics, QK/OV circuits and head findings")
-	f.BoolVar(&spectrum, "spectrum", false, "include every singular value in the JSON (sv)")
-	f.BoolVar(&fast, "fast", false, "skip full spectra: spectral norm by Lanczos, effective rank estimated with bounds")
-	f.BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.inspect/v1)")
-	f.Float64Var(&rankTol, "rank-tol", 0, "absolute tolerance for rank (default sv[0]·max(m,n)·eps(float32))")
-	f.IntVar(&workers, "workers", 0, "layers analysed at once (default: number of CPUs)")
+	f.StringVar(&opts.Layers, "layers", "", "layers to inspect, e.g. 0-3,7 (default all)")
+	f.BoolVar(&opts.Heads, "heads", false, "per-head statistics, QK/OV circuits and head findings")
+	f.BoolVar(&opts.Spectrum, "spectrum", false, "include every singular value in the JSON (sv)")
+	f.BoolVar(&opts.Fast, "fast", false, "skip full spectra: spectral norm by Lanczos, effective rank estimated with bounds")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.inspect/v1)")
+	f.Float64Var(&opts.RankTol, "rank-tol", 0, "absolute tolerance for rank (default sv[0]·max(m,n)·eps(float32))")
+	f.IntVar(&opts.Workers, "workers", 0, "layers analysed at once (default: number of CPUs)")
+	addThresholdFlags(c, &opts.Thresholds)
+	return c
+}
+
+// addThresholdFlags adds the flags of inspect's findings (inspect, check).
+func addThresholdFlags(c *cobra.Command, th *inspect.Thresholds) {
+	f := c.Flags()
 	f.Float64Var(&th.DeadHead, "dead", 0, "dead head: fro below this × the matrix's median head fro (default 1e-6)")
 	f.Float64Var(&th.RankCollapsed, "collapsed", 0, "rank-collapsed head: effective rank below this × min(m, n) (default 0.1)")
 	f.Float64Var(&th.Duplicate, "duplicate", 0, "duplicated heads: cosine above this (default 0.99)")
 	f.Float64Var(&th.OutlierNorm, "outlier", 0, "outlier: spectral norm above this × the median of its kind (default 5)")
-	return c
+}
+
+// inspectRun analyses the selected layers and prints the report.
+func inspectRun(ctx context.Context, o *InspectOptions) error {
+	s := o.IO
+	ck, m, err := o.Model.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	// Per-head statistics are always computed when the head counts are
+	// known, so that head findings are complete; --heads shows them.
+	headsKnown := m.HeadsKnown()
+	if o.Heads && headsKnown != nil {
+		return headsKnown
+	}
+	sel, err := parseLayers(o.Layers, m.LayerIndices())
+	if err != nil {
+		return err
+	}
+	src := &layerSubset{LayerSource: m, indices: sel}
+	opts := inspect.Options{Heads: headsKnown == nil, Spectrum: o.Spectrum, Fast: o.Fast, RankTol: o.RankTol, Workers: o.Workers, Thresholds: o.Thresholds}
+	var bar *termui.Progress
+	if s.Progress && !o.JSON {
+		bar = termui.NewProgress(s.Err, "inspect", "layers")
+		opts.Progress = bar.Set
+	}
+	rep, err := inspect.Run(ctx, src, opts, nil)
+	bar.Done()
+	if err != nil {
+		return err
+	}
+	if !o.Heads {
+		rep.DropHeads()
+	}
+	if o.JSON {
+		return rep.WriteJSON(s.Out)
+	}
+	// The report's text names the model_type from config.json: shown as
+	// termui prints names (JSON above keeps it exact).
+	if rep.Model.Arch != "" {
+		rep.Model.Arch = termui.Name(rep.Model.Arch)
+	}
+	return rep.Render(s.Out, termui.Style{Styled: s.Styled, Width: s.Width})
 }
 
 // layerSubset restricts a model to selected layers.
@@ -113,33 +130,3 @@ type layerSubset struct {
 }
 
 func (l *layerSubset) LayerIndices() []int { return l.indices }
-
-// progressBar draws "inspect ███░░░ 12/32 layers" on stderr when it is a terminal.
-type progressBar struct {
-	s      *Streams
-	label  string
-	total  int
-	start  time.Time
-	active bool
-}
-
-func newProgressBar(s *Streams, label string, total int) *progressBar {
-	return &progressBar{s: s, label: label, total: total, start: time.Now()}
-}
-
-func (p *progressBar) set(done, total int) {
-	if p == nil || total <= 1 {
-		return
-	}
-	const width = 30
-	filled := width * done / total
-	fmt.Fprintf(p.s.Err, "\r%s %s%s %d/%d layers  %s", p.label, strings.Repeat("█", filled), strings.Repeat("░", width-filled),
-		done, total, time.Since(p.start).Round(100*time.Millisecond))
-	p.active = true
-}
-
-func (p *progressBar) done() {
-	if p != nil && p.active {
-		fmt.Fprint(p.s.Err, "\r\033[K")
-	}
-}

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -10,43 +11,65 @@ import (
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
-func init() { extraCommands = append(extraCommands, newLayersCmd, newExtractCmd) }
+// LayersOptions are the options of qkv layers.
+type LayersOptions struct {
+	IO    *Streams
+	Model ModelInput
+	JSON  bool
+}
 
-func newLayersCmd(s *Streams) *cobra.Command {
-	var (
-		mf     modelFlags
-		asJSON bool
-	)
+// NewCmdLayers builds qkv layers; runF (nil: layersRun) does the work.
+func NewCmdLayers(s *Streams, runF func(context.Context, *LayersOptions) error) *cobra.Command {
+	opts := &LayersOptions{IO: s}
+	var mf modelFlags
 	c := &cobra.Command{
 		Use:   "layers PATH",
 		Short: "Show where each layer's W_Q, W_K, W_V and W_O come from, and the model's geometry",
 		Long: `Find every attention layer and show, per projection, the source tensor(s),
 the extracted shape [out, in], dtype, whether it is fused or transposed, its
-bias, and the Q/K row order; and the model's geometry (heads, KV heads,
-head_dim, rotary settings, causal or not). Reads no tensor data.
+bias, and the Q/K row order; each layer's Q/K norm weights, attention sinks
+and, for latent attention (MLA), the stored factors with the rank bound of
+the effective matrices; the model's geometry (heads, KV heads, head_dim,
+rotary settings, causal or not); and warnings: what the checkpoint holds that
+qkv does not model ("unsupported": attn refuses it) and what qkv assumed
+because the file does not say ("assumption"). Reads no tensor data.
 
 An architecture qkv does not know exits with status 3 and lists the tensor
-name patterns it saw; map them with --map and give head counts with --n-heads.`,
+name patterns it saw; map them with --map and give head counts with --n-heads.
+For a LoRA adapter, --lora-scale replaces the scale its config implies and
+--base names the base model whose config.json gives the head counts.`,
 		Example: `  qkv layers testdata/tiny-llama
   qkv layers model.gguf --json
+  qkv layers ./adapter --base ./Llama-3-8B --lora-scale 2
   qkv layers ./odd-model --map 'q=blocks\.(\d+)\.wq,k=blocks\.(\d+)\.wk,v=blocks\.(\d+)\.wv,o=blocks\.(\d+)\.wo' --n-heads 8`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ck, m, err := openModel(args[0], &mf)
+		Args:    exactArgs(1),
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
+			in, err := mf.resolve(args[0])
 			if err != nil {
 				return err
 			}
-			defer ck.Close()
-			rep := m.Describe()
-			if asJSON {
-				return writeJSON(s.Out, rep)
-			}
-			return printLayers(s, rep)
+			opts.Model = in
+			return runOr(c, runF, layersRun, opts)
 		},
 	}
 	mf.add(c)
-	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.layers/v1)")
+	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.layers/v1)")
 	return c
+}
+
+// layersRun describes every layer's tensors.
+func layersRun(_ context.Context, o *LayersOptions) error {
+	ck, m, err := o.Model.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	rep := m.Describe()
+	if o.JSON {
+		return termui.WriteJSON(o.IO.Out, rep)
+	}
+	return printLayers(o.IO, rep)
 }
 
 func geometryLine(g formats.Geometry) string {
@@ -81,7 +104,35 @@ func geometryLine(g formats.Geometry) string {
 	if g.Norm != "" && g.Norm != formats.NormNone {
 		parts = append(parts, fmt.Sprintf("%s eps %.6g", g.Norm, g.NormEps))
 	}
+	if ml := g.MLA; ml != nil {
+		parts = append(parts, fmt.Sprintf("latent attention: q_lora_rank %d, kv_lora_rank %d", ml.QLoraRank, ml.KVLoraRank))
+	}
 	return strings.Join(parts, ", ")
+}
+
+// projNotes are the notes column of a projection's row.
+func projNotes(pr *formats.ProjReport) string {
+	var notes []string
+	if pr.Fused {
+		notes = append(notes, "fused: "+pr.Split)
+	}
+	if pr.Transposed && !pr.Fused {
+		notes = append(notes, "transposed")
+	}
+	if strings.HasPrefix(pr.RowOrder, formats.RowOrderInterleaved) {
+		notes = append(notes, "RoPE rows un-permuted")
+	}
+	if pr.LoRARank > 0 {
+		notes = append(notes, fmt.Sprintf("ΔW=%g·B·A r=%d", pr.LoRAScale, pr.LoRARank))
+	}
+	if pr.Effective != "" {
+		n := "effective"
+		if pr.RankBound > 0 {
+			n += fmt.Sprintf(", rank ≤ %d", pr.RankBound)
+		}
+		notes = append(notes, n)
+	}
+	return strings.Join(notes, "; ")
 }
 
 func printLayers(s *Streams, rep formats.LayersReport) error {
@@ -96,7 +147,22 @@ func printLayers(s *Streams, rep formats.LayersReport) error {
 		b.WriteString("\n")
 	}
 	var rows [][]string
+	effective := map[string]string{} // projection -> how its effective matrix is built
 	for _, l := range rep.Layers {
+		first := true
+		label := func() string {
+			if first {
+				first = false
+				return fmt.Sprint(l.Index)
+			}
+			return ""
+		}
+		// A latent-attention matrix lists its factors by their short names;
+		// the factors' rows below name the tensors.
+		factorName := map[string]string{}
+		for _, f := range l.MLA {
+			factorName[f.Tensor] = f.Name
+		}
 		for _, p := range []struct {
 			name string
 			pr   *formats.ProjReport
@@ -104,38 +170,64 @@ func printLayers(s *Streams, rep formats.LayersReport) error {
 			if p.pr == nil {
 				continue
 			}
-			var notes []string
-			if p.pr.Fused {
-				notes = append(notes, "fused: "+p.pr.Split)
-			}
-			if p.pr.Transposed && !p.pr.Fused {
-				notes = append(notes, "transposed")
-			}
-			if strings.HasPrefix(p.pr.RowOrder, formats.RowOrderInterleaved) {
-				notes = append(notes, "RoPE rows un-permuted")
-			}
-			if p.pr.LoRARank > 0 {
-				notes = append(notes, fmt.Sprintf("ΔW=%g·B·A r=%d", p.pr.LoRAScale, p.pr.LoRARank))
-			}
 			bias := "-"
 			if p.pr.Bias != nil {
 				bias = "yes"
 			}
-			layer := ""
-			if p.name == "q" || (l.Q == nil && p.name == "k") {
-				layer = fmt.Sprint(l.Index)
+			tensors := names(p.pr.Tensors, " + ")
+			if p.pr.Effective != "" {
+				short := make([]string, len(p.pr.Tensors))
+				for i, t := range p.pr.Tensors {
+					short[i] = t
+					if n, ok := factorName[t]; ok {
+						short[i] = n
+					}
+				}
+				tensors = "from " + names(short, ", ")
+				if _, ok := effective[p.name]; !ok {
+					effective[p.name] = p.pr.Effective
+				}
 			}
-			rows = append(rows, []string{layer, p.name, names(p.pr.Tensors, " + "),
-				fmt.Sprintf("[%d, %d]", p.pr.Shape[0], p.pr.Shape[1]), termui.Name(p.pr.DType), bias, strings.Join(notes, "; ")})
+			rows = append(rows, []string{label(), p.name, tensors,
+				fmt.Sprintf("[%d, %d]", p.pr.Shape[0], p.pr.Shape[1]), termui.Name(p.pr.DType), bias, projNotes(p.pr)})
+		}
+		for _, v := range []struct {
+			name string
+			t    *string
+		}{{"q_norm", l.QNorm}, {"k_norm", l.KNorm}, {"sinks", l.Sinks}} {
+			if v.t != nil {
+				rows = append(rows, []string{label(), v.name, termui.Name(*v.t), "", "", "", ""})
+			}
+		}
+		for _, f := range l.MLA {
+			rows = append(rows, []string{label(), f.Name, termui.Name(f.Tensor), termui.Shape(f.Shape), termui.Name(f.DType), "", "latent factor"})
 		}
 	}
 	b.WriteString(termui.Table([]string{"layer", "", "tensor", "shape", "dtype", "bias", "notes"}, rows,
 		[]bool{true, false, false, false, false, false, false}, s.Styled))
+	for _, p := range []string{"q", "k", "v"} {
+		if e, ok := effective[p]; ok {
+			b.WriteString(termui.Dim(fmt.Sprintf("effective %s = %s", p, e), s.Styled) + "\n")
+		}
+	}
 	if len(rep.OtherStacks) > 0 {
 		b.WriteString(termui.Dim("other layer stacks found but not shown: "+names(rep.OtherStacks, ", "), s.Styled) + "\n")
 	}
+	for _, w := range rep.Warnings {
+		b.WriteString(warningLine(w) + "\n")
+	}
 	_, err := fmt.Fprint(s.Out, b.String())
 	return err
+}
+
+// warningLine is one of LayersReport.Warnings as text: what qkv does not
+// model ("unsupported") or what it assumed ("assumption").
+func warningLine(w formats.Warning) string {
+	tag := "not modelled"
+	if w.Severity == "assumption" {
+		tag = "assumed"
+	}
+	return fmt.Sprintf("warning (%s): %s", tag, unsupportedText(w.Unsupported))
 }
 
 // names joins identifiers from a file, each as termui.Name prints it.
@@ -145,4 +237,14 @@ func names(xs []string, sep string) string {
 		out[i] = termui.Name(x)
 	}
 	return strings.Join(out, sep)
+}
+
+// unsupportedText is one sentence about something qkv does not model or
+// assumed: the message, naming the key or tensor when it does not already.
+func unsupportedText(u formats.Unsupported) string {
+	msg := termui.Clean(u.Message)
+	if u.Name != "" && !strings.Contains(u.Message, u.Name) {
+		msg += " (" + termui.Name(u.Name) + ")"
+	}
+	return msg
 }

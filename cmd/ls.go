@@ -3,6 +3,7 @@ package cmd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +36,8 @@ type lsTensor struct {
 	Bytes  *int64  `json:"bytes"` // null when the type's layout is unknown
 	File   string  `json:"file"`
 	Offset int64   `json:"offset"`
+	// Note says what is unusual about how the tensor is stored.
+	Note string `json:"note,omitempty"`
 }
 
 type lsTotals struct {
@@ -53,46 +56,61 @@ type lsReport struct {
 	Totals  lsTotals   `json:"totals"`
 }
 
-func newLsCmd(s *Streams) *cobra.Command {
-	var (
-		match     string
-		asJSON    bool
-		maxHeader int64
-	)
+// LsOptions are the options of qkv ls.
+type LsOptions struct {
+	IO        *Streams
+	Path      string
+	Match     *regexp.Regexp // nil: every tensor
+	JSON      bool
+	MaxHeader int64
+}
+
+// NewCmdLs builds qkv ls; runF (nil: lsRun) does the work.
+func NewCmdLs(s *Streams, runF func(context.Context, *LsOptions) error) *cobra.Command {
+	opts := &LsOptions{IO: s}
+	var match string
 	c := &cobra.Command{
 		Use:   "ls PATH",
 		Short: "List a checkpoint's tensors: name, dtype, shape, bytes, file and offset",
 		Long: `List every tensor of a checkpoint without reading tensor data: name, element
 type, shape (row-major, outermost first, for both formats), byte size, file and
-byte offset, then totals by dtype.
+byte offset, then totals by dtype. A tensor qkv reads in a way worth knowing
+(a legacy layout, for example) carries a note.
 
 PATH is a .safetensors or .gguf file, a Hugging Face model folder, a
 model.safetensors.index.json, or any part of a split GGUF set.`,
 		Example: `  qkv ls testdata/tiny-llama
   qkv ls model.gguf --match 'attn_(q|k)'
   qkv ls model.safetensors --json | jq '.totals'`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:    exactArgs(1),
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
 			re, err := compileMatch(match)
 			if err != nil {
 				return err
 			}
-			ck, err := openCheckpoint(args[0], maxHeader)
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			l := buildLs(ck, re)
-			if asJSON {
-				return l.writeJSON(s.Out)
-			}
-			return printLs(s, l)
+			opts.Path, opts.Match = args[0], re
+			return runOr(c, runF, lsRun, opts)
 		},
 	}
 	c.Flags().StringVar(&match, "match", "", "list only tensors whose name matches this regular expression")
-	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.ls/v1)")
-	addMaxHeaderFlag(c, &maxHeader)
+	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.ls/v1)")
+	addMaxHeaderFlag(c, &opts.MaxHeader)
 	return c
+}
+
+// lsRun lists the checkpoint's tensors.
+func lsRun(_ context.Context, o *LsOptions) error {
+	ck, err := openCheckpoint(o.Path, o.MaxHeader)
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	l := buildLs(ck, o.Match)
+	if o.JSON {
+		return l.writeJSON(o.IO.Out)
+	}
+	return printLs(o.IO, l)
 }
 
 // compileMatch compiles a --match expression; "" matches everything (nil).
@@ -157,7 +175,7 @@ func buildLs(ck *formats.Checkpoint, re *regexp.Regexp) *lsListing {
 // tensor is the listing's entry for the i-th selected tensor.
 func (l *lsListing) tensor(i int) lsTensor {
 	t := l.ck.Tensors[l.sel[i]]
-	lt := lsTensor{Name: t.Name, DType: t.Type.Name(), Shape: t.Shape, File: l.ck.Files[t.File].Path, Offset: t.Offset}
+	lt := lsTensor{Name: t.Name, DType: t.Type.Name(), Shape: t.Shape, File: l.ck.Files[t.File].Path, Offset: t.Offset, Note: t.Note}
 	if lt.Shape == nil {
 		lt.Shape = []int64{}
 	}
@@ -226,9 +244,9 @@ func printLs(s *Streams, l *lsListing) error {
 		t := l.ck.Tensors[l.sel[i]]
 		size := "?"
 		if t.Bytes >= 0 {
-			size = humanBytes(t.Bytes)
+			size = termui.Bytes(t.Bytes)
 		}
-		row[0], row[1], row[2], row[3], row[4] = termui.Name(t.Name), termui.Name(t.Type.Name()), shapeString(t.Shape), size, strconv.FormatInt(t.Offset, 10)
+		row[0], row[1], row[2], row[3], row[4] = termui.Name(t.Name), termui.Name(t.Type.Name()), termui.Shape(t.Shape), size, strconv.FormatInt(t.Offset, 10)
 		if multi {
 			row[5] = strconv.Itoa(t.File + 1)
 		}
@@ -238,6 +256,13 @@ func printLs(s *Streams, l *lsListing) error {
 		return err
 	}
 	var b strings.Builder
+	// Notes go under the table, one line each, so that a long note does
+	// not widen every row.
+	for _, i := range l.sel {
+		if t := l.ck.Tensors[i]; t.Note != "" {
+			b.WriteString(termui.Dim(fmt.Sprintf("note: %s: %s", termui.Name(t.Name), t.Note), s.Styled) + "\n")
+		}
+	}
 	if multi {
 		for i, f := range l.files {
 			b.WriteString(termui.Dim(fmt.Sprintf("file %d: %s", i+1, termui.Name(filepath.Base(f.Path))), s.Styled) + "\n")
@@ -249,9 +274,9 @@ func printLs(s *Streams, l *lsListing) error {
 	}
 	sort.Strings(types)
 	fmt.Fprintf(&b, "\n%d tensors, %s parameters, %s in %s (%s)\n", l.totals.Tensors,
-		humanCount(l.totals.Parameters), humanBytes(l.totals.Bytes), plural(int64(len(l.files)), "file"), l.ck.Format)
+		termui.Count(l.totals.Parameters), termui.Bytes(l.totals.Bytes), termui.Plural(int64(len(l.files)), "file"), l.ck.Format)
 	for _, k := range types {
-		b.WriteString(termui.Dim(fmt.Sprintf("  %-10s %5d tensors  %s", termui.Name(k), l.totals.CountByType[k], humanBytes(l.totals.BytesByType[k])), s.Styled) + "\n")
+		b.WriteString(termui.Dim(fmt.Sprintf("  %-10s %5d tensors  %s", termui.Name(k), l.totals.CountByType[k], termui.Bytes(l.totals.BytesByType[k])), s.Styled) + "\n")
 	}
 	_, err = io.WriteString(s.Out, b.String())
 	return err

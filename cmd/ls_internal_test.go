@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/termui"
 	"github.com/qkvdev/qkv/internal/testref"
 )
 
@@ -28,7 +29,7 @@ func TestLsStreamedJSON(t *testing.T) {
 			if err := l.writeJSON(&got); err != nil {
 				t.Fatal(err)
 			}
-			if err := writeJSON(&want, l.report()); err != nil {
+			if err := termui.WriteJSON(&want, l.report()); err != nil {
 				t.Fatal(err)
 			}
 			if got.String() != want.String() {

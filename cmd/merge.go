@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -8,16 +9,23 @@ import (
 
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/infile"
+	"github.com/qkvdev/qkv/internal/termui"
 )
-
-func init() { extraCommands = append(extraCommands, newMergeCmd) }
 
 // maxPartBytes bounds one part's JSON: a part of an inspect --json
 // --spectrum run of the largest models stays well below.
 const maxPartBytes = 256 << 20
 
-func newMergeCmd(s *Streams) *cobra.Command {
-	var asJSON bool
+// MergeOptions are the options of qkv merge.
+type MergeOptions struct {
+	IO    *Streams
+	Parts []string // the part files, as given
+	JSON  bool
+}
+
+// NewCmdMerge builds qkv merge; runF (nil: mergeRun) does the work.
+func NewCmdMerge(s *Streams, runF func(context.Context, *MergeOptions) error) *cobra.Command {
+	opts := &MergeOptions{IO: s}
 	c := &cobra.Command{
 		Use:   "merge PART.json...",
 		Short: "Join the partial reports of a sharded inspect run into the whole report",
@@ -42,34 +50,41 @@ layers.`,
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			parts := make([]*inspect.Report, len(args))
-			for i, path := range args {
-				b, err := infile.Read(path, maxPartBytes)
-				if err != nil {
-					return &exitError{code: ExitInput, err: fmt.Errorf("%s: %v", path, err)}
-				}
-				r, err := inspect.ReadReport(b)
-				if err != nil {
-					return &exitError{code: ExitInput, err: fmt.Errorf("%s: not a qkv inspect --json report or part: %v", path, err)}
-				}
-				parts[i] = r
-			}
-			rep, err := inspect.Merge(parts...)
-			if err != nil {
-				var me *inspect.MergeError
-				if errors.As(err, &me) && me.Part >= 0 {
-					// "part N" in the reason counts the files as given.
-					err = fmt.Errorf("%s (part %d): %v", args[me.Part], me.Part+1, me.Err)
-				}
-				return &exitError{code: ExitInput, err: fmt.Errorf("cannot merge: %v", err)}
-			}
-			if asJSON {
-				return rep.WriteJSON(s.Out)
-			}
-			return rep.Render(s.Out, s.Styled, s.Width)
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Parts = args
+			return runOr(c, runF, mergeRun, opts)
 		},
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.inspect/v1)")
+	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.inspect/v1)")
 	return c
+}
+
+// mergeRun reads the parts and prints the whole report.
+func mergeRun(_ context.Context, o *MergeOptions) error {
+	parts := make([]*inspect.Report, len(o.Parts))
+	for i, path := range o.Parts {
+		b, err := infile.Read(path, maxPartBytes)
+		if err != nil {
+			return inputError("%s: %v", path, err)
+		}
+		r, err := inspect.ReadReport(b)
+		if err != nil {
+			return inputError("%s: not a qkv inspect --json report or part: %v", path, err)
+		}
+		parts[i] = r
+	}
+	rep, err := inspect.Merge(parts...)
+	if err != nil {
+		var me *inspect.MergeError
+		if errors.As(err, &me) && me.Part >= 0 {
+			// "part N" in the reason counts the files as given.
+			err = fmt.Errorf("%s (part %d): %v", o.Parts[me.Part], me.Part+1, me.Err)
+		}
+		return inputError("cannot merge: %v", err)
+	}
+	if o.JSON {
+		return rep.WriteJSON(o.IO.Out)
+	}
+	return rep.Render(o.IO.Out, termui.Style{Styled: o.IO.Styled, Width: o.IO.Width})
 }

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -52,13 +53,19 @@ type metaReport struct {
 	AdapterConfig map[string]any `json:"adapter_config,omitempty"`
 }
 
-func newMetaCmd(s *Streams) *cobra.Command {
-	var (
-		key       string
-		full      bool
-		asJSON    bool
-		maxHeader int64
-	)
+// MetaOptions are the options of qkv meta.
+type MetaOptions struct {
+	IO        *Streams
+	Path      string
+	Key       string // "": every key
+	Full      bool   // whole arrays (implied by Key)
+	JSON      bool
+	MaxHeader int64
+}
+
+// NewCmdMeta builds qkv meta; runF (nil: metaRun) does the work.
+func NewCmdMeta(s *Streams, runF func(context.Context, *MetaOptions) error) *cobra.Command {
+	opts := &MetaOptions{IO: s}
 	c := &cobra.Command{
 		Use:   "meta PATH",
 		Short: "Show a checkpoint's metadata: GGUF key/values, safetensors __metadata__, config.json",
@@ -69,31 +76,39 @@ weights.`,
 		Example: `  qkv meta model.gguf
   qkv meta model.gguf --key tokenizer.ggml.tokens --full
   qkv meta ./my-hf-model --json`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ck, err := openCheckpoint(args[0], maxHeader)
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			rep, err := buildMeta(ck, key, full || key != "")
-			if err != nil {
-				return err
-			}
-			if key != "" && len(rep.Metadata) == 0 {
-				return &exitError{code: ExitInput, err: fmt.Errorf("%s: no metadata key %q", args[0], key)}
-			}
-			if asJSON {
-				return writeJSON(s.Out, rep)
-			}
-			return printMeta(s, rep, key != "")
+		Args:    exactArgs(1),
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Path = args[0]
+			opts.Full = opts.Full || opts.Key != ""
+			return runOr(c, runF, metaRun, opts)
 		},
 	}
-	c.Flags().StringVar(&key, "key", "", "show only this key, with its whole value")
-	c.Flags().BoolVar(&full, "full", false, "show whole arrays instead of their first items")
-	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.meta/v1)")
-	addMaxHeaderFlag(c, &maxHeader)
+	c.Flags().StringVar(&opts.Key, "key", "", "show only this key, with its whole value")
+	c.Flags().BoolVar(&opts.Full, "full", false, "show whole arrays instead of their first items")
+	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.meta/v1)")
+	addMaxHeaderFlag(c, &opts.MaxHeader)
 	return c
+}
+
+// metaRun shows the checkpoint's metadata.
+func metaRun(_ context.Context, o *MetaOptions) error {
+	ck, err := openCheckpoint(o.Path, o.MaxHeader)
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	rep, err := buildMeta(ck, o.Key, o.Full)
+	if err != nil {
+		return err
+	}
+	if o.Key != "" && len(rep.Metadata) == 0 {
+		return inputError("%s: no metadata key %q", o.Path, o.Key)
+	}
+	if o.JSON {
+		return termui.WriteJSON(o.IO.Out, rep)
+	}
+	return printMeta(o.IO, rep, o.Key != "")
 }
 
 func buildMeta(ck *formats.Checkpoint, key string, full bool) (metaReport, error) {
@@ -161,12 +176,12 @@ func buildMeta(ck *formats.Checkpoint, key string, full bool) (metaReport, error
 func sanitize(v any) (any, bool) {
 	switch x := v.(type) {
 	case float32:
-		if _, bad := jsonFloat(float64(x)); bad {
+		if _, bad := termui.JSONValue(float64(x)); bad {
 			return nil, true
 		}
 		return x, false // stays float32: JSON and the table print its shortest form (1e-05)
 	case float64:
-		return jsonFloat(x)
+		return termui.JSONValue(x)
 	case []any:
 		bad := false
 		out := make([]any, len(x))
@@ -184,7 +199,7 @@ func printMeta(s *Streams, rep metaReport, whole bool) error {
 	var b strings.Builder
 	if g := rep.GGUF; g != nil {
 		b.WriteString(termui.Title(fmt.Sprintf("GGUF v%d, %s-endian, alignment %d, %d tensors, %d key/values, %s",
-			g.Version, g.Endianness, g.Alignment, g.TensorCount, g.KVCount, plural(int64(g.Files), "file")), s.Styled))
+			g.Version, g.Endianness, g.Alignment, g.TensorCount, g.KVCount, termui.Plural(int64(g.Files), "file")), s.Styled))
 	}
 	if len(rep.Metadata) > 0 {
 		// The value column gets what the other columns leave of the width.

@@ -8,26 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/qkvdev/qkv/formats"
-	"github.com/qkvdev/qkv/internal/outfile"
 	"github.com/qkvdev/qkv/internal/termui"
-)
-
-// Exit statuses.
-const (
-	ExitOK       = 0
-	ExitFindings = 1 // a check found problems
-	ExitUsage    = 2
-	ExitInput    = 3 // the input could not be read
 )
 
 // Version is set at build time with -ldflags "-X github.com/qkvdev/qkv/cmd.Version=...";
@@ -95,26 +83,6 @@ func SystemStreams() *Streams {
 	return s
 }
 
-// exitError carries an exit status through cobra.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// usageError marks a bad flag or argument: exit status 2.
-func usageError(format string, args ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
-}
-
-// findingsError reports that a check found problems (exit status 1) after
-// the command printed its result.
-type findingsError struct{ msg string }
-
-func (e *findingsError) Error() string { return e.msg }
-
 // Execute runs qkv with the process's arguments and streams and returns the
 // exit status.
 func Execute() int {
@@ -124,12 +92,7 @@ func Execute() int {
 // Run runs qkv with the given arguments and streams and returns the exit
 // status. It never calls os.Exit, so tests can call it.
 func Run(ctx context.Context, args []string, s *Streams) int {
-	root := NewRoot(s)
-	root.SetArgs(args)
-	root.SetOut(s.Out)
-	root.SetErr(s.Err)
-	root.SetIn(s.In)
-	err := root.ExecuteContext(ctx)
+	err := execute(ctx, NewRoot(s), args, s)
 	if err == nil {
 		return ExitOK
 	}
@@ -150,38 +113,24 @@ func Run(ctx context.Context, args []string, s *Streams) int {
 	return code
 }
 
-func exitCode(err error) int {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
+// execute runs the command tree. The one error cobra makes outside a
+// command's flags and arguments, an unknown command, comes from Find: it
+// is asked first, so that its error is typed as a usage error here.
+func execute(ctx context.Context, root *cobra.Command, args []string, s *Streams) error {
+	root.SetArgs(args)
+	root.SetOut(s.Out)
+	root.SetErr(s.Err)
+	root.SetIn(s.In)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	if _, _, err := root.Find(args); err != nil {
+		return asUsage(err)
 	}
-	var fe *findingsError
-	if errors.As(err, &fe) {
-		return ExitFindings
-	}
-	var fmtErr *formats.Error
-	if errors.As(err, &fmtErr) {
-		return ExitInput
-	}
-	var oe *outfile.Error
-	if errors.As(err, &oe) {
-		if oe.Refused {
-			return ExitUsage
-		}
-		return ExitInput
-	}
-	// Cobra's own flag and argument errors.
-	msg := err.Error()
-	for _, p := range []string{"unknown flag", "unknown shorthand", "unknown command", "accepts ", "requires at least",
-		"invalid argument", "flag needs an argument", "required flag", "if any flags in the group", "bad flag syntax"} {
-		if strings.Contains(msg, p) {
-			return ExitUsage
-		}
-	}
-	return ExitInput
+	return root.ExecuteContext(ctx)
 }
 
-// NewRoot builds the command tree printing to s.
+// NewRoot builds the command tree printing to s: every command is listed
+// here, each built by its NewCmdX constructor.
 func NewRoot(s *Streams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "qkv",
@@ -195,100 +144,65 @@ Exit status: 0 success, 1 a check found problems, 2 usage error,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,
-		// Flags several commands share are validated once, here.
-		PersistentPreRunE: func(c *cobra.Command, args []string) error { return checkSharedFlags(c) },
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &exitError{code: ExitUsage, err: err}
-	})
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return asUsage(err) })
 	root.SetVersionTemplate("qkv {{.Version}}\n")
 	root.AddCommand(
-		newLsCmd(s),
-		newMetaCmd(s),
-		newVersionCmd(s),
+		NewCmdLs(s, nil),
+		NewCmdMeta(s, nil),
+		NewCmdLayers(s, nil),
+		NewCmdExtract(s, nil),
+		NewCmdExport(s, nil),
+		NewCmdCat(s, nil),
+		NewCmdInspect(s, nil),
+		NewCmdMerge(s, nil),
+		NewCmdAttn(s, nil),
+		NewCmdCheck(s, nil),
+		NewCmdDiff(s, nil),
+		NewCmdTokenize(s, nil),
+		NewCmdVerify(s, nil),
+		NewCmdVersion(s, nil),
 	)
-	for _, add := range extraCommands {
-		root.AddCommand(add(s))
-	}
 	return root
 }
 
-// extraCommands lets each command file register itself.
-var extraCommands []func(*Streams) *cobra.Command
+// VersionOptions are the options of qkv version.
+type VersionOptions struct {
+	IO   *Streams
+	JSON bool
+}
 
-func newVersionCmd(s *Streams) *cobra.Command {
-	var asJSON bool
+// NewCmdVersion builds qkv version; runF (nil: versionRun) does the work.
+func NewCmdVersion(s *Streams, runF func(context.Context, *VersionOptions) error) *cobra.Command {
+	opts := &VersionOptions{IO: s}
 	c := &cobra.Command{
 		Use:   "version",
 		Short: "Print qkv's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if asJSON {
-				return writeJSON(s.Out, map[string]string{"schema": "qkv.version/v1", "version": Version})
-			}
-			fmt.Fprintf(s.Out, "qkv %s\n", Version)
-			return nil
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runOr(c, runF, versionRun, opts)
 		},
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
 	return c
 }
 
-// checkSharedFlags refuses nonsense values of the flags several commands
-// share. Zero is their default ("not given"); given explicitly it is
-// nonsense, so Changed tells the two apart.
-func checkSharedFlags(c *cobra.Command) error {
-	fl := c.Flags()
-	intFlag := func(name string) (int64, bool) {
-		f := fl.Lookup(name)
-		if f == nil || !f.Changed {
-			return 0, false
-		}
-		v, err := strconv.ParseInt(f.Value.String(), 10, 64)
-		return v, err == nil
+func versionRun(_ context.Context, o *VersionOptions) error {
+	if o.JSON {
+		return termui.WriteJSON(o.IO.Out, map[string]string{"schema": "qkv.version/v1", "version": Version})
 	}
-	if v, ok := intFlag("max-header"); ok && v <= 0 {
-		return usageError("--max-header must be a positive number of bytes, not %d", v)
-	}
-	for _, name := range []string{"n-heads", "n-kv-heads", "head-dim"} {
-		if v, ok := intFlag(name); ok && v < 1 {
-			return usageError("--%s must be at least 1, not %d", name, v)
-		}
-	}
-	for _, name := range []string{"workers", "parallel"} {
-		if v, ok := intFlag(name); ok && (v < 1 || v > maxWorkers) {
-			return usageError("--%s must be between 1 and %d, not %d", name, maxWorkers, v)
-		}
-	}
-	// Lists given but empty ("--layers $EMPTY" in a script) would silently
-	// mean "all" or "none".
-	for _, name := range []string{"layers", "heads", "tokens", "matrices"} {
-		if f := fl.Lookup(name); f != nil && f.Changed && strings.Trim(f.Value.String(), " ,") == "" {
-			return usageError("--%s: no values in %q", name, f.Value.String())
-		}
-	}
-	// Thresholds and tolerances: zero means "the default"; given, a value
-	// must be a positive finite number (NaN would silently never match).
-	for _, name := range []string{"rank-tol", "dead", "collapsed", "duplicate", "duplicate-fail", "outlier", "drift-tol"} {
-		f := fl.Lookup(name)
-		if f == nil || !f.Changed {
-			continue
-		}
-		v, err := strconv.ParseFloat(f.Value.String(), 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
-			return usageError("--%s must be a positive finite number, not %s", name, f.Value.String())
-		}
-		if (name == "duplicate" || name == "duplicate-fail") && v > 1 {
-			return usageError("--%s is a cosine similarity: at most 1, not %s", name, f.Value.String())
-		}
-	}
-	return nil
+	_, err := fmt.Fprintf(o.IO.Out, "qkv %s\n", Version)
+	return err
 }
 
-// maxWorkers bounds --workers: each worker holds a layer's matrices.
-const maxWorkers = 1024
-
-// openCheckpoint opens PATH for a command, mapping errors to exit status 3.
-func openCheckpoint(path string, maxHeader int64) (*formats.Checkpoint, error) {
-	return formats.Open(path, formats.Options{MaxHeaderBytes: maxHeader})
+// runOr calls runF, or def when runF is nil, with the command's context.
+func runOr[O any](c *cobra.Command, runF, def func(context.Context, *O) error, opts *O) error {
+	if runF == nil {
+		runF = def
+	}
+	ctx := c.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return runF(ctx, opts)
 }

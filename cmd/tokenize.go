@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -11,8 +12,6 @@ import (
 	"github.com/qkvdev/qkv/formats/tokenizer"
 	"github.com/qkvdev/qkv/internal/termui"
 )
-
-func init() { extraCommands = append(extraCommands, newTokenizeCmd) }
 
 // maxTokenizeInput bounds the text read from stdin: tokenizing takes
 // memory in proportion to the text (up to ~100x for one pathological
@@ -43,11 +42,19 @@ type tokenizeReport struct {
 	rawTexts []string // Texts before the U+FFFD replacement, for the table
 }
 
-func newTokenizeCmd(s *Streams) *cobra.Command {
-	var (
-		asJSON    bool
-		noSpecial bool
-	)
+// TokenizeOptions are the options of qkv tokenize.
+type TokenizeOptions struct {
+	IO      *Streams
+	Path    string
+	Text    string // "-" reads standard input
+	Special bool   // add special tokens and parse their text
+	JSON    bool
+}
+
+// NewCmdTokenize builds qkv tokenize; runF (nil: tokenizeRun) does the work.
+func NewCmdTokenize(s *Streams, runF func(context.Context, *TokenizeOptions) error) *cobra.Command {
+	opts := &TokenizeOptions{IO: s}
+	var noSpecial bool
 	c := &cobra.Command{
 		Use:   "tokenize PATH [--] TEXT",
 		Short: "Tokenize text with the checkpoint's own tokenizer: ids and pieces",
@@ -76,34 +83,42 @@ normalizer) is refused with exit status 3, naming it.`,
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			text := args[1]
-			if text == "-" {
-				b, err := io.ReadAll(io.LimitReader(s.In, maxTokenizeInput+1))
-				if err != nil {
-					return &exitError{code: ExitInput, err: fmt.Errorf("reading standard input: %v", err)}
-				}
-				if len(b) > maxTokenizeInput {
-					return usageError("standard input is longer than %d bytes", maxTokenizeInput)
-				}
-				text = string(b)
-			}
-			rep, err := runTokenize(args[0], text, !noSpecial)
-			if err != nil {
-				return &exitError{code: ExitInput, err: err}
-			}
-			for _, w := range rep.Warnings {
-				fmt.Fprintln(s.Err, "qkv: warning: "+termui.Visible(w))
-			}
-			if asJSON {
-				return writeJSON(s.Out, rep)
-			}
-			return printTokenize(s, rep)
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
+			opts.Path, opts.Text, opts.Special = args[0], args[1], !noSpecial
+			return runOr(c, runF, tokenizeRun, opts)
 		},
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema qkv.tokenize/v1)")
+	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.tokenize/v1)")
 	c.Flags().BoolVar(&noSpecial, "no-special", false, "add no special tokens and treat special-token text as plain text")
 	return c
+}
+
+// tokenizeRun tokenizes the text and prints the tokens.
+func tokenizeRun(_ context.Context, o *TokenizeOptions) error {
+	s := o.IO
+	text := o.Text
+	if text == "-" {
+		b, err := io.ReadAll(io.LimitReader(s.In, maxTokenizeInput+1))
+		if err != nil {
+			return inputError("reading standard input: %v", err)
+		}
+		if len(b) > maxTokenizeInput {
+			return usageError("standard input is longer than %d bytes", maxTokenizeInput)
+		}
+		text = string(b)
+	}
+	rep, err := runTokenize(o.Path, text, o.Special)
+	if err != nil {
+		return &exitError{code: ExitInput, err: err}
+	}
+	for _, w := range rep.Warnings {
+		fmt.Fprintln(s.Err, "qkv: warning: "+termui.Visible(w))
+	}
+	if o.JSON {
+		return termui.WriteJSON(s.Out, rep)
+	}
+	return printTokenize(s, rep)
 }
 
 // runTokenize opens the tokenizer at path and encodes text.

@@ -16,7 +16,7 @@ func runTokenizeCmd(t *testing.T, stdin string, args ...string) (string, string,
 	t.Helper()
 	var out, errb bytes.Buffer
 	s := &Streams{In: strings.NewReader(stdin), Out: &out, Err: &errb, Width: 80}
-	c := newTokenizeCmd(s)
+	c := NewCmdTokenize(s, nil)
 	c.SetArgs(args)
 	c.SetOut(&out)
 	c.SetErr(&errb)

@@ -1,12 +1,12 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -15,8 +15,6 @@ import (
 	"github.com/qkvdev/qkv/internal/outfile"
 	"github.com/qkvdev/qkv/internal/termui"
 )
-
-func init() { extraCommands = append(extraCommands, newVerifyCmd) }
 
 // VerifySchema is the schema of qkv verify --json.
 const VerifySchema = "qkv.verify/v1"
@@ -47,13 +45,13 @@ func (f *remoteFlags) add(c *cobra.Command) {
 
 // client returns a source client configured from the environment (HF_*)
 // and the flags, drawing network progress on stderr when it is a terminal.
-func (f *remoteFlags) client(s *Streams, p *progressLine) (*source.Client, error) {
+func (f *remoteFlags) client(s *Streams, p *termui.Progress) (*source.Client, error) {
 	o := source.EnvOptions()
 	o.NoCache, o.AllowHTTP = f.noCache, f.allowHTTP
 	o.UserAgent = "qkv/" + Version
 	if p != nil {
 		o.Progress = func(pr source.Progress) {
-			p.show(fmt.Sprintf("fetched %s  %s/s", humanBytes(pr.Bytes), humanBytes(int64(pr.Rate))))
+			p.Show(fmt.Sprintf("fetched %s  %s/s", termui.Bytes(pr.Bytes), termui.Bytes(int64(pr.Rate))))
 		}
 	}
 	c, err := source.New(o)
@@ -63,50 +61,29 @@ func (f *remoteFlags) client(s *Streams, p *progressLine) (*source.Client, error
 	return c, nil
 }
 
-// progressLine draws one line of progress on a terminal's stderr.
-type progressLine struct {
-	mu sync.Mutex
-	w  io.Writer
-	on bool
-}
-
-func newProgressLine(s *Streams) *progressLine {
+// newProgressLine returns a progress line on stderr when it is a
+// terminal, else nil (which draws nothing).
+func newProgressLine(s *Streams) *termui.Progress {
 	if !s.Progress {
 		return nil
 	}
-	return &progressLine{w: s.Err}
+	return termui.NewProgress(s.Err, "", "")
 }
 
-func (p *progressLine) show(msg string) {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "\r\033[K%s", msg)
-	p.on = true
+// VerifyOptions are the options of qkv verify.
+type VerifyOptions struct {
+	IO            *Streams
+	Input         string // PATH, REPO or URL
+	Remote        remoteFlags
+	Manifest      string // compare with this manifest ("": none)
+	WriteManifest string // write one here ("-": standard output)
+	JSON          bool
+	Parallel      int
 }
 
-func (p *progressLine) clear() {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.on {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.on = false
-	}
-}
-
-func newVerifyCmd(s *Streams) *cobra.Command {
-	var (
-		rf            remoteFlags
-		manifestPath  string
-		writeManifest string
-		asJSON        bool
-		parallel      int
-	)
+// NewCmdVerify builds qkv verify; runF (nil: verifyRun) does the work.
+func NewCmdVerify(s *Streams, runF func(context.Context, *VerifyOptions) error) *cobra.Command {
+	opts := &VerifyOptions{IO: s}
 	c := &cobra.Command{
 		Use:   "verify PATH|REPO|URL",
 		Short: "Check that a checkpoint's files are intact: SHA-256 against the Hub or a manifest",
@@ -128,131 +105,139 @@ qkv.manifest/v1; "-" for standard output) — only when nothing failed.`,
   qkv verify Qwen/Qwen3-0.6B
   qkv verify ./model --write-manifest model.manifest.json
   qkv verify ./model --manifest model.manifest.json --json`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if manifestPath != "" && writeManifest != "" {
+		Args:    exactArgs(1),
+		PreRunE: checkSharedFlags,
+		RunE: func(c *cobra.Command, args []string) error {
+			if opts.Manifest != "" && opts.WriteManifest != "" {
 				return usageError("--manifest and --write-manifest cannot be used together")
 			}
-			if parallel < 0 {
-				return usageError("--parallel must be positive, not %d", parallel)
+			if opts.Parallel < 0 {
+				return usageError("--parallel must be positive, not %d", opts.Parallel)
 			}
-			if writeManifest != "" {
-				if err := checkOutput("--write-manifest", writeManifest); err != nil {
+			if opts.WriteManifest != "" {
+				if err := checkOutput("--write-manifest", opts.WriteManifest); err != nil {
 					return err
 				}
 			}
-			var m *source.Manifest
-			if manifestPath != "" {
-				b, err := readManifestFile(manifestPath)
-				if err != nil {
-					return &exitError{code: ExitInput, err: fmt.Errorf("--manifest %s: %v", manifestPath, err)}
-				}
-				if m, err = source.ParseManifest(b); err != nil {
-					return &exitError{code: ExitInput, err: fmt.Errorf("--manifest %s: %v", manifestPath, err)}
-				}
-			}
-			prog := newProgressLine(s)
-			defer prog.clear()
-			// Hashing reports its own progress, streamed bytes included.
-			cl, err := rf.client(s, nil)
-			if err != nil {
-				return err
-			}
-			tg, err := cl.Resolve(cmd.Context(), args[0])
-			if err != nil {
-				return &exitError{code: ExitInput, err: err}
-			}
-			if tg.Kind == source.KindLocal {
-				if _, err := os.Stat(args[0]); err != nil {
-					return &exitError{code: ExitInput, err: fmt.Errorf("%s: %v", args[0], statCause(err))}
-				}
-			}
-			opts := source.VerifyOptions{Manifest: m, Parallel: parallel}
-			if prog != nil {
-				opts.Progress = func(p source.HashProgress) {
-					prog.show(fmt.Sprintf("hashed %s of %s  %s/s", humanBytes(p.Bytes), humanBytes(p.Total), humanBytes(int64(p.Rate))))
-				}
-			}
-			skip := map[string]bool{}
-			for _, p := range []string{manifestPath, writeManifest} {
-				if p != "" && p != "-" && tg.Kind == source.KindLocal {
-					if name, ok := inDir(tg.Dir.Name(), p); ok {
-						skip[name] = true // the manifest itself
-					}
-				}
-			}
-			if tg.File != "" {
-				only := tg.File
-				opts.Skip = func(name string) bool { return name != only }
-				if m != nil {
-					var keep []source.ManifestFile
-					for _, f := range m.Files {
-						if f.Path == only {
-							keep = append(keep, f)
-						}
-					}
-					if keep == nil {
-						return &exitError{code: ExitInput, err: fmt.Errorf("--manifest %s does not list %s", manifestPath, only)}
-					}
-					opts.Manifest = &source.Manifest{Schema: m.Schema, Files: keep}
-				}
-			} else if len(skip) > 0 {
-				opts.Skip = func(name string) bool { return skip[name] }
-			}
-
-			var res *source.VerifyResult
-			var man *source.Manifest
-			if writeManifest != "" {
-				man, res, err = source.WriteManifest(cmd.Context(), tg.Dir, opts)
-			} else {
-				res, err = source.Verify(cmd.Context(), tg.Dir, opts)
-			}
-			prog.clear()
-			if err != nil {
-				return &exitError{code: ExitInput, err: err}
-			}
-			rep := verifyReport{Schema: VerifySchema, Input: args[0], Source: tg.Kind.String(), Commit: tg.Commit,
-				Manifest: manifestPath, Passed: res.Passed, Compared: res.Compared, Bytes: res.Bytes, Files: res.Files, IO: cl.IO()}
-			out := s.Out
-			if writeManifest == "-" {
-				out = s.Err // the manifest is the result on stdout
-			}
-			if asJSON && writeManifest != "-" {
-				if err := writeJSON(out, rep); err != nil {
-					return err
-				}
-			} else {
-				printVerify(out, &rep, tg.Display(), s.Styled && writeManifest != "-")
-			}
-			if !res.Passed {
-				msg := ""
-				if writeManifest != "" {
-					msg = "not writing the manifest: some files failed"
-				}
-				return &findingsError{msg: msg}
-			}
-			if man != nil {
-				if err := saveManifest(s.Out, writeManifest, man); err != nil {
-					var oe *outfile.Error
-					if errors.As(err, &oe) {
-						return flagged("--write-manifest", err)
-					}
-					return &exitError{code: ExitInput, err: fmt.Errorf("--write-manifest %s: %v", writeManifest, err)}
-				}
-				if writeManifest != "-" && !asJSON {
-					fmt.Fprintf(s.Out, "wrote %s (%d files)\n", verifySafe(writeManifest), len(man.Files))
-				}
-			}
-			return nil
+			opts.Input = args[0]
+			return runOr(c, runF, verifyRun, opts)
 		},
 	}
-	rf.add(c)
+	opts.Remote.add(c)
 	f := c.Flags()
-	f.StringVar(&manifestPath, "manifest", "", "compare with this manifest (written by --write-manifest)")
-	f.StringVar(&writeManifest, "write-manifest", "", `write the files' sizes and SHA-256 to FILE ("-": standard output)`)
-	f.BoolVar(&asJSON, "json", false, "print JSON (schema "+VerifySchema+")")
-	f.IntVar(&parallel, "parallel", 0, "files hashed at once (default: CPUs, at most 4)")
+	f.StringVar(&opts.Manifest, "manifest", "", "compare with this manifest (written by --write-manifest)")
+	f.StringVar(&opts.WriteManifest, "write-manifest", "", `write the files' sizes and SHA-256 to FILE ("-": standard output)`)
+	f.BoolVar(&opts.JSON, "json", false, "print JSON (schema "+VerifySchema+")")
+	f.IntVar(&opts.Parallel, "parallel", 0, "files hashed at once (default: CPUs, at most 4)")
 	return c
+}
+
+// verifyRun hashes the files and compares them.
+func verifyRun(ctx context.Context, o *VerifyOptions) error {
+	s := o.IO
+	var m *source.Manifest
+	if o.Manifest != "" {
+		b, err := readManifestFile(o.Manifest)
+		if err != nil {
+			return &exitError{code: ExitInput, err: fmt.Errorf("--manifest %s: %v", o.Manifest, err)}
+		}
+		if m, err = source.ParseManifest(b); err != nil {
+			return &exitError{code: ExitInput, err: fmt.Errorf("--manifest %s: %v", o.Manifest, err)}
+		}
+	}
+	prog := newProgressLine(s)
+	defer prog.Done()
+	// Hashing reports its own progress, streamed bytes included.
+	cl, err := o.Remote.client(s, nil)
+	if err != nil {
+		return err
+	}
+	tg, err := cl.Resolve(ctx, o.Input)
+	if err != nil {
+		return &exitError{code: ExitInput, err: err}
+	}
+	if tg.Kind == source.KindLocal {
+		if _, err := os.Stat(o.Input); err != nil {
+			return &exitError{code: ExitInput, err: fmt.Errorf("%s: %v", o.Input, statCause(err))}
+		}
+	}
+	vopts := source.VerifyOptions{Manifest: m, Parallel: o.Parallel}
+	if prog != nil {
+		vopts.Progress = func(p source.HashProgress) {
+			prog.Show(fmt.Sprintf("hashed %s of %s  %s/s", termui.Bytes(p.Bytes), termui.Bytes(p.Total), termui.Bytes(int64(p.Rate))))
+		}
+	}
+	skip := map[string]bool{}
+	for _, p := range []string{o.Manifest, o.WriteManifest} {
+		if p != "" && p != "-" && tg.Kind == source.KindLocal {
+			if name, ok := inDir(tg.Dir.Name(), p); ok {
+				skip[name] = true // the manifest itself
+			}
+		}
+	}
+	if tg.File != "" {
+		only := tg.File
+		vopts.Skip = func(name string) bool { return name != only }
+		if m != nil {
+			var keep []source.ManifestFile
+			for _, f := range m.Files {
+				if f.Path == only {
+					keep = append(keep, f)
+				}
+			}
+			if keep == nil {
+				return &exitError{code: ExitInput, err: fmt.Errorf("--manifest %s does not list %s", o.Manifest, only)}
+			}
+			vopts.Manifest = &source.Manifest{Schema: m.Schema, Files: keep}
+		}
+	} else if len(skip) > 0 {
+		vopts.Skip = func(name string) bool { return skip[name] }
+	}
+
+	var res *source.VerifyResult
+	var man *source.Manifest
+	if o.WriteManifest != "" {
+		man, res, err = source.WriteManifest(ctx, tg.Dir, vopts)
+	} else {
+		res, err = source.Verify(ctx, tg.Dir, vopts)
+	}
+	prog.Done()
+	if err != nil {
+		return &exitError{code: ExitInput, err: err}
+	}
+	rep := verifyReport{Schema: VerifySchema, Input: o.Input, Source: tg.Kind.String(), Commit: tg.Commit,
+		Manifest: o.Manifest, Passed: res.Passed, Compared: res.Compared, Bytes: res.Bytes, Files: res.Files, IO: cl.IO()}
+	out := s.Out
+	if o.WriteManifest == "-" {
+		out = s.Err // the manifest is the result on stdout
+	}
+	if o.JSON && o.WriteManifest != "-" {
+		if err := termui.WriteJSON(out, rep); err != nil {
+			return err
+		}
+	} else {
+		printVerify(out, &rep, tg.Display(), s.Styled && o.WriteManifest != "-")
+	}
+	if !res.Passed {
+		msg := ""
+		if o.WriteManifest != "" {
+			msg = "not writing the manifest: some files failed"
+		}
+		return &findingsError{msg: msg}
+	}
+	if man != nil {
+		if err := saveManifest(s.Out, o.WriteManifest, man); err != nil {
+			var oe *outfile.Error
+			if errors.As(err, &oe) {
+				return flagged("--write-manifest", err)
+			}
+			return &exitError{code: ExitInput, err: fmt.Errorf("--write-manifest %s: %v", o.WriteManifest, err)}
+		}
+		if o.WriteManifest != "-" && !o.JSON {
+			fmt.Fprintf(s.Out, "wrote %s (%d files)\n", verifySafe(o.WriteManifest), len(man.Files))
+		}
+	}
+	return nil
 }
 
 // inDir reports whether path p is directly in folder dir, and its name there.
@@ -300,7 +285,7 @@ func printVerify(w io.Writer, rep *verifyReport, display string, styled bool) {
 	for _, f := range rep.Files {
 		size, sum := "-", "-"
 		if f.Size >= 0 {
-			size = humanBytes(f.Size)
+			size = termui.Bytes(f.Size)
 		}
 		if f.SHA256 != "" {
 			sum = f.SHA256[:16] + "…"
@@ -318,7 +303,7 @@ func printVerify(w io.Writer, rep *verifyReport, display string, styled bool) {
 			unverified++
 		}
 	}
-	sum := fmt.Sprintf("%d files, %s hashed: %d compared, %d failed", len(rep.Files), humanBytes(rep.Bytes), rep.Compared, failed)
+	sum := fmt.Sprintf("%d files, %s hashed: %d compared, %d failed", len(rep.Files), termui.Bytes(rep.Bytes), rep.Compared, failed)
 	if unverified > 0 {
 		sum += fmt.Sprintf(", %d with nothing to compare with (give --manifest)", unverified)
 	}

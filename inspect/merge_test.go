@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/termui"
 	"github.com/qkvdev/qkv/internal/testref"
 )
 
@@ -106,7 +107,7 @@ func shardedJSON(t *testing.T, src LayerSource, v runVariant, n int, fp string) 
 func render(t *testing.T, r *Report) string {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := r.Render(&buf, false, 160); err != nil {
+	if err := r.Render(&buf, termui.Style{Width: 160}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.String()

@@ -7,13 +7,10 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/lipgloss/table"
-	"github.com/qkvdev/qkv/formats"
-)
 
-// ansi256 is termenv.ANSI256: styled output is forced by the caller, never
-// detected from the writer.
-const ansi256 = 1
+	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/termui"
+)
 
 // sparkLevels are the eight bar heights of a spectrum sparkline.
 var sparkLevels = []rune("▁▂▃▄▅▆▇█")
@@ -55,20 +52,9 @@ func Sparkline(sv []float64, width int) string {
 	return b.String()
 }
 
-// fmtNum prints a statistic with 4 significant digits, or "—" when undefined.
-func fmtNum(f Float) string {
-	if !f.Valid() {
-		return "—"
-	}
-	v := float64(f)
-	if v == 0 {
-		return "0"
-	}
-	if a := math.Abs(v); a >= 1e5 || a < 1e-3 {
-		return fmt.Sprintf("%.3g", v)
-	}
-	return fmt.Sprintf("%.4g", v)
-}
+// fmtNum prints a statistic as termui.Num does (4 significant digits, the
+// placeholder when undefined).
+func fmtNum(f Float) string { return termui.Num(float64(f)) }
 
 // fmtCond prints a condition number; beyond 1e12 the smallest singular value
 // is rounding noise of the stored matrix, so only the bound is shown.
@@ -81,7 +67,7 @@ func fmtCond(f Float) string {
 
 func fmtRank(r *int) string {
 	if r == nil {
-		return "—"
+		return termui.NoValue
 	}
 	return fmt.Sprint(*r)
 }
@@ -234,21 +220,16 @@ func layout(rows []cellRow, width int) ([]int, int) {
 
 // Render writes the report as tables: one per projection (rows = layers),
 // with Heads one per layer and projection (rows = heads) and a circuits
-// table, then the findings. styled selects lipgloss colours and borders
-// (the caller decides, from whether stdout is a terminal and NO_COLOR);
-// otherwise the output is plain text with no escape codes. width is the
-// terminal width in columns (80 when ≤ 0).
-func (r *Report) Render(w io.Writer, styled bool, width int) error {
-	if width <= 0 {
-		width = 80
-	}
-	var sty *styles
-	if styled {
-		sty = newStyles(w)
-	}
+// table, then the findings. st.Styled selects the palette's colours and
+// borders (the caller decides, from whether stdout is a terminal and
+// NO_COLOR); otherwise the output is plain text with no escape codes.
+// st.Width is the terminal width in columns (80 when ≤ 0).
+func (r *Report) Render(w io.Writer, st termui.Style) error {
+	width := st.Cols()
+	th := termui.NewTheme(w, st)
 	var b strings.Builder
 	g := r.Model
-	b.WriteString(sty.title(fmt.Sprintf("%s — %s, d_model %d, %d heads (%d KV) × %d, %s mode",
+	b.WriteString(th.Title(fmt.Sprintf("%s — %s, d_model %d, %d heads (%d KV) × %d, %s mode",
 		orDash(g.Arch), layersText(len(r.Layers)), g.DModel, g.NHeads, g.NKVHeads, g.HeadDim, r.Settings.Mode)))
 	b.WriteString("\n\n")
 	ix := indexFindings(r.Findings)
@@ -263,7 +244,7 @@ func (r *Report) Render(w io.Writer, styled bool, width int) error {
 			row.mark(ix[fkey(l.Index, string(p), -1)])
 			t.rows = append(t.rows, row)
 		}
-		writeTable(&b, t, styled, sty, width)
+		writeTable(&b, t, th, width)
 	}
 	if r.Settings.Heads {
 		for _, l := range r.Layers {
@@ -281,14 +262,14 @@ func (r *Report) Render(w io.Writer, styled bool, width int) error {
 					row.mark(ix[fkey(l.Index, string(p), h.Head)])
 					t.rows = append(t.rows, row)
 				}
-				writeTable(&b, t, styled, sty, width)
+				writeTable(&b, t, th, width)
 			}
 			if len(l.Circuits) > 0 {
-				writeCircuits(&b, l, styled, sty)
+				writeCircuits(&b, l, th)
 			}
 		}
 	}
-	writeFindings(&b, r.Findings, styled, sty, width)
+	writeFindings(&b, r.Findings, th, width)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -300,35 +281,9 @@ func orDash(s string) string {
 	return s
 }
 
-// styles holds the lipgloss styles of styled output, bound to a renderer
-// whose colour profile is fixed (the caller has decided to style).
-type styles struct {
-	re                      *lipgloss.Renderer
-	titleS, header, bad, ok lipgloss.Style
-	border                  lipgloss.Style
-}
-
-func newStyles(w io.Writer) *styles {
-	re := lipgloss.NewRenderer(w)
-	re.SetColorProfile(ansi256)
-	return &styles{
-		re:     re,
-		titleS: re.NewStyle().Bold(true).Foreground(lipgloss.Color("75")),
-		header: re.NewStyle().Bold(true).Foreground(lipgloss.Color("252")).Padding(0, 1),
-		bad:    re.NewStyle().Bold(true).Foreground(lipgloss.Color("203")).Padding(0, 1),
-		ok:     re.NewStyle().Padding(0, 1),
-		border: re.NewStyle().Foreground(lipgloss.Color("240")),
-	}
-}
-
-func (s *styles) title(t string) string {
-	if s == nil {
-		return t
-	}
-	return s.titleS.Render(t)
-}
-
-func writeTable(b *strings.Builder, t tableSpec, styled bool, sty *styles, width int) {
+// writeTable writes one statistics table; th is nil for plain text, where
+// marked cells get a "!".
+func writeTable(b *strings.Builder, t tableSpec, th *termui.Theme, width int) {
 	if len(t.rows) == 0 {
 		return
 	}
@@ -352,9 +307,12 @@ func writeTable(b *strings.Builder, t tableSpec, styled bool, sty *styles, width
 		cols = append(cols[:1], cols[2:]...)
 	}
 	headers := make([]string, len(cols))
+	right := make([]bool, len(cols))
 	for i, c := range cols {
 		headers[i] = colHeaders[c]
+		right[i] = c != colLabel && c != colSpark
 	}
+	styled := th != nil
 	rows := make([][]string, len(t.rows))
 	for i, r := range t.rows {
 		rows[i] = make([]string, len(cols))
@@ -369,104 +327,35 @@ func writeTable(b *strings.Builder, t tableSpec, styled bool, sty *styles, width
 			}
 		}
 	}
-	b.WriteString(sty.title(title))
+	b.WriteString(th.Title(title))
 	b.WriteString("\n")
-	if styled {
-		tb := table.New().Border(lipgloss.RoundedBorder()).BorderStyle(sty.border).
-			Headers(headers...).Rows(rows...).
-			StyleFunc(func(row, col int) lipgloss.Style {
-				if row == table.HeaderRow {
-					if cols[col] != colLabel && cols[col] != colSpark {
-						return sty.header.Align(lipgloss.Right)
-					}
-					return sty.header
-				}
-				st := sty.ok
-				if row >= 0 && row < len(t.rows) && t.rows[row].marks[cols[col]] {
-					st = sty.bad
-				}
-				if cols[col] != colLabel && cols[col] != colSpark {
-					st = st.Align(lipgloss.Right)
-				}
-				return st
-			})
-		b.WriteString(tb.Render())
-		b.WriteString("\n\n")
-		return
-	}
-	writePlain(b, headers, rows, cols)
+	termui.TableLayout{Headers: headers, Right: right, Styled: styled, Rule: true,
+		Marked: func(row, col int) bool { return t.rows[row].marks[cols[col]] }}.
+		Write(b, len(rows), func(i int) []string { return rows[i] })
 	b.WriteString("\n")
 }
 
-// writePlain lays out an aligned text table: labels and sparklines left,
-// numbers right, two spaces between columns, a rule under the header.
-func writePlain(b *strings.Builder, headers []string, rows [][]string, cols []int) {
-	w := make([]int, len(headers))
-	for i, h := range headers {
-		w[i] = lipgloss.Width(h)
-		for _, r := range rows {
-			w[i] = max(w[i], lipgloss.Width(r[i]))
-		}
-	}
-	line := func(cells []string) {
-		var l strings.Builder
-		for i, c := range cells {
-			if i > 0 {
-				l.WriteString("  ")
-			}
-			pad := strings.Repeat(" ", w[i]-lipgloss.Width(c))
-			if cols != nil && cols[i] != colLabel && cols[i] != colSpark {
-				l.WriteString(pad + c)
-			} else {
-				l.WriteString(c + pad)
-			}
-		}
-		b.WriteString(strings.TrimRight(l.String(), " "))
-		b.WriteString("\n")
-	}
-	line(headers)
-	rule := make([]string, len(headers))
-	for i := range rule {
-		rule[i] = strings.Repeat("─", w[i])
-	}
-	line(rule)
-	for _, r := range rows {
-		line(r)
-	}
-}
-
-func writeCircuits(b *strings.Builder, l LayerReport, styled bool, sty *styles) {
+func writeCircuits(b *strings.Builder, l LayerReport, th *termui.Theme) {
 	headers := []string{"head", "kv", "QK ‖·‖₂", "QK eff.rank", "OV ‖·‖₂", "OV eff.rank"}
 	rows := make([][]string, len(l.Circuits))
 	for i, c := range l.Circuits {
 		rows[i] = []string{fmt.Sprint(c.Head), fmt.Sprint(c.KVHead), fmtNum(c.QK.SpectralNorm), fmtNum(c.QK.EffectiveRank),
 			fmtNum(c.OV.SpectralNorm), fmtNum(c.OV.EffectiveRank)}
 	}
-	b.WriteString(sty.title(fmt.Sprintf("layer %d circuits", l.Index)))
+	b.WriteString(th.Title(fmt.Sprintf("layer %d circuits", l.Index)))
 	b.WriteString("\n")
-	if styled {
-		tb := table.New().Border(lipgloss.RoundedBorder()).BorderStyle(sty.border).Headers(headers...).Rows(rows...).
-			StyleFunc(func(row, col int) lipgloss.Style {
-				if row == table.HeaderRow {
-					return sty.header.Align(lipgloss.Right)
-				}
-				return sty.ok.Align(lipgloss.Right)
-			})
-		b.WriteString(tb.Render())
-		b.WriteString("\n\n")
-		return
-	}
-	writePlain(b, headers, rows, []int{colRank, colRank, colRank, colRank, colRank, colRank})
+	termui.TableLayout{Headers: headers, Right: []bool{true, true, true, true, true, true}, Styled: th != nil, Rule: true}.
+		Write(b, len(rows), func(i int) []string { return rows[i] })
 	b.WriteString("\n")
 }
 
-func writeFindings(b *strings.Builder, fs []Finding, styled bool, sty *styles, width int) {
+func writeFindings(b *strings.Builder, fs []Finding, th *termui.Theme, width int) {
 	if len(fs) == 0 {
-		b.WriteString(sty.title("No findings."))
+		b.WriteString(th.Title("No findings."))
 		b.WriteString("\n")
 		return
 	}
-	b.WriteString(sty.title(fmt.Sprintf("Findings (%d)", len(fs))))
+	b.WriteString(th.Title(fmt.Sprintf("Findings (%d)", len(fs))))
 	b.WriteString("\n")
 	for _, f := range fs {
 		where := fmt.Sprintf("layer %d %s", f.Layer, f.Matrix)
@@ -477,8 +366,8 @@ func writeFindings(b *strings.Builder, fs []Finding, styled bool, sty *styles, w
 		if lipgloss.Width(line) > width {
 			line = wrap(line, width, "      ")
 		}
-		if styled {
-			line = strings.Replace(line, f.Kind, sty.bad.Padding(0).Render(f.Kind), 1)
+		if th != nil {
+			line = strings.Replace(line, f.Kind, th.Bad(f.Kind), 1)
 		}
 		b.WriteString(line)
 		b.WriteString("\n")

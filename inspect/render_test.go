@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/charmbracelet/lipgloss"
+
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -40,7 +42,7 @@ func TestRenderGolden(t *testing.T) {
 			rep := plantedReport(t, c.opts)
 			rep.Model.Arch = "planted"
 			var buf bytes.Buffer
-			if err := rep.Render(&buf, false, c.width); err != nil {
+			if err := rep.Render(&buf, termui.Style{Width: c.width}); err != nil {
 				t.Fatal(err)
 			}
 			out := buf.String()
@@ -73,7 +75,7 @@ func TestRenderStyled(t *testing.T) {
 	rep := plantedReport(t, Options{Heads: true})
 	for _, width := range []int{80, 200} {
 		var buf bytes.Buffer
-		if err := rep.Render(&buf, true, width); err != nil {
+		if err := rep.Render(&buf, termui.Style{Styled: true, Width: width}); err != nil {
 			t.Fatal(err)
 		}
 		out := buf.String()

@@ -1,60 +1,41 @@
 package check
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 
-	"github.com/charmbracelet/lipgloss"
-
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // WriteJSON writes the qkv.check/v1 document.
-func (r *Result) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(r)
-}
+func (r *Result) WriteJSON(w io.Writer) error { return termui.WriteJSON(w, r) }
 
-var (
-	failStyle = lipgloss.NewStyle().Foreground(lipgloss.Color("9")).Bold(true)
-	warnStyle = lipgloss.NewStyle().Foreground(lipgloss.Color("11"))
-	passStyle = lipgloss.NewStyle().Foreground(lipgloss.Color("10")).Bold(true)
-)
-
-// WriteText writes a human summary: each failure and warning on a line,
-// then PASS or FAIL.
-func (r *Result) WriteText(w io.Writer, styled bool) error {
+// Render writes a human summary: each failure and warning on a line, then
+// PASS or FAIL.
+func (r *Result) Render(w io.Writer, st termui.Style) error {
 	var b strings.Builder
-	st := func(s lipgloss.Style, text string) string {
-		if styled {
-			return s.Render(text)
-		}
-		return text
-	}
+	th := termui.NewTheme(w, st)
 	// Tensor names and messages come from the file: escapes and line
 	// breaks in them are shown, never acted on.
-	line := func(tag string, s lipgloss.Style, p Problem) {
+	line := func(tag string, p Problem) {
 		where := termui.Clean(r.Path)
 		if p.Tensor != "" {
 			where = termui.Name(p.Tensor)
 		}
-		fmt.Fprintf(&b, "%s %-16s %s: %s\n", st(s, tag), p.Check, where, termui.Clean(p.Message))
+		fmt.Fprintf(&b, "%s %-16s %s: %s\n", tag, p.Check, where, termui.Clean(p.Message))
 	}
 	for _, p := range r.Failures {
-		line("FAIL", failStyle, p)
+		line(th.Bad("FAIL"), p)
 	}
 	for _, p := range r.Warnings {
-		line("warn", warnStyle, p)
+		line(th.Warn("warn"), p)
 	}
-	verdict := st(passStyle, "PASS")
+	verdict := th.Good("PASS")
 	if !r.Passed {
-		verdict = st(failStyle, "FAIL")
+		verdict = th.Bad("FAIL")
 	}
 	fmt.Fprintf(&b, "%s %s: %d tensors, %d attention layers; %d failures, %d warnings (checks: %s)\n",
 		verdict, termui.Clean(r.Path), r.Tensors, r.Layers, len(r.Failures), len(r.Warnings), strings.Join(r.Checks, ", "))

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // sample is a result with every kind of entry: failures with and without a
@@ -233,10 +235,10 @@ func TestWriteGitHub(t *testing.T) {
 	}
 }
 
-func TestWriteText(t *testing.T) {
+func TestRenderText(t *testing.T) {
 	for _, r := range []*Result{sample(), passing()} {
 		var buf bytes.Buffer
-		if err := r.WriteText(&buf, false); err != nil {
+		if err := r.Render(&buf, termui.Style{}); err != nil {
 			t.Fatal(err)
 		}
 		out := buf.String()

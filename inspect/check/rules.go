@@ -154,6 +154,53 @@ func (r *Rules) fill() {
 	}
 }
 
+// Overrides are changes to rules from the command line. Zero values and
+// empty lists change nothing.
+type Overrides struct {
+	// AllowDTypes replaces Rules.AllowedDTypes.
+	AllowDTypes []string
+	// FailOn, WarnOn and Skip set the severity of the named checks to
+	// fail, warn and off, in that order (a check in two lists gets the later).
+	FailOn, WarnOn, Skip []string
+	DriftTolerance       float64
+	DuplicateFail        float64
+	// Thresholds replace the rules' thresholds one by one.
+	Thresholds inspect.Thresholds
+}
+
+// Apply merges o into r. It refuses element types and check names qkv does
+// not know, so that a typo does not silently disable a rule.
+func (r *Rules) Apply(o Overrides) error {
+	if len(o.AllowDTypes) > 0 {
+		if err := CheckDTypeNames(o.AllowDTypes); err != nil {
+			return fmt.Errorf("--allow-dtypes: %v", err)
+		}
+		r.AllowedDTypes = o.AllowDTypes
+	}
+	for _, x := range []struct {
+		ids []string
+		sev Severity
+	}{{o.FailOn, Fail}, {o.WarnOn, Warn}, {o.Skip, Off}} {
+		for _, id := range x.ids {
+			if _, ok := DefaultSeverity[id]; !ok {
+				return fmt.Errorf("unknown check %q (checks: %s)", id, strings.Join(AllChecks, ", "))
+			}
+			if r.Severity == nil {
+				r.Severity = map[string]Severity{}
+			}
+			r.Severity[id] = x.sev
+		}
+	}
+	for _, x := range []struct{ from, to *float64 }{{&o.DriftTolerance, &r.DriftTolerance}, {&o.DuplicateFail, &r.DuplicateFail},
+		{&o.Thresholds.DeadHead, &r.Thresholds.DeadHead}, {&o.Thresholds.RankCollapsed, &r.Thresholds.RankCollapsed},
+		{&o.Thresholds.Duplicate, &r.Thresholds.Duplicate}, {&o.Thresholds.OutlierNorm, &r.Thresholds.OutlierNorm}} {
+		if *x.from > 0 {
+			*x.to = *x.from
+		}
+	}
+	return nil
+}
+
 // SeverityOf returns what check id does under these rules.
 func (r *Rules) SeverityOf(id string) Severity {
 	if s, ok := r.Severity[id]; ok {

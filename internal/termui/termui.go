@@ -1,10 +1,21 @@
-// Package termui is qkv's presentation layer for text output: the one
-// sanitiser for strings that came from a file (tensor names, dtypes,
-// metadata keys, model types, error messages) before they reach a terminal
-// or plain text, and aligned tables — a rounded lipgloss-styled border on a
-// terminal, plain columns otherwise — whose cost is linear in their rows.
-// JSON output does not go through here: encoding/json escapes control
-// characters itself and keeps strings exact.
+// Package termui is qkv's one presentation layer, used by every command's
+// renderer:
+//
+//   - Style (styled or plain, width) and the one renderer signature,
+//     Render(w io.Writer, st Style) error;
+//   - Theme, the one colour palette (titles, muted text, failures,
+//     warnings, heatmaps), styled only when the caller says so;
+//   - aligned tables (TableLayout, Table) — a rounded border on a
+//     terminal, plain columns otherwise — whose cost is linear in their rows;
+//   - number formatting (Num, Sig, Bytes, Count) with one placeholder,
+//     NoValue, for numbers that are undefined or not finite;
+//   - JSON: WriteJSON for every --json document, and Float / JSONValue /
+//     AppendJSONFloat, the one way NaN and ±Inf become null;
+//   - Progress, one line of progress on a terminal's stderr;
+//   - the sanitiser (Clean, Name, Visible) for strings that came from a
+//     file (tensor names, dtypes, metadata keys, model types, error
+//     messages) before they reach a terminal or plain text. JSON keeps
+//     strings exact: encoding/json escapes control characters itself.
 package termui
 
 import (
@@ -15,30 +26,26 @@ import (
 	"github.com/charmbracelet/lipgloss"
 )
 
-var (
-	headerStyle = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("12"))
-	borderStyle = lipgloss.NewStyle().Foreground(lipgloss.Color("8"))
-	titleStyle  = lipgloss.NewStyle().Bold(true)
-	dimStyle    = lipgloss.NewStyle().Foreground(lipgloss.Color("8"))
-)
+// theme is the palette of the helpers below that take a styled flag: its
+// profile is fixed, so the writer does not matter.
+var theme = NewTheme(io.Discard, Style{Styled: true})
+
+func themeFor(styled bool) *Theme {
+	if styled {
+		return theme
+	}
+	return nil
+}
 
 // Title renders a heading line. Control characters in s (from a file) are
 // shown as escapes; line breaks are kept.
 func Title(s string, styled bool) string {
-	s = CleanLines(s)
-	if styled {
-		return titleStyle.Render(s) + "\n"
-	}
-	return s + "\n"
+	return themeFor(styled).Title(CleanLines(s)) + "\n"
 }
 
 // Dim renders secondary text, sanitised like Title.
 func Dim(s string, styled bool) string {
-	s = CleanLines(s)
-	if styled {
-		return dimStyle.Render(s)
-	}
-	return s
+	return themeFor(styled).Muted(CleanLines(s))
 }
 
 // Table renders rows under headers; rightAlign marks numeric columns. It is
@@ -55,6 +62,13 @@ type TableLayout struct {
 	Headers []string
 	Right   []bool
 	Styled  bool
+	// Rule draws a line of "─" under the plain header (styled tables have
+	// their border).
+	Rule bool
+	// Marked, when set, says which cells a finding marks: styled tables
+	// draw them in the palette's colour for failures (plain text marks
+	// them itself, e.g. with "!").
+	Marked func(row, col int) bool
 }
 
 // Write renders n rows under the headers. Row i comes from row(i), which is
@@ -79,16 +93,28 @@ func (t TableLayout) Write(w io.Writer, n int, row func(i int) []string) error {
 	lw := lineWriter{w: bw, widths: widths, right: t.Right}
 	if t.Styled {
 		lw.styled = true
-		lw.bar = borderStyle.Render("│")
-		lw.hpre, lw.hpost = styleAround(headerStyle)
+		lw.bar = theme.muted.Render("│")
+		lw.hpre, lw.hpost = styleAround(theme.header)
+		lw.mpre, lw.mpost = styleAround(theme.bad)
 		lw.rule(bw, "╭", "┬", "╮")
-		lw.line(t.Headers, true)
+		lw.line(t.Headers, true, nil)
 		lw.rule(bw, "├", "┼", "┤")
 	} else {
-		lw.line(t.Headers, true)
+		lw.line(t.Headers, true, nil)
+		if t.Rule {
+			rule := make([]string, len(widths))
+			for i, wd := range widths {
+				rule[i] = strings.Repeat("─", wd)
+			}
+			lw.line(rule, false, nil)
+		}
 	}
 	for r := 0; r < n; r++ {
-		lw.line(row(r), false)
+		var marked func(int) bool
+		if t.Styled && t.Marked != nil {
+			marked = func(col int) bool { return t.Marked(r, col) }
+		}
+		lw.line(row(r), false, marked)
 	}
 	if t.Styled {
 		lw.rule(bw, "╰", "┴", "╯")
@@ -114,6 +140,7 @@ type lineWriter struct {
 	styled      bool
 	bar         string // styled vertical border
 	hpre, hpost string // header style around header text
+	mpre, mpost string // the style of marked cells around their text
 	buf         []byte
 }
 
@@ -127,7 +154,7 @@ func (l *lineWriter) rule(w *bufio.Writer, left, mid, right string) {
 		b.WriteString(strings.Repeat("─", wd+2))
 	}
 	b.WriteString(right)
-	w.WriteString(borderStyle.Render(b.String()))
+	w.WriteString(theme.muted.Render(b.String()))
 	w.WriteByte('\n')
 }
 
@@ -139,8 +166,9 @@ func spaces(b []byte, n int) []byte {
 }
 
 // line writes one row. Plain rows separate columns by two spaces and end
-// without trailing spaces; styled rows pad every cell to its column.
-func (l *lineWriter) line(cells []string, header bool) {
+// without trailing spaces; styled rows pad every cell to its column and
+// colour the cells marked says (nil: none).
+func (l *lineWriter) line(cells []string, header bool, marked func(col int) bool) {
 	b := l.buf[:0]
 	last := len(l.widths) - 1
 	if !l.styled {
@@ -159,10 +187,14 @@ func (l *lineWriter) line(cells []string, header bool) {
 		}
 		pad := l.widths[i] - lipgloss.Width(c)
 		right := i < len(l.right) && l.right[i]
+		mark := marked != nil && marked(i)
 		if l.styled {
 			b = append(b, ' ')
 			if header {
 				b = append(b, l.hpre...)
+			}
+			if mark {
+				b = append(b, l.mpre...)
 			}
 		} else if i > 0 {
 			b = append(b, "  "...)
@@ -180,6 +212,9 @@ func (l *lineWriter) line(cells []string, header bool) {
 		if l.styled {
 			if header {
 				b = append(b, l.hpost...)
+			}
+			if mark {
+				b = append(b, l.mpost...)
 			}
 			b = append(b, ' ')
 			b = append(b, l.bar...)

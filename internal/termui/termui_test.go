@@ -3,6 +3,7 @@ package termui
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -106,7 +107,12 @@ func TestTablePlain(t *testing.T) {
 }
 
 func TestTableStyled(t *testing.T) {
-	got := Table([]string{"tensor", "bytes"}, [][]string{{"a", "1"}, {"bbbbbbb\x1b", "22"}}, []bool{false, true}, true)
+	styled := Table([]string{"tensor", "bytes"}, [][]string{{"a", "1"}, {"bbbbbbb\x1b", "22"}}, []bool{false, true}, true)
+	if !strings.Contains(styled, "\x1b[38;5;"+colorMuted+"m") {
+		t.Errorf("styled table has no border colour:\n%q", styled)
+	}
+	// The layout, without the palette's colour codes.
+	got := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(styled, "")
 	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
 	if len(lines) != 6 {
 		t.Fatalf("%d lines:\n%s", len(lines), got)
@@ -116,7 +122,7 @@ func TestTableStyled(t *testing.T) {
 			t.Errorf("styled table lacks %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "\x1b[2J") || strings.Count(got, "bbbbbbb\x1b") > 0 {
+	if strings.Contains(styled, "\x1b[2J") || strings.Count(styled, "bbbbbbb\x1b") > 0 {
 		t.Errorf("raw escape from a cell reached the output:\n%q", got)
 	}
 }

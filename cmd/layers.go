@@ -69,7 +69,7 @@ func layersRun(_ context.Context, o *LayersOptions) error {
 	if o.JSON {
 		return termui.WriteJSON(o.IO.Out, rep)
 	}
-	return printLayers(o.IO, rep)
+	return printLayers(o.IO, rep, ck)
 }
 
 func geometryLine(g formats.Geometry) string {
@@ -135,7 +135,9 @@ func projNotes(pr *formats.ProjReport) string {
 	return strings.Join(notes, "; ")
 }
 
-func printLayers(s *Streams, rep formats.LayersReport) error {
+// printLayers writes the report as text; ck gives the shape and dtype of
+// the vectors the report names (Q/K norms, sinks).
+func printLayers(s *Streams, rep formats.LayersReport, ck *formats.Checkpoint) error {
 	var b strings.Builder
 	b.WriteString(termui.Title(geometryLine(rep.Model), s.Styled))
 	if rep.Adapter != nil {
@@ -195,9 +197,14 @@ func printLayers(s *Streams, rep formats.LayersReport) error {
 			name string
 			t    *string
 		}{{"q_norm", l.QNorm}, {"k_norm", l.KNorm}, {"sinks", l.Sinks}} {
-			if v.t != nil {
-				rows = append(rows, []string{label(), v.name, termui.Name(*v.t), "", "", "", ""})
+			if v.t == nil {
+				continue
 			}
+			shape, dt := "", ""
+			if t := ck.Tensor(*v.t); t != nil {
+				shape, dt = termui.Shape(t.Shape), termui.Name(t.Type.Name())
+			}
+			rows = append(rows, []string{label(), v.name, termui.Name(*v.t), shape, dt, "", ""})
 		}
 		for _, f := range l.MLA {
 			rows = append(rows, []string{label(), f.Name, termui.Name(f.Tensor), termui.Shape(f.Shape), termui.Name(f.DType), "", "latent factor"})

@@ -521,3 +521,29 @@ func TestLsMatch(t *testing.T) {
 		t.Errorf("bad --match: exit %d %q, want 2 naming --match", code, errs)
 	}
 }
+
+// TestLsNote: a tensor stored in a way worth knowing (a legacy flat run of
+// quantized blocks) carries its note in the text, under the table, and in
+// the JSON; other tensors have none.
+func TestLsNote(t *testing.T) {
+	p := filepath.Join(testref.RepoRoot(), "testdata", "gguf", "legacy-q8_0-flat-run.gguf")
+	code, out, errs := run("ls", p)
+	if code != cmd.ExitOK || !strings.Contains(out, "\nnote: blk.0.ffn_down.weight: legacy layout: one flat run of blocks") {
+		t.Errorf("exit %d, %s\n%s", code, errs, out)
+	}
+	code, js, _ := run("ls", p, "--json")
+	var rep struct {
+		Tensors []struct {
+			Name string `json:"name"`
+			Note string `json:"note"`
+		} `json:"tensors"`
+	}
+	if err := json.Unmarshal([]byte(js), &rep); code != cmd.ExitOK || err != nil {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	for _, tn := range rep.Tensors {
+		if (tn.Name == "blk.0.ffn_down.weight") != strings.HasPrefix(tn.Note, "legacy layout") {
+			t.Errorf("%s: note %q", tn.Name, tn.Note)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/outfile"
+)
+
+// TestExitCodeFromTypes: the exit status comes from an error's type, never
+// from its text — an EINVAL from the system ("invalid argument", cobra's
+// words for a bad flag value) is an input that could not be read.
+func TestExitCodeFromTypes(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("read model.gguf: %w", syscall.EINVAL), ExitInput},
+		{errors.New(`unknown flag: --x accepts 1 arg(s) invalid argument`), ExitInput},
+		{usageError("--rows must be 0 or more"), ExitUsage},
+		{asUsage(errors.New("x")), ExitUsage},
+		{inputError("x"), ExitInput},
+		{&findingsError{}, ExitFindings},
+		{fmt.Errorf("wrapped: %w", &findingsError{msg: "m"}), ExitFindings},
+		{&formats.Error{File: "f", Offset: -1, Err: errors.New("bad")}, ExitInput},
+		{&outfile.Error{Path: "p", Refused: true, Err: errors.New("is a folder")}, ExitUsage},
+		{&outfile.Error{Path: "p", Err: errors.New("disk full")}, ExitInput},
+	} {
+		if got := exitCode(c.err); got != c.want {
+			t.Errorf("exitCode(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
+}
+
+// TestCobraErrorsAreUsage: every error cobra itself makes — an unknown
+// command, flag or shorthand, a bad flag value, a missing flag value, the
+// wrong number of arguments — exits 2 with one line and the usage hint.
+func TestCobraErrorsAreUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"lss", "x"}, {"ls", "--nope", "x"}, {"ls", "-z", "x"}, {"cat", "x", "t", "--rows", "many"},
+		{"cat", "x", "t", "--rows"}, {"ls"}, {"ls", "a", "b"}, {"diff", "a"}, {"version", "extra"}, {"ls", "---x", "a"},
+	} {
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), args, &Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: 80})
+		if code != ExitUsage || out.Len() != 0 || !strings.HasSuffix(errb.String(), "Run 'qkv --help' for usage.\n") || strings.Count(errb.String(), "\n") != 2 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
+	}
+	// The help command and --help still work.
+	var out bytes.Buffer
+	if code := Run(context.Background(), []string{"help", "ls"}, &Streams{Out: &out, Err: &out, Width: 80}); code != ExitOK || !strings.Contains(out.String(), "qkv ls PATH") {
+		t.Errorf("help ls: exit %d: %s", code, out.String())
+	}
+}
+
+// TestCommandsParseIntoOptions: each NewCmdX parses and validates its
+// flags into its options and hands them to runF; the run function needs no
+// cobra. runF here records the options instead of doing the work.
+func TestCommandsParseIntoOptions(t *testing.T) {
+	s := &Streams{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}, Width: 80}
+	execute := func(c *cobra.Command, args ...string) error {
+		c.SetArgs(args)
+		c.SetOut(s.Out)
+		c.SetErr(s.Err)
+		c.SilenceErrors, c.SilenceUsage = true, true
+		return c.Execute()
+	}
+
+	var at *AttnOptions
+	c := NewCmdAttn(s, func(_ context.Context, o *AttnOptions) error { at = o; return nil })
+	if err := execute(c, "m.gguf", "--tokens", "1, 5,9", "--heads", "0,3", "--causal", "false", "--map", `q=a\.(\d+)`, "--n-heads", "4"); err != nil {
+		t.Fatal(err)
+	}
+	if at.Model.Path != "m.gguf" || fmt.Sprint(at.Input.Tokens) != "[1 5 9]" || !at.Norm || at.Causal == nil || *at.Causal ||
+		fmt.Sprint(at.Heads) != "[0 3]" || at.Model.Find.NHeads != 4 || at.Model.Find.Map[formats.ProjQ] == nil || at.Input.Random != 0 {
+		t.Errorf("attn options: %+v", at)
+	}
+	at = nil
+	c = NewCmdAttn(s, func(_ context.Context, o *AttnOptions) error { at = o; return nil })
+	if err := execute(c, "m.gguf"); err != nil || at.Input.Random != 8 || at.Norm || at.Causal != nil {
+		t.Errorf("attn defaults: %v %+v", err, at)
+	}
+	for _, args := range [][]string{{"m", "--random", "4", "--tokens", "1"}, {"m", "--random", "0"}, {"m", "--scale", "NaN"},
+		{"m", "--norm", "maybe"}, {"m", "--tokens", ","}, {"m", "--out", "-"}, {"m", "--n-heads", "0"}, {"m", "--map", "x=y"}} {
+		c = NewCmdAttn(s, func(context.Context, *AttnOptions) error { t.Errorf("%v: runF called", args); return nil })
+		if err := execute(c, args...); exitCode(err) != ExitUsage {
+			t.Errorf("%v: %v (exit %d), want a usage error", args, err, exitCode(err))
+		}
+	}
+
+	var ck *CheckOptions
+	c = NewCmdCheck(s, func(_ context.Context, o *CheckOptions) error { ck = o; return nil })
+	if err := execute(c, "m", "--json", "--skip", "drift", "--fail-on", "rank_collapsed", "--dead", "0.5", "--duplicate-fail", "0.9"); err != nil {
+		t.Fatal(err)
+	}
+	r := ck.Rules
+	if ck.Format != "json" || r.SeverityOf("drift") != "off" || r.SeverityOf("rank_collapsed") != "fail" ||
+		r.Thresholds.DeadHead != 0.5 || r.DuplicateFail != 0.9 || r.Thresholds.Duplicate != 0.99 {
+		t.Errorf("check options: %+v", ck)
+	}
+	for _, args := range [][]string{{"m", "--format", "xml"}, {"m", "--skip", "nope"}, {"m", "--allow-dtypes", "F17"}, {"m", "--dead", "-1"}} {
+		c = NewCmdCheck(s, func(context.Context, *CheckOptions) error { t.Errorf("%v: runF called", args); return nil })
+		if err := execute(c, args...); exitCode(err) != ExitUsage {
+			t.Errorf("check %v: %v, want a usage error", args, err)
+		}
+	}
+
+	var ex *ExtractOptions
+	c = NewCmdExtract(s, func(_ context.Context, o *ExtractOptions) error { ex = o; return nil })
+	if err := execute(c, "m", "-o", "-", "--matrices", "k,q,k", "--lora-scale", "2", "--base", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if ex.Out != "-" || fmt.Sprint(ex.Matrices) != "[k q]" || ex.Model.Find.LoRAScale != 2 || ex.Model.Find.Base != "b" {
+		t.Errorf("extract options: %+v", ex)
+	}
+}

@@ -88,13 +88,22 @@ func headBlocks(w formats.Matrix, count, hd int, cols bool) ([]formats.Matrix, e
 	return out, nil
 }
 
-// analyzeMatrix computes a projection's report, with heads when asked.
-func analyzeMatrix(w formats.Matrix, p formats.Projection, g formats.Geometry, opts *Options) (*MatrixReport, []formats.Matrix, error) {
+// analyzeMatrix computes a projection's report, with heads when asked. f,
+// when not nil, holds the factors of a LoRA update w = f.Scale·f.B·f.A:
+// then every spectrum comes exactly from the factors (see LoRAStats).
+func analyzeMatrix(w formats.Matrix, f *LoRAFactors, p formats.Projection, g formats.Geometry, opts *Options) (*MatrixReport, []formats.Matrix, error) {
 	if w.Rows < 0 || w.Cols < 0 || len(w.Data) != w.Rows*w.Cols {
 		return nil, nil, fmt.Errorf("%s: %d values for shape [%d, %d]", p, len(w.Data), w.Rows, w.Cols)
 	}
 	so := opts.statsOptions()
-	r := &MatrixReport{Stats: MatrixStats(w, so)}
+	stats := func(m formats.Matrix, rows, cols [2]int) Stats {
+		if f == nil {
+			return MatrixStats(m, so)
+		}
+		return factorStats(m, f.block(rows, cols), so)
+	}
+	all := [2]int{0, -1}
+	r := &MatrixReport{Stats: stats(w, all, all)}
 	if !opts.Heads {
 		return r, nil, nil
 	}
@@ -108,12 +117,12 @@ func analyzeMatrix(w formats.Matrix, p formats.Projection, g formats.Geometry, o
 	}
 	r.Heads = make([]HeadStats, len(blocks))
 	for h, b := range blocks {
-		span := &[2]int{h * g.HeadDim, (h + 1) * g.HeadDim}
-		hs := HeadStats{Head: h, Stats: MatrixStats(b, so)}
+		span := [2]int{h * g.HeadDim, (h + 1) * g.HeadDim}
+		hs := HeadStats{Head: h}
 		if p == formats.ProjO {
-			hs.Block.Columns = span
+			hs.Stats, hs.Block.Columns = stats(b, all, span), &span
 		} else {
-			hs.Block.Rows = span
+			hs.Stats, hs.Block.Rows = stats(b, span, all), &span
 		}
 		r.Heads[h] = hs
 	}
@@ -213,7 +222,7 @@ func AnalyzeLayer(l *formats.Layer, g formats.Geometry, opts Options) (LayerRepo
 			// targets only some): no report rather than a 0×0 one.
 			continue
 		}
-		r, b, err := analyzeMatrix(l.Matrix(p), p, g, &opts)
+		r, b, err := analyzeMatrix(l.Matrix(p), nil, p, g, &opts)
 		if err != nil {
 			return lr, fmt.Errorf("layer %d: %v", l.Index, err)
 		}

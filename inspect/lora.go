@@ -79,6 +79,26 @@ func LoRADelta(a, b formats.Matrix, scale float64) (formats.Matrix, error) {
 	return dw, nil
 }
 
+// LoRAFactors are the factors of a LoRA update ΔW = Scale·B·A in PEFT's
+// orientation: A [r, in], B [out, r].
+type LoRAFactors struct {
+	A, B  formats.Matrix
+	Scale float64
+}
+
+// block returns the factors of ΔW's rows [rows[0], rows[1]) and columns
+// [cols[0], cols[1]) (an end of −1: to the last): B's rows and A's columns.
+func (f *LoRAFactors) block(rows, cols [2]int) LoRAFactors {
+	b, a := f.B, f.A
+	if rows[1] >= 0 {
+		b = b.RowBlock(rows[0], rows[1])
+	}
+	if cols[1] >= 0 {
+		a = a.ColBlock(cols[0], cols[1])
+	}
+	return LoRAFactors{A: a, B: b, Scale: f.Scale}
+}
+
 // LoRAStats returns the statistics of the LoRA update ΔW = scale·B·A from
 // its factors A [r, in] and B [out, r] (PEFT's orientation; for a head
 // block pass B's rows of that head, or A's columns for W_O). Element
@@ -96,17 +116,42 @@ func LoRAStats(a, b formats.Matrix, scale float64, o StatsOptions) (Stats, error
 	if err != nil {
 		return Stats{}, err
 	}
+	return factorStats(dw, LoRAFactors{A: a, B: b, Scale: scale}, o), nil
+}
+
+// factorStats is LoRAStats for an update dw already formed from checked
+// factors f.
+func factorStats(dw formats.Matrix, f LoRAFactors, o StatsOptions) Stats {
 	var s Stats
 	elementStats(&s, dw.Data, dw.Rows, dw.Cols)
 	if !s.finite() {
 		skipSpectrum(&s)
-		return s, nil
+		return s
 	}
-	sv, err := LoRASingularValues(a, b, scale)
+	sv, err := LoRASingularValues(f.A, f.B, f.Scale)
 	if err != nil {
-		return Stats{}, err
+		// The factors were checked when dw was formed: not reached, but
+		// never report a spectrum that was not computed.
+		skipSpectrum(&s)
+		return s
 	}
 	s.Method = MethodFactors
 	spectralStats(&s, sv, o.RankTol, o.KeepSV)
-	return s, nil
+	return s
+}
+
+// AnalyzeLoRA computes the report of one projection that is a LoRA update
+// (with heads when opts.Heads), its spectra exact from the factors: the
+// head blocks of ΔW are B's row blocks times A (q, k, v) or B times A's
+// column blocks (o), so each head's spectrum comes from its own factors.
+// Element statistics and the most similar heads use ΔW formed in float32
+// (LoRADelta).
+func AnalyzeLoRA(f LoRAFactors, p formats.Projection, g formats.Geometry, opts Options) (*MatrixReport, error) {
+	opts.defaults()
+	dw, err := LoRADelta(f.A, f.B, f.Scale)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", p, err)
+	}
+	r, _, err := analyzeMatrix(dw, &f, p, g, &opts)
+	return r, err
 }

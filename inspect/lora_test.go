@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand"
@@ -190,5 +191,57 @@ func TestLoRAErrors(t *testing.T) {
 	st, err := LoRAStats(a, formats.NewMatrix(4, 2), 1, StatsOptions{})
 	if err != nil || st.Rank != nil || st.NaNCount == 0 {
 		t.Errorf("NaN factor: %+v %v", st, err)
+	}
+}
+
+// AnalyzeLoRA's report (heads included) agrees with the report of the
+// materialised update wherever the float32 rounding of ΔW does not matter,
+// for row-split (q, k) and column-split (o) projections.
+func TestAnalyzeLoRA(t *testing.T) {
+	g := formats.Geometry{DModel: 64, NHeads: 4, NKVHeads: 2, HeadDim: 16}
+	r := rand.New(rand.NewSource(12))
+	for _, c := range []struct {
+		p    formats.Projection
+		out  int
+		rank int
+	}{{formats.ProjQ, 64, 6}, {formats.ProjK, 32, 3}, {formats.ProjO, 64, 20}} {
+		f := LoRAFactors{A: randMatrix(r, c.rank, 64, 0.1), B: randMatrix(r, c.out, c.rank, 0.1), Scale: 0.5}
+		got, err := AnalyzeLoRA(f, c.p, g, Options{Heads: true, Spectrum: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dw, err := LoRADelta(f.A, f.B, f.Scale)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := Options{Heads: true, Spectrum: true}
+		opts.defaults()
+		want, _, err := analyzeMatrix(dw, nil, c.p, g, &opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Heads) != len(want.Heads) || fmt.Sprint(got.MostSimilar) != fmt.Sprint(want.MostSimilar) {
+			t.Fatalf("%s: %d heads, most similar %v; want %d, %v", c.p, len(got.Heads), got.MostSimilar, len(want.Heads), want.MostSimilar)
+		}
+		pairs := [][2]Stats{{got.Stats, want.Stats}}
+		for h := range got.Heads {
+			gb, _ := json.Marshal(got.Heads[h].Block)
+			wb, _ := json.Marshal(want.Heads[h].Block)
+			if string(gb) != string(wb) {
+				t.Errorf("%s head %d: block %s, want %s", c.p, h, gb, wb)
+			}
+			pairs = append(pairs, [2]Stats{got.Heads[h].Stats, want.Heads[h].Stats})
+		}
+		for i, pr := range pairs {
+			g, w := pr[0], pr[1]
+			if g.Method != MethodFactors || g.Fro != w.Fro || *g.Rank != *w.Rank || *g.Rank != min(c.rank, g.Shape[0], g.Shape[1]) {
+				t.Errorf("%s block %d: method %s fro %v rank %d, materialised fro %v rank %d", c.p, i, g.Method, g.Fro, *g.Rank, w.Fro, *w.Rank)
+			}
+			for k := 0; k < *g.Rank; k++ {
+				if relDiff(g.SV[k], w.SV[k]) > 1e-6 {
+					t.Errorf("%s block %d: sv[%d] = %g, materialised %g", c.p, i, k, g.SV[k], w.SV[k])
+				}
+			}
+		}
 	}
 }

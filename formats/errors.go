@@ -75,6 +75,24 @@ func (e oneLine) Error() string {
 
 func (e oneLine) Unwrap() error { return e.err }
 
+// ErrNoAttention is wrapped by the errors FindModel gives for a checkpoint
+// with no attention layers at all, as far as qkv can tell: no tensors, a
+// GGUF without general.architecture, or no tensor under any name a known
+// architecture (or --map) gives. A layer whose attention is found but
+// cannot be resolved (its geometry, its factors) does not wrap it.
+var ErrNoAttention = errors.New("no attention layers")
+
+// noAttention is an error message that wraps ErrNoAttention without
+// showing it.
+type noAttention struct{ msg string }
+
+func (e *noAttention) Error() string        { return e.msg }
+func (e *noAttention) Is(target error) bool { return target == ErrNoAttention }
+
+func noAttentionf(format string, args ...any) error {
+	return &noAttention{fmt.Sprintf(format, args...)}
+}
+
 func errorf(file string, offset int64, format string, args ...any) error {
 	return &Error{File: file, Offset: offset, Err: fmt.Errorf(format, args...)}
 }

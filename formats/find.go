@@ -99,7 +99,7 @@ func FindModel(c *Checkpoint, opts FindOptions) (*Model, error) {
 		return nil, errors.New("head counts and head_dim must be positive")
 	}
 	if len(c.Tensors) == 0 {
-		return nil, &Error{File: c.Path, Offset: -1, Err: errors.New("the checkpoint holds no tensors (a vocabulary-only or metadata-only file), so there are no attention layers")}
+		return nil, &Error{File: c.Path, Offset: -1, Err: noAttentionf("the checkpoint holds no tensors (a vocabulary-only or metadata-only file), so there are no attention layers")}
 	}
 	if isAdapter(c) {
 		return findAdapter(c, opts)
@@ -116,7 +116,7 @@ func FindModel(c *Checkpoint, opts FindOptions) (*Model, error) {
 			m.archName, _ = kv.String()
 		}
 		if m.archName == "" {
-			return nil, &Error{File: c.Path, Offset: -1, Err: errors.New("the GGUF metadata has no general.architecture")}
+			return nil, &Error{File: c.Path, Offset: -1, Err: noAttentionf("the GGUF metadata has no general.architecture")}
 		}
 		if known = LookupArch(m.archName, true); known != nil {
 			m.arch, m.entry = *known, known
@@ -170,7 +170,7 @@ func FindModel(c *Checkpoint, opts FindOptions) (*Model, error) {
 		if known != nil {
 			why = fmt.Sprintf("found no attention projections under the tensor names of the %s layout", known.Name)
 		}
-		return nil, unknownLayoutError(c, m.archName, why)
+		return nil, unknownLayoutError(c, m.archName, why, known == nil)
 	}
 	if len(stacks.chosen) == 0 {
 		stacks.chosen = []string{""}
@@ -446,7 +446,7 @@ func (m *Model) buildLayers(ms, mapped []match, stacks []string, geo *geoSource)
 		offset += maxN + 1
 	}
 	if len(m.Layers) == 0 {
-		return unknownLayoutError(c, m.archName, "found no layer with an attention projection")
+		return unknownLayoutError(c, m.archName, "found no layer with an attention projection", false)
 	}
 	m.byIndex = map[int]int{}
 	for i := range m.Layers {

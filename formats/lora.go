@@ -109,7 +109,7 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 		if len(ignored) > 0 {
 			why += fmt.Sprintf(" (it adapts %s)", strings.Join(dedupe(ignored, 5), ", "))
 		}
-		return nil, unknownLayoutError(c, "", why)
+		return nil, unknownLayoutError(c, "", why, false)
 	}
 
 	info := &AdapterInfo{Kind: "peft"}

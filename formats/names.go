@@ -307,8 +307,10 @@ func namePatterns(c *Checkpoint, max int) ([]string, int) {
 const mapHelp = "map them with --map q=REGEX,k=REGEX,v=REGEX,o=REGEX (each regular expression matches one projection's weight tensor names, its first capture group is the layer number, e.g. q='^blocks\\.(\\d+)\\.attn\\.wq\\.weight$'), and give the geometry with --n-heads N (and --n-kv-heads N, --head-dim N) when config.json or the GGUF metadata does not"
 
 // unknownLayoutError explains that no attention tensors were recognised and
-// how to map them by hand.
-func unknownLayoutError(c *Checkpoint, arch, why string) error {
+// how to map them by hand. none: no known architecture says where the
+// attention should be either, so as far as qkv can tell there is none (the
+// error wraps ErrNoAttention).
+func unknownLayoutError(c *Checkpoint, arch, why string, none bool) error {
 	pats, total := namePatterns(c, 15)
 	var b strings.Builder
 	if arch != "" {
@@ -316,5 +318,8 @@ func unknownLayoutError(c *Checkpoint, arch, why string) error {
 	}
 	b.WriteString(why)
 	fmt.Fprintf(&b, ". Tensor name patterns seen (digits as N, %d of %d): %s; %s", len(pats), total, strings.Join(pats, ", "), mapHelp)
+	if none {
+		return &Error{File: c.Path, Offset: -1, Err: noAttentionf("%s", b.String())}
+	}
 	return &Error{File: c.Path, Offset: -1, Err: fmt.Errorf("%s", b.String())}
 }

@@ -689,6 +689,7 @@ func hostile(g *gen) {
 	h.folderCases()
 	h.ggufCases()
 	h.harmCases()
+	h.foreignCases()
 	b, err := json.MarshalIndent(h.cases, "", "  ")
 	if err != nil {
 		log.Fatal(err)

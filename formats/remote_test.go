@@ -580,4 +580,3 @@ func TestRemoteGGUFGrowth(t *testing.T) {
 		t.Errorf("MetaArray: %v, %d requests", err, h.Count(nil))
 	}
 }
-

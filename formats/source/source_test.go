@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/qkvdev/qkv/formats/gguf"
@@ -125,7 +124,7 @@ func TestLocal(t *testing.T) {
 
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo.gguf")
-	if err := syscall.Mkfifo(fifo, 0o600); err == nil {
+	if err := mkfifo(fifo); err == nil {
 		if _, err := OpenLocal(fifo); err == nil || !strings.Contains(err.Error(), "named pipe") {
 			t.Errorf("FIFO: %v", err)
 		}
@@ -319,7 +318,7 @@ func TestProgress(t *testing.T) {
 func TestLocalTargetNames(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "m.gguf"), []byte("GGUF"), 0o644)
-	syscall.Mkfifo(filepath.Join(dir, "pipe.gguf"), 0o600)
+	mkfifo(filepath.Join(dir, "pipe.gguf"))
 	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
 	wd, _ := os.Getwd()
 	os.Chdir(dir)

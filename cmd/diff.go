@@ -90,7 +90,7 @@ func diffRun(ctx context.Context, o *DiffOptions) error {
 		}
 	}
 	rep.A, rep.B = termui.Clean(rep.A), termui.Clean(rep.B)
-	return rep.Render(o.IO.Out, o.IO.Styled)
+	return rep.Render(o.IO.Out, termui.Style{Styled: o.IO.Styled, Width: o.IO.Width})
 }
 
 // onlyIn adds the tensor names of a that b does not have to out, and sorts.

@@ -98,7 +98,10 @@ func inspectRun(ctx context.Context, o *InspectOptions) error {
 		return err
 	}
 	src := &layerSubset{LayerSource: m, indices: sel}
-	opts := inspect.Options{Heads: headsKnown == nil, Spectrum: o.Spectrum, Fast: o.Fast, RankTol: o.RankTol, Workers: o.Workers, Thresholds: o.Thresholds}
+	// Without --heads, head statistics leave each layer's report as it is
+	// made (DropHeads), so memory holds a few numbers per layer.
+	opts := inspect.Options{Heads: headsKnown == nil, DropHeads: !o.Heads, Spectrum: o.Spectrum, Fast: o.Fast, RankTol: o.RankTol,
+		Workers: o.Workers, Thresholds: o.Thresholds}
 	var bar *termui.Progress
 	if s.Progress && !o.JSON {
 		bar = termui.NewProgress(s.Err, "inspect", "layers")
@@ -108,9 +111,6 @@ func inspectRun(ctx context.Context, o *InspectOptions) error {
 	bar.Done()
 	if err != nil {
 		return err
-	}
-	if !o.Heads {
-		rep.DropHeads()
 	}
 	if o.JSON {
 		return rep.WriteJSON(s.Out)

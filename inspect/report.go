@@ -1,45 +1,19 @@
 package inspect
 
 import (
-	"encoding/json"
 	"io"
-	"math"
-	"strconv"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // Schema names the JSON document's format.
 const Schema = "qkv.inspect/v1"
 
-// Float is a float64 that is written to JSON as null when it is NaN or ±Inf;
-// undefined statistics are held as NaN.
-type Float float64
-
-// MarshalJSON writes the shortest exact decimal, or null for NaN/Inf.
-func (f Float) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return []byte("null"), nil
-	}
-	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
-}
-
-// UnmarshalJSON reads a number or null (as NaN).
-func (f *Float) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*f = Float(math.NaN())
-		return nil
-	}
-	v, err := strconv.ParseFloat(string(b), 64)
-	*f = Float(v)
-	return err
-}
-
-// Valid reports whether f is a finite number.
-func (f Float) Valid() bool {
-	return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0)
-}
+// Float is a float64 that is written to JSON as null when it is NaN or
+// ±Inf (termui.Float, the one NaN-as-null encoding); undefined statistics
+// are held as NaN.
+type Float = termui.Float
 
 // Flags that a Stats value may carry.
 const (
@@ -207,10 +181,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	if r.Partial != nil {
 		r.Partial.Sparks = collectSparks(r.Layers)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(r)
+	return termui.WriteJSON(w, r)
 }
 
 // DropHeads removes the per-head statistics, circuits and most-similar pairs

@@ -65,11 +65,23 @@ type TableLayout struct {
 	// Rule draws a line of "─" under the plain header (styled tables have
 	// their border).
 	Rule bool
-	// Marked, when set, says which cells a finding marks: styled tables
-	// draw them in the palette's colour for failures (plain text marks
-	// them itself, e.g. with "!").
-	Marked func(row, col int) bool
+	// Tone, when set, gives cells a colour of the palette in styled tables
+	// (a failure, a warning, a success). Cells are sanitised, so colour
+	// never comes in their text; plain text marks cells itself if it must
+	// (inspect appends "!").
+	Tone func(row, col int) Tone
 }
+
+// Tone is the palette's colour of a table cell.
+type Tone int
+
+const (
+	ToneNone Tone = iota
+	ToneBad       // a failure, a value a finding marks
+	ToneWarn      // a warning
+	ToneGood      // a success
+	nTones
+)
 
 // Write renders n rows under the headers. Row i comes from row(i), which is
 // called twice per row — once to measure the columns, once to print — so
@@ -95,7 +107,9 @@ func (t TableLayout) Write(w io.Writer, n int, row func(i int) []string) error {
 		lw.styled = true
 		lw.bar = theme.muted.Render("│")
 		lw.hpre, lw.hpost = styleAround(theme.header)
-		lw.mpre, lw.mpost = styleAround(theme.bad)
+		lw.tpre[ToneBad], lw.tpost[ToneBad] = styleAround(theme.bad)
+		lw.tpre[ToneWarn], lw.tpost[ToneWarn] = styleAround(theme.warn)
+		lw.tpre[ToneGood], lw.tpost[ToneGood] = styleAround(theme.good)
 		lw.rule(bw, "╭", "┬", "╮")
 		lw.line(t.Headers, true, nil)
 		lw.rule(bw, "├", "┼", "┤")
@@ -110,11 +124,11 @@ func (t TableLayout) Write(w io.Writer, n int, row func(i int) []string) error {
 		}
 	}
 	for r := 0; r < n; r++ {
-		var marked func(int) bool
-		if t.Styled && t.Marked != nil {
-			marked = func(col int) bool { return t.Marked(r, col) }
+		var tone func(int) Tone
+		if t.Styled && t.Tone != nil {
+			tone = func(col int) Tone { return t.Tone(r, col) }
 		}
-		lw.line(row(r), false, marked)
+		lw.line(row(r), false, tone)
 	}
 	if t.Styled {
 		lw.rule(bw, "╰", "┴", "╯")
@@ -138,9 +152,9 @@ type lineWriter struct {
 	widths      []int
 	right       []bool
 	styled      bool
-	bar         string // styled vertical border
-	hpre, hpost string // header style around header text
-	mpre, mpost string // the style of marked cells around their text
+	bar         string         // styled vertical border
+	hpre, hpost string         // header style around header text
+	tpre, tpost [nTones]string // each tone's style around a cell's text
 	buf         []byte
 }
 
@@ -167,8 +181,8 @@ func spaces(b []byte, n int) []byte {
 
 // line writes one row. Plain rows separate columns by two spaces and end
 // without trailing spaces; styled rows pad every cell to its column and
-// colour the cells marked says (nil: none).
-func (l *lineWriter) line(cells []string, header bool, marked func(col int) bool) {
+// colour cells by tone (nil: none).
+func (l *lineWriter) line(cells []string, header bool, tone func(col int) Tone) {
 	b := l.buf[:0]
 	last := len(l.widths) - 1
 	if !l.styled {
@@ -187,15 +201,18 @@ func (l *lineWriter) line(cells []string, header bool, marked func(col int) bool
 		}
 		pad := l.widths[i] - lipgloss.Width(c)
 		right := i < len(l.right) && l.right[i]
-		mark := marked != nil && marked(i)
+		tn := ToneNone
+		if tone != nil {
+			if tn = tone(i); tn < 0 || tn >= nTones {
+				tn = ToneNone
+			}
+		}
 		if l.styled {
 			b = append(b, ' ')
 			if header {
 				b = append(b, l.hpre...)
 			}
-			if mark {
-				b = append(b, l.mpre...)
-			}
+			b = append(b, l.tpre[tn]...)
 		} else if i > 0 {
 			b = append(b, "  "...)
 		}
@@ -213,9 +230,7 @@ func (l *lineWriter) line(cells []string, header bool, marked func(col int) bool
 			if header {
 				b = append(b, l.hpost...)
 			}
-			if mark {
-				b = append(b, l.mpost...)
-			}
+			b = append(b, l.tpost[tn]...)
 			b = append(b, ' ')
 			b = append(b, l.bar...)
 		}

@@ -181,3 +181,36 @@ func TestVisible(t *testing.T) {
 		}
 	}
 }
+
+// TestTableTone: styled tables colour the cells Tone names with the
+// palette (never by putting escapes in the text, which the sanitiser would
+// show); plain tables ignore tones.
+func TestTableTone(t *testing.T) {
+	tl := TableLayout{Headers: []string{"a", "snr"}, Right: []bool{false, true}, Styled: true,
+		Tone: func(row, col int) Tone {
+			if col == 1 {
+				return []Tone{ToneBad, ToneGood, ToneNone}[row]
+			}
+			return ToneNone
+		}}
+	rows := [][]string{{"x", "3.1"}, {"y", "identical"}, {"z", "50"}}
+	var b strings.Builder
+	if err := tl.Write(&b, len(rows), func(i int) []string { return rows[i] }); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"38;5;" + colorBad + "m      3.1", "38;5;" + colorGood + "midentical", "\x1b[0m        50 "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("styled table lacks %q:\n%q", want, out)
+		}
+	}
+	if strings.Contains(out, `\x1b`) {
+		t.Errorf("escapes shown as text:\n%s", out)
+	}
+	tl.Styled = false
+	b.Reset()
+	tl.Write(&b, len(rows), func(i int) []string { return rows[i] })
+	if strings.Contains(b.String(), "\x1b") {
+		t.Errorf("plain table has escapes: %q", b.String())
+	}
+}

@@ -32,7 +32,6 @@ type Renderer interface {
 // The one colour palette, in ANSI 256-colour codes, by role.
 const (
 	colorAccent = "75"  // titles, table headers
-	colorText   = "252" // headers of number tables
 	colorMuted  = "240" // borders, secondary text
 	colorBad    = "203" // failures, cells a finding marks
 	colorWarn   = "214" // warnings
@@ -50,9 +49,8 @@ const ansi256 = 1
 // Theme holds the palette's styles, bound to a renderer whose colour
 // profile is fixed. A nil *Theme (unstyled output) renders text as it is.
 type Theme struct {
-	re                                   *lipgloss.Renderer
-	title, header, num, muted, bad, warn lipgloss.Style
-	good, cell                           lipgloss.Style
+	re                                    *lipgloss.Renderer
+	title, header, muted, bad, warn, good lipgloss.Style
 }
 
 // NewTheme returns the palette for styled output to w, or nil when st is
@@ -67,12 +65,10 @@ func NewTheme(w io.Writer, st Style) *Theme {
 		re:     re,
 		title:  re.NewStyle().Bold(true).Foreground(lipgloss.Color(colorAccent)),
 		header: re.NewStyle().Bold(true).Foreground(lipgloss.Color(colorAccent)),
-		num:    re.NewStyle().Bold(true).Foreground(lipgloss.Color(colorText)),
 		muted:  re.NewStyle().Foreground(lipgloss.Color(colorMuted)),
 		bad:    re.NewStyle().Bold(true).Foreground(lipgloss.Color(colorBad)),
 		warn:   re.NewStyle().Foreground(lipgloss.Color(colorWarn)),
 		good:   re.NewStyle().Bold(true).Foreground(lipgloss.Color(colorGood)),
-		cell:   re.NewStyle(),
 	}
 }
 
@@ -119,28 +115,3 @@ func (t *Theme) Heat(s string, level int) string {
 	level = min(level, len(HeatColors))
 	return t.re.NewStyle().Foreground(lipgloss.Color(HeatColors[level-1])).Render(s)
 }
-
-// Renderer is the lipgloss renderer the theme's styles are bound to, for
-// styles a report builds itself (nil for unstyled output).
-func (t *Theme) Renderer() *lipgloss.Renderer {
-	if t == nil {
-		return nil
-	}
-	return t.re
-}
-
-// HeaderStyle, CellStyle, BadCellStyle and BorderStyle are the styles of
-// a bordered table's parts (lipgloss/table), padded by one space.
-func (t *Theme) HeaderStyle() lipgloss.Style { return t.header.Padding(0, 1) }
-
-// NumHeaderStyle is the header style of a table of numbers.
-func (t *Theme) NumHeaderStyle() lipgloss.Style { return t.num.Padding(0, 1) }
-
-// CellStyle is a plain cell.
-func (t *Theme) CellStyle() lipgloss.Style { return t.cell.Padding(0, 1) }
-
-// BadCellStyle is a cell a finding marks.
-func (t *Theme) BadCellStyle() lipgloss.Style { return t.bad.Padding(0, 1) }
-
-// BorderStyle is the style of table borders.
-func (t *Theme) BorderStyle() lipgloss.Style { return t.muted }

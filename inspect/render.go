@@ -330,7 +330,12 @@ func writeTable(b *strings.Builder, t tableSpec, th *termui.Theme, width int) {
 	b.WriteString(th.Title(title))
 	b.WriteString("\n")
 	termui.TableLayout{Headers: headers, Right: right, Styled: styled, Rule: true,
-		Marked: func(row, col int) bool { return t.rows[row].marks[cols[col]] }}.
+		Tone: func(row, col int) termui.Tone {
+			if t.rows[row].marks[cols[col]] {
+				return termui.ToneBad
+			}
+			return termui.ToneNone
+		}}.
 		Write(b, len(rows), func(i int) []string { return rows[i] })
 	b.WriteString("\n")
 }

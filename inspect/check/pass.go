@@ -35,8 +35,8 @@ type tensorFacts struct {
 	// scanned: the values were decoded and counted (err is nil);
 	// viaLayer: while inspect analysed their layer (not by the scan).
 	scanned, viaLayer bool
-	err     error // the values could not be decoded
-	scan    valueScan
+	err               error // the values could not be decoded
+	scan              valueScan
 	// badScales counts blocks of a quantized tensor whose scale is NaN or
 	// Inf; scaleErr says why they could not be counted.
 	badScales int64

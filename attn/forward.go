@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"sort"
 
 	"github.com/qkvdev/qkv/formats"
@@ -199,11 +200,32 @@ func Forward(m *formats.Model, tokens []int, opt ForwardOptions) (*ForwardResult
 			h = next
 			res.Last = h
 		}
+		// Hand the block's weights back before the next block is decoded,
+		// so memory stays at one block (the garbage collector would
+		// otherwise let the heap grow to about two).
+		if blockBytes(b) > 64<<20 {
+			b, rec = nil, nil
+			debug.FreeOSMemory()
+		}
 	}
 	if !opt.Logits {
 		return res, nil
 	}
 	return res, finishLogits(m, spec, res)
+}
+
+// blockBytes is the size of a block's decoded weights (MoE experts are
+// decoded and dropped one at a time and do not count).
+func blockBytes(b *formats.Block) int {
+	n := 0
+	mats := []formats.Matrix{b.Attn.Q, b.Attn.K, b.Attn.V, b.Attn.O}
+	if b.MLP != nil {
+		mats = append(mats, b.MLP.Gate, b.MLP.Up, b.MLP.Down)
+	}
+	for _, m := range mats {
+		n += 4 * len(m.Data)
+	}
+	return n
 }
 
 // finishLogits applies the final norm and the LM head to res.Last.

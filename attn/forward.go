@@ -661,7 +661,10 @@ func InductionScores(r *Result, start, n int) ([]float64, error) {
 
 // Prediction is one candidate next token.
 type Prediction struct {
-	ID    int     `json:"id"`
+	ID int `json:"id"`
+	// Piece is the token's vocabulary entry, filled by callers that have
+	// the tokenizer.
+	Piece string  `json:"piece,omitempty"`
 	Logit float64 `json:"logit"`
 	Prob  float64 `json:"prob"`
 }

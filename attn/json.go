@@ -7,6 +7,8 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+
+	"github.com/qkvdev/qkv/formats"
 )
 
 // Document is the "qkv.attn/v1" JSON document: the settings shared by every
@@ -15,6 +17,19 @@ type Document struct {
 	Schema   string     `json:"schema"`
 	Settings Settings   `json:"settings"`
 	Layers   []LayerDoc `json:"layers"`
+	// Forward describes the forward pass when the layers read the real
+	// residual stream (input mode "forward"), nil otherwise.
+	Forward *ForwardDoc `json:"forward,omitempty"`
+}
+
+// ForwardDoc is the forward-pass part of a Document: the spec it ran by
+// and, with logits, the top predictions after the last position.
+type ForwardDoc struct {
+	Spec formats.ForwardSpec `json:"spec"`
+	// Predictions follow position PredictionsAfter (the last), when logits
+	// were computed.
+	PredictionsAfter *int         `json:"predictions_after,omitempty"`
+	Predictions      []Prediction `json:"predictions,omitempty"`
 }
 
 // LayerDoc is one layer of a Document.

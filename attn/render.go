@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -396,6 +397,13 @@ func RenderMetrics(w io.Writer, r *Result, o RenderOptions) error {
 	if learned {
 		cols, widths = append(cols, "l_sink"), append(widths, 7)
 	}
+	induction := false
+	for _, m := range r.Heads {
+		induction = induction || m.Induction != nil
+	}
+	if induction {
+		cols, widths = append(cols, "induction"), append(widths, 9)
+	}
 	var b strings.Builder
 	var hdr []string
 	for i, c := range cols {
@@ -408,6 +416,9 @@ func RenderMetrics(w io.Writer, r *Result, o RenderOptions) error {
 	title := fmt.Sprintf("layer %d head metrics (entropy in nats; means over query positions", r.Layer)
 	if learned {
 		title += "; l_sink: share of the learned sink logit, 1 − Σ_j p_ij"
+	}
+	if induction {
+		title += "; induction: mean attention from the second copy to the token after the earlier occurrence"
 	}
 	b.WriteString(title + ")\n")
 	b.WriteString(line + "\n")
@@ -429,6 +440,13 @@ func RenderMetrics(w io.Writer, r *Result, o RenderOptions) error {
 			}
 			cells = append(cells, num(v))
 		}
+		if induction {
+			v := math.NaN()
+			if m.Induction != nil {
+				v = *m.Induction
+			}
+			cells = append(cells, num(v))
+		}
 		for i := range cells {
 			cells[i] = padLeft(cells[i], widths[i])
 		}
@@ -443,4 +461,22 @@ func num(v float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.4f", v)
+}
+
+// RenderPredictions writes the most likely next tokens after the token
+// `after` (its piece), one per line: rank, id, piece, probability, logit.
+// piece names a token id (nil: ids only); pieces are sanitised for the
+// terminal.
+func RenderPredictions(w io.Writer, after string, preds []Prediction, piece func(id int) string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "next token after %s (softmax over the whole vocabulary):\n", cleanLabel(after, 40))
+	for i, p := range preds {
+		label := ""
+		if piece != nil {
+			label = cleanLabel(piece(p.ID), 24)
+		}
+		fmt.Fprintf(&b, "%3d  %7d  %-24s  p %.4f  logit %s\n", i+1, p.ID, label, p.Prob, strconv.FormatFloat(p.Logit, 'g', 6, 64))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/tokenizer"
 	"github.com/qkvdev/qkv/internal/testref"
 )
 
@@ -215,5 +216,57 @@ func TestRenderPredictionsAndInduction(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "induction") || !strings.Contains(b.String(), "0.5000") {
 		t.Errorf("no induction column:\n%s", b.String())
+	}
+}
+
+// TestForwardStories260K runs a trained model (stories260K, TinyStories) on
+// real text with its own tokenizer: its predictions must be the story's
+// (a sanity check a person can read), and the induction lookup the README
+// describes must be there.
+func TestForwardStories260K(t *testing.T) {
+	path := filepath.Join(testref.SharedDir(t), "fixtures", "gguf", "stories260k-v3-f32", "stories260K.gguf")
+	ck, err := formats.Open(path, formats.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	m, err := formats.FindModel(ck, formats.FindOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.FromCheckpoint(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "Lily and Tom went to the park. Lily saw a big red ball. She gave the ball to Tom. Tom said"
+	ids, err := tok.Encode(text, tokenizer.EncodeOptions{AddSpecial: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Forward(m, ids, ForwardOptions{Layers: []int{4}, Logits: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(pos int) (string, float64) {
+		p := TopPredictions(res.Logits, pos, 1)[0]
+		return tok.Text(p.ID), p.Prob
+	}
+	for _, c := range []struct {
+		pos  int
+		want string
+	}{{len(ids) - 1, ","}, {30, "om"}, {33, "om"}} {
+		if got, p := next(c.pos); got != c.want || p < 0.5 {
+			t.Errorf("after position %d (%q): %q (%.2f), want %q", c.pos, tok.Text(ids[c.pos]), got, p, c.want)
+		}
+	}
+	// Layer 4 heads 0 and 1: from the later " T" to the "om" after the first.
+	if tok.Text(ids[3]) != " T" || tok.Text(ids[4]) != "om" || tok.Text(ids[30]) != " T" {
+		t.Fatalf("the tokenization changed: %v", ids)
+	}
+	p := res.Results[0].Probs
+	for _, h := range []int{0, 1} {
+		if p[h][30][4] < 0.3 || p[h][33][4] < 0.3 {
+			t.Errorf("layer 4 head %d: %.2f and %.2f from the later \" T\" to the first \"om\"", h, p[h][30][4], p[h][33][4])
+		}
 	}
 }

@@ -179,8 +179,15 @@ func Forward(m *formats.Model, tokens []int, opt ForwardOptions) (*ForwardResult
 	h := x
 	for i := 0; i <= min(last, spec.Layers-1); i++ {
 		onlyAttn := i == last
-		b, err := m.LoadBlock(i)
-		if err != nil {
+		var b *formats.Block
+		if onlyAttn {
+			// The last layer asked for: its attention is all that runs.
+			l, err := m.LoadLayer(i)
+			if err != nil {
+				return nil, err
+			}
+			b = &formats.Block{Index: i, Attn: l}
+		} else if b, err = m.LoadBlock(i); err != nil {
 			return nil, err
 		}
 		rec, next, err := runBlock(g, spec, b, h, opt, onlyAttn)
@@ -204,7 +211,6 @@ func Forward(m *formats.Model, tokens []int, opt ForwardOptions) (*ForwardResult
 		// so memory stays at one block (the garbage collector would
 		// otherwise let the heap grow to about two).
 		if blockBytes(b) > 64<<20 {
-			b, rec = nil, nil
 			debug.FreeOSMemory()
 		}
 	}

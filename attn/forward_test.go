@@ -270,3 +270,27 @@ func TestForwardStories260K(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardJSON: the forward part of the document and the induction score
+// reach the JSON.
+func TestForwardJSON(t *testing.T) {
+	r := fixedResult(4)
+	v := 0.25
+	r.Heads[1].Induction = &v
+	d := NewDocument([]*Result{r}, false)
+	after := 3
+	d.Forward = &ForwardDoc{Spec: formats.ForwardSpec{Arch: "llama", Placement: formats.PlacementPre, Activation: formats.ActSiLU, LMHead: formats.LMHeadTied, Layers: 2},
+		PredictionsAfter: &after, Predictions: []Prediction{{ID: 7, Piece: "▁time", Logit: 3, Prob: 0.9}}}
+	var b strings.Builder
+	if err := WriteJSON(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"induction_score": 0.25`, `"forward": {`, `"placement": "pre_norm"`, `"predictions_after": 3`, `"piece": "▁time"`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %s in\n%s", want, b.String())
+		}
+	}
+	if strings.Count(b.String(), "induction_score") != 1 {
+		t.Error("induction_score written for a head without one")
+	}
+}

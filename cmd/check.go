@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/source"
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/inspect/check"
 	"github.com/qkvdev/qkv/internal/infile"
@@ -128,7 +129,18 @@ func checkRun(ctx context.Context, o *CheckOptions) error {
 	}
 	path := o.Model.Path
 	in := check.Input{Path: path, Baseline: base}
-	if _, err := os.Stat(path); err != nil {
+	// PATH must exist (or, remote, resolve): a checkpoint that does not is
+	// unreadable (exit 3), while a part of one that is missing later is a
+	// structure failure.
+	if source.IsRemote(path) {
+		cl, err := source.Default()
+		if err == nil {
+			_, err = cl.Resolve(ctx, path)
+		}
+		if err != nil {
+			return inputError("%v", err) // the source's error names the input
+		}
+	} else if _, err := os.Stat(path); err != nil {
 		return &formats.Error{File: path, Offset: -1, Err: statCause(err)}
 	}
 	ck, err := openCheckpoint(path, o.Model.MaxHeader)
@@ -186,11 +198,18 @@ func statCause(err error) error {
 
 // unreadable tells an input that cannot be read at all (exit 3) from a
 // malformed checkpoint (a structure failure, exit 1). PATH itself exists
-// (checked before), so a file missing now is a shard or split part the
-// checkpoint names: a structure failure.
+// (checked before, or resolved for a remote PATH), so a file missing now is
+// a shard or split part the checkpoint names: a structure failure.
+//
+// formats has no sentinel for these yet (ErrNoAttention is the only one),
+// so its messages are matched here: a file of another format (pickle,
+// ONNX, NumPy, an LFS pointer, a web page), an empty file, a folder
+// without weights, an ambiguous folder, a file that is not regular or may
+// not be read. Tests pin each outcome.
 func unreadable(err error) bool {
 	msg := err.Error()
-	for _, s := range []string{"permission denied", "not a safetensors or GGUF file", "the file is empty", "is a folder", "no model.safetensors", "name the one to open", "not a regular file"} {
+	for _, s := range []string{"permission denied", "not a safetensors or GGUF file", "which qkv does not read", "a Git LFS pointer, not the file itself",
+		"an HTML page, not a model", "the file is empty", "is a folder", "no model.safetensors", "name the one to open", "not a regular file"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/qkvdev/qkv/cmd"
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/source/hubtest"
 	"github.com/qkvdev/qkv/internal/testref"
 )
 
@@ -164,6 +166,10 @@ func TestCheckExitStatus(t *testing.T) {
 		{"missing path", []string{filepath.Join(root, "testdata", "no-such-model")}, 3, "no such file or folder"},
 		{"empty file", []string{checkTempFile(t, "empty.safetensors", "")}, 3, "empty"},
 		{"not a checkpoint", []string{checkTempFile(t, "x.txt", "hello, world")}, 3, "not a safetensors or GGUF file"},
+		{"a pickle", []string{checkTempFile(t, "pytorch_model.bin", "\x80\x02}q\x00(X\x05\x00\x00\x00")}, 3, "which qkv does not read"},
+		{"a zip", []string{checkTempFile(t, "model.pt", "PK\x03\x04\x14\x00\x00\x00\x00\x00")}, 3, ""},
+		{"an LFS pointer", []string{checkTempFile(t, "model.safetensors", "version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 10\n")}, 3, "LFS pointer"},
+		{"a web page", []string{checkTempFile(t, "model.gguf", "<!DOCTYPE html><html><body>404</body></html>")}, 3, "HTML page"},
 		{"folder without a model", []string{t.TempDir()}, 3, ""},
 		{"bad --format", []string{tiny, "--format", "yaml"}, 2, `--format must be text, json, github or junit, not "yaml"`},
 		{"unknown check in --fail-on", []string{tiny, "--fail-on", "nan,dead_heads"}, 2, `unknown check "dead_heads"`},
@@ -450,5 +456,32 @@ func TestCheckHealthy(t *testing.T) {
 				t.Errorf("%d tensors, %d layers checked", doc.Tensors, doc.Layers)
 			}
 		})
+	}
+}
+
+// TestCheckRemote: check opens what the other commands open — a repository
+// of the Hugging Face Hub (here its emulator) — and gates it as a local
+// copy; a repository that does not exist cannot be read (exit 3).
+func TestCheckRemote(t *testing.T) {
+	h := hubtest.New(t)
+	h.AddRepo(t, "org/tiny", filepath.Join(testref.RepoRoot(), "testdata", "tiny-llama-sharded"))
+	verifyEnv(t, h.URL)
+	_, local, _ := run("check", filepath.Join(testref.RepoRoot(), "testdata", "tiny-llama-sharded"), "--json")
+	code, out, errs := run("check", "hf://org/tiny", "--json")
+	if code != cmd.ExitFindings {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var a, b map[string]any
+	if err := json.Unmarshal([]byte(local), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &b); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(a["failures"]) != fmt.Sprint(b["failures"]) || fmt.Sprint(a["warnings"]) != fmt.Sprint(b["warnings"]) {
+		t.Errorf("remote check differs from the local one:\n%s\n%s", local, out)
+	}
+	if code, out, errs := run("check", "hf://org/none"); code != cmd.ExitInput {
+		t.Errorf("missing repository: exit %d, %s%s", code, out, errs)
 	}
 }

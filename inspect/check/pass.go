@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
 
 	"github.com/qkvdev/qkv/formats"
@@ -337,15 +336,7 @@ func scanLongRows(ck *formats.Checkpoint, t *formats.Tensor, chunk int64, buf []
 // any known architecture or --map gives, or a GGUF without an architecture:
 // a data or vocabulary file) — a warning for a gate — rather than
 // attention layers that cannot be resolved, which fail it.
-//
-// formats has no sentinel for this yet, so the two messages it writes for
-// these cases are matched here; tests pin both outcomes.
-func noAttention(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "so there are no attention layers") ||
-		strings.Contains(msg, "the GGUF metadata has no general.architecture") ||
-		strings.Contains(msg, "found no attention projections (W_Q, W_K, W_V, W_O) under any tensor name")
-}
+func noAttention(err error) bool { return errors.Is(err, formats.ErrNoAttention) }
 
 func tensorOf(err error) string {
 	var fe *formats.Error

@@ -271,6 +271,18 @@ func finishLogits(m *formats.Model, spec *formats.ForwardSpec, res *ForwardResul
 			copy(logits.Data[t*vocab+r0:t*vocab+r1], tmp[t*n:(t+1)*n])
 		}
 	}
+	if spec.LMHeadBias {
+		bias, err := m.LMHeadBias()
+		if err != nil {
+			return err
+		}
+		for t := 0; t < logits.Rows; t++ {
+			row := logits.Row(t)
+			for j := range row {
+				row[j] += bias[j]
+			}
+		}
+	}
 	if c := spec.FinalLogitSoftcap; c > 0 {
 		for i, v := range logits.Data {
 			logits.Data[i] = float32(math.Tanh(float64(v)/c) * c)

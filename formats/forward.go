@@ -125,6 +125,8 @@ type ForwardSpec struct {
 	FinalNorm bool `json:"final_norm"`
 	// LMHead is LMHeadTied, LMHeadSeparate or LMHeadNone.
 	LMHead string `json:"lm_head"`
+	// LMHeadBias: the LM head adds a bias (GPT-J).
+	LMHeadBias bool `json:"lm_head_bias,omitempty"`
 	// FinalLogitSoftcap > 0: logits = cap·tanh(logits/cap) (Gemma 2/3).
 	FinalLogitSoftcap float64 `json:"final_logit_softcapping,omitempty"`
 	// Layers is the number of blocks the forward runs (the config's
@@ -190,11 +192,14 @@ type Block struct {
 }
 
 // forwardArchs are the architectures whose whole block qkv models, each
-// verified against a reference (see the attn package's forward tests).
+// verified against a reference (../shared/reference/zoo forward files, or
+// attn/testdata/forward's float64 script written from transformers'
+// modeling code).
 var forwardArchs = map[string]bool{
 	"llama": true, "mistral": true, "mixtral": true, "qwen2": true, "qwen3": true, "qwen3_moe": true,
 	"phi3": true, "gpt2": true, "gpt_neox": true, "bloom": true, "falcon": true, "bert": true,
 	"gemma": true, "gemma2": true, "gemma3": true, "olmo2": true, "gpt_oss": true, "deepseek": true,
+	"opt": true, "gpt_bigcode": true, "gptj": true,
 }
 
 // tensorRef is a tensor and how to read it.
@@ -340,7 +345,7 @@ func (m *Model) buildForward() (*ForwardSpec, map[int]*blockSource, error) {
 		switch a.Name {
 		case "gemma", "gemma2", "gemma3":
 			keys = []string{"hidden_activation", "hidden_act"}
-		case "gpt2":
+		case "gpt2", "gpt_bigcode", "gptj", "opt":
 			keys = []string{"activation_function"}
 		case "falcon":
 			keys = []string{"activation"}
@@ -531,6 +536,10 @@ func (m *Model) forwardConfigChecks(s *ForwardSpec, conf cfg) {
 			// own code does when this is set: the two disagree.
 			checks = append(checks, kv{"norm_topk_prob", absentOrFalse})
 		}
+	case "opt":
+		d := m.Geo.DModel
+		checks = append(checks, kv{"word_embed_proj_dim", func(v any) bool { f, ok := anyNum(v); return v == nil || ok && int(f) == d }},
+			kv{"_remove_final_layer_norm", absentOrFalse}, kv{"enable_bias", func(v any) bool { return true }})
 	case "gpt_oss":
 		checks = append(checks, kv{"swiglu_limit", func(v any) bool { f, ok := anyNum(v); return v == nil || ok && f > 0 }})
 	}
@@ -683,7 +692,7 @@ func (m *Model) blockSource(ls *LayerSource, s *ForwardSpec) (*blockSource, erro
 		need(ls.NormWeight, "pre-attention norm")
 		switch {
 		case bs.ffn[0] != nil:
-		case s.ParallelResidual && a.Name == "falcon":
+		case s.ParallelResidual && (a.Name == "falcon" || a.Name == "gptj"):
 			s.SharedNorm = true
 		default:
 			need(nil, "MLP norm")
@@ -1282,13 +1291,70 @@ func (m *Model) modelBases() []string {
 	return bases
 }
 
+// lmHeadBiasArchs are the architectures whose LM head is a Linear with a
+// bias; elsewhere Hugging Face does not load an lm_head.bias.
+var lmHeadBiasArchs = map[string]bool{"gptj": true}
+
 // modelLevelChecks refuses model-level tensors the forward would need to
-// apply and does not (an LM head bias).
+// apply and does not: an LM head bias the architecture has no place for,
+// and any tensor beside the layers of the chosen stack that is neither an
+// embedding, the final norm nor the LM head (OPT-350m's project_in/out).
 func (m *Model) modelLevelChecks(s *ForwardSpec) {
-	_, _, _, headB := m.finalTensors(m.hfConf())
+	c := m.Checkpoint
+	conf := m.hfConf()
+	fnW, fnB, head, headB := m.finalTensors(conf)
 	if headB != nil {
-		fwdUnsupported(&s.Unsupported, "tensor", headB.Name, "the LM head has a bias (%s), which qkv's forward pass does not add", headB.Name)
+		if lmHeadBiasArchs[m.arch.Name] {
+			s.LMHeadBias = true
+		} else {
+			fwdUnsupported(&s.Unsupported, "tensor", headB.Name, "the LM head has a bias (%s), which the %s model has no place for", headB.Name, m.arch.Name)
+		}
 	}
+	if c.Format == FormatGGUF || len(m.Layers) == 0 {
+		return
+	}
+	stack := m.Layers[0].Stack
+	if stack == "" {
+		return
+	}
+	e := &m.emb
+	known := map[*Tensor]bool{}
+	for _, t := range []*Tensor{e.tokens, e.positions, e.tokenTypes, e.normW, e.normB, fnW, fnB, head, headB} {
+		if t != nil {
+			known[t] = true
+		}
+	}
+	ignore := map[string]bool{}
+	for _, x := range alternatives(m.arch.HF.Ignore) {
+		ignore[x] = true
+	}
+	ignore["rotary_emb.inv_freq"] = true
+	for _, t := range c.Tensors {
+		if !strings.HasPrefix(t.Name, stack) || known[t] {
+			continue
+		}
+		if sm := hfLayerRe.FindStringSubmatch(t.Name); sm != nil && sm[1] == stack {
+			continue // a layer's tensor
+		}
+		rest := strings.TrimPrefix(t.Name, stack)
+		if mod, _ := splitParam(rest); ignore[mod] || ignore[rest] {
+			continue
+		}
+		fwdUnsupported(&s.Unsupported, "tensor", t.Name, "tensor %s sits beside the layers but is not an embedding, the final norm or the LM head; qkv's forward pass does not apply it", t.Name)
+	}
+}
+
+// LMHeadBias decodes the LM head's bias, nil when it has none.
+func (m *Model) LMHeadBias() ([]float32, error) {
+	s, err := m.ForwardSpec()
+	if err != nil || !s.LMHeadBias {
+		return nil, err
+	}
+	_, _, head, b := m.finalTensors(m.hfConf())
+	if len(b.Shape) != 1 || b.Shape[0] != head.Shape[0] {
+		return nil, &Error{File: m.Checkpoint.Path, Tensor: b.Name, Offset: -1, Err: fmt.Errorf("LM head bias has shape %v, expected [%d]", b.Shape, head.Shape[0])}
+	}
+	return m.Checkpoint.DecodeNew(b)
 }
 
 func (m *Model) hfConf() cfg {

@@ -210,6 +210,12 @@ func TestForwardRefusals(t *testing.T) {
 				c["architectures"] = []string{"GraniteForCausalLM"}
 			})
 		}, "granite"},
+		{"OPT-350m's embedding projection", func() string {
+			return copyModel(t, filepath.Join(root, "attn/testdata/forward/opt"), func(c map[string]any) { c["word_embed_proj_dim"] = 16 })
+		}, "word_embed_proj_dim"},
+		{"a model-level tensor beside the layers", func() string {
+			return copyModel(t, filepath.Join(root, "attn/testdata/forward/opt"), nil, safetensors.F32Tensor("model.decoder.project_out.weight", []int64{32, 32}, make([]float32, 32*32)))
+		}, "model.decoder.project_out.weight"},
 		{"LM head bias", func() string {
 			return copyModel(t, mistral, nil, safetensors.F32Tensor("lm_head.bias", []int64{32}, make([]float32, 32)))
 		}, "lm_head.bias"},

@@ -570,6 +570,216 @@ def make_deepseek_v3_moe(folder):
     write_safetensors(os.path.join(folder, "model.safetensors"), {k: v.astype(np.float64) for k, v in w.items()})
 
 
+# ---------------------------------------------------------------- OPT, GPT-BigCode, GPT-J
+
+
+def layer_norm(x, w, b, eps):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+def gelu_new(x):
+    return gelu_tanh(x)
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def write_model(folder, cfg, w):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    write_safetensors(os.path.join(folder, "model.safetensors"), {k: v.astype(np.float64) for k, v in w.items()})
+
+
+class Gen:
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.w = {}
+
+    def mat(self, name, o, i, std=0.2):
+        self.w[name] = (self.rng.standard_normal((o, i)) * std).astype(np.float32)
+
+    def vec(self, name, n, mean=0.0, std=0.1):
+        self.w[name] = (mean + self.rng.standard_normal(n) * std).astype(np.float32)
+
+    def ln(self, name, n):
+        self.vec(name + ".weight", n, 1.0)
+        self.vec(name + ".bias", n)
+
+    def linear(self, name, o, i, bias=True, std=0.2):
+        self.mat(name + ".weight", o, i, std)
+        if bias:
+            self.vec(name + ".bias", o)
+
+
+def make_opt(folder):
+    """OPTForCausalLM (do_layer_norm_before, learned positions offset 2, relu, tied head)."""
+    d, H, L, ff, V, P = 32, 4, 2, 64, 64, 32
+    g = Gen(61)
+    g.mat("model.decoder.embed_tokens.weight", V, d, 1.0)
+    g.mat("model.decoder.embed_positions.weight", P + 2, d, 0.5)
+    g.ln("model.decoder.final_layer_norm", d)
+    for i in range(L):
+        p = "model.decoder.layers.%d." % i
+        for n in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            g.linear(p + "self_attn." + n, d, d)
+        g.ln(p + "self_attn_layer_norm", d)
+        g.linear(p + "fc1", ff, d)
+        g.linear(p + "fc2", d, ff)
+        g.ln(p + "final_layer_norm", d)
+    cfg = {"architectures": ["OPTForCausalLM"], "model_type": "opt", "hidden_size": d, "num_attention_heads": H,
+           "num_hidden_layers": L, "ffn_dim": ff, "vocab_size": V, "max_position_embeddings": P,
+           "do_layer_norm_before": True, "word_embed_proj_dim": d, "activation_function": "relu",
+           "enable_bias": True, "layer_norm_elementwise_affine": True, "tie_word_embeddings": True,
+           "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 2, "torch_dtype": "float32", "transformers_version": "4.51.3"}
+    write_model(folder, cfg, g.w)
+
+
+def make_bigcode(folder):
+    """GPTBigCodeForCausalLM (multi-query c_attn as nn.Linear, learned positions, gelu_pytorch_tanh, tied head)."""
+    d, H, L, ff, V, P = 32, 4, 2, 64, 64, 32
+    hd = d // H
+    g = Gen(62)
+    g.mat("transformer.wte.weight", V, d, 1.0)
+    g.mat("transformer.wpe.weight", P, d, 0.5)
+    g.ln("transformer.ln_f", d)
+    for i in range(L):
+        p = "transformer.h.%d." % i
+        g.ln(p + "ln_1", d)
+        g.linear(p + "attn.c_attn", d + 2 * hd, d)
+        g.linear(p + "attn.c_proj", d, d)
+        g.ln(p + "ln_2", d)
+        g.linear(p + "mlp.c_fc", ff, d)
+        g.linear(p + "mlp.c_proj", d, ff)
+    cfg = {"architectures": ["GPTBigCodeForCausalLM"], "model_type": "gpt_bigcode", "n_embd": d, "n_head": H,
+           "n_layer": L, "n_inner": ff, "vocab_size": V, "n_positions": P, "multi_query": True,
+           "activation_function": "gelu_pytorch_tanh", "layer_norm_epsilon": 1e-5, "scale_attn_weights": True,
+           "tie_word_embeddings": True, "bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "float32", "transformers_version": "4.51.3"}
+    write_model(folder, cfg, g.w)
+
+
+def make_gptj(folder):
+    """GPTJForCausalLM (parallel block on one ln_1, partial rotary on interleaved pairs, gelu_new, LM head with a bias)."""
+    d, H, L, ff, V, rd = 32, 4, 2, 128, 64, 4
+    g = Gen(63)
+    g.mat("transformer.wte.weight", V, d, 1.0)
+    g.ln("transformer.ln_f", d)
+    for i in range(L):
+        p = "transformer.h.%d." % i
+        g.ln(p + "ln_1", d)
+        for n in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            g.linear(p + "attn." + n, d, d, bias=False)
+        g.linear(p + "mlp.fc_in", ff, d)
+        g.linear(p + "mlp.fc_out", d, ff)
+    g.linear("lm_head", V, d)
+    cfg = {"architectures": ["GPTJForCausalLM"], "model_type": "gptj", "n_embd": d, "n_head": H, "n_layer": L,
+           "n_inner": None, "rotary_dim": rd, "vocab_size": V, "n_positions": 64, "activation_function": "gelu_new",
+           "layer_norm_epsilon": 1e-5, "tie_word_embeddings": False, "bos_token_id": 0, "eos_token_id": 0,
+           "torch_dtype": "float32", "transformers_version": "4.51.3"}
+    write_model(folder, cfg, g.w)
+
+
+class Classic:
+    """OPT, GPT-BigCode and GPT-J, after their modeling code."""
+
+    def __init__(self, folder, overrides=None):
+        with open(os.path.join(folder, "config.json")) as f:
+            self.cfg = json.load(f)
+        self.cfg.update(overrides or {})
+        self.w = read_safetensors(os.path.join(folder, "model.safetensors"))
+        self.mt = self.cfg["model_type"]
+
+    def lin(self, x, p):
+        y = x @ self.w[p + ".weight"].T
+        return y + self.w[p + ".bias"] if p + ".bias" in self.w else y
+
+    def ln(self, x, p, eps):
+        return layer_norm(x, self.w[p + ".weight"], self.w[p + ".bias"], eps)
+
+    def forward(self, ids):
+        c, mt, T = self.cfg, self.mt, len(ids)
+        res = {"tokens": np.array(ids, dtype=np.int32)}
+        if mt == "opt":
+            d, H, L, eps = c["hidden_size"], c["num_attention_heads"], c["num_hidden_layers"], 1e-5
+            pre, act = "model.decoder.", relu
+            x = self.w[pre + "embed_tokens.weight"][ids] + self.w[pre + "embed_positions.weight"][np.arange(T) + 2]
+        else:
+            d, H, L, eps = c["n_embd"], c["n_head"], c["n_layer"], c["layer_norm_epsilon"]
+            pre, act = "transformer.", gelu_tanh
+            x = self.w[pre + "wte.weight"][ids]
+            if mt == "gpt_bigcode":
+                x = x + self.w[pre + "wpe.weight"][np.arange(T)]
+        hd = d // H
+        mask = causal_mask(T)
+        for i in range(L):
+            res["hidden.%d" % i] = x
+            if mt == "opt":
+                p = pre + "layers.%d." % i
+                a_in = self.ln(x, p + "self_attn_layer_norm", eps)
+                q, k, v = (self.lin(a_in, p + "self_attn.%s_proj" % n) for n in "qkv")
+                KV = H
+            elif mt == "gpt_bigcode":
+                p = pre + "h.%d." % i
+                a_in = self.ln(x, p + "ln_1", eps)
+                qkv = self.lin(a_in, p + "attn.c_attn")
+                q, k, v = qkv[:, :d], qkv[:, d : d + hd], qkv[:, d + hd :]
+                KV = 1
+            else:
+                p = pre + "h.%d." % i
+                a_in = self.ln(x, p + "ln_1", eps)
+                q, k, v = (self.lin(a_in, p + "attn.%s_proj" % n) for n in "qkv")
+                KV = H
+            res["attn_in.%d" % i] = a_in
+            q = q.reshape(T, H, hd).transpose(1, 0, 2)
+            k = k.reshape(T, KV, hd).transpose(1, 0, 2)
+            v = v.reshape(T, KV, hd).transpose(1, 0, 2)
+            if mt == "gptj":
+                rd = c["rotary_dim"]
+                inv = inv_freq_default(rd, 10000.0)
+                ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
+                cs, sn = np.cos(ang), np.sin(ang)
+
+                def rot(t):
+                    t = t.copy()
+                    a, b = t[..., 0:rd:2].copy(), t[..., 1:rd:2].copy()
+                    t[..., 0:rd:2] = a * cs - b * sn
+                    t[..., 1:rd:2] = b * cs + a * sn
+                    return t
+
+                q, k = rot(q), rot(k)
+            k, v = np.repeat(k, H // KV, axis=0), np.repeat(v, H // KV, axis=0)
+            probs, ctx = attend(q, k, v, hd ** -0.5, mask)
+            ctx = ctx.transpose(1, 0, 2).reshape(T, d)
+            if mt == "opt":
+                ao = self.lin(ctx, p + "self_attn.out_proj")
+                h = x + ao
+                mo = self.lin(act(self.lin(self.ln(h, p + "final_layer_norm", eps), p + "fc1")), p + "fc2")
+                x = h + mo
+            elif mt == "gpt_bigcode":
+                ao = self.lin(ctx, p + "attn.c_proj")
+                h = x + ao
+                mo = self.lin(act(self.lin(self.ln(h, p + "ln_2", eps), p + "mlp.c_fc")), p + "mlp.c_proj")
+                x = h + mo
+            else:
+                ao = self.lin(ctx, p + "attn.out_proj")
+                mo = self.lin(act(self.lin(a_in, p + "mlp.fc_in")), p + "mlp.fc_out")
+                x = x + ao + mo
+            res["probs.%d" % i], res["attn_out.%d" % i], res["mlp_out.%d" % i] = probs, ao, mo
+        res["hidden.%d" % L] = x
+        fn = self.ln(x, pre + ("final_layer_norm" if mt == "opt" else "ln_f"), eps)
+        res["final_norm"] = fn
+        if mt == "gptj":
+            res["logits"] = self.lin(fn, "lm_head")
+        else:
+            emb = self.w[pre + ("embed_tokens.weight" if mt == "opt" else "wte.weight")]
+            res["logits"] = fn @ emb.T
+        return res
+
+
 # ---------------------------------------------------------------- the list
 
 ZOO_IDS = [1, 9, 77, 157, 73, 30, 156, 49]
@@ -602,6 +812,12 @@ MODELS = [
     ("deepseek_v2", "repo:testdata/arch/deepseek_v2/hf", SMALL_IDS, None, "q_proj form, one dense and one MoE layer with a shared expert"),
     ("deepseek_v3_moe", "repo:attn/testdata/forward/deepseek_v3_moe", [1, 9, 7, 15, 3, 30, 12, 5, 40, 21, 63, 0], None,
      "generated here: group-limited routing (4 groups of 2, 2 kept), score correction, top-3, shared expert"),
+    ("opt", "repo:attn/testdata/forward/opt", [2, 9, 7, 15, 3, 30, 12, 5, 40], None,
+     "generated here: OPTForCausalLM, pre-LayerNorm, positions offset 2, relu, tied head"),
+    ("gpt_bigcode", "repo:attn/testdata/forward/gpt_bigcode", [0, 9, 7, 15, 3, 30, 12, 5, 40], None,
+     "generated here: GPTBigCodeForCausalLM, multi-query c_attn, learned positions, gelu_pytorch_tanh"),
+    ("gptj", "repo:attn/testdata/forward/gptj", [0, 9, 7, 15, 3, 30, 12, 5, 40], None,
+     "generated here: GPTJForCausalLM, parallel block on ln_1, rotary_dim 4 of 8 on interleaved pairs, LM head bias"),
 ]
 
 
@@ -612,10 +828,15 @@ def resolve(spec):
 
 def main():
     make_deepseek_v3_moe(os.path.join(OUT, "deepseek_v3_moe"))
+    make_opt(os.path.join(OUT, "opt"))
+    make_bigcode(os.path.join(OUT, "gpt_bigcode"))
+    make_gptj(os.path.join(OUT, "gptj"))
     manifest = {"generator": "attn/testdata/forward/reference.py (numpy %s, float64)" % np.__version__, "models": []}
     for name, folder, ids, over, note in MODELS:
         path = resolve(folder)
-        m = Model(path, over)
+        with open(os.path.join(path, "config.json")) as f:
+            mt = json.load(f)["model_type"]
+        m = Classic(path, over) if mt in ("opt", "gpt_bigcode", "gptj") else Model(path, over)
         res = m.forward(ids)
         write_safetensors(os.path.join(OUT, name + ".safetensors"), res)
         manifest["models"].append({

@@ -4,11 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"reflect"
-	"strconv"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // Document is the "qkv.attn/v1" JSON document: the settings shared by every
@@ -92,43 +91,35 @@ func WriteJSON(w io.Writer, d Document) error {
 	if d.Schema == "" {
 		return errors.New("attn: document has no schema")
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(d)
+	return termui.WriteJSON(w, d)
 }
 
 // MarshalJSON writes non-finite metrics as null and then sets "non_finite".
 func (h HeadMetrics) MarshalJSON() ([]byte, error) {
-	num := func(v float64) *float64 {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
+	type F = termui.Float // null when not finite
+	opt := func(v *float64) *F {
+		if v == nil {
 			return nil
 		}
-		return &v
+		f := F(*v)
+		return &f
 	}
 	out := struct {
-		Head      int      `json:"head"`
-		Entropy   *float64 `json:"entropy"`
-		MaxProb   *float64 `json:"max_prob"`
-		SinkMass  *float64 `json:"sink_mass"`
-		PrevToken *float64 `json:"prev_token"`
-		Diagonal  *float64 `json:"diagonal"`
-		MaxLogit  *float64 `json:"max_logit"`
-		Learned   any      `json:"learned_sink_mass,omitempty"` // null when not finite
-		Induction any      `json:"induction_score,omitempty"`   // null when not finite
-		NonFinite bool     `json:"non_finite,omitempty"`
-	}{h.Head, num(h.Entropy), num(h.MaxProb), num(h.SinkMass), num(h.PrevToken), num(h.Diagonal), num(h.MaxLogit), nil, nil, false}
-	if h.Induction != nil {
-		v := num(*h.Induction)
-		out.Induction, out.NonFinite = v, v == nil
-	}
-	if h.LearnedSink != nil {
-		v := num(*h.LearnedSink)
-		out.Learned, out.NonFinite = v, v == nil
-	}
+		Head      int  `json:"head"`
+		Entropy   F    `json:"entropy"`
+		MaxProb   F    `json:"max_prob"`
+		SinkMass  F    `json:"sink_mass"`
+		PrevToken F    `json:"prev_token"`
+		Diagonal  F    `json:"diagonal"`
+		MaxLogit  F    `json:"max_logit"`
+		Learned   *F   `json:"learned_sink_mass,omitempty"`
+		Induction *F   `json:"induction_score,omitempty"`
+		NonFinite bool `json:"non_finite,omitempty"`
+	}{h.Head, F(h.Entropy), F(h.MaxProb), F(h.SinkMass), F(h.PrevToken), F(h.Diagonal), F(h.MaxLogit), opt(h.LearnedSink), opt(h.Induction), false}
 	// prev_token is null without being a fault when T < 2: flag only the
-	// metrics that are always defined.
-	out.NonFinite = out.NonFinite || out.Entropy == nil || out.MaxProb == nil || out.SinkMass == nil ||
-		out.Diagonal == nil || out.MaxLogit == nil
+	// metrics that are always defined, and those present.
+	out.NonFinite = !out.Entropy.Valid() || !out.MaxProb.Valid() || !out.SinkMass.Valid() || !out.Diagonal.Valid() || !out.MaxLogit.Valid() ||
+		(out.Learned != nil && !out.Learned.Valid()) || (out.Induction != nil && !out.Induction.Valid())
 	return json.Marshal(out)
 }
 
@@ -150,11 +141,7 @@ func (p Patterns) MarshalJSON() ([]byte, error) {
 				if j > 0 {
 					b = append(b, ',')
 				}
-				if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
-					b = append(b, "null"...)
-				} else {
-					b = strconv.AppendFloat(b, f, 'g', -1, 32)
-				}
+				b = termui.AppendJSONFloat(b, float64(v), 32)
 			}
 			b = append(b, ']')
 		}

@@ -8,16 +8,35 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/charmbracelet/lipgloss"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // Ramp is the plain-text shade ramp, from an empty cell to the largest one.
 const Ramp = " .:-=+*#%@"
 
-// RenderOptions controls how patterns and metrics are drawn.
+// View is a layer's result as the terminal shows it: the token labels of
+// its positions and the heads to draw.
+type View struct {
+	Result *Result
+	// Labels are the token labels for positions 0..T−1, or nil (see
+	// RenderOptions.Labels).
+	Labels []string
+	// Heads selects heads to draw; nil draws every head.
+	Heads []int
+}
+
+// Render draws every selected head's pattern followed by the metrics
+// table: the one renderer signature of qkv's reports. st.Styled draws the
+// palette's heatmap colours; otherwise cells use the characters of Ramp.
+func (v View) Render(w io.Writer, st termui.Style) error {
+	return render(w, v.Result, RenderOptions{Styled: st.Styled, Width: st.Width, Labels: v.Labels, Heads: v.Heads})
+}
+
+// RenderOptions controls how RenderPattern and RenderMetrics draw.
 type RenderOptions struct {
-	// Styled draws coloured block characters with lipgloss; otherwise cells
-	// use the characters of Ramp and no escape sequences are written.
+	// Styled draws coloured block characters (termui's heatmap colours);
+	// otherwise cells use the characters of Ramp and no escape sequences
+	// are written.
 	Styled bool
 	// Width is the terminal width in columns (80 when ≤ 0). When T does not
 	// fit, the pattern is pooled into blocks (mean probability per block).
@@ -30,12 +49,8 @@ type RenderOptions struct {
 	Heads []int
 }
 
-// heatColors is a dark-blue → yellow ramp for styled cells, one per level of
-// Ramp (level 0 is drawn as a space).
-var heatColors = []string{"", "#26185f", "#2c3d8c", "#21618f", "#1a828c", "#21a185", "#4cbf6b", "#8fd744", "#cfe11c", "#fde725"}
-
-// Render draws every selected head's pattern followed by the metrics table.
-func Render(w io.Writer, r *Result, o RenderOptions) error {
+// render draws every selected head's pattern followed by the metrics table.
+func render(w io.Writer, r *Result, o RenderOptions) error {
 	if r == nil {
 		return fmt.Errorf("attn: nothing to render")
 	}
@@ -260,10 +275,8 @@ func RenderPattern(w io.Writer, r *Result, h int, o RenderOptions) error {
 			title += fmt.Sprintf("  learned_sink %.3f", *m.LearnedSink)
 		}
 	}
-	if o.Styled {
-		title = lipgloss.NewStyle().Bold(true).Render(title)
-	}
-	b.WriteString(title + "\n")
+	th := termui.NewTheme(w, termui.Style{Styled: o.Styled, Width: o.Width})
+	b.WriteString(th.Title(title) + "\n")
 	note := "rows: query positions, columns: key positions; shade relative to the largest cell"
 	if pooled {
 		note = fmt.Sprintf("pooled %d→%d (block means, %s positions); ", T, g, blockDesc(T, g)) + note
@@ -271,8 +284,8 @@ func RenderPattern(w io.Writer, r *Result, h int, o RenderOptions) error {
 	b.WriteString(note + "\n")
 	if o.Styled {
 		legend := "0 "
-		for _, c := range heatColors[1:] {
-			legend += lipgloss.NewStyle().Foreground(lipgloss.Color(c)).Render("█")
+		for lv := 1; lv < len([]rune(Ramp)); lv++ {
+			legend += th.Heat("█", lv)
 		}
 		b.WriteString(legend + fmt.Sprintf(" %.3g\n", top))
 	} else {
@@ -313,12 +326,6 @@ func RenderPattern(w io.Writer, r *Result, h int, o RenderOptions) error {
 		b.WriteString(indent + fmt.Sprintf("keys 0..%d →\n", T-1))
 	}
 
-	var styles []lipgloss.Style
-	if o.Styled {
-		for _, c := range heatColors {
-			styles = append(styles, lipgloss.NewStyle().Foreground(lipgloss.Color(c)))
-		}
-	}
 	ramp := []rune(Ramp)
 	level := func(v float64) int {
 		if !(v > 0) || !(top > 0) {
@@ -363,7 +370,7 @@ func RenderPattern(w io.Writer, r *Result, h int, o RenderOptions) error {
 			case lv == 0:
 				b.WriteString(strings.Repeat(" ", n))
 			default:
-				b.WriteString(styles[lv].Render(strings.Repeat("█", n)))
+				b.WriteString(th.Heat(strings.Repeat("█", n), lv))
 			}
 			j = k
 		}
@@ -409,10 +416,7 @@ func RenderMetrics(w io.Writer, r *Result, o RenderOptions) error {
 	for i, c := range cols {
 		hdr = append(hdr, padLeft(c, widths[i]))
 	}
-	line := strings.Join(hdr, "  ")
-	if o.Styled {
-		line = lipgloss.NewStyle().Bold(true).Render(line)
-	}
+	line := termui.NewTheme(w, termui.Style{Styled: o.Styled}).Title(strings.Join(hdr, "  "))
 	title := fmt.Sprintf("layer %d head metrics (entropy in nats; means over query positions", r.Layer)
 	if learned {
 		title += "; l_sink: share of the learned sink logit, 1 − Σ_j p_ij"
@@ -456,9 +460,11 @@ func RenderMetrics(w io.Writer, r *Result, o RenderOptions) error {
 	return err
 }
 
+// num prints a metric with 4 decimals, termui's placeholder when it is not
+// finite.
 func num(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "-"
+		return termui.NoValue
 	}
 	return fmt.Sprintf("%.4f", v)
 }

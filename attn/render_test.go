@@ -3,10 +3,13 @@ package attn
 import (
 	"bytes"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -55,7 +58,7 @@ func TestRenderPlainGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := Render(&buf, fixedResult(tc.T), RenderOptions{Width: tc.width, Labels: tc.labels}); err != nil {
+			if err := renderView(&buf, fixedResult(tc.T), RenderOptions{Width: tc.width, Labels: tc.labels}); err != nil {
 				t.Fatal(err)
 			}
 			if strings.Contains(buf.String(), "\x1b") {
@@ -95,14 +98,14 @@ func TestRenderPooledAndErrors(t *testing.T) {
 	if err := RenderPattern(&buf, r, 2, RenderOptions{}); err == nil {
 		t.Error("head out of range: no error")
 	}
-	if err := Render(&buf, r, RenderOptions{Labels: []string{"a"}}); err == nil {
+	if err := renderView(&buf, r, RenderOptions{Labels: []string{"a"}}); err == nil {
 		t.Error("wrong label count: no error")
 	}
-	if err := Render(&buf, r, RenderOptions{Heads: []int{5}}); err == nil {
+	if err := renderView(&buf, r, RenderOptions{Heads: []int{5}}); err == nil {
 		t.Error("bad head selection: no error")
 	}
 	buf.Reset()
-	if err := Render(&buf, fixedResult(6), RenderOptions{Styled: true, Width: 80, Heads: []int{1}}); err != nil {
+	if err := renderView(&buf, fixedResult(6), RenderOptions{Styled: true, Width: 80, Heads: []int{1}}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(buf.String(), "head 1") || strings.Contains(buf.String(), "head 0 (") {
@@ -124,7 +127,7 @@ func TestRenderModernSettings(t *testing.T) {
 		r.Heads[h].LearnedSink = &v
 	}
 	var buf bytes.Buffer
-	if err := Render(&buf, r, RenderOptions{Width: 80}); err != nil {
+	if err := renderView(&buf, r, RenderOptions{Width: 80}); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -134,4 +137,9 @@ func TestRenderModernSettings(t *testing.T) {
 			t.Errorf("rendering lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// renderView renders r as View.Render does, with o's settings.
+func renderView(w io.Writer, r *Result, o RenderOptions) error {
+	return View{Result: r, Labels: o.Labels, Heads: o.Heads}.Render(w, termui.Style{Styled: o.Styled, Width: o.Width})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/qkvdev/qkv/formats/safetensors"
 	"github.com/qkvdev/qkv/internal/infile"
 	"github.com/qkvdev/qkv/internal/outfile"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // AttnInput is where attn's input x comes from: exactly one of Random
@@ -241,7 +242,7 @@ func attnRun(_ context.Context, o *AttnOptions) error {
 		}
 		results = append(results, r)
 		if !o.JSON {
-			if err := attn.Render(s.Out, r, attn.RenderOptions{Styled: s.Styled, Width: s.Width, Labels: labels, Heads: o.Heads}); err != nil {
+			if err := (attn.View{Result: r, Labels: labels, Heads: o.Heads}).Render(s.Out, termui.Style{Styled: s.Styled, Width: s.Width}); err != nil {
 				return usageError("%v", err)
 			}
 			fmt.Fprintln(s.Out)

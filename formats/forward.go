@@ -538,8 +538,10 @@ func (m *Model) forwardConfigChecks(s *ForwardSpec, conf cfg) {
 		}
 	case "opt":
 		d := m.Geo.DModel
+		// word_embed_proj_dim ≠ hidden_size adds project_in/project_out
+		// (OPT-350m).
 		checks = append(checks, kv{"word_embed_proj_dim", func(v any) bool { f, ok := anyNum(v); return v == nil || ok && int(f) == d }},
-			kv{"_remove_final_layer_norm", absentOrFalse}, kv{"enable_bias", func(v any) bool { return true }})
+			kv{"_remove_final_layer_norm", absentOrFalse})
 	case "gpt_oss":
 		checks = append(checks, kv{"swiglu_limit", func(v any) bool { f, ok := anyNum(v); return v == nil || ok && f > 0 }})
 	}

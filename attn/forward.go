@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/safetensors"
 )
 
 // The real forward pass: the model from its token embeddings through every
@@ -713,4 +714,56 @@ func TopPredictions(logits formats.Matrix, t, k int) []Prediction {
 		out[i] = Prediction{ID: id, Logit: vals[id], Prob: math.Exp(vals[id]-m) / sum}
 	}
 	return out
+}
+
+// Predictions returns the k most likely next tokens after the last
+// position, with pieces from piece (nil: none); nil without logits.
+func (r *ForwardResult) Predictions(k int, piece func(id int) string) []Prediction {
+	if r.Logits.Empty() {
+		return nil
+	}
+	preds := TopPredictions(r.Logits, r.Logits.Rows-1, k)
+	if piece != nil {
+		for i := range preds {
+			preds[i].Piece = piece(preds[i].ID)
+		}
+	}
+	return preds
+}
+
+// OutTensors returns what `attn --out` writes for a forward pass, float32:
+// x (the embeddings, = layers.0.hidden), layers.{i}.hidden [T, d_model] for
+// every block that ran, layers.{i}.probs [n_heads, T, T] and
+// layers.{i}.out [T, d_model] for the requested layers, and logits
+// [T, vocab] when they were computed.
+func (r *ForwardResult) OutTensors() []safetensors.WriteTensor {
+	mat := func(name string, m formats.Matrix) safetensors.WriteTensor {
+		return safetensors.F32Tensor(name, []int64{int64(m.Rows), int64(m.Cols)}, m.Data)
+	}
+	var ts []safetensors.WriteTensor
+	if len(r.Hidden) > 0 {
+		ts = append(ts, mat("x", r.Hidden[0]))
+	}
+	for i, h := range r.Hidden {
+		ts = append(ts, mat(fmt.Sprintf("layers.%d.hidden", i), h))
+	}
+	for _, res := range r.Results {
+		nh := len(res.Probs)
+		T := 0
+		if nh > 0 {
+			T = len(res.Probs[0])
+		}
+		probs := make([]float32, 0, nh*T*T)
+		for _, head := range res.Probs {
+			for _, row := range head {
+				probs = append(probs, row...)
+			}
+		}
+		ts = append(ts, safetensors.F32Tensor(fmt.Sprintf("layers.%d.probs", res.Layer), []int64{int64(nh), int64(T), int64(T)}, probs),
+			mat(fmt.Sprintf("layers.%d.out", res.Layer), res.Out))
+	}
+	if !r.Logits.Empty() {
+		ts = append(ts, mat("logits", r.Logits))
+	}
+	return ts
 }

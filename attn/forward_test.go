@@ -12,6 +12,7 @@ import (
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/safetensors"
 	"github.com/qkvdev/qkv/formats/tokenizer"
+	"github.com/qkvdev/qkv/internal/termui"
 	"github.com/qkvdev/qkv/internal/testref"
 )
 
@@ -198,10 +199,10 @@ func flatProbs(r *Result) []float32 {
 	return out
 }
 
-func TestRenderPredictionsAndInduction(t *testing.T) {
+func TestPredictionsViewAndInduction(t *testing.T) {
 	var b strings.Builder
-	preds := []Prediction{{ID: 5, Logit: 2.5, Prob: 0.75}, {ID: 7, Logit: 1.4, Prob: 0.25}}
-	if err := RenderPredictions(&b, "▁said", preds, func(id int) string { return map[int]string{5: ",", 7: "\x1b[31m"}[id] }); err != nil {
+	preds := []Prediction{{ID: 5, Piece: ",", Logit: 2.5, Prob: 0.75}, {ID: 7, Piece: "\x1b[31m", Logit: 1.4, Prob: 0.25}}
+	if err := (PredictionsView{After: "▁said", Predictions: preds}).Render(&b, termui.Style{}); err != nil {
 		t.Fatal(err)
 	}
 	want := "next token after ▁said (softmax over the whole vocabulary):\n" +

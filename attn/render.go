@@ -469,19 +469,22 @@ func num(v float64) string {
 	return fmt.Sprintf("%.4f", v)
 }
 
-// RenderPredictions writes the most likely next tokens after the token
-// `after` (its piece), one per line: rank, id, piece, probability, logit.
-// piece names a token id (nil: ids only); pieces are sanitised for the
-// terminal.
-func RenderPredictions(w io.Writer, after string, preds []Prediction, piece func(id int) string) error {
+// PredictionsView is the most likely next tokens after one position as the
+// terminal shows them (--logits).
+type PredictionsView struct {
+	// After is the piece at the position the predictions follow.
+	After string
+	// Predictions carry their pieces (Prediction.Piece), most likely first.
+	Predictions []Prediction
+}
+
+// Render writes one line per candidate: rank, id, piece (sanitised for
+// the terminal), probability and logit.
+func (v PredictionsView) Render(w io.Writer, st termui.Style) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "next token after %s (softmax over the whole vocabulary):\n", cleanLabel(after, 40))
-	for i, p := range preds {
-		label := ""
-		if piece != nil {
-			label = cleanLabel(piece(p.ID), 24)
-		}
-		fmt.Fprintf(&b, "%3d  %7d  %-24s  p %.4f  logit %s\n", i+1, p.ID, label, p.Prob, strconv.FormatFloat(p.Logit, 'g', 6, 64))
+	fmt.Fprintf(&b, "next token after %s (softmax over the whole vocabulary):\n", cleanLabel(v.After, 40))
+	for i, p := range v.Predictions {
+		fmt.Fprintf(&b, "%3d  %7d  %-24s  p %.4f  logit %s\n", i+1, p.ID, cleanLabel(p.Piece, 24), p.Prob, strconv.FormatFloat(p.Logit, 'g', 6, 64))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -2,15 +2,16 @@ package safetensors
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/qkvdev/qkv/formats/dtype"
@@ -80,8 +81,7 @@ func Parse(data []byte, opts Options) (*File, error) {
 	}
 
 	f := &File{HeaderLen: int64(n), DataOffset: 8 + int64(n), Size: size}
-	p := &parser{hdr: hdr, dec: json.NewDecoder(bytes.NewReader(hdr))}
-	p.dec.UseNumber()
+	p := &parser{h: hdr, s: string(hdr)}
 	if err := p.object(f); err != nil {
 		return nil, err
 	}
@@ -91,128 +91,425 @@ func Parse(data []byte, opts Options) (*File, error) {
 	return f, nil
 }
 
-// parser walks the header with json.Decoder.Token, so that it sees every key
-// (encoding/json's maps silently keep the last of duplicate keys) and knows
-// where each token starts.
+// parser scans the header by hand, in one pass, allocating per tensor only
+// its entry and its shape (names and dtypes are substrings of one copy of
+// the header). It meets every problem in the order a streaming JSON reader
+// does and says what encoding/json would say: for a syntax error it asks
+// json.Unmarshal for the exact message and offset, so that messages are
+// those of the parser it replaced (parse_ref_test.go; FuzzParse compares
+// the two).
 type parser struct {
-	hdr []byte
-	dec *json.Decoder
+	h []byte // the header
+	s string // the header as a string: names are substrings of it
+	i int    // the next byte to read
+
+	dims []int64 // slab the shapes are cut from
+	tmp  []int64 // an array being read
+	seen map[string]int32
+	str  strings.Builder
 }
 
-// next returns the next token and its offset in the file.
-func (p *parser) next() (json.Token, int64, error) {
-	off := p.dec.InputOffset()
-	// InputOffset is the end of the previous token; the next one starts
-	// after any whitespace and separator.
-	for off < int64(len(p.hdr)) {
-		switch p.hdr[off] {
-		case ' ', '\t', '\r', '\n', ',', ':':
-			off++
+// errSyntax marks a syntax error found at p.i; errEOF a header that ends
+// before the object does.
+var (
+	errSyntax = errors.New("syntax")
+	errEOF    = errors.New("eof")
+)
+
+// fail turns the scanner's sentinels into the error Parse returns.
+func (p *parser) fail(err error) error {
+	switch err {
+	case errSyntax:
+		// The first syntax error in the header is the one met here (the
+		// scan is in order); encoding/json says exactly what and where:
+		// Offset is the number of bytes read, the offending byte included.
+		var raw json.RawMessage
+		var se *json.SyntaxError
+		if errors.As(json.Unmarshal(p.h, &raw), &se) && se.Offset > 0 {
+			return &Error{Offset: 8 + se.Offset - 1, Msg: "invalid JSON in header: " + se.Error()}
+		}
+		return &Error{Offset: 8 + int64(p.i), Msg: "invalid JSON in header: " + describeByte(p.h[min(p.i, len(p.h)-1)])}
+	case errEOF:
+		return &Error{Offset: 8 + int64(len(p.h)), Msg: "invalid JSON in header: it ends before the object is closed"}
+	}
+	return err
+}
+
+func (p *parser) ws() {
+	for p.i < len(p.h) {
+		switch p.h[p.i] {
+		case ' ', '\t', '\r', '\n':
+			p.i++
 			continue
 		}
-		break
+		return
 	}
-	tok, err := p.dec.Token()
-	if err != nil {
-		return nil, 8 + off, p.syntaxError(err, off)
-	}
-	return tok, 8 + off, nil
 }
 
-func (p *parser) syntaxError(err error, off int64) error {
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &se):
-		// The decoder's offsets are loose; a whole-buffer validation scan
-		// meets the same first error and says exactly where: Offset is
-		// the number of bytes read, the offending byte included.
-		var raw json.RawMessage
-		var exact *json.SyntaxError
-		if errors.As(json.Unmarshal(p.hdr, &raw), &exact) && exact.Offset > 0 {
-			return &Error{Offset: 8 + exact.Offset - 1, Msg: "invalid JSON in header: " + exact.Error()}
-		}
-		return &Error{Offset: 8 + se.Offset, Msg: "invalid JSON in header: " + se.Error()}
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return &Error{Offset: 8 + int64(len(p.hdr)), Msg: "invalid JSON in header: it ends before the object is closed"}
+// peek skips white space and returns the next byte, errEOF at the end.
+func (p *parser) peek() (byte, error) {
+	p.ws()
+	if p.i >= len(p.h) {
+		return 0, errEOF
 	}
-	return &Error{Offset: 8 + off, Msg: "invalid JSON in header: " + err.Error()}
+	return p.h[p.i], nil
+}
+
+// expect reads the separator c.
+func (p *parser) expect(c byte) error {
+	b, err := p.peek()
+	if err != nil {
+		return err
+	}
+	if b != c {
+		return errSyntax
+	}
+	p.i++
+	return nil
+}
+
+// next moves to the next member of an object or array: it reads the ','
+// before it (not before the first) and reports false at the closing
+// delimiter, which it reads.
+func (p *parser) next(first bool, closing byte) (bool, error) {
+	b, err := p.peek()
+	if err != nil {
+		return false, err
+	}
+	if b == closing {
+		p.i++
+		return false, nil
+	}
+	if !first {
+		if b != ',' {
+			return false, errSyntax
+		}
+		p.i++
+		if b, err = p.peek(); err != nil {
+			return false, err
+		}
+		if b == closing {
+			return false, errSyntax // a trailing comma
+		}
+	}
+	return true, nil
+}
+
+// Kinds of JSON values, for messages.
+type kindOf byte
+
+const (
+	kNull kindOf = iota
+	kBool
+	kString
+	kNumber
+	kObject
+	kArray
+)
+
+func (k kindOf) String() string {
+	return [...]string{"null", "a boolean", "a string", "a number", "an object", "an array"}[k]
+}
+
+// value reads the start of the next value: all of a string, number or
+// literal (a string's text in str, a number's in num), only the '{' or '['
+// of an object or array. off is the file offset where it starts.
+func (p *parser) value() (k kindOf, str, num string, off int64, err error) {
+	c, err := p.peek()
+	if err != nil {
+		return 0, "", "", 0, err
+	}
+	off = 8 + int64(p.i)
+	switch {
+	case c == '{':
+		p.i++
+		return kObject, "", "", off, nil
+	case c == '[':
+		p.i++
+		return kArray, "", "", off, nil
+	case c == '"':
+		str, err = p.string()
+		return kString, str, "", off, err
+	case c == '-' || c >= '0' && c <= '9':
+		num, err = p.number()
+		return kNumber, "", num, off, err
+	case c == 't':
+		return kBool, "", "", off, p.literal("true")
+	case c == 'f':
+		return kBool, "", "", off, p.literal("false")
+	case c == 'n':
+		return kNull, "", "", off, p.literal("null")
+	}
+	return 0, "", "", off, errSyntax
+}
+
+func (p *parser) literal(word string) error {
+	for k := 0; k < len(word); k++ {
+		if p.i >= len(p.h) {
+			return errEOF
+		}
+		if p.h[p.i] != word[k] {
+			return errSyntax
+		}
+		p.i++
+	}
+	return nil
+}
+
+// number reads a JSON number and returns its text. It ends at the first
+// byte that cannot continue it (what follows is the next token's problem).
+func (p *parser) number() (string, error) {
+	h, start := p.h, p.i
+	digits := func() int {
+		n := 0
+		for p.i < len(h) && h[p.i] >= '0' && h[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	// need reports a number cut short: at the end of the header, or by a
+	// byte that cannot follow.
+	need := func() error {
+		if p.i >= len(h) {
+			return errEOF
+		}
+		return errSyntax
+	}
+	if h[p.i] == '-' {
+		p.i++
+	}
+	switch {
+	case p.i < len(h) && h[p.i] == '0':
+		p.i++
+	case digits() == 0:
+		return "", need()
+	}
+	if p.i < len(h) && h[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return "", need()
+		}
+	}
+	if p.i < len(h) && (h[p.i] == 'e' || h[p.i] == 'E') {
+		p.i++
+		if p.i < len(h) && (h[p.i] == '+' || h[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return "", need()
+		}
+	}
+	return p.s[start:p.i], nil
+}
+
+// string reads a JSON string and returns its value: a substring of the
+// header when it has no escapes. The header is valid UTF-8 and holds no
+// unpaired surrogate escape (Parse checked both).
+func (p *parser) string() (string, error) {
+	h := p.h
+	p.i++ // the opening quote
+	start := p.i
+	for p.i < len(h) {
+		switch c := h[p.i]; {
+		case c == '"':
+			p.i++
+			return p.s[start : p.i-1], nil
+		case c == '\\':
+			return p.escaped(start)
+		case c < 0x20:
+			return "", errSyntax
+		}
+		p.i++
+	}
+	return "", errEOF
+}
+
+// escaped finishes a string that holds escapes, from its start.
+func (p *parser) escaped(start int) (string, error) {
+	h := p.h
+	b := &p.str
+	b.Reset()
+	b.WriteString(p.s[start:p.i])
+	for p.i < len(h) {
+		c := h[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return b.String(), nil
+		case c < 0x20:
+			return "", errSyntax
+		case c != '\\':
+			b.WriteByte(c)
+			p.i++
+			continue
+		}
+		p.i++
+		if p.i >= len(h) {
+			return "", errEOF
+		}
+		switch e := h[p.i]; e {
+		case '"', '\\', '/':
+			b.WriteByte(e)
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r, err := p.hex4(p.i + 1)
+			if err != nil {
+				return "", err
+			}
+			p.i += 4
+			if utf16.IsSurrogate(r) {
+				// Parse checked that a low surrogate escape follows.
+				r2, err := p.hex4(p.i + 3)
+				if err != nil {
+					return "", err
+				}
+				r = utf16.DecodeRune(r, r2)
+				p.i += 6
+			}
+			b.WriteRune(r)
+		default:
+			return "", errSyntax
+		}
+		p.i++
+	}
+	return "", errEOF
+}
+
+// hex4 reads the four hex digits of a \u escape at h[at:].
+func (p *parser) hex4(at int) (rune, error) {
+	var r rune
+	for k := at; k < at+4; k++ {
+		if k >= len(p.h) {
+			p.i = k
+			return 0, errEOF
+		}
+		c := p.h[k]
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			p.i = k
+			return 0, errSyntax
+		}
+	}
+	return r, nil
+}
+
+// key reads an object's key and the ':' after it is left for colon.
+func (p *parser) key() (string, int64, error) {
+	c, err := p.peek()
+	if err != nil {
+		return "", 0, err
+	}
+	if c != '"' {
+		return "", 0, errSyntax
+	}
+	off := 8 + int64(p.i)
+	s, err := p.string()
+	return s, off, err
 }
 
 // object reads the top-level object: __metadata__ and one entry per tensor.
 func (p *parser) object(f *File) error {
-	if _, _, err := p.next(); err != nil { // '{', checked by the caller
-		return err
-	}
-	seen := map[string]int64{}
-	for p.dec.More() {
-		tok, off, err := p.next()
+	p.i = 1 // '{', checked by the caller
+	p.seen = map[string]int32{}
+	var keyOffs []int64
+	for first := true; ; first = false {
+		more, err := p.next(first, '}')
 		if err != nil {
-			return err
+			return p.fail(err)
 		}
-		key, _ := tok.(string) // the decoder only returns strings as object keys
-		if first, dup := seen[key]; dup {
-			return &Error{Offset: off, Msg: fmt.Sprintf("duplicate key %s in header (first at byte %d)", strconv.Quote(key), first)}
+		if !more {
+			break
 		}
-		seen[key] = off
+		key, off, err := p.key()
+		if err != nil {
+			return p.fail(err)
+		}
+		if j, dup := p.seen[key]; dup {
+			return &Error{Offset: off, Msg: fmt.Sprintf("duplicate key %s in header (first at byte %d)", strconv.Quote(key), keyOffs[j])}
+		}
+		if len(keyOffs) == math.MaxInt32 {
+			return &Error{Offset: off, Msg: fmt.Sprintf("header lists more than %d tensors", math.MaxInt32)}
+		}
+		p.seen[key] = int32(len(keyOffs))
+		keyOffs = append(keyOffs, off)
+		if err := p.expect(':'); err != nil {
+			return p.fail(err)
+		}
 		if key == "__metadata__" {
 			if err := p.metadata(f); err != nil {
-				return err
+				return p.fail(err)
 			}
 			continue
 		}
 		t, err := p.tensor(key, off, f.DataOffset)
 		if err != nil {
-			return err
+			return p.fail(err)
 		}
 		f.Tensors = append(f.Tensors, t)
 	}
-	if _, _, err := p.next(); err != nil { // '}'
-		return err
-	}
 	// The specification allows only spaces after the object.
-	for i := p.dec.InputOffset(); i < int64(len(p.hdr)); i++ {
-		if p.hdr[i] != ' ' {
-			return &Error{Offset: 8 + i, Msg: fmt.Sprintf("header has %s after its JSON object; only spaces may pad it", describeByte(p.hdr[i]))}
+	for i := p.i; i < len(p.h); i++ {
+		if p.h[i] != ' ' {
+			return &Error{Offset: 8 + int64(i), Msg: fmt.Sprintf("header has %s after its JSON object; only spaces may pad it", describeByte(p.h[i]))}
 		}
 	}
 	return nil
 }
 
 func (p *parser) metadata(f *File) error {
-	tok, off, err := p.next()
+	k, _, _, off, err := p.value()
 	if err != nil {
 		return err
 	}
-	if tok == nil { // null: the crate reads it as absent
+	if k == kNull { // the crate reads it as absent
 		return nil
 	}
-	if tok != json.Delim('{') {
-		return &Error{Offset: off, Msg: fmt.Sprintf("__metadata__ must be an object of strings, not %s", kind(tok))}
+	if k != kObject {
+		return &Error{Offset: off, Msg: fmt.Sprintf("__metadata__ must be an object of strings, not %s", k)}
 	}
 	f.Metadata = [][2]string{}
 	seen := map[string]int64{}
-	for p.dec.More() {
-		tok, koff, err := p.next()
+	for first := true; ; first = false {
+		more, err := p.next(first, '}')
+		if err != nil || !more {
+			return err
+		}
+		key, koff, err := p.key()
 		if err != nil {
 			return err
 		}
-		key, _ := tok.(string)
 		if first, dup := seen[key]; dup {
 			return &Error{Offset: koff, Msg: fmt.Sprintf("duplicate key %s in __metadata__ (first at byte %d)", strconv.Quote(key), first)}
 		}
 		seen[key] = koff
-		val, voff, err := p.next()
+		if err := p.expect(':'); err != nil {
+			return err
+		}
+		vk, s, _, voff, err := p.value()
 		if err != nil {
 			return err
 		}
-		s, ok := val.(string)
-		if !ok {
-			return &Error{Offset: voff, Msg: fmt.Sprintf("__metadata__ value for key %s is %s, not a string", strconv.Quote(key), kind(val))}
+		if vk != kString {
+			return &Error{Offset: voff, Msg: fmt.Sprintf("__metadata__ value for key %s is %s, not a string", strconv.Quote(key), vk)}
 		}
 		f.Metadata = append(f.Metadata, [2]string{key, s})
 	}
-	_, _, err = p.next() // '}'
-	return err
 }
 
 // tensor reads one tensor entry and checks it on its own: field types, shape
@@ -222,34 +519,42 @@ func (p *parser) tensor(name string, keyOff, dataOffset int64) (TensorInfo, erro
 	fail := func(off int64, format string, args ...any) (TensorInfo, error) {
 		return TensorInfo{}, &Error{Offset: off, Tensor: name, Msg: fmt.Sprintf(format, args...)}
 	}
-	tok, off, err := p.next()
+	k, _, _, off, err := p.value()
 	if err != nil {
 		return t, err
 	}
-	if tok != json.Delim('{') {
-		return fail(off, "entry must be an object with dtype, shape and data_offsets, not %s", kind(tok))
+	if k != kObject {
+		return fail(off, "entry must be an object with dtype, shape and data_offsets, not %s", k)
 	}
 	var haveDType, haveShape, haveOffsets bool
 	var shapeOff, offsetsOff int64
-	for p.dec.More() {
-		tok, foff, err := p.next()
+	for first := true; ; first = false {
+		more, err := p.next(first, '}')
 		if err != nil {
 			return t, err
 		}
-		field, _ := tok.(string)
+		if !more {
+			break
+		}
+		field, foff, err := p.key()
+		if err != nil {
+			return t, err
+		}
 		switch field {
 		case "dtype":
 			if haveDType {
 				return fail(foff, "duplicate field \"dtype\"")
 			}
 			haveDType = true
-			v, voff, err := p.next()
+			if err := p.expect(':'); err != nil {
+				return t, err
+			}
+			vk, s, _, voff, err := p.value()
 			if err != nil {
 				return t, err
 			}
-			s, ok := v.(string)
-			if !ok {
-				return fail(voff, "dtype must be a string, not %s", kind(v))
+			if vk != kString {
+				return fail(voff, "dtype must be a string, not %s", vk)
 			}
 			t.DType = dtype.FromSafetensors(s)
 		case "shape":
@@ -257,30 +562,36 @@ func (p *parser) tensor(name string, keyOff, dataOffset int64) (TensorInfo, erro
 				return fail(foff, "duplicate field \"shape\"")
 			}
 			haveShape = true
-			dims, aoff, err := p.intArray(name, "shape", -1)
+			if err := p.expect(':'); err != nil {
+				return t, err
+			}
+			aoff, err := p.intArray(name, "shape", -1)
 			if err != nil {
 				return t, err
 			}
-			t.Shape, shapeOff = dims, aoff
+			t.Shape, shapeOff = p.cutShape(), aoff
 		case "data_offsets":
 			if haveOffsets {
 				return fail(foff, "duplicate field \"data_offsets\"")
 			}
 			haveOffsets = true
-			r, aoff, err := p.intArray(name, "data_offsets", 2)
+			if err := p.expect(':'); err != nil {
+				return t, err
+			}
+			aoff, err := p.intArray(name, "data_offsets", 2)
 			if err != nil {
 				return t, err
 			}
-			t.Begin, t.End, offsetsOff = r[0], r[1], aoff
+			t.Begin, t.End, offsetsOff = p.tmp[0], p.tmp[1], aoff
 		default:
 			// The crate's serde derive ignores unknown fields; so do we.
-			if err := p.skipValue(); err != nil {
+			if err := p.expect(':'); err != nil {
+				return t, err
+			}
+			if err := p.skipValue(2); err != nil {
 				return t, err
 			}
 		}
-	}
-	if _, _, err := p.next(); err != nil { // '}'
-		return t, err
 	}
 	switch {
 	case !haveDType:
@@ -315,48 +626,63 @@ func (p *parser) tensor(name string, keyOff, dataOffset int64) (TensorInfo, erro
 	return t, nil
 }
 
+// cutShape copies the array just read into the shapes' slab: one
+// allocation per many tensors. A scalar's shape is empty, not nil.
+func (p *parser) cutShape() []int64 {
+	n := len(p.tmp)
+	if p.dims == nil || cap(p.dims)-len(p.dims) < n {
+		p.dims = make([]int64, 0, max(4096, n))
+	}
+	k := len(p.dims)
+	p.dims = append(p.dims, p.tmp...)
+	return p.dims[k : k+n : k+n]
+}
+
 // intArray reads an array of non-negative integers (of exactly want
-// elements when want >= 0) and returns it with the offset of its '['.
-func (p *parser) intArray(name, field string, want int) ([]int64, int64, error) {
+// elements when want >= 0) into p.tmp and returns the offset of its '['.
+func (p *parser) intArray(name, field string, want int) (int64, error) {
 	what := func() string { // built only for an error: this runs per tensor
 		if want == 2 {
 			return field + " must be [begin, end], two non-negative integers"
 		}
 		return field + " must be an array of non-negative integers"
 	}
-	tok, aoff, err := p.next()
+	k, _, _, aoff, err := p.value()
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
-	if tok != json.Delim('[') {
-		return nil, 0, &Error{Offset: aoff, Tensor: name, Msg: fmt.Sprintf("%s, not %s", what(), kind(tok))}
+	if k != kArray {
+		return 0, &Error{Offset: aoff, Tensor: name, Msg: fmt.Sprintf("%s, not %s", what(), k)}
 	}
-	out := []int64{} // [] stays non-nil: a scalar's shape
-	for p.dec.More() {
-		tok, off, err := p.next()
+	p.tmp = p.tmp[:0]
+	for first := true; ; first = false {
+		more, err := p.next(first, ']')
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
-		num, ok := tok.(json.Number)
-		if !ok {
-			return nil, 0, &Error{Offset: off, Tensor: name, Msg: fmt.Sprintf("%s, but holds %s", what(), kind(tok))}
+		if !more {
+			break
 		}
-		v, msg := nonNegInt(string(num))
+		vk, _, num, off, err := p.value()
+		if err != nil {
+			return 0, err
+		}
+		if vk != kNumber {
+			return 0, &Error{Offset: off, Tensor: name, Msg: fmt.Sprintf("%s, but holds %s", what(), vk)}
+		}
+		v, msg := nonNegInt(num)
 		if msg != "" {
-			return nil, 0, &Error{Offset: off, Tensor: name, Msg: fmt.Sprintf("%s value %s %s", field, string(num), msg)}
+			return 0, &Error{Offset: off, Tensor: name, Msg: fmt.Sprintf("%s value %s %s", field, num, msg)}
 		}
-		if want >= 0 && len(out) == want {
-			return nil, 0, &Error{Offset: off, Tensor: name, Msg: what() + ", but has more"}
+		if want >= 0 && len(p.tmp) == want {
+			return 0, &Error{Offset: off, Tensor: name, Msg: what() + ", but has more"}
 		}
-		out = append(out, v)
+		p.tmp = append(p.tmp, v)
 	}
-	if _, _, err := p.next(); err != nil { // ']'
-		return nil, 0, err
+	if want >= 0 && len(p.tmp) != want {
+		return 0, &Error{Offset: aoff, Tensor: name, Msg: fmt.Sprintf("%s, but has %d", what(), len(p.tmp))}
 	}
-	if want >= 0 && len(out) != want {
-		return nil, 0, &Error{Offset: aoff, Tensor: name, Msg: fmt.Sprintf("%s, but has %d", what(), len(out))}
-	}
-	return out, aoff, nil
+	return aoff, nil
 }
 
 // nonNegInt parses a JSON number that must be a plain non-negative integer
@@ -369,9 +695,13 @@ func nonNegInt(s string) (int64, string) {
 	if strings.ContainsAny(s, ".eE") {
 		return 0, "is not an integer"
 	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, "is too large"
+	var v int64
+	for k := 0; k < len(s); k++ {
+		d := int64(s[k] - '0')
+		if v > (math.MaxInt64-d)/10 {
+			return 0, "is too large"
+		}
+		v = v*10 + d
 	}
 	return v, ""
 }
@@ -380,26 +710,35 @@ func nonNegInt(s string) (int64, string) {
 // included; serde_json's default recursion limit, which the crate keeps.
 const maxDepth = 128
 
-// skipValue reads and discards one JSON value of any shape, found inside a
-// tensor entry (so already two levels deep).
-func (p *parser) skipValue() error {
-	depth := 0
-	for {
-		tok, off, err := p.next()
-		if err != nil {
+// skipValue reads and discards one JSON value of any shape found depth
+// levels deep (a tensor entry's field: 2).
+func (p *parser) skipValue(depth int) error {
+	k, _, _, off, err := p.value()
+	if err != nil || (k != kObject && k != kArray) {
+		return err
+	}
+	if depth+1 > maxDepth {
+		return &Error{Offset: off, Msg: fmt.Sprintf("invalid JSON in header: nested more than %d levels deep", maxDepth)}
+	}
+	closing := byte(']')
+	if k == kObject {
+		closing = '}'
+	}
+	for first := true; ; first = false {
+		more, err := p.next(first, closing)
+		if err != nil || !more {
 			return err
 		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-			if 2+depth > maxDepth {
-				return &Error{Offset: off, Msg: fmt.Sprintf("invalid JSON in header: nested more than %d levels deep", maxDepth)}
+		if k == kObject {
+			if _, _, err := p.key(); err != nil {
+				return err
 			}
-		case json.Delim('}'), json.Delim(']'):
-			depth--
+			if err := p.expect(':'); err != nil {
+				return err
+			}
 		}
-		if depth == 0 {
-			return nil
+		if err := p.skipValue(depth + 1); err != nil {
+			return err
 		}
 	}
 }
@@ -408,16 +747,18 @@ func (p *parser) skipValue() error {
 // data buffer from 0 to its end with no gap and no overlap.
 func checkLayout(f *File) error {
 	dataLen := f.Size - f.DataOffset
-	order := make([]int, len(f.Tensors))
+	order := make([]int32, len(f.Tensors))
 	for i := range order {
-		order[i] = i
+		order[i] = int32(i)
 	}
-	sort.SliceStable(order, func(a, b int) bool {
-		ta, tb := &f.Tensors[order[a]], &f.Tensors[order[b]]
+	// Stable: of two tensors with the same range, the one listed first is
+	// the one the other overlaps.
+	slices.SortStableFunc(order, func(a, b int32) int {
+		ta, tb := &f.Tensors[a], &f.Tensors[b]
 		if ta.Begin != tb.Begin {
-			return ta.Begin < tb.Begin
+			return cmp.Compare(ta.Begin, tb.Begin)
 		}
-		return ta.End < tb.End
+		return cmp.Compare(ta.End, tb.End)
 	})
 	var end int64
 	var prev *TensorInfo
@@ -465,29 +806,6 @@ func formatShape(s []int64) string {
 	}
 	b.WriteByte(']')
 	return b.String()
-}
-
-// kind names a JSON token's type for error messages.
-func kind(tok json.Token) string {
-	switch v := tok.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case json.Number:
-		return "a number"
-	case json.Delim:
-		switch v {
-		case '{':
-			return "an object"
-		case '[':
-			return "an array"
-		}
-		return "'" + v.String() + "'"
-	}
-	return fmt.Sprintf("%T", tok)
 }
 
 func describeByte(b byte) string {

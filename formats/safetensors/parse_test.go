@@ -426,8 +426,9 @@ func BenchmarkParse10kTensors(b *testing.B) {
 	}
 }
 
-func FuzzParse(f *testing.F) {
-	seeds := [][]byte{
+// fuzzSeeds are FuzzParse's seeds.
+func fuzzSeeds() [][]byte {
+	return [][]byte{
 		file(`{}`, 0),
 		file(`{"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}`, 16),
 		file(`{"a":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}`, 2),
@@ -438,11 +439,19 @@ func FuzzParse(f *testing.F) {
 		file("{}\n", 3),
 		lenPrefix(1<<40, "{}"),
 		[]byte{1, 0, 0},
+		file(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":[{"k":[true,null,-1.5e3,"\u00e9\ud83d\ude00"]}]}}`, 4),
 	}
-	for _, s := range seeds {
+}
+
+// FuzzParse: no panic, only *Error, nothing encoding/json rejects is
+// accepted, a parsed file tiles its data, and the result is exactly the
+// reference parser's (errors and offsets included).
+func FuzzParse(f *testing.F) {
+	for _, s := range fuzzSeeds() {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		sameAsReference(t, data, Options{MaxHeaderBytes: 1 << 20})
 		file, err := Parse(data, Options{MaxHeaderBytes: 1 << 20})
 		// Differential check of the JSON grammar against encoding/json.
 		if len(data) >= 8 {

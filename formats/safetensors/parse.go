@@ -426,8 +426,13 @@ func (p *parser) key() (string, int64, error) {
 // object reads the top-level object: __metadata__ and one entry per tensor.
 func (p *parser) object(f *File) error {
 	p.i = 1 // '{', checked by the caller
-	p.seen = map[string]int32{}
-	var keyOffs []int64
+	// Size the tables for the tensors the header seems to list (each entry
+	// names data_offsets once; a smallest entry is 45 bytes): growing them
+	// costs more time and memory than the count.
+	n := min(bytes.Count(p.h, []byte(`"data_offsets"`)), len(p.h)/45) + 1
+	p.seen = make(map[string]int32, n)
+	keyOffs := make([]int64, 0, n)
+	f.Tensors = make([]TensorInfo, 0, n)
 	for first := true; ; first = false {
 		more, err := p.next(first, '}')
 		if err != nil {
@@ -462,6 +467,9 @@ func (p *parser) object(f *File) error {
 			return p.fail(err)
 		}
 		f.Tensors = append(f.Tensors, t)
+	}
+	if len(f.Tensors) == 0 {
+		f.Tensors = nil
 	}
 	// The specification allows only spaces after the object.
 	for i := p.i; i < len(p.h); i++ {

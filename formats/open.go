@@ -151,6 +151,27 @@ func (c *Checkpoint) IO() source.IO {
 	return c.client.IO()
 }
 
+// ReadFile reads a small file of the checkpoint's folder (tokenizer.json,
+// generation_config.json, …) wherever the folder is — locally, in the
+// Hugging Face cache or on the Hub — refusing one larger than limit bytes.
+// It returns the file's name for messages; an absent file gives an error
+// for which errors.Is(err, fs.ErrNotExist) holds.
+func (c *Checkpoint) ReadFile(name string, limit int64) ([]byte, string, error) {
+	p := c.dir.Path(name)
+	fi, err := c.dir.Stat(name)
+	if err != nil {
+		return nil, p, fileError(p, err)
+	}
+	if err := regularInfo(p, fi); err != nil {
+		return nil, p, err
+	}
+	b, err := c.dir.ReadFile(name, limit)
+	if err != nil {
+		return nil, p, fileError(p, err)
+	}
+	return b, p, nil
+}
+
 // Close unmaps (or forgets) every file.
 func (c *Checkpoint) Close() error {
 	var first error
@@ -531,17 +552,23 @@ func (c *Checkpoint) addSafetensorsSet(names []string, opts Options, first sourc
 	return c.addSet(names, first, func(i int, path string, src source.Source) (*File, error) {
 		return parseSafetensors(path, src, opts)
 	}, func(i int, f *File) error {
-		idx := len(c.Files) - 1
-		sf := f.Safetensors
-		for _, ti := range sf.Tensors {
-			t := &Tensor{Name: ti.Name, Type: ti.DType, Shape: ti.Shape, Bytes: ti.End - ti.Begin,
-				File: idx, Offset: sf.DataOffset + ti.Begin}
-			if err := c.addTensor(t); err != nil {
-				return err
-			}
-		}
-		return nil
+		return c.addSafetensorsTensors(f)
 	}, nil)
+}
+
+// addSafetensorsTensors adds the tensors of the last file added.
+func (c *Checkpoint) addSafetensorsTensors(f *File) error {
+	idx := len(c.Files) - 1
+	sf := f.Safetensors
+	ts := make([]Tensor, len(sf.Tensors)) // one allocation for the file
+	for i, ti := range sf.Tensors {
+		ts[i] = Tensor{Name: ti.Name, Type: ti.DType, Shape: ti.Shape, Bytes: ti.End - ti.Begin,
+			File: idx, Offset: sf.DataOffset + ti.Begin}
+		if err := c.addTensor(&ts[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // addSet opens the files names of the checkpoint's folder (first, when not
@@ -581,6 +608,23 @@ func (c *Checkpoint) addSet(names []string, first source.Source,
 		files[i] = f
 		return nil
 	})
+	// Size the name index for every tensor at once.
+	total := len(c.Tensors)
+	for _, f := range files {
+		if f != nil && f.Safetensors != nil {
+			total += len(f.Safetensors.Tensors)
+		} else if f != nil && f.GGUF != nil {
+			total += len(f.GGUF.Tensors)
+		}
+	}
+	if total > len(c.Tensors) {
+		byName := make(map[string]*Tensor, total)
+		for k, v := range c.byName {
+			byName[k] = v
+		}
+		c.byName = byName
+		c.Tensors = append(make([]*Tensor, 0, total), c.Tensors...)
+	}
 	var err error
 	for i := range names {
 		if err == nil && errs[i] != nil {

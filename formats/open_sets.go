@@ -69,16 +69,7 @@ func (c *Checkpoint) openIndex(name string, src source.Source, opts Options) err
 	err = c.addSet(shards, nil, func(i int, p string, src source.Source) (*File, error) {
 		return parseSafetensors(p, src, opts)
 	}, func(i int, f *File) error {
-		idx := len(c.Files) - 1
-		sf := f.Safetensors
-		for _, ti := range sf.Tensors {
-			t := &Tensor{Name: ti.Name, Type: ti.DType, Shape: ti.Shape, Bytes: ti.End - ti.Begin,
-				File: idx, Offset: sf.DataOffset + ti.Begin}
-			if err := c.addTensor(t); err != nil {
-				return err
-			}
-		}
-		return nil
+		return c.addSafetensorsTensors(f)
 	}, func(i int, err error) error {
 		return errorf(path, -1, "shard %s is missing (%v)", shards[i], describeSourceError(err))
 	})
@@ -160,12 +151,14 @@ func (c *Checkpoint) openGGUF(name string, src source.Source) error {
 			return err
 		}
 		idx := len(c.Files) - 1
-		for _, ti := range gf.Tensors {
+		ts := make([]Tensor, len(gf.Tensors)) // one allocation for the file
+		for k, ti := range gf.Tensors {
 			shape := make([]int64, len(ti.Dims))
 			for i, d := range ti.Dims {
 				shape[len(ti.Dims)-1-i] = int64(d)
 			}
-			t := &Tensor{Name: ti.Name, Type: ti.Type, Shape: shape, Bytes: ti.Bytes,
+			t := &ts[k]
+			*t = Tensor{Name: ti.Name, Type: ti.Type, Shape: shape, Bytes: ti.Bytes,
 				File: idx, Offset: gf.DataOffset + int64(ti.Offset)}
 			if ti.FlatRun {
 				t.Note = noteFlatRun

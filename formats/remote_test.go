@@ -1,9 +1,11 @@
 package formats
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -578,5 +580,29 @@ func TestRemoteGGUFGrowth(t *testing.T) {
 	}
 	if _, err := c.MetaArray(kv, int(kv.Count)-10, 10); err != nil || h.Count(nil) != 0 {
 		t.Errorf("MetaArray: %v, %d requests", err, h.Count(nil))
+	}
+}
+
+// TestCheckpointReadFile: a file beside the weights reads the same locally
+// and from the Hub; an absent one is fs.ErrNotExist.
+func TestCheckpointReadFile(t *testing.T) {
+	dir := filepath.Join(testref.RepoRoot(), "testdata", "tiny-llama")
+	h := hubtest.New(t)
+	h.AddRepo(t, "org/tiny", dir)
+	want, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Checkpoint{openWith(t, nil, dir), openWith(t, hubClient(t, h, "", nil), "hf://org/tiny")} {
+		b, p, err := c.ReadFile("config.json", 1<<20)
+		if err != nil || !bytes.Equal(b, want) || !strings.HasSuffix(p, "config.json") {
+			t.Errorf("%s: %v", p, err)
+		}
+		if _, _, err := c.ReadFile("tokenizer.json", 1<<20); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("absent file: %v", err)
+		}
+		if _, _, err := c.ReadFile("config.json", 10); err == nil {
+			t.Error("a file over the limit was read")
+		}
 	}
 }

@@ -410,4 +410,3 @@ func refKind(tok json.Token) string {
 	}
 	return fmt.Sprintf("%T", tok)
 }
-

@@ -76,7 +76,8 @@ const (
 // Options are the thresholds of the fit. The zero value means the defaults.
 type Options struct {
 	// EvalsThresh: eigenvalues λ ≤ EvalsThresh are left out of the fit
-	// (WeightWatcher's EVALS_THRESH); 0 means 1e-5.
+	// (WeightWatcher's EVALS_THRESH); 0 means 1e-5, and it must not be
+	// negative.
 	EvalsThresh float64
 	// OverTrained: α below it is warned "over-trained"; 0 means 2.
 	OverTrained float64
@@ -146,9 +147,13 @@ const eps64 = 2.220446049250313e-16
 // Analyze computes the heavy-tail metrics of a rows×cols matrix from all of
 // its min(rows, cols) singular values sv (any order; they are sorted). It
 // returns an error when the shape and the count disagree, when a value is
-// negative or not finite, or when every value is zero (ErrZero).
+// negative or not finite (or its square overflows), when every value is
+// zero (ErrZero), or for a negative threshold.
 func Analyze(sv []float64, rows, cols int, opts Options) (*Result, error) {
 	opts = opts.withDefaults()
+	if !(opts.EvalsThresh > 0) || math.IsInf(opts.EvalsThresh, 0) {
+		return nil, fmt.Errorf("esd: eigenvalue threshold %v must be positive", opts.EvalsThresh)
+	}
 	if rows <= 0 || cols <= 0 {
 		return nil, fmt.Errorf("esd: shape %d×%d is empty", rows, cols)
 	}
@@ -174,6 +179,9 @@ func Analyze(sv []float64, rows, cols int, opts Options) (*Result, error) {
 
 	r := &Result{NumEvals: m, SpectralNorm: lmax}
 	r.normMetrics(lam, max(rows, cols))
+	if math.IsInf(r.Norm, 0) {
+		return nil, fmt.Errorf("esd: Σ σ² overflows float64")
+	}
 
 	// The fitted eigenvalues are a suffix of the ascending list.
 	first, _ := slices.BinarySearchFunc(lam, opts.EvalsThresh, func(v, t float64) int {

@@ -120,6 +120,8 @@ func TestAnalyzeCases(t *testing.T) {
 		{name: "negative", sv: []float64{1, -1}, m: 2, n: 2, errMatch: "singular value 1 is -1"},
 		{name: "empty", sv: nil, m: 0, n: 3, errMatch: "empty"},
 		{name: "overflow", sv: []float64{1e200, 1}, m: 2, n: 2, errMatch: "overflows"},
+		{name: "sum overflows", sv: []float64{1e154, 1e154, 1e154}, m: 3, n: 3, errMatch: "Σ σ² overflows"},
+		{name: "negative threshold", sv: []float64{2, 1}, m: 2, n: 2, opts: Options{EvalsThresh: -1}, errMatch: "threshold -1 must be positive"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

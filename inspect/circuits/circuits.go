@@ -390,8 +390,9 @@ func prepare(l *formats.Layer, d dims, pos int, fold bool) (*layerState, error) 
 					return
 				}
 				var g []float64
-				g, err = gram(linalg.RowMajor(m.Data[b*rows*d.dm:], rows, d.dm, d.dm), gamma)
-				out[b] = factor(g, rows)
+				if g, err = gram(linalg.RowMajor(m.Data[b*rows*d.dm:], rows, d.dm, d.dm), gamma); err == nil {
+					out[b] = factor(g, rows)
+				}
 			}
 		}
 		blocks(l.Q, d.h, d.d, f.fq)

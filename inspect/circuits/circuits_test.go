@@ -394,3 +394,33 @@ func TestTopAndLayers(t *testing.T) {
 		t.Errorf("Top(2) = %v", got)
 	}
 }
+
+// TestNorms: ‖OV‖ and ‖QK‖ against the circuits formed in full, for a model
+// of one layer (no pairs) and of two.
+func TestNorms(t *testing.T) {
+	for _, nl := range []int{1, 2} {
+		s := newSynth(13, nl, 12, 3, 1, 4, 5, 0, true)
+		res, err := Compute(context.Background(), s, Options{BaselineSamples: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for vi, sc := range []*Scores{res.Raw, res.LNFolded} {
+			for li, l := range s.layers {
+				var gamma []float32
+				if vi == 1 {
+					gamma = l.NormWeight
+				}
+				for h := range 3 {
+					wq := block(l.Q, h*4, (h+1)*4, 0, 12, gamma)
+					wk := block(l.K, 0, 4, 0, 12, gamma)
+					wv := block(l.V, 0, 5, 0, 12, gamma)
+					wo := block(l.O, 0, 12, h*5, (h+1)*5, nil)
+					ov, qk := wo.mul(wv).fro(), wq.t().mul(wk).fro()
+					if math.Abs(sc.OVNorm[li][h]-ov) > 1e-12*ov || math.Abs(sc.QKNorm[li][h]-qk) > 1e-12*qk {
+						t.Errorf("%d layers, variant %d, layer %d head %d: ov %v qk %v, want %v %v", nl, vi, li, h, sc.OVNorm[li][h], sc.QKNorm[li][h], ov, qk)
+					}
+				}
+			}
+		}
+	}
+}

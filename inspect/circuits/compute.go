@@ -73,7 +73,8 @@ func Compute(ctx context.Context, src LayerSource, opts Options) (*Result, error
 	total := n * (n - 1) / 2
 	done := 0
 	b := newBuffers(d)
-	for w0 := 0; w0 < n-1; w0 += window {
+	// One pass at least, so that a single layer still gets its norms.
+	for w0 := 0; w0 < max(n-1, min(n, 1)); w0 += window {
 		w1 := min(n-1, w0+window) // earlier layers [w0, w1) in this pass
 		var writers []*layerState
 		for p := w0; p < n; p++ {

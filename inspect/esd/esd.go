@@ -39,7 +39,9 @@
 //	stable_rank       Σ λ / λ_max
 //	matrix_rank       #{√λ_i > √λ_max · N · 2.220446049250313e-16}
 //	entropy           −Σ p_i ln p_i / ln(matrix_rank + 1e-10),
-//	                  p_i = λ_i / Σ λ + 1e-10 (the 1e-10 added to every term)
+//	                  p_i = λ_i / Σ λ + 1e-10 (the 1e-10 added to every term;
+//	                  for matrix_rank 1 the denominator is about 1e-10 and the
+//	                  value is large and meaningless, as in WeightWatcher)
 //
 // # Cost
 //

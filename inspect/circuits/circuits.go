@@ -252,8 +252,8 @@ type Result struct {
 	KVHeadForHead string  `json:"kv_head_for_head"`
 	IndexOrder    string  `json:"index_order"`
 	Raw           *Scores `json:"raw"`
-	// LNFolded is nil when some layer lacks its norm weight (Warnings says
-	// which); for a post-norm model it equals Raw.
+	// LNFolded is nil with Options.RawOnly or when some layer lacks its
+	// norm weight (Warnings says which); for a post-norm model it is Raw.
 	LNFolded *Scores `json:"ln_folded"`
 	// FoldedNorm is the norm whose weight was folded ("rmsnorm",
 	// "layernorm"), or "none" (post-norm model, or not folded).

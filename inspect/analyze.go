@@ -111,13 +111,14 @@ func analyzeMatrix(w formats.Matrix, f *LoRAFactors, p formats.Projection, g for
 	if p == formats.ProjK || p == formats.ProjV {
 		count = g.NKVHeads
 	}
-	blocks, err := headBlocks(w, count, g.HeadDim, p == formats.ProjO)
+	hd := headDim(g, p)
+	blocks, err := headBlocks(w, count, hd, p == formats.ProjO)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %v", p, err)
 	}
 	r.Heads = make([]HeadStats, len(blocks))
 	for h, b := range blocks {
-		span := [2]int{h * g.HeadDim, (h + 1) * g.HeadDim}
+		span := [2]int{h * hd, (h + 1) * hd}
 		hs := HeadStats{Head: h}
 		if p == formats.ProjO {
 			hs.Stats, hs.Block.Columns = stats(b, all, span), &span
@@ -128,6 +129,15 @@ func analyzeMatrix(w formats.Matrix, f *LoRAFactors, p formats.Projection, g for
 	}
 	r.MostSimilar = mostSimilar(blocks, r.Heads)
 	return r, blocks, nil
+}
+
+// headDim is the size of a head block of projection p: head_dim for q and
+// k, the value head dim (latent attention's v_head_dim) for v and o.
+func headDim(g formats.Geometry, p formats.Projection) int {
+	if p == formats.ProjV || p == formats.ProjO {
+		return g.ValueHeadDim()
+	}
+	return g.HeadDim
 }
 
 // mostSimilar finds the pair of blocks with the largest cosine similarity of
@@ -182,21 +192,21 @@ func circuits(g formats.Geometry, q, k, v, o []formats.Matrix, lr *LayerReport) 
 	if !lr.Q.finite() || !lr.K.finite() || !lr.V.finite() || !lr.O.finite() {
 		return nil
 	}
-	hd := g.HeadDim
+	hd, vhd := g.HeadDim, g.ValueHeadDim()
 	d := q[0].Cols
-	r := min(d, hd)
+	r, rv := min(d, hd), min(d, vhd)
 	rq := make([][]float64, len(q))
 	ro := make([][]float64, len(o))
 	rk := make([][]float64, len(k))
-	rv := make([][]float64, len(v))
+	rvs := make([][]float64, len(v))
 	for h := range q {
 		rq[h] = linalg.ThinR(transposedF64(q[h]), d, hd)
-		// W_O^h is already d×hd.
-		ro[h] = linalg.ThinR(widen(o[h].Data, o[h].Rows, o[h].Cols, false), o[h].Rows, hd)
+		// W_O^h is already d×vhd.
+		ro[h] = linalg.ThinR(widen(o[h].Data, o[h].Rows, o[h].Cols, false), o[h].Rows, vhd)
 	}
 	for j := range k {
 		rk[j] = linalg.ThinR(transposedF64(k[j]), d, hd)
-		rv[j] = linalg.ThinR(transposedF64(v[j]), d, hd)
+		rvs[j] = linalg.ThinR(transposedF64(v[j]), d, vhd)
 	}
 	out := make([]Circuit, len(q))
 	for h := range q {
@@ -206,7 +216,7 @@ func circuits(g formats.Geometry, q, k, v, o []formats.Matrix, lr *LayerReport) 
 		}
 		out[h] = Circuit{Head: h, KVHead: grp,
 			QK: circuitOf(rq[h], rk[grp], r, hd),
-			OV: circuitOf(ro[h], rv[grp], r, hd)}
+			OV: circuitOf(ro[h], rvs[grp], rv, vhd)}
 	}
 	return out
 }
@@ -241,5 +251,34 @@ func AnalyzeLayer(l *formats.Layer, g formats.Geometry, opts Options) (LayerRepo
 	if opts.Heads && g.NKVHeads > 0 && g.NHeads%g.NKVHeads == 0 {
 		lr.Circuits = circuits(g, blocks[formats.ProjQ], blocks[formats.ProjK], blocks[formats.ProjV], blocks[formats.ProjO], &lr)
 	}
+	latentFactors(&lr, l.MLA, g, &opts)
 	return lr, nil
+}
+
+// latentFactors adds a latent-attention layer's stored factors to its
+// report, and to q, k and v the rank their latent dimension allows.
+func latentFactors(lr *LayerReport, ml *formats.MLALayer, g formats.Geometry, opts *Options) {
+	if ml == nil || g.MLA == nil {
+		return
+	}
+	so := opts.statsOptions()
+	for _, f := range []struct {
+		name string
+		m    formats.Matrix
+	}{{"q_a", ml.QA}, {"q_b", ml.QB}, {"kv_a", ml.KVA}, {"kv_b", ml.KVB}} {
+		if f.m.Rows > 0 && f.m.Cols > 0 && len(f.m.Data) == f.m.Rows*f.m.Cols {
+			lr.Factors = append(lr.Factors, FactorReport{Name: f.name, Stats: MatrixStats(f.m, so)})
+		}
+	}
+	// As formats' LayersReport states them: the effective q passes through
+	// q_lora_rank latent dimensions (none without q_a: q_proj is stored), k
+	// through kv_lora_rank plus the shared rope rows, v through kv_lora_rank.
+	for _, x := range []struct {
+		m     *MatrixReport
+		bound int
+	}{{lr.Q, g.MLA.QLoraRank}, {lr.K, g.MLA.KVLoraRank + g.MLA.QKRopeHeadDim}, {lr.V, g.MLA.KVLoraRank}} {
+		if x.m != nil && x.bound > 0 {
+			x.m.RankBound = x.bound
+		}
+	}
 }

@@ -215,6 +215,9 @@ func collectSparks(layers []LayerReport) []Spark {
 				add(l.Index, string(p), intp(h.Head), h.spark)
 			}
 		}
+		for _, f := range l.Factors {
+			add(l.Index, f.Name, nil, f.spark)
+		}
 	}
 	return out
 }
@@ -230,6 +233,10 @@ func attachSparks(layers []LayerReport, sparks []Spark) {
 		if l == nil {
 			continue
 		}
+		v := make([]float64, len(s.Values))
+		for k, x := range s.Values {
+			v[k] = float64(x)
+		}
 		var m *MatrixReport
 		for _, p := range formats.Projections {
 			if string(p) == s.Matrix {
@@ -237,11 +244,13 @@ func attachSparks(layers []LayerReport, sparks []Spark) {
 			}
 		}
 		if m == nil {
+			// A latent-attention factor (q_a, q_b, kv_a, kv_b).
+			for k := range l.Factors {
+				if l.Factors[k].Name == s.Matrix && s.Head == nil {
+					l.Factors[k].spark = v
+				}
+			}
 			continue
-		}
-		v := make([]float64, len(s.Values))
-		for k, x := range s.Values {
-			v[k] = float64(x)
 		}
 		if s.Head == nil {
 			m.spark = v

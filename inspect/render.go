@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/charmbracelet/lipgloss"
@@ -235,6 +236,7 @@ func (r *Report) Render(w io.Writer, st termui.Style) error {
 	ix := indexFindings(r.Findings)
 	for _, p := range formats.Projections {
 		t := tableSpec{title: "W_" + strings.ToUpper(string(p))}
+		bound := -1 // the rank bound every layer shares, 0 when none
 		for _, l := range r.Layers {
 			m := l.Matrix(p)
 			if m == nil {
@@ -243,6 +245,34 @@ func (r *Report) Render(w io.Writer, st termui.Style) error {
 			row := statsRow(fmt.Sprintf("layer %d", l.Index), &m.Stats)
 			row.mark(ix[fkey(l.Index, string(p), -1)])
 			t.rows = append(t.rows, row)
+			if bound == -1 || bound == m.RankBound {
+				bound = m.RankBound
+			} else {
+				bound = 0
+			}
+		}
+		if bound > 0 {
+			t.title += fmt.Sprintf(" (effective, from latent factors: rank ≤ %d)", bound)
+		}
+		writeTable(&b, t, th, width)
+	}
+	// Latent attention's stored factors, one table per factor.
+	var factors []string
+	for _, l := range r.Layers {
+		for _, f := range l.Factors {
+			if !slices.Contains(factors, f.Name) {
+				factors = append(factors, f.Name)
+			}
+		}
+	}
+	for _, name := range factors {
+		t := tableSpec{title: "latent factor " + name}
+		for _, l := range r.Layers {
+			for i := range l.Factors {
+				if f := &l.Factors[i]; f.Name == name {
+					t.rows = append(t.rows, statsRow(fmt.Sprintf("layer %d", l.Index), &f.Stats))
+				}
+			}
 		}
 		writeTable(&b, t, th, width)
 	}

@@ -85,8 +85,18 @@ type HeadPair struct {
 // its head blocks.
 type MatrixReport struct {
 	Stats
+	// RankBound, for latent attention's effective q, k and v, is the rank
+	// the latent dimension allows (formats.ProjReport.RankBound); 0 otherwise.
+	RankBound   int         `json:"rank_bound,omitempty"`
 	Heads       []HeadStats `json:"heads,omitempty"`
 	MostSimilar *HeadPair   `json:"most_similar_heads,omitempty"`
+}
+
+// FactorReport is one stored factor of a latent-attention layer (q_a, q_b,
+// kv_a, kv_b: the matrices its effective q, k and v are built from).
+type FactorReport struct {
+	Name string `json:"name"`
+	Stats
 }
 
 // CircuitStats summarise a d_model × d_model circuit of one query head.
@@ -111,6 +121,9 @@ type LayerReport struct {
 	V        *MatrixReport `json:"v"`
 	O        *MatrixReport `json:"o"`
 	Circuits []Circuit     `json:"circuits,omitempty"`
+	// Factors are a latent-attention layer's stored factors (q, k and v are
+	// then the effective matrices); nil for other layers.
+	Factors []FactorReport `json:"factors,omitempty"`
 }
 
 // Matrix returns the named projection's report (nil when absent).

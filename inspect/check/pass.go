@@ -119,8 +119,9 @@ func (f *facts) statistics(ctx context.Context, m *formats.Model, index map[*for
 }
 
 // headsFit says whether every projection splits into the geometry's head
-// blocks (q and o: n_heads, k and v: n_kv_heads blocks of head_dim rows,
-// o by columns), as inspect's per-head statistics need; an adapter missing
+// blocks (q and o: n_heads, k and v: n_kv_heads blocks; head_dim rows for q
+// and k, the value head dim for v and o, o by columns), as inspect's
+// per-head statistics need; an adapter missing
 // a projection is fine. Knowing it before the layers are decoded keeps the
 // pass to one: inspect runs once, with heads or without.
 func headsFit(m *formats.Model) error {
@@ -132,18 +133,20 @@ func headsFit(m *formats.Model) error {
 			if ps == nil {
 				continue
 			}
-			count, n, what := g.NHeads, ps.Out, "rows"
+			count, n, what, hd := g.NHeads, ps.Out, "rows", g.HeadDim
 			switch p {
-			case formats.ProjK, formats.ProjV:
+			case formats.ProjK:
 				count = g.NKVHeads
+			case formats.ProjV:
+				count, hd = g.NKVHeads, g.ValueHeadDim()
 			case formats.ProjO:
-				n, what = ps.In, "columns"
+				n, what, hd = ps.In, "columns", g.ValueHeadDim()
 			}
-			if count <= 0 || g.HeadDim <= 0 {
-				return fmt.Errorf("layer %d: %s: geometry has %d heads of dimension %d", ls.Index, p, count, g.HeadDim)
+			if count <= 0 || hd <= 0 {
+				return fmt.Errorf("layer %d: %s: geometry has %d heads of dimension %d", ls.Index, p, count, hd)
 			}
-			if n != count*g.HeadDim {
-				return fmt.Errorf("layer %d: %s: matrix has %d %s, want %d heads × %d", ls.Index, p, n, what, count, g.HeadDim)
+			if n != count*hd {
+				return fmt.Errorf("layer %d: %s: matrix has %d %s, want %d heads × %d", ls.Index, p, n, what, count, hd)
 			}
 		}
 	}

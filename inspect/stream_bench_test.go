@@ -161,12 +161,36 @@ func TestStreamChild(t *testing.T) {
 	opts := Options{Heads: true, DropHeads: true, Fast: os.Getenv("QKV_STREAM_MODE") == "fast", Workers: workers}
 	t0 := time.Now()
 	emitted := 0
-	rep, err := Run(context.Background(), m, opts, func(LayerReport) error { emitted++; return nil })
+	total := len(m.LayerIndices())
+	var hwm []string // peak RSS so far after each quarter of the layers
+	rep, err := Run(context.Background(), m, opts, func(LayerReport) error {
+		emitted++
+		if emitted*4%total < 4 {
+			hwm = append(hwm, fmt.Sprintf("%d:%.0f", emitted, vmHWM()))
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(rep)
-	fmt.Printf("CHILD layers=%d emitted=%d findings=%d json=%d seconds=%.2f\n", len(rep.Layers), emitted, len(rep.Findings), len(b), time.Since(t0).Seconds())
+	fmt.Printf("CHILD layers=%d emitted=%d findings=%d json=%d peak_MiB_after_layer=%s seconds=%.2f\n", len(rep.Layers), emitted, len(rep.Findings), len(b),
+		strings.Join(hwm, ","), time.Since(t0).Seconds())
+}
+
+// vmHWM is this process's peak resident set so far, in MiB (Linux), or NaN.
+func vmHWM() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return math.NaN()
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return math.NaN()
 }
 
 // BenchmarkStreamingRSS shows that inspect's memory is bounded by the work

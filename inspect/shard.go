@@ -105,8 +105,14 @@ type ShardError struct {
 func (e *ShardError) Error() string { return e.Var + ": " + e.Err.Error() }
 func (e *ShardError) Unwrap() error { return e.Err }
 
+// ShardNone is the explicit value that turns sharding off whatever the
+// environment says (a Slurm array or Indexed Job whose tasks inspect
+// different models, each whole).
+const ShardNone = "none"
+
 // ShardFromEnv decides which shard this process runs. An explicit value
-// (the --shard flag, "I/N"; a GitHub Actions matrix passes it) wins; else a
+// (the --shard flag, "I/N"; a GitHub Actions matrix passes it; ShardNone
+// for an unsharded run whatever the environment says) wins; else a
 // Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with JOB_COMPLETIONS set by
 // the manifest to spec.completions, since Kubernetes does not export it);
 // else a Slurm job array (SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_MIN,
@@ -114,6 +120,9 @@ func (e *ShardError) Unwrap() error { return e.Err }
 // 0). With none of them the run is not sharded: ok is false, source "".
 // getenv is os.Getenv in a program. Errors name the variable at fault.
 func ShardFromEnv(explicit string, getenv func(string) string) (s Shard, source string, ok bool, err error) {
+	if strings.TrimSpace(explicit) == ShardNone {
+		return Shard{I: 0, N: 1}, SourceFlag, false, nil
+	}
 	if explicit != "" {
 		s, err := ParseShard(explicit)
 		if err != nil {
@@ -124,7 +133,9 @@ func ShardFromEnv(explicit string, getenv func(string) string) (s Shard, source 
 	k8s, slurm := getenv(EnvK8sIndex) != "", getenv(EnvSlurmID) != ""
 	switch {
 	case k8s && slurm:
-		return Shard{}, "", false, &ShardError{Var: EnvK8sIndex, Err: fmt.Errorf("both %s (Kubernetes) and %s (Slurm) are set: give --shard I/N", EnvK8sIndex, EnvSlurmID)}
+		return Shard{}, "", false, &ShardError{Var: EnvK8sIndex, Err: fmt.Errorf("both %s (Kubernetes) and %s (Slurm) are set: give --shard I/N or --shard none", EnvK8sIndex, EnvSlurmID)}
+	case !k8s && strings.TrimSpace(getenv(EnvK8sCount)) != "":
+		return Shard{}, "", false, &ShardError{Var: EnvK8sIndex, Err: fmt.Errorf("%s is set but %s is not: the Job needs completionMode: Indexed (or give --shard I/N, or --shard none)", EnvK8sCount, EnvK8sIndex)}
 	case k8s:
 		s, err := k8sShard(getenv)
 		return s, SourceK8s, err == nil, err
@@ -159,7 +170,7 @@ func k8sShard(getenv func(string) string) (Shard, error) {
 		return Shard{}, err
 	}
 	if !ok {
-		return Shard{}, &ShardError{Var: EnvK8sCount, Err: fmt.Errorf("%s is set (a Kubernetes Indexed Job) but %s is not: set it in the pod template to the Job's spec.completions, or give --shard I/N", EnvK8sIndex, EnvK8sCount)}
+		return Shard{}, &ShardError{Var: EnvK8sCount, Err: fmt.Errorf("%s is set (a Kubernetes Indexed Job) but %s is not: set it in the pod template to the Job's spec.completions, or give --shard I/N (or --shard none for a whole report)", EnvK8sIndex, EnvK8sCount)}
 	}
 	if n < 1 || i >= n {
 		return Shard{}, &ShardError{Var: EnvK8sIndex, Err: fmt.Errorf("index %d is not below %s=%d", i, EnvK8sCount, n)}
@@ -195,7 +206,7 @@ func slurmShard(getenv func(string) string) (Shard, error) {
 		if have[3] && count != n {
 			// A list (--array=1,4,9) or a range with holes: task ids do
 			// not map to shard numbers without gaps.
-			return Shard{}, &ShardError{Var: EnvSlurmCount, Err: fmt.Errorf("%d tasks, but %s..%s step %d spans %d: the array is not one evenly spaced range (use --array=0-%d, or give --shard I/N)", count, EnvSlurmMin, EnvSlurmMax, step, n, count-1)}
+			return Shard{}, &ShardError{Var: EnvSlurmCount, Err: fmt.Errorf("%d tasks, but %s..%s step %d spans %d: the array is not one evenly spaced range (use --array=0-%d, or give --shard I/N, or --shard none for a whole report)", count, EnvSlurmMin, EnvSlurmMax, step, n, count-1)}
 		}
 		if id < lo || id > hi || (id-lo)%step != 0 {
 			return Shard{}, &ShardError{Var: EnvSlurmID, Err: fmt.Errorf("task %d is not in the array %d-%d:%d", id, lo, hi, step)}
@@ -207,7 +218,7 @@ func slurmShard(getenv func(string) string) (Shard, error) {
 		}
 		return Shard{I: id, N: count}, nil
 	}
-	return Shard{}, &ShardError{Var: EnvSlurmCount, Err: fmt.Errorf("%s is set but neither %s nor %s and %s are: run inside an sbatch --array job, or give --shard I/N", EnvSlurmID, EnvSlurmCount, EnvSlurmMin, EnvSlurmMax)}
+	return Shard{}, &ShardError{Var: EnvSlurmCount, Err: fmt.Errorf("%s is set but neither %s nor %s and %s are: run inside an sbatch --array job, or give --shard I/N (or --shard none for a whole report)", EnvSlurmID, EnvSlurmCount, EnvSlurmMin, EnvSlurmMax)}
 }
 
 // Part asks Run for one shard of a sharded run; the result is a partial

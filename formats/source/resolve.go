@@ -322,11 +322,17 @@ func (c *Client) resolveHub(ctx context.Context, input string, r ref) (*Target, 
 	// 2. The Hub (or, offline, qkv's record of it).
 	repo, err := c.hubRepoCached(ctx, r.repo, r.rev)
 	if err != nil {
+		bare := bareRepo.MatchString(input) && !strings.HasPrefix(input, "hf://")
 		if errors.Is(err, ErrOffline) {
-			return nil, &Error{Name: display, Err: fmt.Errorf("%w: HF_HUB_OFFLINE is set and the repository is not cached (%s; qkv's cache has no record of it either)", ErrOffline, why)}
+			err = fmt.Errorf("%w: HF_HUB_OFFLINE is set and the repository is not cached (%s; qkv's cache has no record of it either)", ErrOffline, why)
 		}
-		if errors.Is(err, fs.ErrNotExist) && bareRepo.MatchString(input) && !strings.HasPrefix(input, "hf://") {
+		switch {
+		case bare && errors.Is(err, fs.ErrNotExist):
 			return nil, &Error{Name: input, Err: &notExist{fmt.Sprintf("no such file or folder, and no such repository on %s (%v)", c.endpoint.Host, err)}}
+		case bare:
+			// A local path mistyped, or a repository that cannot be
+			// reached: say both.
+			return nil, &Error{Name: input, Err: fmt.Errorf("no such file or folder; as the repository %s: %w", display, err)}
 		}
 		return nil, &Error{Name: display, Err: err}
 	}

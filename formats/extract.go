@@ -14,6 +14,10 @@ func (m *Model) LoadLayer(i int) (*Layer, error) {
 		return nil, fmt.Errorf("%s: no layer %d (layers are %s)", m.Checkpoint.Path, i, indexRange(m.LayerIndices()))
 	}
 	l := &Layer{Index: i}
+	// A fused QKV tensor read whole (a transposed Conv1D, or rows too
+	// scattered to read by runs) is decoded once for its three projections:
+	// a remote one is fetched once.
+	whole := map[*Tensor][]float32{}
 	if ls.MLA != nil {
 		if err := m.loadMLA(ls, l); err != nil {
 			return nil, err
@@ -24,7 +28,7 @@ func (m *Model) LoadLayer(i int) (*Layer, error) {
 		if ps == nil || ps.Effective != "" {
 			continue // latent-attention matrices come from loadMLA
 		}
-		mat, bias, err := m.extract(ps)
+		mat, bias, err := m.extract(ps, whole)
 		if err != nil {
 			return nil, err
 		}
@@ -75,8 +79,9 @@ func indexRange(ix []int) string {
 	return fmt.Sprintf("%d..%d", ix[0], ix[len(ix)-1])
 }
 
-// extract decodes one projection and its bias.
-func (m *Model) extract(ps *ProjSource) (Matrix, []float32, error) {
+// extract decodes one projection and its bias. whole holds the tensors
+// decoded whole so far (for the other projections of a fused tensor).
+func (m *Model) extract(ps *ProjSource, whole map[*Tensor][]float32) (Matrix, []float32, error) {
 	if ps.LoRA != nil {
 		mat, err := m.loraDelta(ps)
 		return mat, nil, err
@@ -90,12 +95,12 @@ func (m *Model) extract(ps *ProjSource) (Matrix, []float32, error) {
 			return Matrix{}, nil, err
 		}
 	case !ps.Transposed:
-		if err := m.gatherRows(t, ps.Rows, out); err != nil {
+		if err := m.gatherRows(t, ps.Rows, out, whole); err != nil {
 			return Matrix{}, nil, err
 		}
 	default:
 		// Stored [in, outTotal]: output row r is stored column rows[r].
-		full, err := c.DecodeNew(t)
+		full, err := decodeWhole(c, t, whole)
 		if err != nil {
 			return Matrix{}, nil, err
 		}
@@ -113,7 +118,7 @@ func (m *Model) extract(ps *ProjSource) (Matrix, []float32, error) {
 	}
 	var bias []float32
 	if ps.Bias != nil {
-		full, err := c.DecodeNew(ps.Bias)
+		full, err := decodeWhole(c, ps.Bias, whole)
 		if err != nil {
 			return Matrix{}, nil, err
 		}
@@ -129,10 +134,23 @@ func (m *Model) extract(ps *ProjSource) (Matrix, []float32, error) {
 	return out, bias, nil
 }
 
+// decodeWhole decodes t whole once per whole map (nil: every time).
+func decodeWhole(c *Checkpoint, t *Tensor, whole map[*Tensor][]float32) ([]float32, error) {
+	if v, ok := whole[t]; ok {
+		return v, nil
+	}
+	v, err := c.DecodeNew(t)
+	if err == nil && whole != nil {
+		whole[t] = v
+	}
+	return v, err
+}
+
 // gatherRows decodes the listed stored rows into out: runs of consecutive
 // rows straight from the file when there are few, otherwise through one
-// decoded copy of the whole tensor.
-func (m *Model) gatherRows(t *Tensor, rows []int, out Matrix) error {
+// decoded copy of the whole tensor (kept in whole for the tensor's other
+// projections).
+func (m *Model) gatherRows(t *Tensor, rows []int, out Matrix, whole map[*Tensor][]float32) error {
 	c := m.Checkpoint
 	type run struct{ src, dst, n int }
 	var runs []run
@@ -162,7 +180,7 @@ func (m *Model) gatherRows(t *Tensor, rows []int, out Matrix) error {
 		permuteRows(out, rows)
 		return nil
 	}
-	full, err := c.DecodeNew(t)
+	full, err := decodeWhole(c, t, whole)
 	if err != nil {
 		return err
 	}

@@ -549,7 +549,7 @@ func parseSafetensors(path string, src source.Source, opts Options) (*File, erro
 // are the ones a reading in order would meet first: a file that is missing
 // or does not parse, or a tensor that an earlier file holds too.
 func (c *Checkpoint) addSafetensorsSet(names []string, opts Options, first source.Source) error {
-	return c.addSet(names, first, func(i int, path string, src source.Source) (*File, error) {
+	return c.addSet(names, 0, first, func(i int, path string, src source.Source) (*File, error) {
 		return parseSafetensors(path, src, opts)
 	}, func(i int, f *File) error {
 		return c.addSafetensorsTensors(f)
@@ -571,12 +571,12 @@ func (c *Checkpoint) addSafetensorsTensors(f *File) error {
 	return nil
 }
 
-// addSet opens the files names of the checkpoint's folder (first, when not
-// nil, is names[0] already open), parses each with parse in parallel, then
-// appends them to c.Files and calls add for each in order, stopping at the
-// first error in that order. missing, when set, words the error for a file
-// that is not there.
-func (c *Checkpoint) addSet(names []string, first source.Source,
+// addSet opens the files names of the checkpoint's folder (have, when not
+// nil, is names[haveAt] already open), parses each with parse in parallel,
+// then appends them to c.Files and calls add for each in order, stopping at
+// the first error in that order. missing, when set, words the error for a
+// file that is not there.
+func (c *Checkpoint) addSet(names []string, haveAt int, have source.Source,
 	parse func(i int, path string, src source.Source) (*File, error),
 	add func(i int, f *File) error, missing func(i int, err error) error) error {
 	files := make([]*File, len(names))
@@ -587,8 +587,8 @@ func (c *Checkpoint) addSet(names []string, first source.Source,
 	}
 	source.ForEach(len(names), parallel, func(i int) error {
 		path := c.dir.Path(names[i])
-		src := first
-		if i > 0 || src == nil {
+		src := have
+		if i != haveAt || src == nil {
 			if _, err := c.dir.Stat(names[i]); err != nil && missing != nil {
 				errs[i] = missing(i, err)
 				return nil

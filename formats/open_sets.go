@@ -66,7 +66,7 @@ func (c *Checkpoint) openIndex(name string, src source.Source, opts Options) err
 	}
 	sort.Strings(shards)
 	first := len(c.Files)
-	err = c.addSet(shards, nil, func(i int, p string, src source.Source) (*File, error) {
+	err = c.addSet(shards, -1, nil, func(i int, p string, src source.Source) (*File, error) {
 		return parseSafetensors(p, src, opts)
 	}, func(i int, f *File) error {
 		return c.addSafetensorsTensors(f)
@@ -112,7 +112,7 @@ var splitName = regexp.MustCompile(`^(.*)-(\d{5})-of-(\d{5})\.gguf$`)
 func (c *Checkpoint) openGGUF(name string, src source.Source) error {
 	path := c.dir.Path(name)
 	parts := []string{name}
-	var first source.Source = src
+	self := 1 // the part src is, counting from 1
 	if m := splitName.FindStringSubmatch(name); m != nil {
 		count, _ := strconv.Atoi(m[3])
 		if count < 1 {
@@ -123,7 +123,11 @@ func (c *Checkpoint) openGGUF(name string, src source.Source) error {
 		if i := strings.LastIndexAny(name, "/\\"); i >= 0 {
 			dir = name[:i+1]
 		}
-		self, _ := strconv.Atoi(m[2])
+		self, _ = strconv.Atoi(m[2])
+		if self < 1 || self > count {
+			src.Close()
+			return errorf(path, -1, "the file name says part %d of %d, but the parts of a split set are numbered 1 to %d", self, count, count)
+		}
 		parts = parts[:0]
 		for i := 1; i <= count; i++ {
 			p := dir + fmt.Sprintf("%s-%05d-of-%05d.gguf", m[1], i, count)
@@ -133,14 +137,8 @@ func (c *Checkpoint) openGGUF(name string, src source.Source) error {
 			}
 			parts = append(parts, p)
 		}
-		if self != 1 {
-			// The part named is opened again in its place; the first part
-			// comes first.
-			src.Close()
-			first = nil
-		}
 	}
-	return c.addSet(parts, first, func(i int, p string, src source.Source) (*File, error) {
+	return c.addSet(parts, self-1, src, func(i int, p string, src source.Source) (*File, error) {
 		return parseGGUF(p, src)
 	}, func(i int, f *File) error {
 		gf := f.GGUF

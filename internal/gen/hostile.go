@@ -664,6 +664,14 @@ func (h *hostileSet) splitCases() {
 		"split GGUF part whose split.no disagrees with its file name",
 		"split.no is 0 but this is part 1 (split.no counts from 0)"+at(noAt))
 
+	p1, _, _ = splitPart("a", 0, 2)
+	p2, _, _ = splitPart("b", 1, 2)
+	h.file("gguf-split-part-zero/m-00000-of-00002.gguf", p1)
+	h.file("gguf-split-part-zero/m-00001-of-00002.gguf", p1)
+	h.file("gguf-split-part-zero/m-00002-of-00002.gguf", p2)
+	h.fail("gguf-split-part-zero/m-00000-of-00002.gguf", "split GGUF file name numbering its part from 0",
+		"the file name says part 0 of 2, but the parts of a split set are numbered 1 to 2")
+
 	p1, countAt, _ = splitPart("a", 0, 3)
 	h.file("gguf-split-lone-part.gguf", p1)
 	h.fail("gguf-split-lone-part.gguf", "one part of a split set opened under a plain name",

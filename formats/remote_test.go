@@ -403,7 +403,7 @@ func TestRemoteFaults(t *testing.T) {
 	}{
 		{"429", hubtest.TooManyRequests, ""}, {"500", hubtest.ServerError, ""}, {"reset", hubtest.ResetMidBody, hubtest.HostCDN},
 		{"short body", hubtest.ShortBody, hubtest.HostCDN}, {"wrong range", hubtest.WrongRange, hubtest.HostCDN},
-		{"expired URL", hubtest.ExpiredURL, hubtest.HostCDN},
+		{"expired URL", hubtest.ExpiredURL, hubtest.HostCDN}, {"stall", hubtest.Stall, hubtest.HostCDN},
 	}
 	for _, k := range kinds {
 		for _, persist := range []bool{false, true} {
@@ -412,12 +412,12 @@ func TestRemoteFaults(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					h := hubtest.New(t)
 					h.AddRepo(t, "org/m", dir)
-					cl := hubClient(t, h, "", func(o *source.Options) { o.Attempts = 3 })
+					cl := hubClient(t, h, "", func(o *source.Options) { o.Attempts, o.IdleTimeout = 3, 300*time.Millisecond })
 					times := 1
 					if persist {
 						times = 1000
 					}
-					fault := hubtest.Fault{Kind: k.kind, Host: k.host, Path: ".safetensors", Times: times}
+					fault := hubtest.Fault{Kind: k.kind, Host: k.host, Path: ".safetensors", Times: times, Delay: 2 * time.Second}
 					if k.host == hubtest.HostCDN {
 						fault.Path = "/lfs/"
 					}

@@ -79,6 +79,7 @@ func TestParseAgainstReference(t *testing.T) {
 	seen := map[string]bool{}
 	for _, data := range corpus {
 		sameAsReference(t, data, Options{})
+		samePrefix(t, data)
 		n++
 		h := header(data)
 		if len(data) < 8 || len(h) > 1000 || seen[h] {

@@ -452,6 +452,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sameAsReference(t, data, Options{MaxHeaderBytes: 1 << 20})
+		samePrefix(t, data)
 		file, err := Parse(data, Options{MaxHeaderBytes: 1 << 20})
 		// Differential check of the JSON grammar against encoding/json.
 		if len(data) >= 8 {
@@ -480,4 +481,23 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("tensors cover %d bytes of %d", total, file.Size-file.DataOffset)
 		}
 	})
+}
+
+// samePrefix: the header alone with the file's size (a header read over the
+// network) parses exactly as the whole file does.
+func samePrefix(t *testing.T, data []byte) {
+	if len(data) < 8 {
+		return
+	}
+	n := binary.LittleEndian.Uint64(data)
+	if n > uint64(len(data)-8) {
+		return
+	}
+	opts := Options{MaxHeaderBytes: 1 << 20}
+	whole, werr := Parse(data, opts)
+	opts.Size = int64(len(data))
+	pre, perr := Parse(data[:8+n:8+n], opts)
+	if fmt.Sprint(werr) != fmt.Sprint(perr) || (werr == nil && !reflect.DeepEqual(whole, pre)) {
+		t.Fatalf("header alone with the size: %v, the whole file: %v", perr, werr)
+	}
 }

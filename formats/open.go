@@ -109,10 +109,10 @@ type Checkpoint struct {
 	AdapterConfig     map[string]any
 	AdapterConfigPath string
 
-	// Source is what the input resolved to: its Kind (local, hf-cache, hub,
+	// Target is what the input resolved to: its Kind (local, hf-cache, hub,
 	// url), the folder its files are read from and, for a Hub repository,
-	// the repository, revision and commit.
-	Source *source.Target
+	// the repository, revision and commit (Target.Display() names it).
+	Target *source.Target
 
 	client      *source.Client // nil for a local input opened without one
 	dir         source.Dir
@@ -138,7 +138,7 @@ func (c *Checkpoint) GGUF() *gguf.File {
 
 // Remote reports whether reading the checkpoint's bytes may use the
 // network (a Hub repository not in the Hugging Face cache, or a URL).
-func (c *Checkpoint) Remote() bool { return c.Source != nil && c.Source.Kind.Remote() }
+func (c *Checkpoint) Remote() bool { return c.Target != nil && c.Target.Kind.Remote() }
 
 // IO returns the counters of the client the checkpoint reads through
 // (requests, retries, bytes fetched, bytes from qkv's range cache): the io
@@ -216,7 +216,7 @@ func Open(path string, opts Options) (*Checkpoint, error) {
 	} else {
 		tg = source.ResolveLocal(path)
 	}
-	c := &Checkpoint{Path: path, byName: map[string]*Tensor{}, Source: tg, client: cl, dir: tg.Dir, Dir: tg.Dir.Name()}
+	c := &Checkpoint{Path: path, byName: map[string]*Tensor{}, Target: tg, client: cl, dir: tg.Dir, Dir: tg.Dir.Name()}
 	var err error
 	if tg.File == "" {
 		err = c.openDir(opts)

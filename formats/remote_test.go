@@ -178,8 +178,8 @@ func TestRemoteZoo(t *testing.T) {
 		for i := range local {
 			a := openWith(t, nil, local[i])
 			b := openWith(t, cl, remote[i])
-			if !b.Remote() || b.Source.Kind != source.KindHub {
-				t.Fatalf("%s: kind %v", remote[i], b.Source.Kind)
+			if !b.Remote() || b.Target.Kind != source.KindHub {
+				t.Fatalf("%s: kind %v", remote[i], b.Target.Kind)
 			}
 			sameCheckpoint(t, remote[i], a, b)
 			ma, errA := FindModel(a, FindOptions{})
@@ -224,8 +224,8 @@ func TestRemoteForms(t *testing.T) {
 		}
 		u := h.CDN + "/files/" + e.Name()
 		rc := openWith(t, cl, u)
-		if rc.Source.Kind != source.KindURL {
-			t.Errorf("%s: kind %v", u, rc.Source.Kind)
+		if rc.Target.Kind != source.KindURL {
+			t.Errorf("%s: kind %v", u, rc.Target.Kind)
 		}
 		sameCheckpoint(t, u, openWith(t, nil, filepath.Join(gg, e.Name())), rc)
 	}
@@ -494,8 +494,8 @@ func TestRemoteOffline(t *testing.T) {
 	hf, commit := hubtest.WriteHFCache(t, t.TempDir(), "org/tiny", dir)
 	off := hubClient(t, nil, "", func(o *source.Options) { o.HFCacheDir, o.Offline, o.Endpoint = hf, true, "https://hub.invalid" })
 	c := openWith(t, off, "org/tiny")
-	if c.Source.Kind != source.KindHFCache || c.Source.Commit != commit || c.Remote() {
-		t.Errorf("kind %v commit %s", c.Source.Kind, c.Source.Commit)
+	if c.Target.Kind != source.KindHFCache || c.Target.Commit != commit || c.Remote() {
+		t.Errorf("kind %v commit %s", c.Target.Kind, c.Target.Commit)
 	}
 	sameCheckpoint(t, "hf-cache", local, c)
 	if io := c.IO(); io.Requests != 0 {

@@ -385,28 +385,20 @@ func (p *parser) escaped(start int) (string, error) {
 	return "", errEOF
 }
 
-// hex4 reads the four hex digits of a \u escape at h[at:].
+// hex4 reads the four hex digits of a \u escape at h[at:]: a byte that is
+// not one is a syntax error, the header's end before four is the end.
 func (p *parser) hex4(at int) (rune, error) {
-	var r rune
-	for k := at; k < at+4; k++ {
-		if k >= len(p.h) {
-			p.i = k
-			return 0, errEOF
-		}
-		c := p.h[k]
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
+	if r, ok := hex4(p.h, at); ok {
+		return r, nil
+	}
+	for k := at; k < min(at+4, len(p.h)); k++ {
+		if _, ok := hexVal(p.h[k]); !ok {
 			p.i = k
 			return 0, errSyntax
 		}
 	}
-	return r, nil
+	p.i = len(p.h)
+	return 0, errEOF
 }
 
 // key reads an object's key and the ':' after it is left for colon.
@@ -891,16 +883,23 @@ func hex4(h []byte, at int) (rune, bool) {
 	}
 	var r rune
 	for _, c := range h[at : at+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
+		v, ok := hexVal(c)
+		if !ok {
 			return 0, false
 		}
+		r = r<<4 | v
 	}
 	return r, true
+}
+
+func hexVal(c byte) (rune, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return rune(c - '0'), true
+	case c >= 'a' && c <= 'f':
+		return rune(c - 'a' + 10), true
+	case c >= 'A' && c <= 'F':
+		return rune(c - 'A' + 10), true
+	}
+	return 0, false
 }

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -94,7 +95,7 @@ func catRun(_ context.Context, o *CatOptions) error {
 	if o.JSON {
 		return termui.WriteJSON(o.IO.Out, rep)
 	}
-	return printCat(o.IO, rep)
+	return rep.Render(o.IO.Out, o.IO.style())
 }
 
 // catChunk is how many values cat decodes at once for the summary: the
@@ -169,18 +170,19 @@ func mergeSummaries(a, b inspect.ValueSummary, parts int) inspect.ValueSummary {
 	return out
 }
 
-func printCat(s *Streams, rep catReport) error {
+// Render writes the values and summary as text.
+func (rep catReport) Render(w io.Writer, st termui.Style) error {
 	var b strings.Builder
-	b.WriteString(termui.Title(fmt.Sprintf("%s  %s %s  (%s of %d values)", termui.Name(rep.Tensor), termui.Name(rep.DType), termui.Shape(rep.Shape), termui.Plural(rep.Rows, "row"), rep.RowLen), s.Styled))
+	b.WriteString(termui.Title(fmt.Sprintf("%s  %s %s  (%s of %d values)", termui.Name(rep.Tensor), termui.Name(rep.DType), termui.Shape(rep.Shape), termui.Plural(rep.Rows, "row"), rep.RowLen), st.Styled))
 	const cell = 14
-	perLine := max((s.Width-8)/cell, 1)
+	perLine := max((st.Width-8)/cell, 1)
 	for r, row := range rep.raw {
 		for k := 0; k < len(row); k += perLine {
 			label := ""
 			if k == 0 {
 				label = strconv.Itoa(r)
 			}
-			b.WriteString(termui.Dim(fmt.Sprintf("%6s │", label), s.Styled))
+			b.WriteString(termui.Dim(fmt.Sprintf("%6s │", label), st.Styled))
 			for _, v := range row[k:min(k+perLine, len(row))] {
 				fmt.Fprintf(&b, "%*s", cell, strconv.FormatFloat(float64(v), 'g', 7, 32))
 			}
@@ -188,7 +190,7 @@ func printCat(s *Streams, rep catReport) error {
 		}
 	}
 	if rep.Shown < rep.Rows {
-		b.WriteString(termui.Dim(fmt.Sprintf("… %d more (--rows N)", rep.Rows-rep.Shown), s.Styled) + "\n")
+		b.WriteString(termui.Dim(fmt.Sprintf("… %d more (--rows N)", rep.Rows-rep.Shown), st.Styled) + "\n")
 	}
 	f := func(v any) string {
 		if v == nil {
@@ -199,6 +201,6 @@ func printCat(s *Streams, rep catReport) error {
 	sm := rep.Summary
 	b.WriteString(fmt.Sprintf("\n%d values  min %s  max %s  mean %s  NaN %d  +Inf %d  -Inf %d  zeros %d\n",
 		sm.Count, f(sm.Min), f(sm.Max), f(sm.Mean), sm.NaN, sm.PosInf, sm.NegInf, sm.Zeros))
-	_, err := fmt.Fprint(s.Out, b.String())
+	_, err := fmt.Fprint(w, b.String())
 	return err
 }

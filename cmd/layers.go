@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -69,7 +70,7 @@ func layersRun(_ context.Context, o *LayersOptions) error {
 	if o.JSON {
 		return termui.WriteJSON(o.IO.Out, rep)
 	}
-	return printLayers(o.IO, rep, ck)
+	return layersView{rep, ck}.Render(o.IO.Out, o.IO.style())
 }
 
 func geometryLine(g formats.Geometry) string {
@@ -135,11 +136,19 @@ func projNotes(pr *formats.ProjReport) string {
 	return strings.Join(notes, "; ")
 }
 
-// printLayers writes the report as text; ck gives the shape and dtype of
+// layersView is the layers report as text; ck gives the shape and dtype of
 // the vectors the report names (Q/K norms, sinks).
-func printLayers(s *Streams, rep formats.LayersReport, ck *formats.Checkpoint) error {
+type layersView struct {
+	rep formats.LayersReport
+	ck  *formats.Checkpoint
+}
+
+// Render writes the geometry, the table of every layer's tensors, and the
+// warnings.
+func (v layersView) Render(w io.Writer, st termui.Style) error {
+	rep, ck := v.rep, v.ck
 	var b strings.Builder
-	b.WriteString(termui.Title(geometryLine(rep.Model), s.Styled))
+	b.WriteString(termui.Title(geometryLine(rep.Model), st.Styled))
 	if rep.Adapter != nil {
 		a := rep.Adapter
 		b.WriteString(fmt.Sprintf("LoRA adapter (%s), rank %d, scale %g (%s)", a.Kind, a.Rank, a.Scale, a.ScaleRule))
@@ -211,19 +220,19 @@ func printLayers(s *Streams, rep formats.LayersReport, ck *formats.Checkpoint) e
 		}
 	}
 	b.WriteString(termui.Table([]string{"layer", "", "tensor", "shape", "dtype", "bias", "notes"}, rows,
-		[]bool{true, false, false, false, false, false, false}, s.Styled))
+		[]bool{true, false, false, false, false, false, false}, st.Styled))
 	for _, p := range []string{"q", "k", "v"} {
 		if e, ok := effective[p]; ok {
-			b.WriteString(termui.Dim(fmt.Sprintf("effective %s = %s", p, e), s.Styled) + "\n")
+			b.WriteString(termui.Dim(fmt.Sprintf("effective %s = %s", p, e), st.Styled) + "\n")
 		}
 	}
 	if len(rep.OtherStacks) > 0 {
-		b.WriteString(termui.Dim("other layer stacks found but not shown: "+names(rep.OtherStacks, ", "), s.Styled) + "\n")
+		b.WriteString(termui.Dim("other layer stacks found but not shown: "+names(rep.OtherStacks, ", "), st.Styled) + "\n")
 	}
 	for _, w := range rep.Warnings {
 		b.WriteString(warningLine(w) + "\n")
 	}
-	_, err := fmt.Fprint(s.Out, b.String())
+	_, err := fmt.Fprint(w, b.String())
 	return err
 }
 

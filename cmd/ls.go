@@ -110,7 +110,7 @@ func lsRun(_ context.Context, o *LsOptions) error {
 	if o.JSON {
 		return l.writeJSON(o.IO.Out)
 	}
-	return printLs(o.IO, l)
+	return l.Render(o.IO.Out, o.IO.style())
 }
 
 // compileMatch compiles a --match expression; "" matches everything (nil).
@@ -229,7 +229,8 @@ func (l *lsListing) writeJSON(w io.Writer) error {
 	return bw.Flush()
 }
 
-func printLs(s *Streams, l *lsListing) error {
+// Render writes the listing as a table and its totals.
+func (l *lsListing) Render(w io.Writer, st termui.Style) error {
 	multi := len(l.files) > 1
 	// Files are numbered in the table and named once below it, so that long
 	// shard names do not widen every row.
@@ -240,7 +241,7 @@ func printLs(s *Streams, l *lsListing) error {
 		right = append(right, true)
 	}
 	row := make([]string, len(headers))
-	err := termui.TableLayout{Headers: headers, Right: right, Styled: s.Styled}.Write(s.Out, len(l.sel), func(i int) []string {
+	err := termui.TableLayout{Headers: headers, Right: right, Styled: st.Styled}.Write(w, len(l.sel), func(i int) []string {
 		t := l.ck.Tensors[l.sel[i]]
 		size := "?"
 		if t.Bytes >= 0 {
@@ -260,12 +261,12 @@ func printLs(s *Streams, l *lsListing) error {
 	// not widen every row.
 	for _, i := range l.sel {
 		if t := l.ck.Tensors[i]; t.Note != "" {
-			b.WriteString(termui.Dim(fmt.Sprintf("note: %s: %s", termui.Name(t.Name), t.Note), s.Styled) + "\n")
+			b.WriteString(termui.Dim(fmt.Sprintf("note: %s: %s", termui.Name(t.Name), t.Note), st.Styled) + "\n")
 		}
 	}
 	if multi {
 		for i, f := range l.files {
-			b.WriteString(termui.Dim(fmt.Sprintf("file %d: %s", i+1, termui.Name(filepath.Base(f.Path))), s.Styled) + "\n")
+			b.WriteString(termui.Dim(fmt.Sprintf("file %d: %s", i+1, termui.Name(filepath.Base(f.Path))), st.Styled) + "\n")
 		}
 	}
 	var types []string
@@ -276,9 +277,9 @@ func printLs(s *Streams, l *lsListing) error {
 	fmt.Fprintf(&b, "\n%d tensors, %s parameters, %s in %s (%s)\n", l.totals.Tensors,
 		termui.Count(l.totals.Parameters), termui.Bytes(l.totals.Bytes), termui.Plural(int64(len(l.files)), "file"), l.ck.Format)
 	for _, k := range types {
-		b.WriteString(termui.Dim(fmt.Sprintf("  %-10s %5d tensors  %s", termui.Name(k), l.totals.CountByType[k], termui.Bytes(l.totals.BytesByType[k])), s.Styled) + "\n")
+		b.WriteString(termui.Dim(fmt.Sprintf("  %-10s %5d tensors  %s", termui.Name(k), l.totals.CountByType[k], termui.Bytes(l.totals.BytesByType[k])), st.Styled) + "\n")
 	}
-	_, err = io.WriteString(s.Out, b.String())
+	_, err = io.WriteString(w, b.String())
 	return err
 }
 

@@ -108,7 +108,7 @@ func metaRun(_ context.Context, o *MetaOptions) error {
 	if o.JSON {
 		return termui.WriteJSON(o.IO.Out, rep)
 	}
-	return printMeta(o.IO, rep, o.Key != "")
+	return metaView{rep, o.Key != ""}.Render(o.IO.Out, o.IO.style())
 }
 
 func buildMeta(ck *formats.Checkpoint, key string, full bool) (metaReport, error) {
@@ -195,11 +195,19 @@ func sanitize(v any) (any, bool) {
 	return v, false
 }
 
-func printMeta(s *Streams, rep metaReport, whole bool) error {
+// metaView is the metadata report as text; whole shows whole values.
+type metaView struct {
+	rep   metaReport
+	whole bool
+}
+
+// Render writes the metadata tables.
+func (v metaView) Render(w io.Writer, st termui.Style) error {
+	rep, whole := v.rep, v.whole
 	var b strings.Builder
 	if g := rep.GGUF; g != nil {
 		b.WriteString(termui.Title(fmt.Sprintf("GGUF v%d, %s-endian, alignment %d, %d tensors, %d key/values, %s",
-			g.Version, g.Endianness, g.Alignment, g.TensorCount, g.KVCount, termui.Plural(int64(g.Files), "file")), s.Styled))
+			g.Version, g.Endianness, g.Alignment, g.TensorCount, g.KVCount, termui.Plural(int64(g.Files), "file")), st.Styled))
 	}
 	if len(rep.Metadata) > 0 {
 		// The value column gets what the other columns leave of the width.
@@ -209,22 +217,22 @@ func printMeta(s *Streams, rep metaReport, whole bool) error {
 			typeW = max(typeW, len(e.Type))
 			countW = max(countW, len(strconv.FormatUint(e.Count, 10)))
 		}
-		valueW := max(s.Width-keyW-typeW-countW-6, 24)
-		if s.Styled {
+		valueW := max(st.Width-keyW-typeW-countW-6, 24)
+		if st.Styled {
 			valueW = max(valueW-10, 24) // borders and padding
 		}
 		title := "metadata"
 		if rep.Format == "safetensors" {
 			title = "__metadata__"
 		}
-		b.WriteString(termui.Title(title, s.Styled))
-		if _, err := io.WriteString(s.Out, b.String()); err != nil {
+		b.WriteString(termui.Title(title, st.Styled))
+		if _, err := io.WriteString(w, b.String()); err != nil {
 			return err
 		}
 		b.Reset()
 		row := make([]string, 4)
-		err := termui.TableLayout{Headers: []string{"key", "type", "count", "value"}, Right: []bool{false, false, true, false}, Styled: s.Styled}.
-			Write(s.Out, len(rep.Metadata), func(i int) []string {
+		err := termui.TableLayout{Headers: []string{"key", "type", "count", "value"}, Right: []bool{false, false, true, false}, Styled: st.Styled}.
+			Write(w, len(rep.Metadata), func(i int) []string {
 				e := rep.Metadata[i]
 				count := ""
 				if strings.HasPrefix(e.Type, "array") {
@@ -237,21 +245,21 @@ func printMeta(s *Streams, rep metaReport, whole bool) error {
 			return err
 		}
 	} else if rep.GGUF == nil {
-		b.WriteString(termui.Dim("no __metadata__ in the safetensors header", s.Styled) + "\n")
+		b.WriteString(termui.Dim("no __metadata__ in the safetensors header", st.Styled) + "\n")
 	}
 	if rep.Config != nil {
-		b.WriteString("\n" + termui.Title("config.json ("+rep.ConfigPath+")", s.Styled))
-		b.WriteString(configTable(rep.Config, s))
+		b.WriteString("\n" + termui.Title("config.json ("+rep.ConfigPath+")", st.Styled))
+		b.WriteString(configTable(rep.Config, st))
 	}
 	if rep.AdapterConfig != nil {
-		b.WriteString("\n" + termui.Title("adapter_config.json", s.Styled))
-		b.WriteString(configTable(rep.AdapterConfig, s))
+		b.WriteString("\n" + termui.Title("adapter_config.json", st.Styled))
+		b.WriteString(configTable(rep.AdapterConfig, st))
 	}
-	_, err := fmt.Fprint(s.Out, b.String())
+	_, err := fmt.Fprint(w, b.String())
 	return err
 }
 
-func configTable(m map[string]any, s *Streams) string {
+func configTable(m map[string]any, st termui.Style) string {
 	var keys []string
 	for k := range m {
 		keys = append(keys, k)
@@ -263,9 +271,9 @@ func configTable(m map[string]any, s *Streams) string {
 		if err != nil {
 			v = []byte(fmt.Sprint(m[k]))
 		}
-		rows = append(rows, []string{termui.Name(k), clip(string(v), max(s.Width-keyWidth(keys)-4, 24))})
+		rows = append(rows, []string{termui.Name(k), clip(string(v), max(st.Width-keyWidth(keys)-4, 24))})
 	}
-	return termui.Table([]string{"key", "value"}, rows, nil, s.Styled)
+	return termui.Table([]string{"key", "value"}, rows, nil, st.Styled)
 }
 
 func keyWidth(keys []string) int {

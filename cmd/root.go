@@ -63,6 +63,9 @@ type Streams struct {
 	Progress bool
 }
 
+// style is how results are written to Out: styled or not, and its width.
+func (s *Streams) style() termui.Style { return termui.Style{Styled: s.Styled, Width: s.Width} }
+
 // SystemStreams returns the process's streams with styling decided from the
 // terminal and NO_COLOR.
 func SystemStreams() *Streams {

@@ -118,7 +118,7 @@ func tokenizeRun(_ context.Context, o *TokenizeOptions) error {
 	if o.JSON {
 		return termui.WriteJSON(s.Out, rep)
 	}
-	return printTokenize(s, rep)
+	return rep.Render(s.Out, s.style())
 }
 
 // runTokenize opens the tokenizer at path and encodes text.
@@ -158,7 +158,8 @@ func runTokenize(path, text string, special bool) (tokenizeReport, error) {
 	return rep, nil
 }
 
-func printTokenize(s *Streams, rep tokenizeReport) error {
+// Render writes the tokens as a table and their ids.
+func (rep tokenizeReport) Render(w io.Writer, st termui.Style) error {
 	var b strings.Builder
 	desc := rep.Model
 	if rep.Pre != "" {
@@ -178,17 +179,17 @@ func printTokenize(s *Streams, rep tokenizeReport) error {
 		extra = ", no special tokens"
 	}
 	b.WriteString(termui.Title(termui.Visible(fmt.Sprintf("%s tokenizer (%s), %d tokens in the vocabulary: %d tokens%s",
-		rep.Source, desc, rep.VocabSize, rep.Count, extra)), s.Styled))
+		rep.Source, desc, rep.VocabSize, rep.Count, extra)), st.Styled))
 	rows := make([][]string, len(rep.IDs))
 	for i, id := range rep.IDs {
 		rows[i] = []string{strconv.Itoa(i), strconv.Itoa(id), termui.Visible(rep.Pieces[i]), strconv.Quote(rep.rawTexts[i])}
 	}
-	b.WriteString(termui.Table([]string{"#", "id", "piece", "text"}, rows, []bool{true, true, false, false}, s.Styled))
+	b.WriteString(termui.Table([]string{"#", "id", "piece", "text"}, rows, []bool{true, true, false, false}, st.Styled))
 	ids := make([]string, len(rep.IDs))
 	for i, id := range rep.IDs {
 		ids[i] = strconv.Itoa(id)
 	}
 	b.WriteString("ids: " + strings.Join(ids, " ") + "\n")
-	_, err := io.WriteString(s.Out, b.String())
+	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -216,7 +217,10 @@ func verifyRun(ctx context.Context, o *VerifyOptions) error {
 			return err
 		}
 	} else {
-		printVerify(out, &rep, tg.Display(), s.Styled && o.WriteManifest != "-")
+		// stderr carries the table when stdout carries the manifest: plain.
+		if err := (verifyView{&rep, tg.Display()}).Render(out, termui.Style{Styled: s.Styled && o.WriteManifest != "-", Width: s.Width}); err != nil {
+			return err
+		}
 	}
 	if !res.Passed {
 		msg := ""
@@ -272,7 +276,16 @@ func saveManifest(stdout io.Writer, p string, m *source.Manifest) error {
 	return f.Commit()
 }
 
-func printVerify(w io.Writer, rep *verifyReport, display string, styled bool) {
+// verifyView is the verify report as text; display names the input.
+type verifyView struct {
+	rep     *verifyReport
+	display string
+}
+
+// Render writes the files' table, the failures and a summary line.
+func (v verifyView) Render(w io.Writer, st termui.Style) error {
+	rep, display, styled := v.rep, v.display, st.Styled
+	var b strings.Builder
 	title := "verify " + verifySafe(display) + " (" + rep.Source
 	if rep.Commit != "" {
 		title += ", commit " + rep.Commit[:min(12, len(rep.Commit))]
@@ -280,7 +293,7 @@ func printVerify(w io.Writer, rep *verifyReport, display string, styled bool) {
 	if rep.Manifest != "" {
 		title += ", manifest " + verifySafe(rep.Manifest)
 	}
-	fmt.Fprintln(w, termui.Title(title+")", styled))
+	fmt.Fprintln(&b, termui.Title(title+")", styled))
 	rows := make([][]string, 0, len(rep.Files))
 	for _, f := range rep.Files {
 		size, sum := "-", "-"
@@ -292,12 +305,12 @@ func printVerify(w io.Writer, rep *verifyReport, display string, styled bool) {
 		}
 		rows = append(rows, []string{verifyStatusWord(f.Status), verifySafe(f.Path), size, sum, f.Against})
 	}
-	fmt.Fprint(w, termui.Table([]string{"STATUS", "FILE", "SIZE", "SHA256", "AGAINST"}, rows, []bool{false, false, true, false, false}, styled))
+	fmt.Fprint(&b, termui.Table([]string{"STATUS", "FILE", "SIZE", "SHA256", "AGAINST"}, rows, []bool{false, false, true, false, false}, styled))
 	failed, unverified := 0, 0
 	for _, f := range rep.Files {
 		if f.Failed() {
 			failed++
-			fmt.Fprintf(w, "%s: %s\n", verifySafe(f.Path), verifySafe(f.Message))
+			fmt.Fprintf(&b, "%s: %s\n", verifySafe(f.Path), verifySafe(f.Message))
 		}
 		if f.Status == source.StatusUnverified {
 			unverified++
@@ -307,7 +320,9 @@ func printVerify(w io.Writer, rep *verifyReport, display string, styled bool) {
 	if unverified > 0 {
 		sum += fmt.Sprintf(", %d with nothing to compare with (give --manifest)", unverified)
 	}
-	fmt.Fprintln(w, sum)
+	fmt.Fprintln(&b, sum)
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 func verifyStatusWord(s string) string {

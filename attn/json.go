@@ -126,28 +126,7 @@ func (h HeadMetrics) MarshalJSON() ([]byte, error) {
 // MarshalJSON writes the nested arrays with float32 precision, null for
 // NaN/Inf.
 func (p Patterns) MarshalJSON() ([]byte, error) {
-	b := []byte{'['}
-	for h, head := range p {
-		if h > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '[')
-		for i, row := range head {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '[')
-			for j, v := range row {
-				if j > 0 {
-					b = append(b, ',')
-				}
-				b = termui.AppendJSONFloat(b, float64(v), 32)
-			}
-			b = append(b, ']')
-		}
-		b = append(b, ']')
-	}
-	return append(b, ']'), nil
+	return termui.AppendJSONArrays(nil, [][][]float32(p)), nil
 }
 
 func nonNil(results []*Result) []*Result {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"math"
+	"reflect"
 	"strconv"
 )
 
@@ -56,4 +57,49 @@ func JSONValue(v float64) (out any, nonFinite bool) {
 		return nil, true
 	}
 	return v, false
+}
+
+// AppendJSONArrays appends v — a []float32 or []float64, or slices of those
+// nested to any depth ([][]float32, [][][][]float64, …) — as JSON arrays,
+// NaN and ±Inf as null, float32 values in their shortest float32 form. A
+// nil slice is null. Any other type is written as null.
+func AppendJSONArrays(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case []float32:
+		if x == nil {
+			return append(b, "null"...)
+		}
+		b = append(b, '[')
+		for i, f := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendJSONFloat(b, float64(f), 32)
+		}
+		return append(b, ']')
+	case []float64:
+		if x == nil {
+			return append(b, "null"...)
+		}
+		b = append(b, '[')
+		for i, f := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendJSONFloat(b, f, 64)
+		}
+		return append(b, ']')
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice || rv.IsNil() {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i := 0; i < rv.Len(); i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONArrays(b, rv.Index(i).Interface())
+	}
+	return append(b, ']')
 }

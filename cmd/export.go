@@ -48,10 +48,7 @@ the file to standard output.`,
 		Args:    exactArgs(1),
 		PreRunE: checkSharedFlags,
 		RunE: func(c *cobra.Command, args []string) error {
-			if opts.Out == "" {
-				return usageError("export needs -o OUT.safetensors")
-			}
-			if err := checkOutput("-o", opts.Out); err != nil {
+			if err := requireOutput("export", opts.Out); err != nil {
 				return err
 			}
 			re, err := compileMatch(match)
@@ -117,6 +114,14 @@ func refuseInputAsOutput(ck *formats.Checkpoint, flag, out string) error {
 		}
 	}
 	return nil
+}
+
+// requireOutput refuses a missing -o, and an output path qkv will not write.
+func requireOutput(command, out string) error {
+	if out == "" {
+		return usageError("%s needs -o OUT.safetensors", command)
+	}
+	return checkOutput("-o", out)
 }
 
 // checkOutput refuses an output path qkv will not write (a folder, a FIFO,

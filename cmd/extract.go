@@ -52,10 +52,7 @@ rows). The names are those of the reference files.
 		Args:    exactArgs(1),
 		PreRunE: checkSharedFlags,
 		RunE: func(c *cobra.Command, args []string) error {
-			if opts.Out == "" {
-				return usageError("extract needs -o OUT.safetensors")
-			}
-			if err := checkOutput("-o", opts.Out); err != nil {
+			if err := requireOutput("extract", opts.Out); err != nil {
 				return err
 			}
 			projs, err := parseProjections(matrices)

@@ -201,7 +201,7 @@ func vmHWM() float64 {
 // peak RSS (getrusage ru_maxrss) in full and fast mode; then deletes the
 // models. Run it alone:
 //
-//	go test -run '^$' -bench StreamingRSS -benchtime 1x -timeout 60m ./inspect
+//	go test -run '^$' -bench StreamingRSS -benchtime 1x -timeout 120m ./inspect
 func BenchmarkStreamingRSS(b *testing.B) {
 	if testing.Short() {
 		b.Skip("generates 2 GB of models")

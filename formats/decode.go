@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 
 	"github.com/qkvdev/qkv/formats/dtype"
@@ -86,7 +87,11 @@ func (c *Checkpoint) checkDecodable(t *Tensor) error {
 	f := c.Files[t.File]
 	switch {
 	case !t.Type.Known():
-		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("cannot decode %s: its element type is unknown", t.Type.Name())}
+		name := t.Type.Name() // "type N (unknown)" for a GGUF id
+		if c.Format == FormatSafetensors {
+			name = strconv.Quote(name) // the dtype as the file spells it
+		}
+		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("cannot decode %s: its element type is unknown", name)}
 	case !t.Type.Decodable():
 		return &Error{File: f.Path, Tensor: t.Name, Offset: t.Offset, Err: fmt.Errorf("decoding %s to float32 is not supported", t.Type.Name())}
 	case c.BigEndian() && t.Type.Quantized():

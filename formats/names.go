@@ -317,7 +317,7 @@ func unknownLayoutError(c *Checkpoint, arch, why string, none bool) error {
 		fmt.Fprintf(&b, "architecture %q: ", arch)
 	}
 	b.WriteString(why)
-	fmt.Fprintf(&b, ". Tensor name patterns seen (digits as N, %d of %d): %s; %s", len(pats), total, strings.Join(pats, ", "), mapHelp)
+	fmt.Fprintf(&b, ". Tensor name patterns seen (digits as N, %d of %d): %s; %s", len(pats), total, quoteJoin(pats, len(pats)), mapHelp)
 	if none {
 		return &Error{File: c.Path, Offset: -1, Err: noAttentionf("%s", b.String())}
 	}

@@ -284,7 +284,7 @@ func (c *Checkpoint) openDir(opts Options) error {
 	case len(gg) == 1:
 		return c.openFile(gg[0], opts)
 	case len(gg) > 1:
-		return errorf(d.Name(), -1, "the folder holds %d GGUF files (%s); name the one to open", len(gg), strings.Join(gg, ", "))
+		return errorf(d.Name(), -1, "the folder holds %d GGUF files (%s); name the one to open", len(gg), quoteJoin(gg, len(gg)))
 	}
 	return c.noCheckpointError()
 }

@@ -71,7 +71,7 @@ func (c *Checkpoint) openIndex(name string, src source.Source, opts Options) err
 	}, func(i int, f *File) error {
 		return c.addSafetensorsTensors(f)
 	}, func(i int, err error) error {
-		return errorf(path, -1, "shard %s is missing (%v)", shards[i], describeSourceError(err))
+		return errorf(path, -1, "shard %q is missing (%v)", shards[i], describeSourceError(err))
 	})
 	if err != nil {
 		return err
@@ -83,10 +83,10 @@ func (c *Checkpoint) openIndex(name string, src source.Source, opts Options) err
 	for name, shard := range want {
 		t := c.byName[name]
 		if t == nil {
-			return errorf(path, -1, "weight_map lists tensor %q in %s, but that shard does not hold it", name, shard)
+			return errorf(path, -1, "weight_map lists tensor %q in %q, but that shard does not hold it", name, shard)
 		}
 		if got := shardOf[t.File]; got != shard {
-			return errorf(path, -1, "weight_map puts tensor %q in %s, but it is in %s", name, shard, got)
+			return errorf(path, -1, "weight_map puts tensor %q in %q, but it is in %q", name, shard, got)
 		}
 	}
 	return nil
@@ -133,7 +133,7 @@ func (c *Checkpoint) openGGUF(name string, src source.Source) error {
 			p := dir + fmt.Sprintf("%s-%05d-of-%05d.gguf", m[1], i, count)
 			if _, err := c.dir.Stat(p); err != nil {
 				src.Close()
-				return errorf(path, -1, "part %d of %d of this split GGUF is missing: %s", i, count, p)
+				return errorf(path, -1, "part %d of %d of this split GGUF is missing: %q", i, count, p)
 			}
 			parts = append(parts, p)
 		}

@@ -264,7 +264,7 @@ func (h *hostileSet) safetensorsCases() {
 	name := "st-unknown-dtype.safetensors"
 	h.file(name, stBytes(hdr, data16))
 	h.cases[name] = HostileCase{Class: "safetensors unknown dtype (listed, not fatal)", Exit: 0, ListsDType: "F7_E3M3",
-		Cat: &HostileCat{Tensor: "x", Exit: 3, Error: h.rel(name) + `: tensor "x": cannot decode F7_E3M3: its element type is unknown` + at(8+len(hdr))}}
+		Cat: &HostileCat{Tensor: "x", Exit: 3, Error: h.rel(name) + `: tensor "x": cannot decode "F7_E3M3": its element type is unknown` + at(8+len(hdr))}}
 
 	// Not a model at all.
 	h.file("not-a-model.bin", []byte("hello, this is not a model\n"))
@@ -300,7 +300,7 @@ func (h *hostileSet) folderCases() {
 	}
 	h.file("index-missing-shard/model.safetensors.index.json", idx(map[string]string{"x": "model-00001-of-00002.safetensors"}))
 	h.failAs("index-missing-shard", "index-missing-shard/model.safetensors.index.json", "sharded index naming a missing shard",
-		"shard model-00001-of-00002.safetensors is missing (no such file or folder)")
+		`shard "model-00001-of-00002.safetensors" is missing (no such file or folder)`)
 
 	h.file("index-escape/model.safetensors.index.json", idx(map[string]string{"x": "../st-gap.safetensors"}))
 	h.failAs("index-escape", "index-escape/model.safetensors.index.json", "sharded index naming a file outside its folder",
@@ -310,7 +310,7 @@ func (h *hostileSet) folderCases() {
 	h.file("index-wrong-shard/b.safetensors", validST("y"))
 	h.file("index-wrong-shard/model.safetensors.index.json", idx(map[string]string{"x": "b.safetensors", "y": "b.safetensors"}))
 	h.failAs("index-wrong-shard", "index-wrong-shard/model.safetensors.index.json", "sharded index placing a tensor in the wrong shard",
-		`weight_map lists tensor "x" in b.safetensors, but that shard does not hold it`)
+		`weight_map lists tensor "x" in "b.safetensors", but that shard does not hold it`)
 
 	h.file("st-dup-across-files/a.safetensors", validST("x"))
 	h.file("st-dup-across-files/b.safetensors", validST("x"))
@@ -647,7 +647,7 @@ func (h *hostileSet) splitCases() {
 	h.file("gguf-split-missing/m-00001-of-00003.gguf", p1)
 	h.file("gguf-split-missing/m-00003-of-00003.gguf", p3)
 	h.fail("gguf-split-missing/m-00001-of-00003.gguf", "split GGUF set with a missing part",
-		"part 2 of 3 of this split GGUF is missing: m-00002-of-00003.gguf")
+		`part 2 of 3 of this split GGUF is missing: "m-00002-of-00003.gguf"`)
 
 	p1, countAt, _ := splitPart("a", 0, 3)
 	p2, _, _ := splitPart("b", 1, 3)
@@ -683,7 +683,7 @@ func (h *hostileSet) splitCases() {
 	h.file("gguf-two-in-folder/a.gguf", g.b)
 	h.file("gguf-two-in-folder/b.gguf", g.b)
 	h.fail("gguf-two-in-folder", "folder holding two unrelated GGUF files",
-		"the folder holds 2 GGUF files (a.gguf, b.gguf); name the one to open")
+		`the folder holds 2 GGUF files ("a.gguf", "b.gguf"); name the one to open`)
 }
 
 // hostile writes testdata/hostile and its expected.json.
@@ -781,7 +781,7 @@ func (h *hostileSet) harmCases() {
 	hdr := `{"x":{"dtype":` + string(jsonText(dt)) + `,"shape":[4],"data_offsets":[0,16]}}`
 	h.file(name, stBytes(hdr, make([]byte, 16)))
 	h.cases[name] = HostileCase{Class: "dtype string holding a terminal escape (listed, not decoded)", Exit: 0, ListsDType: dt,
-		Cat:  &HostileCat{Tensor: "x", Exit: 3, Error: h.rel(name) + `: tensor "x": cannot decode F32\x1b[2J: its element type is unknown` + at(8+len(hdr))},
+		Cat:  &HostileCat{Tensor: "x", Exit: 3, Error: h.rel(name) + `: tensor "x": cannot decode `+quoted(dt)+`: its element type is unknown` + at(8+len(hdr))},
 		Runs: []HostileRun{run(0, "", "x       "+quoted(dt)+"  [4]", "ls", "{}")}}
 
 	// Escapes in __metadata__ keys and values.
@@ -833,7 +833,7 @@ func (h *hostileSet) harmCases() {
 	shard := "model-" + pwned + ".safetensors"
 	h.file("index-escape-missing-shard/model.safetensors.index.json", jsonText(map[string]any{"metadata": map[string]any{}, "weight_map": map[string]string{"x": shard}}))
 	h.failAs("index-escape-missing-shard", "index-escape-missing-shard/model.safetensors.index.json", "sharded index naming a missing shard whose name holds terminal escapes",
-		`shard model-\x1b]0;pwned\x07\x1b[2J.safetensors is missing (no such file or folder)`)
+		"shard "+quoted(shard)+" is missing (no such file or folder)")
 
 	// Attention geometry that cannot be resolved: layers and inspect
 	// refuse it (exit 3), check fails it as a structure problem (exit 1).

@@ -262,7 +262,7 @@ func TestCheckCorrupted(t *testing.T) {
 			if err := os.Remove(f); err != nil {
 				t.Fatal(err)
 			}
-		}, nil, checkWant{"structure", "", "shard model-00001-of-00002.safetensors is missing"}},
+		}, nil, checkWant{"structure", "", `shard "model-00001-of-00002.safetensors" is missing`}},
 		{"missing split part", zoo("llama/gguf"), "llama-f32-split-00003-of-00003.gguf", func(t *testing.T, f string) {
 			if err := os.Remove(f); err != nil {
 				t.Fatal(err)

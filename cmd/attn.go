@@ -199,10 +199,10 @@ func parseInts(flag, spec string) ([]int, error) {
 }
 
 // attnRun reruns the selected layers on the input and prints the patterns.
-func attnRun(_ context.Context, o *AttnOptions) error {
+func attnRun(ctx context.Context, o *AttnOptions) error {
 	s := o.IO
 	path := o.Model.Path
-	ck, m, err := o.Model.open()
+	ck, m, err := o.Model.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -78,8 +78,8 @@ finite values and its NaN, +Inf, -Inf and zero counts over the whole tensor.`,
 }
 
 // catRun decodes the tensor and prints its rows and summary.
-func catRun(_ context.Context, o *CatOptions) error {
-	ck, err := openCheckpoint(o.Path, o.MaxHeader)
+func catRun(ctx context.Context, o *CatOptions) error {
+	ck, err := openCheckpoint(ctx, o.Path, o.MaxHeader)
 	if err != nil {
 		return err
 	}

@@ -143,7 +143,7 @@ func checkRun(ctx context.Context, o *CheckOptions) error {
 	} else if _, err := os.Stat(path); err != nil {
 		return &formats.Error{File: path, Offset: -1, Err: statCause(err)}
 	}
-	ck, err := openCheckpoint(path, o.Model.MaxHeader)
+	ck, err := openCheckpoint(ctx, path, o.Model.MaxHeader)
 	if err != nil {
 		if unreadable(err) {
 			return err

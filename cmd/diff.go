@@ -59,12 +59,12 @@ change of spectral norm and effective rank, and the effective rank of
 
 // diffRun compares the two checkpoints and prints the report.
 func diffRun(ctx context.Context, o *DiffOptions) error {
-	ca, ma, err := o.A.open()
+	ca, ma, err := o.A.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer ca.Close()
-	cb, mb, err := o.B.open()
+	cb, mb, err := o.B.open(ctx)
 	if err != nil {
 		return err
 	}

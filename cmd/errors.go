@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/internal/outfile"
 )
 
@@ -69,10 +68,8 @@ func exitCode(err error) int {
 	if errors.As(err, &oe) && oe.Refused {
 		return ExitUsage
 	}
-	var fmtErr *formats.Error
-	if errors.As(err, &fmtErr) {
-		return ExitInput
-	}
+	// A *formats.Error, an *outfile.Error that is not a refusal, and every
+	// other error: an input (or output) that could not be read or written.
 	return ExitInput
 }
 

@@ -66,8 +66,8 @@ the file to standard output.`,
 }
 
 // exportRun decodes the selected tensors and writes them.
-func exportRun(_ context.Context, o *ExportOptions) error {
-	ck, err := openCheckpoint(o.Path, o.MaxHeader)
+func exportRun(ctx context.Context, o *ExportOptions) error {
+	ck, err := openCheckpoint(ctx, o.Path, o.MaxHeader)
 	if err != nil {
 		return err
 	}

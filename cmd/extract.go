@@ -75,8 +75,8 @@ rows). The names are those of the reference files.
 }
 
 // extractRun decodes the selected layers and writes their arrays.
-func extractRun(_ context.Context, o *ExtractOptions) error {
-	ck, m, err := o.Model.open()
+func extractRun(ctx context.Context, o *ExtractOptions) error {
+	ck, m, err := o.Model.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"regexp"
@@ -88,8 +89,8 @@ func (f *modelFlags) resolve(path string) (ModelInput, error) {
 }
 
 // open opens the checkpoint and finds its attention layers.
-func (in ModelInput) open() (*formats.Checkpoint, *formats.Model, error) {
-	ck, err := openCheckpoint(in.Path, in.MaxHeader)
+func (in ModelInput) open(ctx context.Context) (*formats.Checkpoint, *formats.Model, error) {
+	ck, err := openCheckpoint(ctx, in.Path, in.MaxHeader)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -242,7 +243,8 @@ func checkSharedFlags(c *cobra.Command, _ []string) error {
 // maxWorkers bounds --workers: each worker holds a layer's matrices.
 const maxWorkers = 1024
 
-// openCheckpoint opens PATH for a command, mapping errors to exit status 3.
-func openCheckpoint(path string, maxHeader int64) (*formats.Checkpoint, error) {
-	return formats.Open(path, formats.Options{MaxHeaderBytes: maxHeader})
+// openCheckpoint opens PATH for a command (errors are *formats.Error: exit
+// status 3); ctx bounds the reads of a remote PATH.
+func openCheckpoint(ctx context.Context, path string, maxHeader int64) (*formats.Checkpoint, error) {
+	return formats.Open(path, formats.Options{MaxHeaderBytes: maxHeader, Context: ctx})
 }

@@ -82,7 +82,7 @@ func addThresholdFlags(c *cobra.Command, th *inspect.Thresholds) {
 // inspectRun analyses the selected layers and prints the report.
 func inspectRun(ctx context.Context, o *InspectOptions) error {
 	s := o.IO
-	ck, m, err := o.Model.open()
+	ck, m, err := o.Model.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -60,8 +60,8 @@ For a LoRA adapter, --lora-scale replaces the scale its config implies and
 }
 
 // layersRun describes every layer's tensors.
-func layersRun(_ context.Context, o *LayersOptions) error {
-	ck, m, err := o.Model.open()
+func layersRun(ctx context.Context, o *LayersOptions) error {
+	ck, m, err := o.Model.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -100,8 +100,8 @@ model.safetensors.index.json, or any part of a split GGUF set.`,
 }
 
 // lsRun lists the checkpoint's tensors.
-func lsRun(_ context.Context, o *LsOptions) error {
-	ck, err := openCheckpoint(o.Path, o.MaxHeader)
+func lsRun(ctx context.Context, o *LsOptions) error {
+	ck, err := openCheckpoint(ctx, o.Path, o.MaxHeader)
 	if err != nil {
 		return err
 	}

@@ -92,8 +92,8 @@ weights.`,
 }
 
 // metaRun shows the checkpoint's metadata.
-func metaRun(_ context.Context, o *MetaOptions) error {
-	ck, err := openCheckpoint(o.Path, o.MaxHeader)
+func metaRun(ctx context.Context, o *MetaOptions) error {
+	ck, err := openCheckpoint(ctx, o.Path, o.MaxHeader)
 	if err != nil {
 		return err
 	}

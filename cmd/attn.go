@@ -15,31 +15,47 @@ import (
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/gguf"
 	"github.com/qkvdev/qkv/formats/safetensors"
+	"github.com/qkvdev/qkv/formats/tokenizer"
 	"github.com/qkvdev/qkv/internal/infile"
 	"github.com/qkvdev/qkv/internal/outfile"
-	"github.com/qkvdev/qkv/internal/termui"
 )
 
-// AttnInput is where attn's input x comes from: exactly one of Random
-// (T rows), Tokens or File is set.
+// AttnInput is where attn's input comes from: exactly one of Random (T
+// rows), Tokens, Text, RandomRepeat or File is set.
 type AttnInput struct {
 	Random int     // T rows of seeded standard normal values × Scale
-	Seed   uint64  // of Random
+	Seed   uint64  // of Random and RandomRepeat
 	Scale  float64 // of Random
-	Tokens []int   // token ids: the embedding rows the first layer receives
-	File   string  // a safetensors file holding Tensor, [T, d_model]
-	Tensor string
+	Tokens []int   // token ids
+	Text   string  // text, tokenized with the checkpoint's tokenizer
+	// RandomRepeat: BOS, n random token ids and the same n again (the
+	// induction test).
+	RandomRepeat int
+	File         string // a safetensors file holding Tensor, [T, d_model]
+	Tensor       string
+}
+
+// tokenInput says whether the input is token ids (given, from text, or
+// random repeated ones), which the forward pass can start from.
+func (in *AttnInput) tokenInput() bool {
+	return in.Tokens != nil || in.Text != "" || in.RandomRepeat > 0
 }
 
 // AttnOptions are the options of qkv attn, resolved: the input chosen,
 // the norm and mask decided.
 type AttnOptions struct {
-	IO       *Streams
-	Model    ModelInput
-	Layer    int
-	All      bool
-	Input    AttnInput
-	Norm     bool  // apply the layer's pre-attention norm
+	IO    *Streams
+	Model ModelInput
+	Layer int
+	All   bool
+	Input AttnInput
+	// Mode is attn.InputModeForward (the layers read the residual stream
+	// the blocks below produce) or attn.InputModeRaw (each reads Input).
+	Mode string
+	// Logits runs the whole model and shows the most likely next tokens
+	// (forward mode).
+	Logits   bool
+	Norm     bool  // raw mode: apply the layer's pre-attention norm
 	Causal   *bool // nil: the architecture's
 	Heads    []int // heads to draw; nil: every head
 	JSON     bool
@@ -58,33 +74,45 @@ func NewCmdAttn(s *Streams, runF func(context.Context, *AttnOptions) error) *cob
 		causal string
 		heads  string
 	)
+	inputFlags := []string{"random", "tokens", "text", "random-repeat", "input"}
 	c := &cobra.Command{
-		Use:   "attn PATH [--layer N | --all] [--random T | --tokens IDS | --input FILE]",
+		Use:   "attn PATH [--layer N | --all] [--tokens IDS | --text TEXT | --random-repeat N | --random T | --input FILE]",
 		Short: "Rerun attention on sample inputs and show each head's pattern",
-		Long: `Rerun one layer's attention (or, with --all, every layer's, each on the same
-input) from the weights alone, as the architecture defines it: the optional
-pre-attention norm; Q/K/V with biases; Q/K norms (per head or over the whole
-projection, Gemma's 1 + w); RoPE (Hugging Face rotate_half, or the model's own
-interleaved pairs) with rope scaling (linear, dynamic, YaRN, LongRoPE,
-Llama 3) and per-layer bases, or ALiBi; GQA/MQA head sharing; the causal mask
-for decoders and sliding or chunked windows on the layers that have them; the
-score scale the model uses; logit softcapping; attention sinks; exact
-multi-head latent attention (MLA) from its factors; softmax and the output
-projection. Shows a heatmap of each head's T×T pattern and, per head: entropy
-(nats), mean max probability, sink mass (attention to position 0),
-previous-token score, diagonal score and the largest pre-softmax logit.
+		Long: `Rerun one layer's attention (or, with --all, every layer's) from the weights
+alone, as the architecture defines it: the optional pre-attention norm; Q/K/V
+with biases; Q/K norms (per head or over the whole projection, Gemma's 1 + w);
+RoPE (Hugging Face rotate_half, or the model's own interleaved pairs) with rope
+scaling (linear, dynamic, YaRN, LongRoPE, Llama 3) and per-layer bases, or
+ALiBi; GQA/MQA head sharing; the causal mask for decoders and sliding or
+chunked windows on the layers that have them; the score scale the model uses;
+logit softcapping; attention sinks; exact multi-head latent attention (MLA)
+from its factors; softmax and the output projection. Shows a heatmap of each
+head's T×T pattern and, per head: entropy (nats), mean max probability, sink
+mass (attention to position 0), previous-token score, diagonal score and the
+largest pre-softmax logit.
+
+Inputs: --tokens 1,15,2 (token ids), --text "..." (tokenized with the
+checkpoint's own tokenizer, special tokens added), --random-repeat N (BOS, N
+random ids from --seed and the same N again: each head gets an induction
+score), --random T (seeded standard normal × --scale; Go's PCG, not torch's)
+or --input FILE.safetensors[:TENSOR] (a [T, d_model] tensor, default name "x").
+
+--input-mode forward (the default for token inputs) runs the real model: each
+layer reads the residual stream the blocks below produce (norms, attention,
+MLP, residual adds as the architecture's modeling code does them), one block
+decoded at a time; --logits runs every block and the LM head and lists the
+most likely next tokens. --input-mode raw (the default for --random and
+--input) feeds every layer the same input: for tokens, the embedding rows the
+first layer receives; the pre-norm is then on for token inputs, off otherwise
+(--norm).
 
 A model with a setting qkv does not implement is refused (exit 3), naming
 it; where the file does not say something qkv needs (a GGUF without gemma3's
 query_pre_attn_scalar or sliding pattern), qkv follows llama.cpp and warns
-on stderr.
-
-Inputs: --random T (seeded standard normal × --scale; Go's PCG, not torch's),
---tokens 1,15,2 (the embedding rows the first layer receives, with learned
-positions, token type and embedding LayerNorm where the architecture has
-them), or --input FILE.safetensors[:TENSOR] (a [T, d_model] tensor, default
-name "x"). The pre-norm is on by default for --tokens, off otherwise.`,
+on stderr.`,
 		Example: `  qkv attn testdata/tiny-llama --tokens 1,5,9,12,7 
+  qkv attn model.gguf --all --text "The capital of France is" --logits
+  qkv attn model.gguf --all --random-repeat 20 --seed 1 --json
   qkv attn model.gguf --all --random 16 --seed 7 --json
   qkv attn ./gpt2 --layer 3 --tokens 464,3290,318 --heads 0,5 --out attn.safetensors`,
 		Args:    exactArgs(1),
@@ -93,16 +121,22 @@ name "x"). The pre-norm is on by default for --tokens, off otherwise.`,
 			changed := c.Flags().Changed
 			in := &opts.Input
 			nInputs := 0
-			for _, flag := range []string{"random", "tokens", "input"} {
+			for _, flag := range inputFlags {
 				if changed(flag) {
 					nInputs++
 				}
 			}
 			if nInputs > 1 {
-				return usageError("give one input: --random, --tokens or --input")
+				return usageError("give one input: --random, --tokens, --text, --random-repeat or --input")
 			}
 			if changed("random") && in.Random < 1 {
 				return usageError("--random must be at least 1, not %d", in.Random)
+			}
+			if changed("random-repeat") && in.RandomRepeat < 1 {
+				return usageError("--random-repeat must be at least 1, not %d", in.RandomRepeat)
+			}
+			if changed("text") && in.Text == "" {
+				return usageError("--text: no text")
 			}
 			if math.IsNaN(in.Scale) || math.IsInf(in.Scale, 0) || in.Scale <= 0 {
 				return usageError("--scale must be a positive finite number, not %s", strconv.FormatFloat(in.Scale, 'g', -1, 64))
@@ -124,12 +158,18 @@ name "x"). The pre-norm is on by default for --tokens, off otherwise.`,
 			if nInputs == 0 {
 				in.Random = 8
 			}
+			if tokens != "" {
+				var err error
+				if in.Tokens, err = parseInts("--tokens", tokens); err != nil {
+					return err
+				}
+			}
 			switch norm {
 			case "on":
 				opts.Norm = true
 			case "off":
 			case "auto":
-				opts.Norm = tokens != ""
+				opts.Norm = in.tokenInput()
 			default:
 				return usageError("--norm must be on, off or auto")
 			}
@@ -147,11 +187,27 @@ name "x"). The pre-norm is on by default for --tokens, off otherwise.`,
 					return err
 				}
 			}
-			if tokens != "" {
-				var err error
-				if in.Tokens, err = parseInts("--tokens", tokens); err != nil {
-					return err
+			// The forward pass starts from tokens; it is the default for
+			// them, and the rerun of each layer on one input otherwise.
+			switch opts.Mode {
+			case "":
+				opts.Mode = attn.InputModeRaw
+				if in.tokenInput() {
+					opts.Mode = attn.InputModeForward
 				}
+			case attn.InputModeForward:
+				if !in.tokenInput() {
+					return usageError("--input-mode forward starts from tokens: give --tokens, --text or --random-repeat")
+				}
+			case attn.InputModeRaw:
+			default:
+				return usageError("--input-mode must be forward or raw, not %q", opts.Mode)
+			}
+			if opts.Mode == attn.InputModeForward && changed("norm") {
+				return usageError("--norm applies to --input-mode raw: in the forward pass each layer applies its own norms")
+			}
+			if opts.Logits && opts.Mode != attn.InputModeForward {
+				return usageError("--logits needs the forward pass (--tokens, --text or --random-repeat, --input-mode forward)")
 			}
 			m, err := mf.resolve(args[0])
 			if err != nil {
@@ -167,15 +223,19 @@ name "x"). The pre-norm is on by default for --tokens, off otherwise.`,
 	fl.BoolVar(&opts.All, "all", false, "rerun every layer, each on the same input")
 	fl.IntVar(&opts.Input.Random, "random", 0, "input: T rows of seeded standard normal values")
 	fl.Float64Var(&opts.Input.Scale, "scale", 1, "standard deviation of --random values")
-	fl.Uint64Var(&opts.Input.Seed, "seed", 0, "seed of --random")
+	fl.Uint64Var(&opts.Input.Seed, "seed", 0, "seed of --random and --random-repeat")
 	fl.StringVar(&tokens, "tokens", "", "input: comma-separated token ids")
+	fl.StringVar(&opts.Input.Text, "text", "", "input: text, tokenized with the checkpoint's tokenizer (special tokens added)")
+	fl.IntVar(&opts.Input.RandomRepeat, "random-repeat", 0, "input: BOS, N random token ids (--seed) and the same N again; adds each head's induction score")
+	fl.StringVar(&opts.Mode, "input-mode", "", "forward (each layer reads the residual stream of the blocks below; default for token inputs) or raw (each layer reads the input)")
+	fl.BoolVar(&opts.Logits, "logits", false, "forward pass: run every block and the LM head, show the most likely next tokens (and write logits with --out)")
 	fl.StringVar(&input, "input", "", "input: FILE.safetensors[:TENSOR] holding a [T, d_model] tensor (default TENSOR x)")
-	fl.StringVar(&norm, "norm", "auto", "pre-attention norm: on, off, or auto (on for --tokens)")
+	fl.StringVar(&norm, "norm", "auto", "raw mode: pre-attention norm on, off, or auto (on for token inputs)")
 	fl.StringVar(&causal, "causal", "auto", "causal mask: true, false, or auto (the architecture's)")
 	fl.StringVar(&heads, "heads", "", "heads to draw, e.g. 0,3 (default all)")
 	fl.BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.attn/v1)")
 	fl.BoolVar(&opts.Patterns, "patterns", false, "include every head's T×T probabilities in the JSON")
-	fl.StringVarP(&opts.Out, "out", "o", "", "write layers.{i}.probs [heads, T, T], layers.{i}.out [T, d_model] and x to this safetensors file")
+	fl.StringVarP(&opts.Out, "out", "o", "", "write layers.{i}.probs [heads, T, T], layers.{i}.out [T, d_model] and x (forward: also layers.{i}.hidden, logits) to this safetensors file")
 	return c
 }
 
@@ -198,7 +258,9 @@ func parseInts(flag, spec string) ([]int, error) {
 	return out, nil
 }
 
-// attnRun reruns the selected layers on the input and prints the patterns.
+// attnRun reruns the selected layers on the input and prints the patterns:
+// in forward mode from the residual stream the blocks below produce, in raw
+// mode each layer on the same input.
 func attnRun(ctx context.Context, o *AttnOptions) error {
 	s := o.IO
 	path := o.Model.Path
@@ -211,9 +273,13 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 		return err
 	}
 	g := m.Geometry()
-	// Refused before any work: a setting the rerun does not model would
-	// make every number wrong.
-	if err := attn.CheckSupported(g); err != nil {
+	// Refused before any work: a setting the rerun (or the forward pass)
+	// does not model would make every number wrong.
+	if o.Mode == attn.InputModeForward {
+		if _, err := attn.ForwardSupported(m); err != nil {
+			return &formats.Error{File: path, Offset: -1, Err: err}
+		}
+	} else if err := attn.CheckSupported(g); err != nil {
 		return &formats.Error{File: path, Offset: -1, Err: err}
 	}
 	for _, a := range g.Assumptions {
@@ -225,48 +291,172 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 	} else if m.Layer(o.Layer) == nil {
 		return usageError("--layer %d: the model has %s", o.Layer, rangeString(m.LayerIndices()))
 	}
-
-	x, info, labels, err := attnInput(ck, m, g, &o.Input)
-	if err != nil {
-		return err
-	}
-	var results []*attn.Result
-	for _, i := range layers {
-		l, err := m.LoadLayer(i)
-		if err != nil {
-			return err
-		}
-		r, err := attn.Run(g, l, x, attn.Options{Causal: o.Causal, NoNorm: !o.Norm, Input: info})
-		if err != nil {
-			return &formats.Error{File: path, Offset: -1, Err: fmt.Errorf("layer %d: %v", i, err)}
-		}
-		results = append(results, r)
-		if !o.JSON {
-			if err := (attn.View{Result: r, Labels: labels, Heads: o.Heads}).Render(s.Out, termui.Style{Styled: s.Styled, Width: s.Width}); err != nil {
-				return usageError("%v", err)
-			}
-			fmt.Fprintln(s.Out)
-		}
-	}
 	if o.Out != "" {
 		if err := refuseInputAsOutput(ck, "--out", o.Out); err != nil {
 			return err
 		}
-		if err := writeAttnOut(s, o.Out, path, x, results); err != nil {
+	}
+	var tk *tokenInput
+	if o.Input.tokenInput() {
+		if tk, err = resolveTokens(ck, m, &o.Input); err != nil {
+			return err
+		}
+	}
+	var results []*attn.Result
+	var fr *attn.ForwardResult
+	var x formats.Matrix
+	labels := []string(nil)
+	if tk != nil {
+		labels = tk.labels
+	}
+	if o.Mode == attn.InputModeForward {
+		fr, err = attn.Forward(m, tk.ids, attn.ForwardOptions{Layers: layers, Logits: o.Logits, Causal: o.Causal,
+			Input: attn.InputInfo{Kind: "tokens", TokenIDs: tk.ids, Tokens: tk.labels}})
+		if err != nil {
+			return &formats.Error{File: path, Offset: -1, Err: err}
+		}
+		results = fr.Results
+	} else {
+		var info attn.InputInfo
+		if x, info, labels, err = attnInput(ck, m, g, &o.Input, tk); err != nil {
+			return err
+		}
+		for _, i := range layers {
+			l, err := m.LoadLayer(i)
+			if err != nil {
+				return err
+			}
+			r, err := attn.Run(g, l, x, attn.Options{Causal: o.Causal, NoNorm: !o.Norm, Input: info})
+			if err != nil {
+				return &formats.Error{File: path, Offset: -1, Err: fmt.Errorf("layer %d: %v", i, err)}
+			}
+			results = append(results, r)
+		}
+	}
+	if tk != nil && tk.repeat > 0 {
+		for _, r := range results {
+			if _, err := attn.InductionScores(r, tk.start, tk.repeat); err != nil {
+				return &formats.Error{File: path, Offset: -1, Err: err}
+			}
+		}
+	}
+	var preds []attn.Prediction
+	if fr != nil && o.Logits {
+		preds = fr.Predictions(predictionsShown, tk.piece)
+	}
+	if !o.JSON {
+		for _, r := range results {
+			if err := (attn.View{Result: r, Labels: labels, Heads: o.Heads}).Render(s.Out, s.style()); err != nil {
+				return usageError("%v", err)
+			}
+			fmt.Fprintln(s.Out)
+		}
+		if preds != nil {
+			after := fmt.Sprint(tk.ids[len(tk.ids)-1])
+			if tk.labels != nil {
+				after = tk.labels[len(tk.labels)-1]
+			}
+			if err := (attn.PredictionsView{After: after, Predictions: preds}).Render(s.Out, s.style()); err != nil {
+				return err
+			}
+		}
+	}
+	if o.Out != "" {
+		meta := [][2]string{{"source", filepath.Base(path)}, {"written_by", "qkv " + Version}, {"input_mode", o.Mode}}
+		ts := attnOutTensors(x, results)
+		if fr != nil {
+			ts = fr.OutTensors()
+		}
+		if err := writeF32Safetensors(s, "--out", o.Out, ts, meta); err != nil {
 			return err
 		}
 	}
 	if o.JSON {
-		return attn.WriteJSON(s.Out, attn.NewDocument(results, o.Patterns))
+		doc := attn.NewDocument(results, o.Patterns)
+		if fr != nil {
+			doc.Forward = &attn.ForwardDoc{Spec: fr.Spec}
+			if preds != nil {
+				after := len(tk.ids) - 1
+				doc.Forward.PredictionsAfter, doc.Forward.Predictions = &after, preds
+			}
+		}
+		return attn.WriteJSON(s.Out, doc)
 	}
 	return nil
 }
 
-// attnInput builds x from the chosen input flag, with labels for the heatmap.
-func attnInput(ck *formats.Checkpoint, m *formats.Model, g formats.Geometry, in *AttnInput) (formats.Matrix, attn.InputInfo, []string, error) {
+// predictionsShown is how many next tokens --logits lists.
+const predictionsShown = 10
+
+// tokenInput is a token input resolved: the ids, their labels (pieces from
+// the checkpoint's tokenizer, or the GGUF vocabulary, or the ids), and for
+// --random-repeat where the first copy starts and its length.
+type tokenInput struct {
+	ids           []int
+	labels        []string
+	piece         func(id int) string // nil without a tokenizer
+	start, repeat int
+}
+
+// resolveTokens turns --tokens, --text or --random-repeat into token ids
+// with the checkpoint's own tokenizer where it has one.
+func resolveTokens(ck *formats.Checkpoint, m *formats.Model, in *AttnInput) (*tokenInput, error) {
+	tok, tokErr := tokenizer.Open(ck.Path)
+	tk := &tokenInput{}
+	if tokErr == nil {
+		tk.piece = tok.Piece
+	}
 	switch {
-	case in.Tokens != nil:
-		ids := in.Tokens
+	case in.Text != "":
+		if tokErr != nil {
+			return nil, &exitError{code: ExitInput, err: fmt.Errorf("--text needs the checkpoint's tokenizer: %v", tokErr)}
+		}
+		ids, err := tok.Encode(in.Text, tokenizer.EncodeOptions{AddSpecial: true, ParseSpecial: true})
+		if err != nil {
+			return nil, &exitError{code: ExitInput, err: fmt.Errorf("%s: %v", ck.Path, err)}
+		}
+		if len(ids) == 0 {
+			return nil, usageError("--text: the text gives no tokens")
+		}
+		tk.ids = ids
+	case in.RandomRepeat > 0:
+		// Token ids are drawn above the low special ids (unk, BOS, EOS,
+		// padding) where the tokenizer names them.
+		vocab, bos, lo := m.Geometry().VocabSize, -1, 0
+		if tokErr == nil {
+			info := tok.Info
+			vocab, bos = info.VocabSize, info.BOS
+			for _, id := range []int{info.BOS, info.EOS, info.UNK, info.PAD, info.SEP, info.CLS} {
+				if id >= 0 && id < 32 {
+					lo = max(lo, id+1)
+				}
+			}
+		}
+		ids, start, err := attn.RandomRepeatTokens(in.RandomRepeat, vocab, lo, in.Seed, bos)
+		if err != nil {
+			return nil, usageError("--random-repeat: %v", err)
+		}
+		tk.ids, tk.start, tk.repeat = ids, start, in.RandomRepeat
+	default:
+		tk.ids = in.Tokens
+	}
+	if tk.piece != nil {
+		tk.labels = make([]string, len(tk.ids))
+		for i, id := range tk.ids {
+			tk.labels[i] = tk.piece(id)
+		}
+	} else {
+		tk.labels = tokenLabels(ck, tk.ids)
+	}
+	return tk, nil
+}
+
+// attnInput builds the raw rerun's x from the chosen input, with labels
+// for the heatmap.
+func attnInput(ck *formats.Checkpoint, m *formats.Model, g formats.Geometry, in *AttnInput, tk *tokenInput) (formats.Matrix, attn.InputInfo, []string, error) {
+	switch {
+	case tk != nil:
+		ids := tk.ids
 		e, err := m.Embeddings(ids)
 		if err != nil {
 			return formats.Matrix{}, attn.InputInfo{}, nil, err
@@ -276,8 +466,7 @@ func attnInput(ck *formats.Checkpoint, m *formats.Model, g formats.Geometry, in 
 		if err != nil {
 			return formats.Matrix{}, attn.InputInfo{}, nil, &formats.Error{File: ck.Path, Offset: -1, Err: err}
 		}
-		labels := tokenLabels(ck, ids)
-		return x, attn.InputInfo{Kind: "tokens", TokenIDs: ids, Tokens: labels}, labels, nil
+		return x, attn.InputInfo{Kind: "tokens", TokenIDs: ids, Tokens: tk.labels}, tk.labels, nil
 	case in.File != "":
 		file, name := in.File, in.Tensor
 		src, err := formats.Open(file, formats.Options{})
@@ -359,7 +548,9 @@ func tokenLabels(ck *formats.Checkpoint, ids []int) []string {
 	return labels
 }
 
-func writeAttnOut(s *Streams, out, source string, x formats.Matrix, results []*attn.Result) error {
+// attnOutTensors are what --out writes for the raw rerun: the input x and
+// each layer's probabilities and output.
+func attnOutTensors(x formats.Matrix, results []*attn.Result) []safetensors.WriteTensor {
 	ts := []safetensors.WriteTensor{safetensors.F32Tensor("x", []int64{int64(x.Rows), int64(x.Cols)}, x.Data)}
 	for _, r := range results {
 		nh := len(r.Probs)
@@ -374,5 +565,5 @@ func writeAttnOut(s *Streams, out, source string, x formats.Matrix, results []*a
 			safetensors.F32Tensor(fmt.Sprintf("layers.%d.probs", r.Layer), []int64{int64(nh), int64(T), int64(T)}, probs),
 			safetensors.F32Tensor(fmt.Sprintf("layers.%d.out", r.Layer), []int64{int64(r.Out.Rows), int64(r.Out.Cols)}, r.Out.Data))
 	}
-	return writeF32Safetensors(s, "--out", out, ts, [][2]string{{"source", filepath.Base(source)}, {"written_by", "qkv " + Version}})
+	return ts
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,7 +89,7 @@ func attnReproduces(t *testing.T, zoo string) {
 				args []string
 			}{
 				{"raw", []string{"--input", filepath.Join(dir, "expected", "attn.safetensors") + ":raw.x", "--norm", "off"}},
-				{"full", []string{"--tokens", strings.Join(ids, ",")}},
+				{"full", []string{"--tokens", strings.Join(ids, ","), "--input-mode", "raw"}},
 			}
 			if len(ids) == 0 {
 				cases = cases[:1] // an attention-only reference: the raw case
@@ -228,5 +229,174 @@ func TestAttnRefusesUnsupported(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAttnForwardReproducesReference runs `qkv attn --tokens ... --all
+// --logits --out` — the real forward pass — on every zoo model's Hugging
+// Face folder and f32 GGUF, and compares what --out writes with
+// expected/forward.safetensors: the residual stream entering each layer,
+// each layer's attention probabilities and output, and the logits, within
+// FORWARD.md's tolerances (1e-4 × RMS; probabilities 1e-5 absolute).
+func TestAttnForwardReproducesReference(t *testing.T) {
+	zoo := filepath.Join(testref.SharedDir(t), "reference", "zoo")
+	archs, err := os.ReadDir(zoo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range archs {
+		dir := filepath.Join(zoo, a.Name())
+		var spec struct {
+			TokenIDs []int `json:"token_ids"`
+		}
+		if !a.IsDir() || testref.ReadJSON(filepath.Join(dir, "expected", "forward.json"), &spec) != nil {
+			continue
+		}
+		want, err := testref.ReadSafetensors(filepath.Join(dir, "expected", "forward.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]string, len(spec.TokenIDs))
+		for i, id := range spec.TokenIDs {
+			ids[i] = fmt.Sprint(id)
+		}
+		srcs := []string{filepath.Join(dir, "hf")}
+		srcs = append(srcs, filepath.Join(dir, "gguf", a.Name()+"-f32.gguf"))
+		for _, src := range srcs {
+			if _, err := os.Stat(src); err != nil {
+				continue
+			}
+			t.Run(a.Name()+"/"+filepath.Base(src), func(t *testing.T) {
+				out := filepath.Join(t.TempDir(), "fwd.safetensors")
+				args := []string{"attn", src, "--all", "--json", "--out", out, "--tokens", strings.Join(ids, ",")}
+				_, hasLogits := want["logits"]
+				if hasLogits {
+					args = append(args, "--logits")
+				}
+				code, js, errs := run(args...)
+				if code != cmd.ExitOK {
+					t.Fatalf("exit %d: %s", code, errs)
+				}
+				var doc struct {
+					Forward *struct {
+						Spec        map[string]any `json:"spec"`
+						Predictions []struct {
+							ID int `json:"id"`
+						} `json:"predictions"`
+					} `json:"forward"`
+				}
+				if err := json.Unmarshal([]byte(js), &doc); err != nil || doc.Forward == nil || hasLogits != (len(doc.Forward.Predictions) > 0) {
+					t.Errorf("JSON forward part: %v %+v", err, doc.Forward)
+				}
+				got, err := testref.ReadSafetensors(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nLayers := 0
+				for name := range want {
+					if strings.HasPrefix(name, "probs.") {
+						nLayers++
+					}
+				}
+				pairs := map[string]string{"logits": "logits"}
+				for name := range want {
+					var i int
+					for _, kind := range []string{"hidden", "probs", "attn_out"} {
+						if _, err := fmt.Sscanf(name, kind+".%d", &i); err == nil {
+							pairs[name] = fmt.Sprintf("layers.%d.%s", i, map[string]string{"hidden": "hidden", "probs": "probs", "attn_out": "out"}[kind])
+						}
+					}
+				}
+				for ref, mine := range pairs {
+					w, ok := want[ref]
+					if !ok {
+						continue
+					}
+					g, ok := got[mine]
+					if !ok {
+						// hidden.N, the output of the last block, enters no
+						// layer: --out has the logits computed from it.
+						if ref != fmt.Sprintf("hidden.%d", nLayers) {
+							t.Errorf("--out lacks %s (for %s)", mine, ref)
+						}
+						continue
+					}
+					if len(g.F64) != len(w.F64) {
+						t.Errorf("%s: %d values, want %d", mine, len(g.F64), len(w.F64))
+						continue
+					}
+					maxAbs, rms := 0.0, 0.0
+					for k := range w.F64 {
+						maxAbs = math.Max(maxAbs, math.Abs(g.F64[k]-w.F64[k]))
+						rms += w.F64[k] * w.F64[k]
+					}
+					rms = math.Sqrt(rms / float64(len(w.F64)))
+					if strings.HasPrefix(ref, "probs.") {
+						if maxAbs > 1e-5 {
+							t.Errorf("%s: max abs error %.3g > 1e-5", mine, maxAbs)
+						}
+					} else if maxAbs > 1e-4*rms {
+						t.Errorf("%s: max abs error %.3g > 1e-4 × RMS %.3g", mine, maxAbs, rms)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestAttnForwardInputs: --text is tokenized with the checkpoint's own
+// tokenizer and --logits names the next token (stories260K continues
+// "Tom said" with ","); --random-repeat gives every head an induction
+// score; flags that do not fit the forward pass are usage errors.
+func TestAttnForwardInputs(t *testing.T) {
+	model := filepath.Join(testref.SharedDir(t), "fixtures", "gguf", "stories260k-v3-f32", "stories260K.gguf")
+	code, out, errs := run("attn", model, "--layer", "4", "--text", "Lily and Tom went to the park. Lily saw a big red ball. She gave the ball to Tom. Tom said", "--logits", "--heads", "0")
+	if code != cmd.ExitOK || !strings.Contains(out, "next token after ▁said") {
+		t.Fatalf("exit %d: %s\n%s", code, errs, out)
+	}
+	first := strings.Fields(out[strings.Index(out, "next token after"):])
+	if i := slices.Index(first, "1"); i < 0 || first[i+2] != "," {
+		t.Errorf("the most likely next token after \"Tom said\" is not \",\":\n%s", out[strings.Index(out, "next token after"):])
+	}
+	code, js, errs := run("attn", model, "--all", "--random-repeat", "12", "--seed", "3", "--json")
+	var doc struct {
+		Layers []struct {
+			Heads []struct {
+				Induction *float64 `json:"induction_score"`
+			} `json:"heads"`
+		} `json:"layers"`
+		Settings struct {
+			Input struct {
+				TokenIDs []int `json:"token_ids"`
+			} `json:"input"`
+		} `json:"settings"`
+	}
+	if err := json.Unmarshal([]byte(js), &doc); code != cmd.ExitOK || err != nil || len(doc.Layers) != 5 {
+		t.Fatalf("--random-repeat: exit %d %v: %s", code, err, errs)
+	}
+	if ids := doc.Settings.Input.TokenIDs; len(ids) != 25 || ids[0] != 1 || !slices.Equal(ids[1:13], ids[13:]) {
+		t.Errorf("input %v: want BOS and 12 ids twice", ids)
+	}
+	for _, l := range doc.Layers {
+		for _, h := range l.Heads {
+			if h.Induction == nil || *h.Induction < 0 || *h.Induction > 1 {
+				t.Errorf("induction score %v", h.Induction)
+			}
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--random", "4", "--logits"}, "--logits needs the forward pass"},
+		{[]string{"--random", "4", "--input-mode", "forward"}, "starts from tokens"},
+		{[]string{"--tokens", "1,2", "--norm", "off"}, "--norm applies to --input-mode raw"},
+		{[]string{"--tokens", "1,2", "--input-mode", "sideways"}, "--input-mode must be forward or raw"},
+		{[]string{"--tokens", "1,2", "--text", "x"}, "give one input"},
+		{[]string{"--random-repeat", "0"}, "--random-repeat must be at least 1"},
+	} {
+		if code, _, errs := run(append([]string{"attn", model}, c.args...)...); code != cmd.ExitUsage || !strings.Contains(errs, c.msg) {
+			t.Errorf("%v: exit %d, %s", c.args, code, errs)
+		}
 	}
 }

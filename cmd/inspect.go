@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"context"
+	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -21,12 +23,21 @@ type InspectOptions struct {
 	RankTol    float64
 	Workers    int
 	Thresholds inspect.Thresholds
+	// Shard, when set, makes the run one part of a sharded run (a partial
+	// report, always JSON); ShardSource names where it came from: the
+	// flag, or the environment variable of a Kubernetes Indexed Job or a
+	// Slurm array.
+	Shard       *inspect.Shard
+	ShardSource string
 }
 
 // NewCmdInspect builds qkv inspect; runF (nil: inspectRun) does the work.
 func NewCmdInspect(s *Streams, runF func(context.Context, *InspectOptions) error) *cobra.Command {
 	opts := &InspectOptions{IO: s}
-	var mf modelFlags
+	var (
+		mf    modelFlags
+		shard string
+	)
 	c := &cobra.Command{
 		Use:   "inspect PATH",
 		Short: "Norms, spectra and ranks of every attention matrix and head, with findings",
@@ -41,11 +52,19 @@ head counts are known, so head findings are complete without --heads,
 which adds the per-head tables (and JSON "heads", "circuits").
 
 Layers go through a bounded pool of workers: memory stays near workers ×
-the largest layer whatever the model's size.`,
+the largest layer whatever the model's size.
+
+--shard I/N analyses only shard I's contiguous block of layers and prints a
+partial report (JSON), which 'qkv merge' joins with the other parts into the
+report the unsharded run gives, byte for byte. Without --shard, a Kubernetes
+Indexed Job (JOB_COMPLETION_INDEX with JOB_COMPLETIONS) or a Slurm job array
+(SLURM_ARRAY_TASK_ID with its MIN/MAX or COUNT) gives the shard, named on
+stderr; --shard none runs whole whatever the environment says.`,
 		Example: `  qkv inspect testdata/tiny-llama
   qkv inspect model.gguf --heads --layers 0-3
   qkv inspect ./model --json --heads --spectrum > report.json
-  qkv inspect big-model.gguf --fast`,
+  qkv inspect big-model.gguf --fast
+  qkv inspect ./model --shard 0/4 > part0.json`,
 		Args:    exactArgs(1),
 		PreRunE: checkSharedFlags,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -54,6 +73,13 @@ the largest layer whatever the model's size.`,
 				return err
 			}
 			opts.Model = in
+			sh, source, sharded, err := inspect.ShardFromEnv(shard, os.Getenv)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			if sharded {
+				opts.Shard, opts.ShardSource = &sh, source
+			}
 			return runOr(c, runF, inspectRun, opts)
 		},
 	}
@@ -66,6 +92,7 @@ the largest layer whatever the model's size.`,
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.inspect/v1)")
 	f.Float64Var(&opts.RankTol, "rank-tol", 0, "absolute tolerance for rank (default sv[0]·max(m,n)·eps(float32))")
 	f.IntVar(&opts.Workers, "workers", 0, "layers analysed at once (default: number of CPUs)")
+	f.StringVar(&shard, "shard", "", `run shard I of N ("I/N", 0-based) and print its partial report for qkv merge; "none": whole, whatever the environment says`)
 	addThresholdFlags(c, &opts.Thresholds)
 	return c
 }
@@ -102,8 +129,21 @@ func inspectRun(ctx context.Context, o *InspectOptions) error {
 	// made (DropHeads), so memory holds a few numbers per layer.
 	opts := inspect.Options{Heads: headsKnown == nil, DropHeads: !o.Heads, Spectrum: o.Spectrum, Fast: o.Fast, RankTol: o.RankTol,
 		Workers: o.Workers, Thresholds: o.Thresholds}
+	if sh := o.Shard; sh != nil {
+		fp, err := inspect.Fingerprint(m)
+		if err != nil {
+			return err
+		}
+		opts.Part = &inspect.Part{Shard: *sh, Fingerprint: fp, Version: Version}
+		switch o.ShardSource {
+		case inspect.SourceK8s:
+			fmt.Fprintf(s.Err, "qkv: shard %s, from the Kubernetes Indexed Job (%s)\n", sh, inspect.EnvK8sIndex)
+		case inspect.SourceSlurm:
+			fmt.Fprintf(s.Err, "qkv: shard %s, from the Slurm job array (%s)\n", sh, inspect.EnvSlurmID)
+		}
+	}
 	var bar *termui.Progress
-	if s.Progress && !o.JSON {
+	if s.Progress && !o.JSON && o.Shard == nil {
 		bar = termui.NewProgress(s.Err, "inspect", "layers")
 		opts.Progress = bar.Set
 	}
@@ -112,7 +152,7 @@ func inspectRun(ctx context.Context, o *InspectOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.JSON {
+	if o.JSON || o.Shard != nil { // a part is for qkv merge: always JSON
 		return rep.WriteJSON(s.Out)
 	}
 	// The report's text names the model_type from config.json: shown as

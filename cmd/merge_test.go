@@ -3,6 +3,7 @@ package cmd_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,5 +137,65 @@ func TestMergeCommandRefuses(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout, stderr, c.code, c.want)
 			}
 		})
+	}
+}
+
+// TestInspectShard: `qkv inspect --shard I/N` writes parts (JSON, with or
+// without --json) that `qkv merge` joins into exactly `qkv inspect --json`;
+// the shard also comes from a Kubernetes Indexed Job or a Slurm array
+// (named on stderr), --shard none runs whole whatever they say, and a
+// shard that cannot be used is a usage error naming the flag or variable.
+func TestInspectShard(t *testing.T) {
+	for _, v := range []string{"JOB_COMPLETION_INDEX", "JOB_COMPLETIONS", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
+		"SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP"} {
+		t.Setenv(v, "")
+	}
+	tiny := "../testdata/tiny-llama"
+	code, whole, errs := runMergeQKV("inspect", tiny, "--json", "--heads")
+	if code != cmd.ExitOK {
+		t.Fatalf("inspect: exit %d: %s", code, errs)
+	}
+	dir := t.TempDir()
+	for _, n := range []int{2, 3} {
+		var parts []string
+		for i := n - 1; i >= 0; i-- {
+			args := []string{"inspect", tiny, "--heads", "--shard", fmt.Sprintf("%d/%d", i, n)}
+			if i%2 == 0 {
+				args = append(args, "--json")
+			}
+			code, part, errs := runMergeQKV(args...)
+			if code != cmd.ExitOK || !strings.Contains(part, `"schema": "qkv.inspect.partial/v1"`) || errs != "" {
+				t.Fatalf("%v: exit %d, %s", args, code, errs)
+			}
+			p := filepath.Join(dir, fmt.Sprintf("part-%d-%d.json", n, i))
+			if err := os.WriteFile(p, []byte(part), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			parts = append(parts, p)
+		}
+		code, merged, errs := runMergeQKV(append([]string{"merge", "--json"}, parts...)...)
+		if code != cmd.ExitOK || merged != whole {
+			t.Errorf("N=%d: merge exit %d (%s), merged report equals the whole run's: %v", n, code, errs, merged == whole)
+		}
+	}
+	// From the environment.
+	t.Setenv("JOB_COMPLETION_INDEX", "1")
+	t.Setenv("JOB_COMPLETIONS", "2")
+	code, part, errs := runMergeQKV("inspect", tiny)
+	if code != cmd.ExitOK || !strings.Contains(part, `"shard": 1`) || !strings.Contains(errs, "shard 1/2, from the Kubernetes Indexed Job (JOB_COMPLETION_INDEX)") {
+		t.Errorf("Indexed Job: exit %d, stderr %q", code, errs)
+	}
+	if code, out, errs := runMergeQKV("inspect", tiny, "--shard", "none", "--json"); code != cmd.ExitOK || strings.Contains(out, "partial") || errs != "" {
+		t.Errorf("--shard none: exit %d, %s", code, errs)
+	}
+	t.Setenv("JOB_COMPLETIONS", "")
+	if code, _, errs := runMergeQKV("inspect", tiny); code != cmd.ExitUsage || !strings.HasPrefix(errs, "qkv: JOB_COMPLETIONS: ") {
+		t.Errorf("Indexed Job without its count: exit %d, %q", code, errs)
+	}
+	t.Setenv("JOB_COMPLETION_INDEX", "")
+	for _, bad := range []string{"2/2", "1", "a/b", "-1/3"} {
+		if code, _, errs := runMergeQKV("inspect", tiny, "--shard", bad); code != cmd.ExitUsage || !strings.HasPrefix(errs, "qkv: --shard: ") {
+			t.Errorf("--shard %s: exit %d, %q", bad, code, errs)
+		}
 	}
 }

@@ -18,9 +18,9 @@ import (
 type facts struct {
 	// tensors holds one entry per tensor of the checkpoint, in its order.
 	tensors []tensorFacts
-	// heads is nil when per-head statistics were computed; otherwise why
-	// not: the head counts are unknown (headsUnknown) or do not fit the
-	// matrices (headsNoFit).
+	// headsUnknown and headsNoFit are nil when per-head statistics were
+	// computed; otherwise one says why not: the head counts are unknown, or
+	// they do not fit the matrices.
 	headsUnknown, headsNoFit error
 	// stats is inspect's report of the attention matrices; statsErr says
 	// why there is none (a projection that cannot be loaded).

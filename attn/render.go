@@ -32,6 +32,11 @@ func (v View) Render(w io.Writer, st termui.Style) error {
 	return render(w, v.Result, RenderOptions{Styled: st.Styled, Width: st.Width, Labels: v.Labels, Heads: v.Heads})
 }
 
+var (
+	_ termui.Renderer = View{}
+	_ termui.Renderer = PredictionsView{}
+)
+
 // RenderOptions controls how RenderPattern and RenderMetrics draw.
 type RenderOptions struct {
 	// Styled draws coloured block characters (termui's heatmap colours);

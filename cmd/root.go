@@ -63,6 +63,16 @@ type Streams struct {
 	Progress bool
 }
 
+// Every text view of a command renders through the one signature.
+var (
+	_ termui.Renderer = (*lsListing)(nil)
+	_ termui.Renderer = metaView{}
+	_ termui.Renderer = layersView{}
+	_ termui.Renderer = catReport{}
+	_ termui.Renderer = tokenizeReport{}
+	_ termui.Renderer = verifyView{}
+)
+
 // style is how results are written to Out: styled or not, and its width.
 func (s *Streams) style() termui.Style { return termui.Style{Styled: s.Styled, Width: s.Width} }
 

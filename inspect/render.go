@@ -219,6 +219,8 @@ func layout(rows []cellRow, width int) ([]int, int) {
 	return cols, spark
 }
 
+var _ termui.Renderer = (*Report)(nil)
+
 // Render writes the report as tables: one per projection (rows = layers),
 // with Heads one per layer and projection (rows = heads) and a circuits
 // table, then the findings. st.Styled selects the palette's colours and

@@ -13,6 +13,8 @@ import (
 // WriteJSON writes the qkv.check/v1 document.
 func (r *Result) WriteJSON(w io.Writer) error { return termui.WriteJSON(w, r) }
 
+var _ termui.Renderer = (*Result)(nil)
+
 // Render writes a human summary: each failure and warning on a line, then
 // PASS or FAIL.
 func (r *Result) Render(w io.Writer, st termui.Style) error {

@@ -14,6 +14,8 @@ import (
 // when undefined).
 func num(f inspect.Float, prec int) string { return termui.Sig(float64(f), prec) }
 
+var _ termui.Renderer = (*Report)(nil)
+
 // Render writes the comparison as a table per layer and projection, then a
 // summary naming the worst projections. Styled output adds the palette's
 // colours: failure where the SNR is below 20 dB, warning below 40 dB,

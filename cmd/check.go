@@ -186,14 +186,13 @@ func checkRun(ctx context.Context, o *CheckOptions) error {
 // largest models with every singular value (--spectrum) stays well below.
 const maxBaselineBytes = 256 << 20
 
+// statCause says why PATH cannot be stat'ed, in the words formats uses
+// for a file it cannot read.
 func statCause(err error) error {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return errors.New("no such file or folder")
-	case errors.Is(err, fs.ErrPermission):
+	if errors.Is(err, fs.ErrPermission) {
 		return errors.New("permission denied (the file cannot be read)")
 	}
-	return err
+	return infile.Cause(err)
 }
 
 // unreadable tells an input that cannot be read at all (exit 3) from a

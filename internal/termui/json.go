@@ -66,29 +66,9 @@ func JSONValue(v float64) (out any, nonFinite bool) {
 func AppendJSONArrays(b []byte, v any) []byte {
 	switch x := v.(type) {
 	case []float32:
-		if x == nil {
-			return append(b, "null"...)
-		}
-		b = append(b, '[')
-		for i, f := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendJSONFloat(b, float64(f), 32)
-		}
-		return append(b, ']')
+		return appendFloats(b, x, 32)
 	case []float64:
-		if x == nil {
-			return append(b, "null"...)
-		}
-		b = append(b, '[')
-		for i, f := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendJSONFloat(b, f, 64)
-		}
-		return append(b, ']')
+		return appendFloats(b, x, 64)
 	}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Slice || rv.IsNil() {
@@ -100,6 +80,21 @@ func AppendJSONArrays(b []byte, v any) []byte {
 			b = append(b, ',')
 		}
 		b = AppendJSONArrays(b, rv.Index(i).Interface())
+	}
+	return append(b, ']')
+}
+
+// appendFloats appends one array of floats (null for a nil slice).
+func appendFloats[T float32 | float64](b []byte, x []T, bitSize int) []byte {
+	if x == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, f := range x {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONFloat(b, float64(f), bitSize)
 	}
 	return append(b, ']')
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/inspect/check"
 	"github.com/qkvdev/qkv/internal/outfile"
 )
 
@@ -120,5 +121,38 @@ func TestCommandsParseIntoOptions(t *testing.T) {
 	}
 	if ex.Out != "-" || fmt.Sprint(ex.Matrices) != "[k q]" || ex.Model.Find.LoRAScale != 2 || ex.Model.Find.Base != "b" {
 		t.Errorf("extract options: %+v", ex)
+	}
+}
+
+// TestRunWithoutCobra: a command's work is a function of its options; tests
+// (and other programs) call it without cobra, flags or argument parsing.
+func TestRunWithoutCobra(t *testing.T) {
+	var out, errb bytes.Buffer
+	s := &Streams{Out: &out, Err: &errb, Width: 80}
+	ctx := context.Background()
+	tiny := "../testdata/tiny-llama"
+	if err := lsRun(ctx, &LsOptions{IO: s, Path: tiny, JSON: true}); err != nil || !strings.Contains(out.String(), `"schema": "qkv.ls/v1"`) {
+		t.Fatalf("lsRun: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := layersRun(ctx, &LayersOptions{IO: s, Model: ModelInput{Path: tiny}}); err != nil || !strings.Contains(out.String(), "model.layers.3.self_attn.o_proj.weight") {
+		t.Fatalf("layersRun: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	rules := check.DefaultRules()
+	if err := rules.Apply(check.Overrides{Skip: []string{check.CheckDeadHead, check.CheckDuplicateHeads, check.CheckOutlierNorm}}); err != nil {
+		t.Fatal(err)
+	}
+	err := checkRun(ctx, &CheckOptions{IO: s, Model: ModelInput{Path: tiny}, Rules: rules, Format: "text"})
+	if err != nil || !strings.Contains(out.String(), "PASS") {
+		t.Errorf("checkRun with the planted checks skipped: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	err = checkRun(ctx, &CheckOptions{IO: s, Model: ModelInput{Path: tiny}, Rules: check.DefaultRules(), Format: "text"})
+	if exitCode(err) != ExitFindings || !strings.Contains(out.String(), "FAIL dead_head") {
+		t.Errorf("checkRun: %v (exit %d)\n%s", err, exitCode(err), out.String())
+	}
+	if err := lsRun(ctx, &LsOptions{IO: s, Path: "../testdata/no-such-model"}); exitCode(err) != ExitInput {
+		t.Errorf("lsRun on a missing path: %v", err)
 	}
 }

@@ -781,7 +781,7 @@ func (h *hostileSet) harmCases() {
 	hdr := `{"x":{"dtype":` + string(jsonText(dt)) + `,"shape":[4],"data_offsets":[0,16]}}`
 	h.file(name, stBytes(hdr, make([]byte, 16)))
 	h.cases[name] = HostileCase{Class: "dtype string holding a terminal escape (listed, not decoded)", Exit: 0, ListsDType: dt,
-		Cat:  &HostileCat{Tensor: "x", Exit: 3, Error: h.rel(name) + `: tensor "x": cannot decode `+quoted(dt)+`: its element type is unknown` + at(8+len(hdr))},
+		Cat:  &HostileCat{Tensor: "x", Exit: 3, Error: h.rel(name) + `: tensor "x": cannot decode ` + quoted(dt) + `: its element type is unknown` + at(8+len(hdr))},
 		Runs: []HostileRun{run(0, "", "x       "+quoted(dt)+"  [4]", "ls", "{}")}}
 
 	// Escapes in __metadata__ keys and values.

@@ -9,47 +9,21 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // Version is set at build time with -ldflags "-X github.com/qkvdev/qkv/cmd.Version=...";
 // otherwise it comes from the module version or VCS revision Go recorded.
-var Version = buildVersion()
+var Version = buildinfo.Read("").Version
 
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "dev"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	rev, dirty := "", false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "dev"
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return "dev-" + rev
-}
+// Build returns what the JSON "qkv" block of every report says about this build.
+func Build() buildinfo.Info { return buildinfo.Read(Version) }
 
 // Streams are the command's standard streams and environment.
 type Streams struct {

@@ -68,8 +68,19 @@ type TableLayout struct {
 	// Tone, when set, gives cells a colour of the palette in styled tables
 	// (a failure, a warning, a success). Cells are sanitised, so colour
 	// never comes in their text; plain text marks cells itself if it must
-	// (inspect appends "!").
+	// (inspect appends "!"). col is the column's index in Headers, whatever
+	// columns were dropped.
 	Tone func(row, col int) Tone
+
+	// Width, when above 0, is the widest line allowed (Style.Cols()): the
+	// columns listed in Drop are left out, least important first, while
+	// the table is wider; then the cells of the columns in Shrink (long
+	// names) are cut in the middle, down to MinShrink columns each.
+	Width  int
+	Drop   []int
+	Shrink []int
+	// ASCII draws with ASCII only: "-" rules, "..." for cut text.
+	ASCII bool
 }
 
 // Tone is the palette's colour of a table cell.
@@ -92,17 +103,41 @@ const (
 func (t TableLayout) Write(w io.Writer, n int, row func(i int) []string) error {
 	widths := make([]int, len(t.Headers))
 	for i, h := range t.Headers {
-		widths[i] = lipgloss.Width(Clean(h))
+		widths[i] = Width(Clean(h))
 	}
 	for r := 0; r < n; r++ {
 		for i, c := range row(r) {
 			if i < len(widths) {
-				widths[i] = max(widths[i], lipgloss.Width(Clean(c)))
+				widths[i] = max(widths[i], Width(Clean(c)))
+			}
+		}
+	}
+	headers, right, cols, cut := t.Headers, t.Right, []int(nil), []bool(nil)
+	if t.Width > 0 {
+		widths, cols, cut = t.fit(widths)
+		headers = pick(t.Headers, cols, nil)
+		right = make([]bool, len(cols))
+		for k, i := range cols {
+			right[k] = i < len(t.Right) && t.Right[i]
+		}
+		inner, buf := row, []string(nil)
+		row = func(r int) []string {
+			buf = pick(inner(r), cols, buf)
+			for k := range buf {
+				if cut[k] {
+					buf[k] = TruncateMiddle(Clean(buf[k]), widths[k], t.ASCII)
+				}
+			}
+			return buf
+		}
+		for k := range headers {
+			if cut[k] {
+				headers[k] = TruncateMiddle(Clean(headers[k]), widths[k], t.ASCII)
 			}
 		}
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	lw := lineWriter{w: bw, widths: widths, right: t.Right}
+	lw := lineWriter{w: bw, widths: widths, right: right}
 	if t.Styled {
 		lw.styled = true
 		lw.bar = theme.muted.Render("│")
@@ -111,14 +146,18 @@ func (t TableLayout) Write(w io.Writer, n int, row func(i int) []string) error {
 		lw.tpre[ToneWarn], lw.tpost[ToneWarn] = styleAround(theme.warn)
 		lw.tpre[ToneGood], lw.tpost[ToneGood] = styleAround(theme.good)
 		lw.rule(bw, "╭", "┬", "╮")
-		lw.line(t.Headers, true, nil)
+		lw.line(headers, true, nil)
 		lw.rule(bw, "├", "┼", "┤")
 	} else {
-		lw.line(t.Headers, true, nil)
+		lw.line(headers, true, nil)
 		if t.Rule {
+			ch := "─"
+			if t.ASCII {
+				ch = "-"
+			}
 			rule := make([]string, len(widths))
 			for i, wd := range widths {
-				rule[i] = strings.Repeat("─", wd)
+				rule[i] = strings.Repeat(ch, wd)
 			}
 			lw.line(rule, false, nil)
 		}
@@ -126,7 +165,12 @@ func (t TableLayout) Write(w io.Writer, n int, row func(i int) []string) error {
 	for r := 0; r < n; r++ {
 		var tone func(int) Tone
 		if t.Styled && t.Tone != nil {
-			tone = func(col int) Tone { return t.Tone(r, col) }
+			tone = func(col int) Tone {
+				if cols != nil {
+					col = cols[col]
+				}
+				return t.Tone(r, col)
+			}
 		}
 		lw.line(row(r), false, tone)
 	}
@@ -134,6 +178,58 @@ func (t TableLayout) Write(w io.Writer, n int, row func(i int) []string) error {
 		lw.rule(bw, "╰", "┴", "╯")
 	}
 	return bw.Flush()
+}
+
+// fit chooses the columns kept within t.Width and the widths of the shrunk
+// ones: it returns the kept columns' widths, their indexes in Headers, and
+// which of them are cut.
+func (t TableLayout) fit(widths []int) (kept []int, cols []int, cut []bool) {
+	gap, edge := 2, 0
+	if t.Styled {
+		gap, edge = 3, 4 // "│ " … " │ " … " │"
+	}
+	keep, total := FitColumns(widths, gap, edge, t.Width, t.Drop)
+	over := total - t.Width
+	shrink := map[int]int{}
+	for _, i := range t.Shrink {
+		if over <= 0 {
+			break
+		}
+		if i < 0 || i >= len(widths) || !keep[i] {
+			continue
+		}
+		by := min(over, widths[i]-MinShrink)
+		if by > 0 {
+			shrink[i] = widths[i] - by
+			over -= by
+		}
+	}
+	for i, w := range widths {
+		if !keep[i] {
+			continue
+		}
+		cols = append(cols, i)
+		nw, ok := shrink[i]
+		if !ok {
+			nw = w
+		}
+		kept = append(kept, nw)
+		cut = append(cut, ok)
+	}
+	return kept, cols, cut
+}
+
+// pick returns the cells of row at cols (missing cells empty), reusing buf.
+func pick(row []string, cols []int, buf []string) []string {
+	buf = buf[:0]
+	for _, i := range cols {
+		c := ""
+		if i < len(row) {
+			c = row[i]
+		}
+		buf = append(buf, c)
+	}
+	return buf
 }
 
 // styleAround returns the escape sequences a style puts before and after
@@ -199,7 +295,7 @@ func (l *lineWriter) line(cells []string, header bool, tone func(col int) Tone) 
 		if i < len(cells) {
 			c = Clean(cells[i])
 		}
-		pad := l.widths[i] - lipgloss.Width(c)
+		pad := l.widths[i] - Width(c)
 		right := i < len(l.right) && l.right[i]
 		tn := ToneNone
 		if tone != nil {

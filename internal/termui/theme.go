@@ -14,6 +14,38 @@ type Style struct {
 	Styled bool
 	// Width is the terminal's width in columns; 0 or less means 80.
 	Width int
+	// ASCII: the terminal shows ASCII only (TERM=dumb): renderers draw
+	// with ASCII characters ("-" rules, "..." for cut text, "#" bars, "-"
+	// for NoValue; see Glyphs).
+	ASCII bool
+}
+
+// Glyphs are the drawing characters of a Style: Unicode, or ASCII for a
+// terminal that shows nothing else.
+type Glyphs struct {
+	Rule     string // a horizontal rule's character
+	Ellipsis string // what stands for text cut out
+	NoValue  string // a number that is undefined or not finite
+	Full     string // a filled bar cell
+	Empty    string // an empty bar cell
+	Bullet   string
+	// Ramp is a sparkline's levels, lowest first.
+	Ramp []string
+}
+
+var (
+	unicodeGlyphs = Glyphs{Rule: "─", Ellipsis: "…", NoValue: NoValue, Full: "█", Empty: "░", Bullet: "•",
+		Ramp: []string{"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"}}
+	asciiGlyphs = Glyphs{Rule: "-", Ellipsis: "...", NoValue: "-", Full: "#", Empty: ".", Bullet: "*",
+		Ramp: []string{"_", ".", "-", "~", "=", "+", "*", "#"}}
+)
+
+// Glyphs returns the drawing characters for the style.
+func (s Style) Glyphs() Glyphs {
+	if s.ASCII {
+		return asciiGlyphs
+	}
+	return unicodeGlyphs
 }
 
 // Cols is the width to lay out for: Width, or 80 when it is not set.

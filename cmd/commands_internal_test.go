@@ -43,20 +43,32 @@ func TestExitCodeFromTypes(t *testing.T) {
 
 // TestCobraErrorsAreUsage: every error cobra itself makes — an unknown
 // command, flag or shorthand, a bad flag value, a missing flag value, the
-// wrong number of arguments — exits 2 with one line and the usage hint.
+// wrong number of arguments — exits 2 with one line and the usage hint
+// naming the subcommand's help (an unknown command's suggestion on a line of
+// its own).
 func TestCobraErrorsAreUsage(t *testing.T) {
-	for _, args := range [][]string{
-		{"lss", "x"}, {"ls", "--nope", "x"}, {"ls", "-z", "x"}, {"cat", "x", "t", "--rows", "many"},
-		{"cat", "x", "t", "--rows"}, {"ls"}, {"ls", "a", "b"}, {"diff", "a"}, {"version", "extra"}, {"ls", "---x", "a"},
+	for _, c := range []struct {
+		args []string
+		help string
+	}{
+		{[]string{"ls", "--nope", "x"}, "qkv ls"}, {[]string{"ls", "-z", "x"}, "qkv ls"}, {[]string{"cat", "x", "t", "--rows", "many"}, "qkv cat"},
+		{[]string{"cat", "x", "t", "--rows"}, "qkv cat"}, {[]string{"ls"}, "qkv ls"}, {[]string{"ls", "a", "b"}, "qkv ls"}, {[]string{"diff", "a"}, "qkv diff"},
+		{[]string{"version", "extra"}, "qkv version"}, {[]string{"ls", "---x", "a"}, "qkv ls"}, {[]string{"--nope"}, "qkv"},
+		{[]string{"ls", "--color", "sometimes", "x"}, "qkv ls"},
 	} {
 		var out, errb bytes.Buffer
-		code := Run(context.Background(), args, &Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: 80})
-		if code != ExitUsage || out.Len() != 0 || !strings.HasSuffix(errb.String(), "Run 'qkv --help' for usage.\n") || strings.Count(errb.String(), "\n") != 2 {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		code := Run(context.Background(), c.args, &Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: 80})
+		if code != ExitUsage || out.Len() != 0 || !strings.HasSuffix(errb.String(), "\nRun '"+c.help+" --help' for usage.\n") || strings.Count(errb.String(), "\n") != 2 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", c.args, code, out.String(), errb.String())
 		}
 	}
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), []string{"lss", "x"}, &Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: 80})
+	if want := "qkv: unknown command \"lss\" for \"qkv\"\nDid you mean 'qkv ls'?\nRun 'qkv --help' for usage.\n"; code != ExitUsage || errb.String() != want {
+		t.Errorf("lss: exit %d, stderr %q, want %q", code, errb.String(), want)
+	}
 	// The help command and --help still work.
-	var out bytes.Buffer
+	out.Reset()
 	if code := Run(context.Background(), []string{"help", "ls"}, &Streams{Out: &out, Err: &out, Width: 80}); code != ExitOK || !strings.Contains(out.String(), "qkv ls PATH") {
 		t.Errorf("help ls: exit %d: %s", code, out.String())
 	}

@@ -24,6 +24,8 @@ const (
 type exitError struct {
 	code int
 	err  error
+	// hint is a line printed after the message ("Did you mean …?").
+	hint string
 }
 
 func (e *exitError) Error() string { return e.err.Error() }

@@ -244,7 +244,12 @@ func checkSharedFlags(c *cobra.Command, _ []string) error {
 const maxWorkers = 1024
 
 // openCheckpoint opens PATH for a command (errors are *formats.Error: exit
-// status 3); ctx bounds the reads of a remote PATH.
+// status 3). A remote PATH is read through the run's client (remote.go),
+// ctx bounding its reads.
 func openCheckpoint(ctx context.Context, path string, maxHeader int64) (*formats.Checkpoint, error) {
-	return formats.Open(path, formats.Options{MaxHeaderBytes: maxHeader, Context: ctx})
+	opts, err := openOptions(ctx, path, maxHeader)
+	if err != nil {
+		return nil, err
+	}
+	return formats.Open(path, opts)
 }

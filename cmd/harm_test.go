@@ -116,7 +116,7 @@ func TestOutputRefusesNonRegular(t *testing.T) {
 		for p, msg := range want {
 			args := append(append([]string{}, c.args...), p)
 			code, out, errs := runWithin(t, 20*time.Second, args...)
-			errs = strings.TrimSuffix(errs, usageHint)
+			errs = trimUsageHint(errs)
 			checkFailure(t, strings.Join(args, " "), code, out, errs, cmd.ExitUsage, c.flag+" "+p+": "+msg+
 				map[bool]string{true: "; qkv writes only regular files, or - for standard output", false: ""}[strings.HasPrefix(msg, "not a regular")])
 		}
@@ -326,6 +326,6 @@ func TestNamedFilesBounded(t *testing.T) {
 		{[]string{"verify", model, "--manifest", big}, cmd.ExitInput, "--manifest " + big + ": 2147483648 bytes is more than the 67108864 this file may have"},
 	} {
 		code, out, errs := runWithin(t, 20*time.Second, c.args...)
-		checkFailure(t, strings.Join(c.args, " "), code, out, strings.TrimSuffix(errs, usageHint), c.code, c.msg)
+		checkFailure(t, strings.Join(c.args, " "), code, out, trimUsageHint(errs), c.code, c.msg)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -67,15 +68,18 @@ func expectRun(t *testing.T, r hostileRun, path string) {
 		}
 	} else {
 		if r.Exit == cmd.ExitUsage {
-			errs = strings.TrimSuffix(errs, usageHint)
+			errs = trimUsageHint(errs)
 		}
 		checkFailure(t, fmt.Sprintf("%q", what), code, out, errs, r.Exit, r.Error)
 	}
 	checkSafe(t, what, out, errs)
 }
 
-// usageHint is the line qkv adds after a usage error.
-const usageHint = "Run 'qkv --help' for usage.\n"
+// usageHint is the line qkv adds after a usage error, naming the command.
+var usageHint = regexp.MustCompile(`\nRun 'qkv( [a-z]+)* --help' for usage\.\n$`)
+
+// trimUsageHint removes the usage hint from stderr.
+func trimUsageHint(errs string) string { return usageHint.ReplaceAllString(errs, "\n") }
 
 // checkSafe: nothing qkv prints as text may drive a terminal — no control
 // character but line breaks, no C1 control, bidi override or invalid UTF-8.

@@ -9,17 +9,21 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/qkvdev/qkv/formats/source"
 	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
-// Version is set at build time with -ldflags "-X github.com/qkvdev/qkv/cmd.Version=...";
-// otherwise it comes from the module version or VCS revision Go recorded.
+// Version is the version of this build: stamped with -ldflags
+// "-X github.com/qkvdev/qkv/internal/buildinfo.version=v0.1.0" (and .commit,
+// .date), else the module version, else "dev-COMMIT" from the VCS
+// revision Go recorded, else "dev".
 var Version = buildinfo.Read("").Version
 
 // Build returns what the JSON "qkv" block of every report says about this build.
@@ -29,12 +33,18 @@ func Build() buildinfo.Info { return buildinfo.Read(Version) }
 type Streams struct {
 	In       io.Reader
 	Out, Err io.Writer
-	// Styled: stdout is a terminal and NO_COLOR is unset.
+	// Styled: colours and borders on stdout (a terminal, or forced by
+	// --color=always or CLICOLOR_FORCE; never with NO_COLOR or --color=never).
 	Styled bool
 	// Width of the terminal in columns (80 when unknown).
 	Width int
+	// ASCII: the terminal shows ASCII only (TERM=dumb).
+	ASCII bool
 	// Progress: stderr is a terminal, so progress bars may be drawn there.
 	Progress bool
+
+	// remote is the run's remote reading (NewRoot makes it; see remote.go).
+	remote *remoteEnv
 }
 
 // Every text view of a command renders through the one signature.
@@ -48,26 +58,63 @@ var (
 )
 
 // style is how results are written to Out: styled or not, and its width.
-func (s *Streams) style() termui.Style { return termui.Style{Styled: s.Styled, Width: s.Width} }
+func (s *Streams) style() termui.Style {
+	return termui.Style{Styled: s.Styled, Width: s.Width, ASCII: s.ASCII}
+}
 
 // SystemStreams returns the process's streams with styling decided from the
-// terminal and NO_COLOR.
+// terminal and the environment (colorAuto).
 func SystemStreams() *Streams {
 	s := &Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Width: 80}
-	_, noColor := os.LookupEnv("NO_COLOR")
-	if term.IsTerminal(int(os.Stdout.Fd())) {
-		s.Styled = !noColor && os.Getenv("TERM") != "dumb"
-		if w, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil && w > 0 {
-			s.Width = w
-		}
-	} else if c := os.Getenv("COLUMNS"); c != "" {
-		var w int
-		if _, err := fmt.Sscan(c, &w); err == nil && w > 20 {
+	outTTY := term.IsTerminal(int(os.Stdout.Fd()))
+	s.Styled = colorAuto(outTTY, os.Getenv)
+	s.ASCII = os.Getenv("TERM") == "dumb"
+	if w, _, err := term.GetSize(int(os.Stdout.Fd())); outTTY && err == nil && w > 0 {
+		s.Width = w
+	} else if w, err := strconv.Atoi(strings.TrimSpace(os.Getenv("COLUMNS"))); err == nil && w > 20 {
+		s.Width = w
+	}
+	s.Progress = term.IsTerminal(int(os.Stderr.Fd()))
+	if s.Progress && !outTTY {
+		// stdout is piped: the progress line fits stderr's terminal.
+		if w, _, err := term.GetSize(int(os.Stderr.Fd())); err == nil && w > 0 {
 			s.Width = w
 		}
 	}
-	s.Progress = term.IsTerminal(int(os.Stderr.Fd()))
 	return s
+}
+
+// colorAuto decides styling when --color is auto: NO_COLOR (set and not
+// empty) turns it off; CLICOLOR_FORCE (set, not "0") forces it on even
+// when stdout is not a terminal; CLICOLOR=0 turns it off; otherwise a
+// terminal that is not TERM=dumb is styled.
+func colorAuto(tty bool, getenv func(string) string) bool {
+	switch {
+	case getenv("NO_COLOR") != "":
+		return false
+	case getenv("CLICOLOR_FORCE") != "" && getenv("CLICOLOR_FORCE") != "0":
+		return true
+	case getenv("CLICOLOR") == "0":
+		return false
+	}
+	return tty && getenv("TERM") != "dumb"
+}
+
+// colorValues are the values of --color.
+var colorValues = []string{"auto", "always", "never"}
+
+// applyColor applies --color to the streams.
+func (s *Streams) applyColor(v string) error {
+	switch v {
+	case "auto":
+	case "always":
+		s.Styled = true
+	case "never":
+		s.Styled = false
+	default:
+		return usageError("--color must be auto, always or never, not %q", v)
+	}
+	return nil
 }
 
 // Execute runs qkv with the process's arguments and streams and returns the
@@ -79,7 +126,9 @@ func Execute() int {
 // Run runs qkv with the given arguments and streams and returns the exit
 // status. It never calls os.Exit, so tests can call it.
 func Run(ctx context.Context, args []string, s *Streams) int {
-	err := execute(ctx, NewRoot(s), args, s)
+	root := NewRoot(s)
+	sub, err := execute(withStreams(ctx, s), root, args, s)
+	s.clearProgress()
 	if err == nil {
 		return ExitOK
 	}
@@ -94,26 +143,56 @@ func Run(ctx context.Context, args []string, s *Streams) int {
 	// Messages quote names from files; Clean shows any escape left in them.
 	msg := termui.Clean(strings.ReplaceAll(err.Error(), "\n", " "))
 	fmt.Fprintln(s.Err, "qkv: "+msg)
+	var ee *exitError
+	if errors.As(err, &ee) && ee.hint != "" {
+		fmt.Fprintln(s.Err, termui.Clean(ee.hint))
+	}
 	if code == ExitUsage {
-		fmt.Fprintln(s.Err, "Run 'qkv --help' for usage.")
+		fmt.Fprintf(s.Err, "Run '%s --help' for usage.\n", sub.CommandPath())
 	}
 	return code
 }
 
-// execute runs the command tree. The one error cobra makes outside a
-// command's flags and arguments, an unknown command, comes from Find: it
-// is asked first, so that its error is typed as a usage error here.
-func execute(ctx context.Context, root *cobra.Command, args []string, s *Streams) error {
+// execute runs the command tree and returns the command the arguments
+// name (the root when they name none) for the usage hint. The one error
+// cobra makes outside a command's flags and arguments, an unknown command,
+// comes from Find: it is asked first, so that its error is typed as a
+// usage error here, with the suggestion on a line of its own.
+func execute(ctx context.Context, root *cobra.Command, args []string, s *Streams) (*cobra.Command, error) {
 	root.SetArgs(args)
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
 	root.SetIn(s.In)
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
-	if _, _, err := root.Find(args); err != nil {
-		return asUsage(err)
+	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
+		return root, root.ExecuteContext(ctx) // shell completion: cobra's hidden command
 	}
-	return root.ExecuteContext(ctx)
+	sub, _, err := root.Find(args)
+	if err != nil {
+		return root, unknownCommand(root, args)
+	}
+	return sub, root.ExecuteContext(ctx)
+}
+
+// unknownCommand is the usage error for a first argument that names no
+// command, with cobra's suggestions.
+func unknownCommand(root *cobra.Command, args []string) error {
+	name := ""
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			name = a
+			break
+		}
+	}
+	e := &exitError{code: ExitUsage, err: fmt.Errorf("unknown command %q for %q", name, root.CommandPath())}
+	if sug := root.SuggestionsFor(name); len(sug) > 0 {
+		for i, c := range sug {
+			sug[i] = "'" + root.CommandPath() + " " + c + "'"
+		}
+		e.hint = "Did you mean " + strings.Join(sug, " or ") + "?"
+	}
+	return e
 }
 
 // NewRoot builds the command tree printing to s: every command is listed
@@ -126,14 +205,27 @@ func NewRoot(s *Streams) *cobra.Command {
 layer's attention projections W_Q, W_K, W_V and W_O, decodes them to float32
 from any dtype or quantization, and reports what they look like.
 
+` + remoteHelp + `
+
 Exit status: 0 success, 1 a check found problems, 2 usage error,
 3 the input could not be read.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       Build().Line(),
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return asUsage(err) })
 	root.SetVersionTemplate("qkv {{.Version}}\n")
+	// One run, one remote client: the persistent flags bind to a new
+	// remoteEnv (a test's source options are kept).
+	var opts func() source.Options
+	if s.remote != nil {
+		opts = s.remote.options
+	}
+	s.remote = &remoteEnv{options: opts}
+	s.remote.flags.addPersistent(root)
+	color := "auto"
+	root.PersistentFlags().StringVar(&color, "color", "auto", "colour and borders on stdout: auto (on a terminal, unless NO_COLOR; CLICOLOR_FORCE forces), always or never")
+	root.PersistentPreRunE = func(c *cobra.Command, args []string) error { return s.applyColor(color) }
 	root.AddCommand(
 		NewCmdLs(s, nil),
 		NewCmdMeta(s, nil),
@@ -151,6 +243,7 @@ Exit status: 0 success, 1 a check found problems, 2 usage error,
 		NewCmdVerify(s, nil),
 		NewCmdVersion(s, nil),
 	)
+	registerCompletions(root)
 	return root
 }
 
@@ -175,11 +268,19 @@ func NewCmdVersion(s *Streams, runF func(context.Context, *VersionOptions) error
 	return c
 }
 
+// versionReport is qkv version --json: the version, and the build's
+// "qkv" block every document carries (commit, date, Go).
+type versionReport struct {
+	Schema  string         `json:"schema"`
+	Version string         `json:"version"`
+	QKV     buildinfo.Info `json:"qkv"`
+}
+
 func versionRun(_ context.Context, o *VersionOptions) error {
 	if o.JSON {
-		return termui.WriteJSON(o.IO.Out, map[string]string{"schema": "qkv.version/v1", "version": Version})
+		return termui.WriteJSON(o.IO.Out, versionReport{Schema: "qkv.version/v1", Version: Version, QKV: Build()})
 	}
-	_, err := fmt.Fprintf(o.IO.Out, "qkv %s\n", Version)
+	_, err := fmt.Fprintf(o.IO.Out, "qkv %s\n", Build().Line())
 	return err
 }
 

@@ -33,49 +33,10 @@ type verifyReport struct {
 	IO       source.IO          `json:"io"`
 }
 
-// remoteFlags are the flags of every command that reads remote inputs.
-type remoteFlags struct {
-	noCache   bool
-	allowHTTP bool
-}
-
-func (f *remoteFlags) add(c *cobra.Command) {
-	c.Flags().BoolVar(&f.noCache, "no-cache", false, "neither read nor write qkv's cache of fetched byte ranges")
-	c.Flags().BoolVar(&f.allowHTTP, "allow-http", false, "allow plain http:// URLs to hosts other than loopback")
-}
-
-// client returns a source client configured from the environment (HF_*)
-// and the flags, drawing network progress on stderr when it is a terminal.
-func (f *remoteFlags) client(s *Streams, p *termui.Progress) (*source.Client, error) {
-	o := source.EnvOptions()
-	o.NoCache, o.AllowHTTP = f.noCache, f.allowHTTP
-	o.UserAgent = "qkv/" + Version
-	if p != nil {
-		o.Progress = func(pr source.Progress) {
-			p.Show(fmt.Sprintf("fetched %s  %s/s", termui.Bytes(pr.Bytes), termui.Bytes(int64(pr.Rate))))
-		}
-	}
-	c, err := source.New(o)
-	if err != nil {
-		return nil, usageError("%v", err)
-	}
-	return c, nil
-}
-
-// newProgressLine returns a progress line on stderr when it is a
-// terminal, else nil (which draws nothing).
-func newProgressLine(s *Streams) *termui.Progress {
-	if !s.Progress {
-		return nil
-	}
-	return termui.NewProgress(s.Err, "", "")
-}
-
 // VerifyOptions are the options of qkv verify.
 type VerifyOptions struct {
 	IO            *Streams
 	Input         string // PATH, REPO or URL
-	Remote        remoteFlags
 	Manifest      string // compare with this manifest ("": none)
 	WriteManifest string // write one here ("-": standard output)
 	JSON          bool
@@ -124,7 +85,6 @@ qkv.manifest/v1; "-" for standard output) — only when nothing failed.`,
 			return runOr(c, runF, verifyRun, opts)
 		},
 	}
-	opts.Remote.add(c)
 	f := c.Flags()
 	f.StringVar(&opts.Manifest, "manifest", "", "compare with this manifest (written by --write-manifest)")
 	f.StringVar(&opts.WriteManifest, "write-manifest", "", `write the files' sizes and SHA-256 to FILE ("-": standard output)`)
@@ -148,8 +108,8 @@ func verifyRun(ctx context.Context, o *VerifyOptions) error {
 	}
 	prog := newProgressLine(s)
 	defer prog.Done()
-	// Hashing reports its own progress, streamed bytes included.
-	cl, err := o.Remote.client(s, nil)
+	// Hashing reports its own progress; network reads show as its note.
+	cl, err := s.client()
 	if err != nil {
 		return err
 	}

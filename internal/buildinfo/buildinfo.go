@@ -5,6 +5,7 @@ package buildinfo
 
 import (
 	"runtime"
+	"strings"
 	"runtime/debug"
 	"sync"
 )
@@ -23,20 +24,71 @@ type Info struct {
 	Go       string `json:"go"`
 }
 
+// What a release build stamps, each with
+// -ldflags "-X github.com/qkvdev/qkv/internal/buildinfo.NAME=VALUE" (they
+// must stay uninitialised for -X to set them): version, commit (the VCS
+// revision) and date (the commit's time, RFC 3339). What is not stamped
+// comes from what the Go toolchain recorded (a build inside a git checkout
+// records the commit, its time and whether the tree was modified, unless
+// -buildvcs=false).
+var version, commit, date string
+
 var (
 	once     sync.Once
 	recorded Info
 )
 
-// Read returns the build's Info. stamped is the version set at build time
-// ("" when none was).
+// Read returns the build's Info. stamped is a version set at build time
+// ("" when none was); it wins over everything.
 func Read(stamped string) Info {
-	once.Do(func() { recorded = fromBuildInfo() })
+	once.Do(func() {
+		recorded = fromBuildInfo()
+		if commit != "" {
+			recorded.Commit, recorded.Modified = commit, false
+			if version == "" && !released(recorded.Version) {
+				recorded.Version = "dev-" + short(commit)
+			}
+		}
+		if date != "" {
+			recorded.Date = date
+		}
+		if version != "" {
+			recorded.Version = version
+		}
+	})
 	in := recorded
 	if stamped != "" {
 		in.Version = stamped
 	}
 	return in
+}
+
+// released reports a module version (not "dev…").
+func released(v string) bool { return v != "" && v != "dev" && !strings.HasPrefix(v, "dev-") }
+
+func short(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// Line is the one-line form `qkv --version` prints after "qkv ":
+// "v0.1.0 (commit 0123456789ab, 2026-12-06T21:00:00Z, go1.26.8)".
+func (in Info) Line() string {
+	var extra []string
+	if in.Commit != "" {
+		c := "commit " + short(in.Commit)
+		if in.Modified {
+			c += " (modified)"
+		}
+		extra = append(extra, c)
+	}
+	if in.Date != "" {
+		extra = append(extra, in.Date)
+	}
+	extra = append(extra, in.Go)
+	return in.Version + " (" + strings.Join(extra, ", ") + ")"
 }
 
 func fromBuildInfo() Info {
@@ -59,14 +111,10 @@ func fromBuildInfo() Info {
 	case v != "" && v != "(devel)":
 		in.Version = v
 	case in.Commit != "":
-		short := in.Commit
-		if len(short) > 12 {
-			short = short[:12]
-		}
+		in.Version = "dev-" + short(in.Commit)
 		if in.Modified {
-			short += "-dirty"
+			in.Version += "-dirty"
 		}
-		in.Version = "dev-" + short
 	}
 	return in
 }

@@ -165,13 +165,13 @@ func TestProvenance(t *testing.T) {
 		Provenance
 		N int `json:"n"`
 	}
-	b, _ := json.Marshal(doc{Schema: "qkv.test/v1", Provenance: provenance(ck), N: 1})
+	b, _ := json.Marshal(doc{Schema: "qkv.test/v1", Provenance: newProvenance(ck), N: 1})
 	s := string(b)
 	if !strings.HasPrefix(s, `{"schema":"qkv.test/v1","source":{"input":`) || !strings.Contains(s, `"qkv":{"version":`) ||
 		strings.Contains(s, `"io"`) || !strings.Contains(s, `"name":"model-00001-of-00002.safetensors"`) {
 		t.Errorf("%s", s)
 	}
-	b, _ = json.Marshal(pairProvenance(ck, ck))
+	b, _ = json.Marshal(newPairProvenance(ck, ck))
 	if s := string(b); !strings.HasPrefix(s, `{"source_a":{`) || !strings.Contains(s, `"source_b":{`) || strings.Contains(s, `"io"`) {
 		t.Errorf("%s", s)
 	}

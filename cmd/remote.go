@@ -184,7 +184,7 @@ func openOptions(ctx context.Context, path string, maxHeader int64) (formats.Opt
 // come from: the checkpoint ("source", formats.SourceInfo), the qkv build
 // ("qkv") and, for a remote input, what reading it cost ("io": requests,
 // bytes fetched, bytes from qkv's cache). Embed it in a report struct, after
-// "schema", and fill it with provenance(ck) when the work is done (the io
+// "schema", and fill it with newProvenance(ck) when the work is done (the io
 // counters then cover every read):
 //
 //	type lsReport struct {
@@ -198,8 +198,8 @@ type Provenance struct {
 	IO     *source.IO         `json:"io,omitempty"`
 }
 
-// provenance returns the blocks for a report on ck.
-func provenance(ck *formats.Checkpoint) Provenance {
+// newProvenance returns the blocks for a report on ck.
+func newProvenance(ck *formats.Checkpoint) Provenance {
 	return Provenance{Source: ck.Source(), QKV: Build(), IO: ioOf(ck)}
 }
 
@@ -213,8 +213,8 @@ type PairProvenance struct {
 	IO      *source.IO         `json:"io,omitempty"`
 }
 
-// pairProvenance returns the blocks for a report on a and b.
-func pairProvenance(a, b *formats.Checkpoint) PairProvenance {
+// newPairProvenance returns the blocks for a report on a and b.
+func newPairProvenance(a, b *formats.Checkpoint) PairProvenance {
 	p := PairProvenance{SourceA: a.Source(), SourceB: b.Source(), QKV: Build(), IO: ioOf(a)}
 	if p.IO == nil {
 		p.IO = ioOf(b)
@@ -239,4 +239,3 @@ first), or an https:// URL of a .safetensors or .gguf file. Only headers and
 the tensors a command needs are fetched, by HTTP range requests, and kept in
 qkv's cache (--no-cache). HF_TOKEN authenticates, HF_ENDPOINT selects a
 mirror, HF_HUB_OFFLINE=1 forbids the network.`
-

@@ -5,8 +5,8 @@ package buildinfo
 
 import (
 	"runtime"
-	"strings"
 	"runtime/debug"
+	"strings"
 	"sync"
 )
 

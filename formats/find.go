@@ -12,8 +12,11 @@ import (
 // FindOptions tune FindModel.
 type FindOptions struct {
 	// Map names the weight tensors of projections by regular expression
-	// (--map q=REGEX,...); the first capture group is the layer number.
-	// Mapped projections replace what the architecture table finds.
+	// (--map q=REGEX,...); the first capture group is the layer number, and
+	// an expression without one names a single tensor, as layer 0. Mapped
+	// projections replace what the architecture table finds. When no
+	// expression has a capture group, the model is just the tensors they
+	// name (single-tensor mode, see FindModel).
 	Map map[Projection]*regexp.Regexp
 	// Geometry overrides from the command line (0: from config/metadata).
 	NHeads, NKVHeads, HeadDim int
@@ -44,6 +47,9 @@ type Model struct {
 	archName string
 	byIndex  map[int]int
 	emb      embeddingSource
+	// single: every --map expression names one tensor (no capture group);
+	// the model is those tensors as layer 0.
+	single bool
 }
 
 // Geometry returns the model's attention geometry.
@@ -94,6 +100,15 @@ func (m *Model) HeadsKnown() error {
 // from config.json or GGUF metadata (overridden by opts), and checks every
 // tensor's shape against it. Checkpoints whose layout is unknown give an
 // *Error that lists their tensor-name patterns and how to map them.
+//
+// Single-tensor mode: when every opts.Map expression lacks a capture group,
+// the model is only the tensors they name, as the projections of layer 0,
+// stored [out, in] and taken as they are (no architecture's rules: no
+// transposition, RoPE un-permutation or fused split). Any 2-D tensor of any
+// file can be inspected this way. Head counts come from opts alone (the
+// configuration's describe the file's model, not necessarily the tensor):
+// without them the geometry has none and HeadsKnown says so, so the whole
+// matrices are analysed and per-head views are refused.
 func FindModel(c *Checkpoint, opts FindOptions) (*Model, error) {
 	if opts.NHeads < 0 || opts.NKVHeads < 0 || opts.HeadDim < 0 {
 		return nil, errors.New("head counts and head_dim must be positive")
@@ -135,10 +150,19 @@ func FindModel(c *Checkpoint, opts FindOptions) (*Model, error) {
 		}
 	}
 
-	matches := classify(c, known)
+	m.single = singleTensorMap(opts.Map)
+	if m.single {
+		// The named tensors alone: no table, no configuration geometry.
+		known, m.arch, m.entry = nil, genericArch, nil
+		geo = geoSource{geo: Geometry{Arch: m.archName, Norm: NormNone}, from: "the shape of the tensor named by --map"}
+	}
+	var matches []match
+	if !m.single {
+		matches = classify(c, known)
+	}
 	stacks := chooseStacks(matches)
 	m.OtherStacks = stacks.others
-	if c.Format != FormatGGUF {
+	if c.Format != FormatGGUF && !m.single {
 		// BART-style encoder/decoder: the geometry keys depend on the stack.
 		last := ""
 		if n := len(stacks.chosen); n > 0 {
@@ -183,6 +207,9 @@ func FindModel(c *Checkpoint, opts FindOptions) (*Model, error) {
 		geo.geo.NormEps = 0
 	}
 	m.Geo = geo.geo
+	if m.single {
+		return m, nil
+	}
 	m.findEmbeddings(stacks.chosen)
 	m.Geo.PositionEmbeddings = m.emb.positions != nil
 	if t := m.emb.tokens; m.Geo.VocabSize == 0 && t != nil && len(t.Shape) == 2 {
@@ -280,7 +307,25 @@ func chooseStacks(ms []match) stackChoice {
 	return stackChoice{chosen: []string{best}, others: others}
 }
 
-// mappedMatches applies --map regular expressions to every tensor name.
+// singleTensorMap reports whether mp is single-tensor mode: at least one
+// expression, none with a capture group.
+func singleTensorMap(mp map[Projection]*regexp.Regexp) bool {
+	n := 0
+	for _, re := range mp {
+		if re == nil {
+			continue
+		}
+		if re.NumSubexp() > 0 {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
+// mappedMatches applies --map regular expressions to every tensor name. An
+// expression without a capture group names one weight (and its bias), as
+// layer 0.
 func mappedMatches(c *Checkpoint, mp map[Projection]*regexp.Regexp) ([]match, error) {
 	var out []match
 	for _, p := range Projections {
@@ -288,22 +333,30 @@ func mappedMatches(c *Checkpoint, mp map[Projection]*regexp.Regexp) ([]match, er
 		if re == nil {
 			continue
 		}
-		if re.NumSubexp() < 1 {
-			return nil, &Error{File: c.Path, Offset: -1, Err: fmt.Errorf("--map %s=%s has no capture group for the layer number", p, re)}
-		}
 		found := false
+		var weights []string
 		for _, t := range c.Tensors {
 			s := re.FindStringSubmatch(t.Name)
 			if s == nil {
 				continue
 			}
-			n, err := strconv.Atoi(s[1])
-			if err != nil || n < 0 {
-				return nil, &Error{File: c.Path, Tensor: t.Name, Offset: -1, Err: fmt.Errorf("--map %s=%s: the first capture group %q is not a layer number", p, re, s[1])}
+			n := 0
+			if re.NumSubexp() > 0 {
+				var err error
+				n, err = strconv.Atoi(s[1])
+				if err != nil || n < 0 {
+					return nil, &Error{File: c.Path, Tensor: t.Name, Offset: -1, Err: fmt.Errorf("--map %s=%s: the first capture group %q is not a layer number", p, re, s[1])}
+				}
 			}
 			found = true
 			bias := strings.HasSuffix(t.Name, "bias") || len(t.Shape) == 1
+			if !bias {
+				weights = append(weights, t.Name)
+			}
 			out = append(out, match{t: t, stack: "\x00map", layer: n, role: projRole(p), bias: bias, leaf: "--map " + string(p)})
+		}
+		if re.NumSubexp() == 0 && len(weights) > 1 {
+			return nil, &Error{File: c.Path, Offset: -1, Err: fmt.Errorf("--map %s=%s has no capture group, so it names one tensor (as layer 0), but it matches %d: %s; anchor it (^NAME$) or give a capture group for the layer number", p, re, len(weights), quoteJoin(weights, 5))}
 		}
 		if !found {
 			pats, _ := namePatterns(c, 15)
@@ -531,6 +584,11 @@ func (m *Model) completeGeometry(per []map[int]*layerTensors, geo *geoSource) er
 				g.DModel = out
 			}
 		}
+	}
+	if g.NHeads == 0 && m.single {
+		// Single-tensor mode without --n-heads: whole matrices only.
+		g.NKVHeads, g.HeadDim = 0, 0
+		return nil
 	}
 	if g.NHeads == 0 {
 		return &Error{File: m.Checkpoint.Path, Offset: -1, Err: fmt.Errorf("the number of attention heads is unknown (%s gives none); pass --n-heads N (and --n-kv-heads N, --head-dim N for grouped-query attention)", geo.from)}

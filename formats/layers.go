@@ -161,7 +161,18 @@ func (m *Model) layerSource(lt *layerTensors, geo *geoSource) (*LayerSource, err
 		if err != nil {
 			return nil, err
 		}
-		if d != want[p] {
+		switch {
+		case g.NHeads == 0 && m.single:
+			// No head counts (single-tensor mode): only d_model, the input
+			// of q, k, v and the output of o, must agree.
+			dm := d[1]
+			if p == ProjO {
+				dm = d[0]
+			}
+			if dm != g.DModel {
+				return nil, &Error{File: c.Path, Tensor: w.t.Name, Offset: -1, Err: fmt.Errorf("W_%s has shape [%d, %d] (out, in), which does not fit d_model %d of the other tensors named by --map", strings.ToUpper(string(p)), d[0], d[1], g.DModel)}
+			}
+		case d != want[p]:
 			return nil, shapeErr(w.t, "W_"+strings.ToUpper(string(p)), d, want[p])
 		}
 		ps := &ProjSource{Tensor: w.t, Transposed: m.conv1D(w), Out: d[0], In: d[1]}

@@ -1,10 +1,12 @@
 package inspect
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/inspect/esd"
 	"github.com/qkvdev/qkv/internal/linalg"
 )
 
@@ -19,6 +21,10 @@ type StatsOptions struct {
 	Fast bool
 	// KeepSV keeps every singular value in Stats.SV.
 	KeepSV bool
+	// exactTail refuses the Gram spectrum whose values below the rank
+	// threshold are approximate (sv_tail_approximate): such a matrix is
+	// decomposed directly (for the heavy-tail metrics, which use them).
+	exactTail bool
 }
 
 // statsOptions are the numerics options a run passes to MatrixStats.
@@ -44,7 +50,7 @@ func MatrixStats(w formats.Matrix, o StatsOptions) Stats {
 		fastSpectralStats(&s, w.Data, w.Rows, w.Cols)
 		return s
 	}
-	sv, method, approx := singularValues(w.Data, w.Rows, w.Cols, true, o.RankTol)
+	sv, method, approx := singularValues(w.Data, w.Rows, w.Cols, !o.exactTail, o.RankTol)
 	s.Method = method
 	spectralStats(&s, sv, o.RankTol, o.KeepSV)
 	if approx > 0 {
@@ -96,14 +102,27 @@ func analyzeMatrix(w formats.Matrix, f *LoRAFactors, p formats.Projection, g for
 		return nil, nil, fmt.Errorf("%s: %d values for shape [%d, %d]", p, len(w.Data), w.Rows, w.Cols)
 	}
 	so := opts.statsOptions()
-	stats := func(m formats.Matrix, rows, cols [2]int) Stats {
+	stats := func(m formats.Matrix, rows, cols [2]int, so StatsOptions) Stats {
 		if f == nil {
 			return MatrixStats(m, so)
 		}
 		return factorStats(m, f.block(rows, cols), so)
 	}
 	all := [2]int{0, -1}
-	r := &MatrixReport{Stats: stats(w, all, all)}
+	whole := so
+	if opts.ESD {
+		// The heavy-tail fit needs every singular value, exactly.
+		whole.KeepSV, whole.exactTail = true, true
+	}
+	r := &MatrixReport{Stats: stats(w, all, all, whole)}
+	if opts.ESD {
+		if err := addESD(r, opts); err != nil {
+			return nil, nil, fmt.Errorf("%s: %v", p, err)
+		}
+		if !opts.Spectrum {
+			r.SV = nil
+		}
+	}
 	if !opts.Heads {
 		return r, nil, nil
 	}
@@ -121,14 +140,35 @@ func analyzeMatrix(w formats.Matrix, f *LoRAFactors, p formats.Projection, g for
 		span := [2]int{h * hd, (h + 1) * hd}
 		hs := HeadStats{Head: h}
 		if p == formats.ProjO {
-			hs.Stats, hs.Block.Columns = stats(b, all, span), &span
+			hs.Stats, hs.Block.Columns = stats(b, all, span, so), &span
 		} else {
-			hs.Stats, hs.Block.Rows = stats(b, span, all), &span
+			hs.Stats, hs.Block.Rows = stats(b, span, all, so), &span
 		}
 		r.Heads[h] = hs
 	}
 	r.MostSimilar = mostSimilar(blocks, r.Heads)
 	return r, blocks, nil
+}
+
+// addESD computes the heavy-tail metrics of a matrix from its full
+// spectrum r.SV (kept for it): none when the spectrum was not computed
+// (non-finite values: spectrum_skipped) or the matrix is empty, and the
+// flag esd_zero_matrix instead of them when every singular value is zero.
+func addESD(r *MatrixReport, opts *Options) error {
+	m, n := r.Shape[0], r.Shape[1]
+	if r.SV == nil || m == 0 || n == 0 {
+		return nil
+	}
+	res, err := esd.Analyze(r.SV, m, n, esd.Options{OverTrained: opts.AlphaLow, UnderTrained: opts.AlphaHigh})
+	switch {
+	case errors.Is(err, esd.ErrZero):
+		r.Flags = append(r.Flags, FlagESDZero)
+		return nil
+	case err != nil:
+		return err
+	}
+	r.ESD = res
+	return nil
 }
 
 // headDim is the size of a head block of projection p: head_dim for q and
@@ -225,6 +265,9 @@ func circuits(g formats.Geometry, q, k, v, o []formats.Matrix, lr *LayerReport) 
 func AnalyzeLayer(l *formats.Layer, g formats.Geometry, opts Options) (LayerReport, error) {
 	opts.defaults()
 	lr := LayerReport{Index: l.Index}
+	if err := opts.check(); err != nil {
+		return lr, err
+	}
 	blocks := map[formats.Projection][]formats.Matrix{}
 	for _, p := range formats.Projections {
 		if m := l.Matrix(p); m.Rows == 0 && m.Cols == 0 && len(m.Data) == 0 {

@@ -83,8 +83,11 @@
 // live in internal/linalg: the Gram matrix is its packed, register-tiled
 // product (AVX2/FMA kernel on amd64) on all CPUs; its eigenvalues come from
 // linalg's blocked Householder tridiagonalisation (rank-2k updates through
-// the same product, symmetric matrix-vector products split across CPUs)
-// and Pal–Walker–Kahan QR (gonum's Dsterf).
+// the same product, symmetric matrix-vector products split across CPUs in
+// 8 parts)
+// and Pal–Walker–Kahan QR (gonum's Dsterf). Every sum is split into a
+// fixed number of parts, whatever the number of CPUs, so the statistics
+// are bit for bit the same at any GOMAXPROCS.
 //
 // # LoRA updates
 //
@@ -98,6 +101,37 @@
 // flops instead of a decomposition of the out×in matrix, and without the
 // float32 noise tail that makes a materialised ΔW's effective rank
 // approximate and its condition a ratio to rounding noise.
+//
+// # Heavy-tail metrics
+//
+// With Options.ESD every matrix (q, k, v, o; not head blocks) gains an esd
+// object: WeightWatcher's heavy-tail family (WeightWatcher 0.7.5.5, the
+// defaults of analyze()), computed by package esd from all min(m, n)
+// singular values in float64 (its documentation has every definition).
+// λ_i = σ_i². Power-law fit: the fitted eigenvalues x_0 ≤ … ≤ x_{K−1} are
+// the λ above 1e-5; every x_i but the largest is a candidate xmin;
+// α_i = 1 + n_i / Σ_{j≥i} ln(x_j/x_i), D_i = max_{k<n_i} |1 − (x_{i+k}/x_i)^(1−α_i) − k/n_i|;
+// the fit is the candidate with the smallest D (smallest xmin on a tie).
+// alpha, D, xmin, xmin_index, xmax = λ_max, num_pl_spikes = #{λ ≥ xmin},
+// sigma = (α − 1)/√(K − xmin_index). Refused (status "failed", reason,
+// α-dependent fields null) when fewer than two eigenvalues exceed 1e-5 or
+// the best tail is all equal. warning "over-trained" (α < AlphaLow,
+// default 2) / "under-trained" (α > AlphaHigh, default 6). Norm metrics
+// over all eigenvalues: norm = Σλ = ‖W‖_F², log_norm, spectral_norm =
+// λ_max, log_spectral_norm, alpha_weighted = α·log10 λ_max, log_alpha_norm
+// = log10 Σλ^α, stable_rank = Σλ/λ_max, matrix_rank (float64 eps rule),
+// entropy = −Σ p_i ln p_i / ln(matrix_rank + 1e-10) with p_i = λ_i/Σλ +
+// 1e-10. The Marchenko–Pastur fit is not computed.
+//
+// The values the metrics use are exact: a matrix whose Gram spectrum
+// would carry sv_tail_approximate is decomposed directly instead (about 4×
+// the time of the Gram route for a 4096² matrix; only rank-deficient
+// matrices of side ≥ 512 take it), and LoRA updates use their exact
+// spectrum from the factors. Fast mode, which computes only the leading
+// singular values, cannot be combined with them (ErrESDFast). A matrix
+// with NaN or Inf has no esd object (spectrum_skipped); an all-zero one has
+// none and the flag "esd_zero_matrix". Findings: alpha_low (α < AlphaLow)
+// and alpha_high (α > AlphaHigh) for each fitted matrix.
 //
 // # Fast mode
 //
@@ -134,5 +168,7 @@
 // matrix; rank_collapsed when a head's effective_rank is below 10% of
 // min(m, n); duplicate_heads when two blocks of one matrix have cosine
 // similarity above 0.99; outlier_norm when a matrix's spectral_norm exceeds
-// 5 × the median spectral_norm of that projection kind across layers.
+// 5 × the median spectral_norm of that projection kind across layers; with
+// Options.ESD, alpha_low and alpha_high when a matrix's fitted α is below 2
+// or above 6.
 package inspect

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/inspect/esd"
 )
 
 // Findings derives every finding from a run's layers, in layer order, then
@@ -33,15 +34,18 @@ func crossLayer(kind string) bool {
 	return false
 }
 
+// thresholdsOrDefaults fills every zero threshold with its default, the
+// α ones included (they are used only where a matrix has an esd object).
 func thresholdsOrDefaults(t Thresholds) Thresholds {
-	o := Options{Thresholds: t}
+	o := Options{Thresholds: t, ESD: true}
 	o.defaults()
 	return o.Thresholds
 }
 
 // LayerFindings are the findings of one layer that depend on it alone
-// (NaN/Inf, dead, rank-collapsed and duplicated heads), in projection order,
-// then head order.
+// (NaN/Inf, α outside [AlphaLow, AlphaHigh] for matrices with heavy-tail
+// metrics, dead, rank-collapsed and duplicated heads), in projection
+// order, then head order.
 func LayerFindings(l LayerReport, t Thresholds, heads bool) []Finding {
 	t = thresholdsOrDefaults(t)
 	var out []Finding
@@ -97,6 +101,16 @@ func matrixFindings(layer int, name string, m *MatrixReport, t Thresholds, heads
 	if m.InfCount > 0 {
 		out = append(out, Finding{Kind: KindInf, Layer: layer, Matrix: name, Value: Float(m.InfCount), Threshold: 0,
 			Message: fmt.Sprintf("%d infinite values", m.InfCount)})
+	}
+	if e := m.ESD; e != nil && e.Status == esd.StatusSuccess && e.Alpha != nil {
+		switch a := *e.Alpha; {
+		case a < t.AlphaLow:
+			out = append(out, Finding{Kind: KindAlphaLow, Layer: layer, Matrix: name, Value: Float(a), Threshold: Float(t.AlphaLow),
+				Message: fmt.Sprintf("power-law exponent α = %.4g of the eigenvalue tail is below %g (heavy-tailed: WeightWatcher's over-trained)", a, t.AlphaLow)})
+		case a > t.AlphaHigh:
+			out = append(out, Finding{Kind: KindAlphaHigh, Layer: layer, Matrix: name, Value: Float(a), Threshold: Float(t.AlphaHigh),
+				Message: fmt.Sprintf("power-law exponent α = %.4g of the eigenvalue tail is above %g (WeightWatcher's under-trained)", a, t.AlphaHigh)})
+		}
 	}
 	if !heads || len(m.Heads) == 0 {
 		return out

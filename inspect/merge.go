@@ -89,7 +89,7 @@ func Merge(parts ...*Report) (*Report, error) {
 		case pp.Version != fp.Version:
 			return nil, mergeErr(i, "was made by qkv %s, part 1 by %s: run every shard with one version", pp.Version, fp.Version)
 		case pp.Numerics != fp.Numerics:
-			return nil, mergeErr(i, "was computed on %s, part 1 on %s: the parts would merge into a report no single run gives; run every shard on one kind of node (or with one GOMAXPROCS)", pp.Numerics, fp.Numerics)
+			return nil, mergeErr(i, "was computed on %s, part 1 on %s: the parts would merge into a report no single run gives; run every shard on one CPU architecture with one kernel (the number of CPUs does not matter)", pp.Numerics, fp.Numerics)
 		}
 		for k, v := range map[string]any{"model": p.Model, "settings": p.Settings, "layer selection": pp.AllLayers} {
 			b, err := json.Marshal(v)

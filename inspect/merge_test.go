@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -57,6 +59,9 @@ var mergeVariants = []runVariant{
 	{"drop_option", Options{Heads: true, DropHeads: true}, false},
 	{"heads_spectrum", Options{Heads: true, Spectrum: true}, false},
 	{"fast", Options{Heads: true, Fast: true}, true},
+	{"esd_spectrum", Options{Heads: true, Spectrum: true, ESD: true}, false},
+	// Thresholds that make α findings on most zoo matrices.
+	{"esd_thresholds", Options{Heads: true, ESD: true, Thresholds: Thresholds{AlphaLow: 4, AlphaHigh: 5}}, true},
 }
 
 // runJSON runs src under v (as part when set) and returns the report and
@@ -283,7 +288,8 @@ func TestMergeRefuses(t *testing.T) {
 		{"other version", []*Report{p0, p1, part(2, 3, func(p *Part, _ *Options) { p.Version = "v2" })}, 2, "qkv v2"},
 		{"other settings", []*Report{p0, part(1, 3, func(_ *Part, o *Options) { o.OutlierNorm = 3 }), p2}, 1, "settings differs"},
 		{"other mode", []*Report{p0, part(1, 3, func(_ *Part, o *Options) { o.Fast = true }), p2}, 1, "settings differs"},
-		{"other numerics", []*Report{p0, edit(p1, func(r *Report) { r.Partial.Numerics.Procs = 64 }), p2}, 1, "64 CPUs"},
+		{"esd in one part", []*Report{p0, p1, part(2, 3, func(_ *Part, o *Options) { o.ESD = true })}, 2, "settings differs"},
+		{"other numerics", []*Report{p0, edit(p1, func(r *Report) { r.Partial.Numerics.Kernel = "test-kernel" }), p2}, 1, "with the test-kernel kernel"},
 		{"other geometry", []*Report{edit(p0, func(r *Report) { r.Model.NHeads = 8 }), p1, p2}, 1, "model differs"},
 		{"other selection", []*Report{p0, edit(p1, func(r *Report) { r.Partial.AllLayers = []int{0, 1, 2, 3} }), p2}, 1, "layer selection differs"},
 		{"wrong layers", []*Report{p0, edit(p1, func(r *Report) { r.Layers = r.Layers[:1]; r.Partial.Layers = r.Partial.Layers[:1] }), p2}, 1, "the shard's layers are 1,2"},
@@ -385,5 +391,55 @@ func TestDropHeadsOption(t *testing.T) {
 				t.Errorf("%s: head findings lost", name)
 			}
 		}
+	}
+}
+
+// wideModel is a 3-layer model 320 wide (8 heads of 40): its Gram matrices
+// are 320×320, past the size from which linalg splits the symmetric
+// products of the eigensolver into parts.
+func wideModel() *testModel {
+	g := formats.Geometry{Arch: "test", DModel: 320, NLayers: 3, NHeads: 8, NKVHeads: 8, HeadDim: 40}
+	r := rand.New(rand.NewSource(31))
+	m := &testModel{g: g}
+	for i := 0; i < 3; i++ {
+		m.layers = append(m.layers, &formats.Layer{Index: i,
+			Q: randMatrix(r, 320, 320, 0.1), K: randMatrix(r, 320, 320, 0.1),
+			V: randMatrix(r, 320, 320, 0.05), O: randMatrix(r, 320, 320, 0.05)})
+	}
+	return m
+}
+
+// TestMergeAcrossCPUCounts: parts computed at different GOMAXPROCS merge
+// into byte for byte the JSON of an unsharded run at yet another, with
+// every singular value kept: no statistic depends on the number of CPUs.
+func TestMergeAcrossCPUCounts(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	src := wideModel()
+	v := runVariant{"spectrum", Options{Spectrum: true, ESD: true}, false}
+	runtime.GOMAXPROCS(2)
+	_, want := runJSON(t, src, v, nil)
+	var parts []*Report
+	for i, procs := range []int{1, 3, 8} {
+		runtime.GOMAXPROCS(procs)
+		_, b := runJSON(t, src, v, &Part{Shard: Shard{I: i, N: 3}, Fingerprint: "sha256:wide", Version: "test"})
+		p, err := ReadReport(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, p)
+	}
+	merged, err := Merge(parts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := merged.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Errorf("parts at GOMAXPROCS 1, 3 and 8 merge into JSON that differs from the run at 2: %s", firstDiff(buf.Bytes(), want))
+	}
+	if !bytes.Contains(want, []byte(`"method": "gram"`)) {
+		t.Errorf("the wide model's spectra did not take the Gram route (the one with split sums)")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/inspect/esd"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
@@ -26,6 +27,9 @@ const (
 	// the Gram route and are approximate (condition is null); see the
 	// package documentation.
 	FlagTailApprox = "sv_tail_approximate"
+	// FlagESDZero: with Options.ESD, every singular value of the matrix is
+	// zero, so it has no heavy-tail metrics (no esd object).
+	FlagESDZero = "esd_zero_matrix"
 )
 
 // Stats are the statistics of one matrix or head block (see the package
@@ -87,7 +91,12 @@ type MatrixReport struct {
 	Stats
 	// RankBound, for latent attention's effective q, k and v, is the rank
 	// the latent dimension allows (formats.ProjReport.RankBound); 0 otherwise.
-	RankBound   int         `json:"rank_bound,omitempty"`
+	RankBound int `json:"rank_bound,omitempty"`
+	// ESD holds the heavy-tail metrics of the whole matrix (Options.ESD;
+	// see the package documentation); nil without the option, for a
+	// matrix whose spectrum was not computed, and for an all-zero one
+	// (flag "esd_zero_matrix").
+	ESD         *esd.Result `json:"esd,omitempty"`
 	Heads       []HeadStats `json:"heads,omitempty"`
 	MostSimilar *HeadPair   `json:"most_similar_heads,omitempty"`
 }
@@ -149,6 +158,11 @@ const (
 	KindRankCollapsed  = "rank_collapsed"
 	KindDuplicateHeads = "duplicate_heads"
 	KindOutlierNorm    = "outlier_norm"
+	// KindAlphaLow and KindAlphaHigh (Options.ESD): a matrix's fitted
+	// power-law exponent α is below Thresholds.AlphaLow (WeightWatcher's
+	// "over-trained") or above Thresholds.AlphaHigh ("under-trained").
+	KindAlphaLow  = "alpha_low"
+	KindAlphaHigh = "alpha_high"
 )
 
 // Finding is one problem found in the weights.
@@ -170,6 +184,8 @@ type Settings struct {
 	Mode     string `json:"mode"` // "full" or "fast"
 	Heads    bool   `json:"heads"`
 	Spectrum bool   `json:"spectrum"`
+	// ESD: every matrix has its heavy-tail metrics (Options.ESD).
+	ESD bool `json:"esd,omitempty"`
 	// RankTol is the absolute rank tolerance, null for the default rule.
 	RankTol Float      `json:"rank_tol"`
 	Thresh  Thresholds `json:"thresholds"`

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/inspect/esd"
 )
 
 // LayerSource yields a model's decoded attention layers.
@@ -32,10 +33,29 @@ type Thresholds struct {
 	// OutlierNorm: a matrix is an outlier when its spectral_norm >
 	// OutlierNorm × the median of its kind across layers (default 5).
 	OutlierNorm float64 `json:"outlier_norm"`
+	// AlphaLow and AlphaHigh apply with Options.ESD only (they are zero,
+	// and left out of JSON, otherwise): a matrix whose fitted α is below
+	// AlphaLow (default 2) or above AlphaHigh (default 6) gets the finding
+	// alpha_low or alpha_high, and its esd warning "over-trained" or
+	// "under-trained".
+	AlphaLow  float64 `json:"alpha_low,omitempty"`
+	AlphaHigh float64 `json:"alpha_high,omitempty"`
 }
 
-// DefaultThresholds are the documented defaults.
+// DefaultThresholds are the documented defaults. AlphaLow and AlphaHigh
+// take theirs (DefaultAlphaLow, DefaultAlphaHigh) only with Options.ESD.
 var DefaultThresholds = Thresholds{DeadHead: 1e-6, RankCollapsed: 0.1, Duplicate: 0.99, OutlierNorm: 5}
+
+// Defaults of the α thresholds (WeightWatcher's).
+const (
+	DefaultAlphaLow  = esd.DefaultOverTrained
+	DefaultAlphaHigh = esd.DefaultUnderTrained
+)
+
+// ErrESDFast is returned for Options with both ESD and Fast: the
+// heavy-tail fit needs every singular value, fast mode computes only the
+// leading ones.
+var ErrESDFast = errors.New("the heavy-tail metrics (--esd) need every singular value, and fast mode (--fast) computes only the leading ones: use one or the other")
 
 // Options control Run.
 type Options struct {
@@ -47,6 +67,13 @@ type Options struct {
 	DropHeads bool
 	Spectrum  bool // keep every singular value in the report
 	Fast      bool // Lanczos estimates instead of full spectra
+	// ESD adds every matrix's heavy-tail metrics (MatrixReport.ESD, from
+	// all of its singular values) and the findings alpha_low and
+	// alpha_high. It cannot be combined with Fast (ErrESDFast). A matrix
+	// whose smallest singular values the Gram route resolves only
+	// approximately (sv_tail_approximate) is decomposed directly instead,
+	// so that every value the metrics use is exact.
+	ESD bool
 	// RankTol > 0 replaces the numpy rank tolerance by this absolute value.
 	RankTol float64
 	// Workers is the number of layers analysed at once (default GOMAXPROCS);
@@ -77,6 +104,27 @@ func (o *Options) defaults() {
 	if o.OutlierNorm <= 0 {
 		o.OutlierNorm = d.OutlierNorm
 	}
+	if o.ESD {
+		if !(o.AlphaLow > 0) {
+			o.AlphaLow = DefaultAlphaLow
+		}
+		if !(o.AlphaHigh > 0) {
+			o.AlphaHigh = DefaultAlphaHigh
+		}
+	} else {
+		o.AlphaLow, o.AlphaHigh = 0, 0
+	}
+}
+
+// check refuses options that cannot be combined.
+func (o *Options) check() error {
+	if o.ESD && o.Fast {
+		return ErrESDFast
+	}
+	if o.ESD && (math.IsInf(o.AlphaLow, 0) || math.IsInf(o.AlphaHigh, 0) || o.AlphaLow > o.AlphaHigh) {
+		return fmt.Errorf("α thresholds: the low one (%g) must not exceed the high one (%g), and both must be finite", o.AlphaLow, o.AlphaHigh)
+	}
+	return nil
 }
 
 // Run analyses every layer of src. Layers go through a pool of
@@ -96,6 +144,9 @@ func (o *Options) defaults() {
 // parts into the report of the whole run.
 func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerReport) error) (*Report, error) {
 	opts.defaults()
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	g := src.Geometry()
 	idx := src.LayerIndices()
 	rep := &Report{Schema: Schema, Model: g, Settings: settingsOf(opts), Layers: []LayerReport{}, Findings: []Finding{}}
@@ -218,7 +269,7 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 }
 
 func settingsOf(o Options) Settings {
-	s := Settings{Mode: "full", Heads: o.Heads && !o.DropHeads, Spectrum: o.Spectrum, RankTol: Float(math.NaN()), Thresh: o.Thresholds}
+	s := Settings{Mode: "full", Heads: o.Heads && !o.DropHeads, Spectrum: o.Spectrum, ESD: o.ESD, RankTol: Float(math.NaN()), Thresh: o.Thresholds}
 	if o.Fast {
 		s.Mode = "fast"
 	}

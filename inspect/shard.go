@@ -262,14 +262,15 @@ type Spark struct {
 
 // Numerics names what decides the last bits of the statistics besides the
 // weights and the settings: the CPU architecture (the compiler fuses
-// multiply-adds on some), the matrix kernel, and the number of CPUs the
-// eigensolver's products are split across (its partial sums are added in
-// that many parts). Parts computed under different numerics would merge
-// into a report that no single run gives, so Merge refuses them.
+// multiply-adds on some) and the matrix kernel (assembly with fused
+// multiply-adds, or portable Go). The number of CPUs does not: every sum
+// in internal/linalg is split into a fixed number of parts, so spectra are
+// bit for bit the same at any GOMAXPROCS. Parts computed under different
+// numerics would merge into a report that no single run gives, so Merge
+// refuses them.
 type Numerics struct {
 	Arch   string `json:"arch"`
 	Kernel string `json:"kernel"`
-	Procs  int    `json:"procs"`
 }
 
 // CurrentNumerics describes this process.
@@ -278,11 +279,11 @@ func CurrentNumerics() Numerics {
 	if haveFMA {
 		k = "avx2-fma"
 	}
-	return Numerics{Arch: runtime.GOARCH, Kernel: k, Procs: runtime.GOMAXPROCS(0)}
+	return Numerics{Arch: runtime.GOARCH, Kernel: k}
 }
 
 func (n Numerics) String() string {
-	return fmt.Sprintf("%s, %s kernel, %d CPUs", n.Arch, n.Kernel, n.Procs)
+	return fmt.Sprintf("%s with the %s kernel", n.Arch, n.Kernel)
 }
 
 // fingerprintWindow is the size of each sampled window of a tensor's bytes.

@@ -2,8 +2,6 @@ package linalg
 
 import (
 	"math"
-	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/lapack/gonum"
 )
@@ -23,8 +21,11 @@ const tridiagPanel = 32
 // 1e-12·n·max|λ| on Gaussian matrices against gonum's Dsyev).
 //
 // Cost: 4n³/3 flops for the reduction (half of them in the packed product,
-// the rest in symmetric matrix-vector products split across CPUs) and
-// O(n²) for the iteration; memory about 33·n values besides s.
+// the rest in symmetric matrix-vector products split across CPUs in a
+// fixed number of parts, so the result does not depend on their number) and
+// O(n²) for the iteration; memory about 170·n values besides s (the
+// panel's 32 columns, 8 partial products, and the 2×64 columns of the
+// rank-2k update).
 func SymEigenvalues(s []float64, n int) (eigenvalues []float64, ok bool) {
 	if n < 0 || len(s) < n*n {
 		return nil, false
@@ -153,15 +154,30 @@ func Tridiagonalize(s []float64, n int) (d, e []float64) {
 	return d, e
 }
 
+// symvParts is the number of parts a symmetric matrix-vector product of a
+// trailing block of 256 rows or more is split into. It is fixed, not the
+// number of CPUs: each part sums its rows' contributions into its own
+// vector and the parts are added in order, so the rounding of w depends on
+// the part boundaries, and a count that followed GOMAXPROCS would make the
+// last digits of every spectrum of a matrix with a side ≥ 256 depend on the
+// machine. 8 parts keep 2 to 8 CPUs busy (the parts are handed out as CPUs
+// free up); their partial vectors cost 8·n values and the final sum 8·m adds
+// per product, against m²/2 multiply-adds for the product itself.
+const symvParts = 8
+
+// symvSplitFrom is the size of trailing block from which the product is
+// split into symvParts parts; smaller ones are one part.
+const symvSplitFrom = 256
+
 // symv computes w = T v for trailing blocks T = S[c0:, c0:] of a symmetric
-// matrix in upper-row storage, splitting rows between CPUs by area.
+// matrix in upper-row storage, split into a fixed number of row ranges of
+// about equal area (see symvParts) whatever the number of CPUs.
 type symv struct {
 	parts [][]float64
 }
 
 func newSymv(n int) *symv {
-	p := runtime.GOMAXPROCS(0)
-	sv := &symv{parts: make([][]float64, p)}
+	sv := &symv{parts: make([][]float64, symvParts)}
 	for i := range sv.parts {
 		sv.parts[i] = make([]float64, n)
 	}
@@ -170,40 +186,41 @@ func newSymv(n int) *symv {
 
 func (sv *symv) mul(s []float64, n, c0 int, v, w []float64) {
 	m := n - c0
-	p := len(sv.parts)
-	if m < 256 {
+	p := symvParts
+	if m < symvSplitFrom {
 		p = 1
 	}
 	// Row r of the block costs n-r: split [c0, n) so each part has about
 	// m²/(2p) entries. The part boundaries b_k solve (n-b)² = m²(1-k/p).
-	bounds := make([]int, p+1)
+	// They depend on n, c0 and p only.
+	var bounds [symvParts + 1]int
 	bounds[0] = c0
 	for k := 1; k < p; k++ {
 		bounds[k] = n - int(float64(m)*math.Sqrt(1-float64(k)/float64(p)))
 	}
 	bounds[p] = n
-	var wg sync.WaitGroup
-	for k := 0; k < p; k++ {
-		wg.Add(1)
-		go func(k int) {
-			defer wg.Done()
-			y := sv.parts[k]
-			clear(y[c0:])
-			for r := bounds[k]; r < bounds[k+1]; r++ {
-				row := s[r*n : (r+1)*n]
-				vr := v[r]
-				// y[r] gets row·v over t ≥ r; y[t>r] gets row[t]·v[r].
-				dd, err := DotAxpy(row[r+1:], v[r+1:], y[r+1:], vr)
-				must(err)
-				y[r] += row[r]*vr + dd
-			}
-		}(k)
+	part := func(k int) {
+		y := sv.parts[k]
+		lo := bounds[k]
+		// Part k writes y[t] for t ≥ its first row only.
+		clear(y[lo:n])
+		for r := lo; r < bounds[k+1]; r++ {
+			row := s[r*n : (r+1)*n]
+			vr := v[r]
+			// y[r] gets row·v over t ≥ r; y[t>r] gets row[t]·v[r].
+			dd, err := DotAxpy(row[r+1:], v[r+1:], y[r+1:], vr)
+			must(err)
+			y[r] += row[r]*vr + dd
+		}
 	}
-	wg.Wait()
-	copy(w[c0:], sv.parts[0][c0:])
+	ForEach(p, p > 1, part)
+	// w[t] = Σ over the parts whose rows start at or before t, in part
+	// order: a fixed order of additions.
+	copy(w[c0:n], sv.parts[0][c0:n])
 	for k := 1; k < p; k++ {
-		for t := c0; t < n; t++ {
-			w[t] += sv.parts[k][t]
+		y := sv.parts[k]
+		for t := bounds[k]; t < n; t++ {
+			w[t] += y[t]
 		}
 	}
 }

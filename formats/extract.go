@@ -5,10 +5,19 @@ import "fmt"
 // ---- loading ----
 
 // LoadLayer decodes layer index i into fresh float32 buffers in the
-// DESIGN.md convention (for adapters: the updates ΔW = scale·B·A). A
-// projection the checkpoint lacks (a LoRA adapter that targets only q and v)
-// is an empty Matrix, not zeros. It is safe for concurrent use.
-func (m *Model) LoadLayer(i int) (*Layer, error) {
+// DESIGN.md convention (for adapters: the updates ΔW = scale·B·A, formed in
+// full, and their factors in Layer.LoRA). A projection the checkpoint lacks
+// (a LoRA adapter that targets only q and v) is an empty Matrix, not zeros.
+// It is safe for concurrent use.
+func (m *Model) LoadLayer(i int) (*Layer, error) { return m.loadLayer(i, true) }
+
+// LoadLayerFactors is LoadLayer without forming an adapter's updates: each
+// LoRA projection is only its factors (Layer.LoRA; its Matrix is empty), r
+// rows and columns instead of out × in values. A model's layers load as
+// with LoadLayer.
+func (m *Model) LoadLayerFactors(i int) (*Layer, error) { return m.loadLayer(i, false) }
+
+func (m *Model) loadLayer(i int, formDelta bool) (*Layer, error) {
 	ls := m.Layer(i)
 	if ls == nil {
 		return nil, fmt.Errorf("%s: no layer %d (layers are %s)", m.Checkpoint.Path, i, indexRange(m.LayerIndices()))
@@ -28,7 +37,20 @@ func (m *Model) LoadLayer(i int) (*Layer, error) {
 		if ps == nil || ps.Effective != "" {
 			continue // latent-attention matrices come from loadMLA
 		}
-		mat, bias, err := m.extract(ps, whole)
+		if ps.LoRA != nil {
+			f, err := m.loraFactors(ps)
+			if err != nil {
+				return nil, err
+			}
+			if l.LoRA == nil {
+				l.LoRA = map[Projection]*LoRAFactors{}
+			}
+			l.LoRA[p] = f
+			if !formDelta {
+				continue
+			}
+		}
+		mat, bias, err := m.extract(ps, whole, l.LoRA[p])
 		if err != nil {
 			return nil, err
 		}
@@ -80,10 +102,17 @@ func indexRange(ix []int) string {
 }
 
 // extract decodes one projection and its bias. whole holds the tensors
-// decoded whole so far (for the other projections of a fused tensor).
-func (m *Model) extract(ps *ProjSource, whole map[*Tensor][]float32) (Matrix, []float32, error) {
+// decoded whole so far (for the other projections of a fused tensor); f,
+// when not nil, holds a LoRA projection's factors, already decoded.
+func (m *Model) extract(ps *ProjSource, whole map[*Tensor][]float32, f *LoRAFactors) (Matrix, []float32, error) {
 	if ps.LoRA != nil {
-		mat, err := m.loraDelta(ps)
+		if f == nil {
+			var err error
+			if f, err = m.loraFactors(ps); err != nil {
+				return Matrix{}, nil, err
+			}
+		}
+		mat, err := f.Delta()
 		return mat, nil, err
 	}
 	c := m.Checkpoint

@@ -131,6 +131,11 @@ type Layer struct {
 	Sinks []float32
 	// MLA holds the stored factors of a latent-attention layer, or nil.
 	MLA *MLALayer
+	// LoRA holds, for an adapter, the factors of each projection's update
+	// ΔW = Scale·B·A (nil for a model's layers, and no entry for a
+	// projection the adapter does not update). LoadLayer also forms ΔW in
+	// Q, K, V, O; LoadLayerFactors leaves them empty.
+	LoRA map[Projection]*LoRAFactors
 }
 
 // Matrix returns the named projection.

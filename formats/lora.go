@@ -482,57 +482,120 @@ func dedupe(s []string, n int) []string {
 	return out
 }
 
-// loraDelta computes ΔW = scale · B · A as [out, in], accumulating in float64.
-func (m *Model) loraDelta(ps *ProjSource) (Matrix, error) {
+// LoRAFactors are the factors of one projection's LoRA update ΔW =
+// Scale·B·A, decoded to float32 in PEFT's orientation whatever the storage:
+// A is [r, in] and B is [out, r] (MLX's lora_a [in, r] and lora_b [r, out]
+// transposed), B holding only the projection's rows of a fused update's
+// split, in the projection's order. ΔW itself is [out, in] in the
+// DESIGN.md convention.
+type LoRAFactors struct {
+	A, B  Matrix
+	Scale float64
+}
+
+// Check reports whether A and B are the factors of one update and Scale is
+// finite.
+func (f *LoRAFactors) Check() error {
+	a, b := f.A, f.B
+	switch {
+	case a.Rows < 0 || a.Cols < 0 || len(a.Data) != a.Rows*a.Cols:
+		return fmt.Errorf("LoRA A: %d values for shape [%d, %d]", len(a.Data), a.Rows, a.Cols)
+	case b.Rows < 0 || b.Cols < 0 || len(b.Data) != b.Rows*b.Cols:
+		return fmt.Errorf("LoRA B: %d values for shape [%d, %d]", len(b.Data), b.Rows, b.Cols)
+	case b.Cols != a.Rows:
+		return fmt.Errorf("LoRA B [%d, %d] and A [%d, %d] disagree on the rank", b.Rows, b.Cols, a.Rows, a.Cols)
+	case math.IsNaN(f.Scale) || math.IsInf(f.Scale, 0):
+		return fmt.Errorf("LoRA scale %v", f.Scale)
+	}
+	return nil
+}
+
+// DeltaRows writes rows [r0, r1) of ΔW = Scale·B·A into dst (row-major,
+// (r1−r0)·in values): each entry is Σ_k B[o,k]·A[k,i] summed in float64 in
+// the order of k, times Scale, rounded to float32 — the one definition of
+// ΔW's values, which `extract` writes and inspect's element statistics
+// read. acc is scratch of at least in values (nil: allocated). The factors
+// must have passed Check, and 0 ≤ r0 ≤ r1 ≤ out. Cost: 2·r·in flops per row.
+func (f *LoRAFactors) DeltaRows(r0, r1 int, dst []float32, acc []float64) {
+	r, in := f.A.Rows, f.A.Cols
+	if len(acc) < in {
+		acc = make([]float64, in)
+	}
+	acc = acc[:in]
+	for o := r0; o < r1; o++ {
+		clear(acc)
+		brow := f.B.Data[o*r : (o+1)*r]
+		for k, bk := range brow {
+			b := float64(bk)
+			ak := f.A.Data[k*in : (k+1)*in]
+			for i, v := range ak {
+				acc[i] += b * float64(v)
+			}
+		}
+		row := dst[(o-r0)*in : (o-r0+1)*in]
+		for i, v := range acc {
+			row[i] = float32(f.Scale * v)
+		}
+	}
+}
+
+// Delta forms ΔW = Scale·B·A as an [out, in] Matrix (DeltaRows of every
+// row).
+func (f *LoRAFactors) Delta() (Matrix, error) {
+	if err := f.Check(); err != nil {
+		return Matrix{}, err
+	}
+	out := NewMatrix(f.B.Rows, f.A.Cols)
+	f.DeltaRows(0, out.Rows, out.Data, nil)
+	return out, nil
+}
+
+// loraFactors decodes one projection's factors into PEFT's orientation,
+// B's rows selected by ps.Rows (a fused update's split).
+func (m *Model) loraFactors(ps *ProjSource) (*LoRAFactors, error) {
 	c := m.Checkpoint
 	l := ps.LoRA
 	a, err := c.DecodeNew(l.A)
 	if err != nil {
-		return Matrix{}, err
+		return nil, err
 	}
 	b, err := c.DecodeNew(l.B)
 	if err != nil {
-		return Matrix{}, err
+		return nil, err
 	}
 	r, out, in := l.Rank, ps.Out, ps.In
 	fullOut := len(b) / max(r, 1) // B's rows; ps.Rows picks some (a fused update's split)
-	// A as [r, in] and B as [out, r] whatever the storage.
+	if r < 1 || len(a) != r*in || len(b) != r*fullOut {
+		return nil, &Error{File: c.Path, Tensor: l.B.Name, Offset: -1, Err: fmt.Errorf("LoRA factors of %d and %d values do not fit rank %d, %d inputs", len(a), len(b), r, in)}
+	}
+	f := &LoRAFactors{A: Matrix{Rows: r, Cols: in, Data: a}, B: NewMatrix(out, r), Scale: l.Scale}
 	if l.MLX {
+		// lora_a [in, r] → A [r, in].
 		at := make([]float32, len(a))
 		for i := 0; i < in; i++ {
 			for k := 0; k < r; k++ {
 				at[k*in+i] = a[i*r+k]
 			}
 		}
-		bt := make([]float32, len(b))
-		for k := 0; k < r; k++ {
-			for o := 0; o < fullOut; o++ {
-				bt[o*r+k] = b[k*fullOut+o]
-			}
-		}
-		a, b = at, bt
+		f.A.Data = at
 	}
-	res := NewMatrix(out, in)
-	acc := make([]float64, in)
 	for o := 0; o < out; o++ {
-		for i := range acc {
-			acc[i] = 0
-		}
 		src := o
 		if ps.Rows != nil {
 			src = ps.Rows[o]
 		}
-		for k := 0; k < r; k++ {
-			bk := float64(b[src*r+k])
-			ak := a[k*in : (k+1)*in]
-			for i, v := range ak {
-				acc[i] += bk * float64(v)
-			}
+		if src < 0 || src >= fullOut {
+			return nil, &Error{File: c.Path, Tensor: l.B.Name, Offset: -1, Err: fmt.Errorf("row %d of the LoRA update is outside B's %d rows", src, fullOut)}
 		}
-		row := res.Row(o)
-		for i, v := range acc {
-			row[i] = float32(l.Scale * v)
+		dst := f.B.Row(o)
+		if l.MLX {
+			// lora_b [r, out]: B[o, k] = lora_b[k, o].
+			for k := range dst {
+				dst[k] = b[k*fullOut+src]
+			}
+		} else {
+			copy(dst, b[src*r:(src+1)*r])
 		}
 	}
-	return res, nil
+	return f, nil
 }

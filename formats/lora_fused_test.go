@@ -185,3 +185,116 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	writeFile(t, to, string(b))
 }
+
+// TestLoRAFactors: every adapter's layers carry their updates' factors in
+// PEFT's orientation — A [r, in] as stored (PEFT) or transposed (MLX), B
+// [out, r] with a fused split's rows, the resolved scale — whose product is
+// bit for bit the ΔW LoadLayer forms (which TestFusedLoRA and the zoo
+// tests check against the documented rule); LoadLayerFactors leaves the
+// updates unformed.
+func TestLoRAFactors(t *testing.T) {
+	type adapter struct {
+		dir, file string
+		opts      FindOptions
+	}
+	root := filepath.Join("..", "testdata", "lora")
+	adapters := []adapter{
+		{filepath.Join(root, "gpt2-c_attn-peft"), "adapter_model.safetensors", FindOptions{}},
+		{filepath.Join(root, "bloom-qkv-peft"), "adapter_model.safetensors", FindOptions{Base: filepath.Join(root, "bloom-base")}},
+		{filepath.Join(root, "mlx-alpha-era"), "adapters.safetensors", FindOptions{}},
+	}
+	// The shared MLX fixture: its folder is resolved inside its subtest,
+	// which skips when ../shared is absent.
+	adapters = append(adapters, adapter{"", "adapters.safetensors", FindOptions{}})
+	for _, ad := range adapters {
+		name := filepath.Base(ad.dir)
+		if ad.dir == "" {
+			name = "mlx-llama3-8b-discollama"
+		}
+		t.Run(name, func(t *testing.T) {
+			if ad.dir == "" {
+				ad.dir = filepath.Join(testref.SharedDir(t), "fixtures", "lora", name)
+			}
+			t.Setenv("HF_HUB_CACHE", t.TempDir())
+			m := openModel(t, ad.dir, ad.opts)
+			raw, err := testref.ReadSafetensors(filepath.Join(ad.dir, ad.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, i := range m.LayerIndices() {
+				full, err := m.LoadLayer(i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lazy, err := m.LoadLayerFactors(i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range Projections {
+					ps := m.Layer(i).Proj(p)
+					f, g := full.LoRA[p], lazy.LoRA[p]
+					if ps == nil {
+						if f != nil || g != nil {
+							t.Errorf("layer %d %s: factors of an update the adapter lacks", i, p)
+						}
+						continue
+					}
+					n++
+					if f == nil || g == nil || !lazy.Matrix(p).Empty() {
+						t.Fatalf("layer %d %s: factors %v %v, unformed %v", i, p, f != nil, g != nil, lazy.Matrix(p).Empty())
+					}
+					if f.Scale != ps.LoRA.Scale || f.Scale != m.Adapter.Scale || f.A.Rows != ps.LoRA.Rank || f.A.Cols != ps.In || f.B.Rows != ps.Out || f.B.Cols != ps.LoRA.Rank {
+						t.Errorf("layer %d %s: A [%d, %d] B [%d, %d] scale %v; want rank %d, [%d, %d], scale %v", i, p, f.A.Rows, f.A.Cols, f.B.Rows, f.B.Cols, f.Scale, ps.LoRA.Rank, ps.Out, ps.In, m.Adapter.Scale)
+					}
+					// A and B against the stored tensors, read independently.
+					ra, rb := raw[ps.LoRA.A.Name], raw[ps.LoRA.B.Name]
+					r := ps.LoRA.Rank
+					for k := 0; k < r; k++ {
+						for j := 0; j < ps.In; j++ {
+							want := ra.F64[k*ps.In+j]
+							if ps.LoRA.MLX {
+								want = ra.F64[j*r+k]
+							}
+							if float64(f.A.At(k, j)) != want {
+								t.Fatalf("layer %d %s: A[%d][%d] = %v, stored %v", i, p, k, j, f.A.At(k, j), want)
+							}
+						}
+					}
+					outAll := len(rb.F64) / r
+					for o := 0; o < ps.Out; o++ {
+						src := o
+						if ps.Rows != nil {
+							src = ps.Rows[o]
+						}
+						for k := 0; k < r; k++ {
+							want := rb.F64[src*r+k]
+							if ps.LoRA.MLX {
+								want = rb.F64[k*outAll+src]
+							}
+							if float64(f.B.At(o, k)) != want {
+								t.Fatalf("layer %d %s: B[%d][%d] = %v, stored %v", i, p, o, k, f.B.At(o, k), want)
+							}
+						}
+					}
+					d, err := g.Delta()
+					if err != nil {
+						t.Fatal(err)
+					}
+					w := full.Matrix(p)
+					if d.Rows != w.Rows || d.Cols != w.Cols {
+						t.Fatalf("layer %d %s: Delta [%d, %d], LoadLayer [%d, %d]", i, p, d.Rows, d.Cols, w.Rows, w.Cols)
+					}
+					for k := range d.Data {
+						if math.Float32bits(d.Data[k]) != math.Float32bits(w.Data[k]) {
+							t.Fatalf("layer %d %s: ΔW[%d] = %v from the factors, %v from LoadLayer", i, p, k, d.Data[k], w.Data[k])
+						}
+					}
+				}
+			}
+			if n == 0 {
+				t.Fatalf("no LoRA projections")
+			}
+		})
+	}
+}

@@ -94,27 +94,18 @@ func headBlocks(w formats.Matrix, count, hd int, cols bool) ([]formats.Matrix, e
 	return out, nil
 }
 
-// analyzeMatrix computes a projection's report, with heads when asked. f,
-// when not nil, holds the factors of a LoRA update w = f.Scale·f.B·f.A:
-// then every spectrum comes exactly from the factors (see LoRAStats).
-func analyzeMatrix(w formats.Matrix, f *LoRAFactors, p formats.Projection, g formats.Geometry, opts *Options) (*MatrixReport, []formats.Matrix, error) {
+// analyzeMatrix computes a projection's report, with heads when asked.
+func analyzeMatrix(w formats.Matrix, p formats.Projection, g formats.Geometry, opts *Options) (*MatrixReport, []formats.Matrix, error) {
 	if w.Rows < 0 || w.Cols < 0 || len(w.Data) != w.Rows*w.Cols {
 		return nil, nil, fmt.Errorf("%s: %d values for shape [%d, %d]", p, len(w.Data), w.Rows, w.Cols)
 	}
 	so := opts.statsOptions()
-	stats := func(m formats.Matrix, rows, cols [2]int, so StatsOptions) Stats {
-		if f == nil {
-			return MatrixStats(m, so)
-		}
-		return factorStats(m, f.block(rows, cols), so)
-	}
-	all := [2]int{0, -1}
 	whole := so
 	if opts.ESD {
 		// The heavy-tail fit needs every singular value, exactly.
 		whole.KeepSV, whole.exactTail = true, true
 	}
-	r := &MatrixReport{Stats: stats(w, all, all, whole)}
+	r := &MatrixReport{Stats: MatrixStats(w, whole)}
 	if opts.ESD {
 		if err := addESD(r, opts); err != nil {
 			return nil, nil, fmt.Errorf("%s: %v", p, err)
@@ -138,11 +129,11 @@ func analyzeMatrix(w formats.Matrix, f *LoRAFactors, p formats.Projection, g for
 	r.Heads = make([]HeadStats, len(blocks))
 	for h, b := range blocks {
 		span := [2]int{h * hd, (h + 1) * hd}
-		hs := HeadStats{Head: h}
+		hs := HeadStats{Head: h, Stats: MatrixStats(b, so)}
 		if p == formats.ProjO {
-			hs.Stats, hs.Block.Columns = stats(b, all, span, so), &span
+			hs.Block.Columns = &span
 		} else {
-			hs.Stats, hs.Block.Rows = stats(b, span, all, so), &span
+			hs.Block.Rows = &span
 		}
 		r.Heads[h] = hs
 	}
@@ -261,7 +252,9 @@ func circuits(g formats.Geometry, q, k, v, o []formats.Matrix, lr *LayerReport) 
 	return out
 }
 
-// AnalyzeLayer computes one layer's report.
+// AnalyzeLayer computes one layer's report. A projection with LoRA factors
+// (l.LoRA, an adapter's) is analysed from them (see AnalyzeLoRA); its
+// Matrix, when formed, provides the element statistics.
 func AnalyzeLayer(l *formats.Layer, g formats.Geometry, opts Options) (LayerReport, error) {
 	opts.defaults()
 	lr := LayerReport{Index: l.Index}
@@ -269,13 +262,32 @@ func AnalyzeLayer(l *formats.Layer, g formats.Geometry, opts Options) (LayerRepo
 		return lr, err
 	}
 	blocks := map[formats.Projection][]formats.Matrix{}
+	// The circuits need every projection's head blocks.
+	circ := opts.Heads && g.NKVHeads > 0 && g.NHeads%g.NKVHeads == 0
 	for _, p := range formats.Projections {
-		if m := l.Matrix(p); m.Rows == 0 && m.Cols == 0 && len(m.Data) == 0 {
+		m, f := l.Matrix(p), l.LoRA[p]
+		if m.Rows == 0 && m.Cols == 0 && len(m.Data) == 0 && f == nil {
+			circ = false
+		}
+	}
+	for _, p := range formats.Projections {
+		m, f := l.Matrix(p), l.LoRA[p]
+		var r *MatrixReport
+		var b []formats.Matrix
+		var err error
+		switch {
+		case f != nil:
+			// A LoRA update: spectra exact from its factors, ΔW used
+			// when formed (LoadLayer) and never formed whole otherwise
+			// (LoadLayerFactors).
+			r, b, err = analyzeLoRA(f, m, p, g, &opts, circ)
+		case m.Rows == 0 && m.Cols == 0 && len(m.Data) == 0:
 			// The checkpoint lacks this projection (a LoRA adapter that
 			// targets only some): no report rather than a 0×0 one.
 			continue
+		default:
+			r, b, err = analyzeMatrix(m, p, g, &opts)
 		}
-		r, b, err := analyzeMatrix(l.Matrix(p), nil, p, g, &opts)
 		if err != nil {
 			return lr, fmt.Errorf("layer %d: %v", l.Index, err)
 		}
@@ -291,7 +303,7 @@ func AnalyzeLayer(l *formats.Layer, g formats.Geometry, opts Options) (LayerRepo
 			lr.O = r
 		}
 	}
-	if opts.Heads && g.NKVHeads > 0 && g.NHeads%g.NKVHeads == 0 {
+	if circ {
 		lr.Circuits = circuits(g, blocks[formats.ProjQ], blocks[formats.ProjK], blocks[formats.ProjV], blocks[formats.ProjO], &lr)
 	}
 	latentFactors(&lr, l.MLA, g, &opts)

@@ -94,13 +94,22 @@
 // A LoRA update ΔW = scale·B·A (A [r, in], B [out, r]) has rank at most r,
 // and its singular values follow exactly from the factors: with thin QR
 // factorisations B = Q_B R_B and Aᵀ = Q_A R_A, they are |scale| times those
-// of the r×r matrix R_B R_Aᵀ. LoRAStats computes a ΔW's statistics that
-// way (method "factors"): element statistics of ΔW rounded to float32, the
-// spectrum exact — singular values past the rank are exactly zero, so
-// condition is null with the flag "singular" — in about 2r²(out + in)
-// flops instead of a decomposition of the out×in matrix, and without the
-// float32 noise tail that makes a materialised ΔW's effective rank
-// approximate and its condition a ratio to rounding noise.
+// of the r×r matrix R_B R_Aᵀ. An adapter's layers carry their factors
+// (formats.Layer.LoRA, in PEFT's orientation, B's rows those of a fused
+// update's split), and every LoRA projection is analysed from them (method
+// "factors"): the spectrum exact — singular values past the rank are
+// exactly zero, so condition is null with the flag "singular" — in about
+// 2r²(out + in) flops instead of a decomposition of the out×in matrix, and
+// without the float32 noise tail that makes a materialised ΔW's effective
+// rank approximate and its condition a ratio to rounding noise. Head
+// blocks are B's row blocks times A (q, k, v) or B times A's column blocks
+// (o), so each head's spectrum comes from its own factors, and the most
+// similar pair of heads from inner products of the factors (r×r Gram
+// matrices). Element statistics are those of ΔW rounded to float32, bit
+// for bit as `extract` writes it; from a FactorSource (formats.Model's
+// LoadLayerFactors) ΔW is formed 64 rows at a time, twice (the mean, then
+// the deviations), and never held whole: an update of a 4096-wide model
+// needs 1 MiB of rows and 2 MiB of float64 scratch instead of 64 MiB.
 //
 // # Heavy-tail metrics
 //

@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -21,6 +23,7 @@ type loraRef struct {
 		MLX                       bool      `json:"mlx"`
 		Rank                      int       `json:"rank"`
 		Shape                     [2]int    `json:"shape"`
+		Rows                      []int     `json:"rows"`
 		SVExact                   []float64 `json:"sv_exact"`
 		SVMaterialised            []float64 `json:"sv_materialised"`
 		TailMax                   float64   `json:"tail_max"`
@@ -216,12 +219,15 @@ func TestAnalyzeLoRA(t *testing.T) {
 		}
 		opts := Options{Heads: true, Spectrum: true}
 		opts.defaults()
-		want, _, err := analyzeMatrix(dw, nil, c.p, g, &opts)
+		want, _, err := analyzeMatrix(dw, c.p, g, &opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got.Heads) != len(want.Heads) || fmt.Sprint(got.MostSimilar) != fmt.Sprint(want.MostSimilar) {
-			t.Fatalf("%s: %d heads, most similar %v; want %d, %v", c.p, len(got.Heads), got.MostSimilar, len(want.Heads), want.MostSimilar)
+		// The most similar pair comes from the factors (the exact update's
+		// blocks), materialised from ΔW's float32 values.
+		gs, ws := got.MostSimilar, want.MostSimilar
+		if len(got.Heads) != len(want.Heads) || gs == nil || ws == nil || gs.A != ws.A || gs.B != ws.B || relDiff(float64(gs.Cosine), float64(ws.Cosine)) > 1e-6 {
+			t.Fatalf("%s: %d heads, most similar %v; want %d, %v", c.p, len(got.Heads), gs, len(want.Heads), ws)
 		}
 		pairs := [][2]Stats{{got.Stats, want.Stats}}
 		for h := range got.Heads {
@@ -234,12 +240,204 @@ func TestAnalyzeLoRA(t *testing.T) {
 		}
 		for i, pr := range pairs {
 			g, w := pr[0], pr[1]
+			// Element statistics bit for bit those of the formed update.
+			if fmt.Sprint(g.Shape, g.Fro, g.MaxAbs, g.Mean, g.Std, g.ZeroCount, g.NaNCount) != fmt.Sprint(w.Shape, w.Fro, w.MaxAbs, w.Mean, w.Std, w.ZeroCount, w.NaNCount) {
+				t.Errorf("%s block %d: element stats %+v, formed %+v", c.p, i, g, w)
+			}
 			if g.Method != MethodFactors || g.Fro != w.Fro || *g.Rank != *w.Rank || *g.Rank != min(c.rank, g.Shape[0], g.Shape[1]) {
 				t.Errorf("%s block %d: method %s fro %v rank %d, materialised fro %v rank %d", c.p, i, g.Method, g.Fro, *g.Rank, w.Fro, *w.Rank)
 			}
 			for k := 0; k < *g.Rank; k++ {
 				if relDiff(g.SV[k], w.SV[k]) > 1e-6 {
 					t.Errorf("%s block %d: sv[%d] = %g, materialised %g", c.p, i, k, g.SV[k], w.SV[k])
+				}
+			}
+		}
+	}
+}
+
+// formedOnly hides formats.Model's LoadLayerFactors, so that Run loads
+// every update formed (LoadLayer), as a source without factors would.
+type formedOnly struct{ LayerSource }
+
+// TestLoRASpectraThroughInspect: `inspect` on every adapter — the shared
+// MLX fixture and testdata's generated GPT-2 fused c_attn (PEFT), BLOOM
+// fused query_key_value (PEFT) and alpha-era MLX ones — gives each update
+// the singular values numpy's SVD finds for it (numpy_lora_sv.py, which
+// splits fused updates by the documented rules): the exact product's to
+// 1e-10 relative, the materialised float32 ΔW's to 1e-6, exact zeros past
+// the rank, method "factors". The report is byte for byte the same whether
+// the source hands over the factors alone (LoadLayerFactors, ΔW never
+// formed whole) or the formed updates too (LoadLayer).
+func TestLoRASpectraThroughInspect(t *testing.T) {
+	root := filepath.Join("..", "testdata", "lora")
+	for _, ad := range []struct {
+		name, dir, ref string
+		opts           formats.FindOptions
+	}{
+		{"gpt2-c_attn-peft", filepath.Join(root, "gpt2-c_attn-peft"), "gpt2-c_attn-peft.json", formats.FindOptions{}},
+		{"bloom-qkv-peft", filepath.Join(root, "bloom-qkv-peft"), "bloom-qkv-peft.json", formats.FindOptions{Base: filepath.Join(root, "bloom-base")}},
+		{"mlx-alpha-era", filepath.Join(root, "mlx-alpha-era"), "mlx-alpha-era.json", formats.FindOptions{}},
+		{"mlx-llama3-8b-discollama", "", "mlx-llama3-8b-discollama.json", formats.FindOptions{}},
+	} {
+		t.Run(ad.name, func(t *testing.T) {
+			if ad.dir == "" {
+				ad.dir = filepath.Join(testref.SharedDir(t), "fixtures", "lora", ad.name)
+			}
+			t.Setenv("HF_HUB_CACHE", t.TempDir())
+			ck, err := formats.Open(ad.dir, formats.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ck.Close()
+			m, err := formats.FindModel(ck, ad.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ref loraRef
+			if err := testref.ReadJSON(filepath.Join("testdata", "lora", ad.ref), &ref); err != nil {
+				t.Fatal(err)
+			}
+			opts := Options{Heads: m.HeadsKnown() == nil, Spectrum: true, ESD: true, Workers: 2}
+			var docs [2][]byte
+			var rep *Report
+			for k, src := range []LayerSource{m, formedOnly{m}} {
+				r, err := Run(context.Background(), src, opts, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var buf bytes.Buffer
+				if err := r.WriteJSON(&buf); err != nil {
+					t.Fatal(err)
+				}
+				docs[k], rep = buf.Bytes(), r
+			}
+			if !bytes.Equal(docs[0], docs[1]) {
+				t.Errorf("factors alone and formed updates give different reports: %s", firstDiff(docs[0], docs[1]))
+			}
+			seen := 0
+			scale := math.Abs(m.Adapter.Scale)
+			for _, l := range rep.Layers {
+				for _, p := range formats.Projections {
+					mr := l.Matrix(p)
+					ps := m.Layer(l.Index).Proj(p)
+					if ps == nil {
+						if mr != nil {
+							t.Errorf("layer %d %s: a report of an update the adapter lacks", l.Index, p)
+						}
+						continue
+					}
+					module := strings.TrimSuffix(strings.TrimSuffix(ps.LoRA.A.Name, ".weight"), ".lora_A")
+					module = strings.TrimSuffix(module, ".lora_a")
+					if ps.Fused {
+						module += "." + string(p)
+					}
+					want, ok := ref.Modules[module]
+					if !ok {
+						t.Errorf("layer %d %s: no reference for %s", l.Index, p, module)
+						continue
+					}
+					seen++
+					if mr.Method != MethodFactors || len(mr.SV) != min(want.Shape[0], want.Shape[1]) || mr.Shape != want.Shape {
+						t.Fatalf("%s: method %s, %d values, shape %v; want factors, shape %v", module, mr.Method, len(mr.SV), mr.Shape, want.Shape)
+					}
+					for i, w := range want.SVExact {
+						if d := relDiff(mr.SV[i], scale*w); d > 1e-10 {
+							t.Errorf("%s: sv[%d] = %.17g, numpy (exact product) %.17g: rel %.2g", module, i, mr.SV[i], scale*w, d)
+						}
+						if d := relDiff(mr.SV[i], scale*want.SVMaterialised[i]); d > 1e-6 {
+							t.Errorf("%s: sv[%d] = %.17g, numpy (materialised) %.17g: rel %.2g", module, i, mr.SV[i], scale*want.SVMaterialised[i], d)
+						}
+					}
+					for i := len(want.SVExact); i < len(mr.SV); i++ {
+						if mr.SV[i] != 0 {
+							t.Errorf("%s: sv[%d] = %g past the rank", module, i, mr.SV[i])
+						}
+					}
+					if relDiff(float64(mr.EffectiveRank), want.EffectiveRankExact) > 1e-9 {
+						t.Errorf("%s: effective rank %.12g, numpy %.12g", module, float64(mr.EffectiveRank), want.EffectiveRankExact)
+					}
+					if mr.ESD == nil || mr.ESD.MatrixRank != len(want.SVExact) {
+						t.Errorf("%s: esd %+v, want matrix_rank %d", module, mr.ESD, len(want.SVExact))
+					}
+				}
+			}
+			if seen != len(ref.Modules) {
+				t.Errorf("compared %d updates of the reference's %d", seen, len(ref.Modules))
+			}
+		})
+	}
+}
+
+// TestAnalyzeLayerLoRAFactors: a layer whose four projections are LoRA
+// updates gets the same report, circuits included, from its factors alone
+// as from its formed updates, and spectra from the factors either way.
+func TestAnalyzeLayerLoRAFactors(t *testing.T) {
+	g := formats.Geometry{DModel: 64, NHeads: 4, NKVHeads: 2, HeadDim: 16}
+	r := rand.New(rand.NewSource(13))
+	lazy := &formats.Layer{Index: 2, LoRA: map[formats.Projection]*formats.LoRAFactors{}}
+	full := &formats.Layer{Index: 2, LoRA: lazy.LoRA}
+	for _, x := range []struct {
+		p        formats.Projection
+		out, in  int
+		dst      *formats.Matrix
+		rank     int
+		negScale bool
+	}{{formats.ProjQ, 64, 64, &full.Q, 5, false}, {formats.ProjK, 32, 64, &full.K, 3, true}, {formats.ProjV, 32, 64, &full.V, 8, false}, {formats.ProjO, 64, 64, &full.O, 6, false}} {
+		f := &formats.LoRAFactors{A: randMatrix(r, x.rank, x.in, 0.2), B: randMatrix(r, x.out, x.rank, 0.2), Scale: 2}
+		if x.negScale {
+			f.Scale = -0.5
+		}
+		lazy.LoRA[x.p] = f
+		d, err := f.Delta()
+		if err != nil {
+			t.Fatal(err)
+		}
+		*x.dst = d
+	}
+	opts := Options{Heads: true, Spectrum: true, ESD: true}
+	a, err := AnalyzeLayer(lazy, g, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := AnalyzeLayer(full, g, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		t.Errorf("factors alone %s\nformed %s", ja, jb)
+	}
+	if len(a.Circuits) != 4 || a.Q.Method != MethodFactors || a.O.Heads[3].Method != MethodFactors || a.Q.ESD == nil {
+		t.Errorf("circuits %d, methods %s %s, esd %v", len(a.Circuits), a.Q.Method, a.O.Heads[3].Method, a.Q.ESD)
+	}
+}
+
+// TestDeltaRowsBitIdentical: the rows inspect forms for element statistics
+// are bit for bit formats.LoRAFactors.DeltaRows (what extract writes), for
+// ranks that take the packed product (up to 256) and past it, on factors
+// whose products span many exponents and signs, with row blocks that end
+// inside the matrix.
+func TestDeltaRowsBitIdentical(t *testing.T) {
+	r := rand.New(rand.NewSource(17))
+	for _, sh := range [][3]int{{1, 1, 1}, {70, 1, 33}, {130, 7, 65}, {64, 8, 4096}, {9, 64, 300}, {100, 256, 17}, {65, 257, 40}, {3, 300, 5}} {
+		out, rank, in := sh[0], sh[1], sh[2]
+		f := &LoRAFactors{A: formats.NewMatrix(rank, in), B: formats.NewMatrix(out, rank), Scale: -1.7}
+		for _, m := range []formats.Matrix{f.A, f.B} {
+			for i := range m.Data {
+				m.Data[i] = float32(r.NormFloat64() * math.Pow(2, float64(r.Intn(40)-20)))
+			}
+		}
+		want := make([]float32, out*in)
+		f.DeltaRows(0, out, want, nil)
+		d := newDeltaRows(f)
+		for o0 := 0; o0 < out; o0 += loraRowBlock {
+			o1 := min(o0+loraRowBlock, out)
+			got := d.rows(o0, o1)
+			for i, v := range got {
+				if math.Float32bits(v) != math.Float32bits(want[o0*in+i]) {
+					t.Fatalf("%v: row %d col %d: %v, DeltaRows %v", sh, o0+i/in, i%in, v, want[o0*in+i])
 				}
 			}
 		}

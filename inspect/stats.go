@@ -21,56 +21,85 @@ const (
 // eps32 is float32's machine epsilon, 2⁻²³.
 const eps32 = 0x1p-23
 
-// elementStats fills the element-wise statistics of a block given as a list
-// of row slices (rows of a row-major matrix, or of a copied column block).
+// elementStats fills the element-wise statistics of a row-major m×n block.
 func elementStats(s *Stats, data []float32, m, n int) {
-	s.Shape = [2]int{m, n}
-	var sum, sumsq, maxAbs float64
-	for _, w := range data {
+	var a elemAcc
+	a.add(data)
+	if a.needDev() {
+		a.addDev(data)
+	}
+	a.fill(s, m, n)
+}
+
+// elemAcc accumulates a block's element statistics over its values in
+// order, in two passes: add over every value, then (when needDev) addDev
+// over every value again in the same order. The sums are plain sequential
+// float64 sums, so a block fed in pieces gets the same bits as in one go.
+type elemAcc struct {
+	n, nan, inf, zero int
+	sum, sumsq, max   float64
+	dev               float64
+}
+
+func (a *elemAcc) add(xs []float32) {
+	a.n += len(xs)
+	for _, w := range xs {
 		x := float64(w)
 		switch {
 		case x != x:
-			s.NaNCount++
+			a.nan++
 			continue
 		case math.IsInf(x, 0):
-			s.InfCount++
+			a.inf++
 			continue
 		case x == 0:
-			s.ZeroCount++
+			a.zero++
 		}
-		sum += x
-		sumsq += x * x
-		if a := math.Abs(x); a > maxAbs {
-			maxAbs = a
+		a.sum += x
+		a.sumsq += x * x
+		if v := math.Abs(x); v > a.max {
+			a.max = v
 		}
 	}
-	if s.NaNCount > 0 {
+}
+
+// needDev reports whether the second pass is needed: the values are all
+// finite and there are some.
+func (a *elemAcc) needDev() bool { return a.nan+a.inf == 0 && a.n > 0 }
+
+// addDev adds Σ (w − mean)² (second pass): accurate where Σw²/N − mean²
+// would cancel.
+func (a *elemAcc) addDev(xs []float32) {
+	mean := a.sum / float64(a.n)
+	for _, w := range xs {
+		d := float64(w) - mean
+		a.dev += d * d
+	}
+}
+
+// fill sets the element statistics of an m×n block.
+func (a *elemAcc) fill(s *Stats, m, n int) {
+	s.Shape = [2]int{m, n}
+	s.NaNCount, s.InfCount, s.ZeroCount = a.nan, a.inf, a.zero
+	if a.nan > 0 {
 		s.Flags = append(s.Flags, FlagNaN)
 	}
-	if s.InfCount > 0 {
+	if a.inf > 0 {
 		s.Flags = append(s.Flags, FlagInf)
 	}
-	count := float64(len(data))
-	if s.NaNCount+s.InfCount > 0 || len(data) == 0 {
+	if !a.needDev() {
 		nan := Float(math.NaN())
 		s.Fro, s.MaxAbs, s.Mean, s.Std = nan, nan, nan, nan
-		if len(data) == 0 {
+		if a.n == 0 {
 			s.Fro, s.MaxAbs = 0, 0
 		}
 		return
 	}
-	mean := sum / count
-	// Second pass for the variance: Σ(w-mean)² is accurate where
-	// Σw²/N - mean² would cancel.
-	var dev float64
-	for _, w := range data {
-		d := float64(w) - mean
-		dev += d * d
-	}
-	s.Fro = Float(math.Sqrt(sumsq))
-	s.MaxAbs = Float(maxAbs)
-	s.Mean = Float(mean)
-	s.Std = Float(math.Sqrt(dev / count))
+	count := float64(a.n)
+	s.Fro = Float(math.Sqrt(a.sumsq))
+	s.MaxAbs = Float(a.max)
+	s.Mean = Float(a.sum / count)
+	s.Std = Float(math.Sqrt(a.dev / count))
 }
 
 // finite reports whether the block's element stats found no NaN/Inf.

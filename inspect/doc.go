@@ -106,7 +106,7 @@
 // (o), so each head's spectrum comes from its own factors, and the most
 // similar pair of heads from inner products of the factors (r×r Gram
 // matrices). Element statistics are those of ΔW rounded to float32, bit
-// for bit as `extract` writes it; from a FactorSource (formats.Model's
+// for bit as `extract` writes it; through FromFactors (formats.Model's
 // LoadLayerFactors) ΔW is formed 64 rows at a time, twice (the mean, then
 // the deviations), and never held whole: an update of a 4096-wide model
 // needs 1 MiB of rows and 2 MiB of float64 scratch instead of 64 MiB.

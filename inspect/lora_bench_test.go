@@ -47,7 +47,7 @@ func BenchmarkLoRAInspect(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		src  LayerSource
-	}{{"materialised", materialised{m}}, {"factors", m}} {
+	}{{"materialised", materialised{m}}, {"factors", FromFactors(m)}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			c0 := cpuSeconds()

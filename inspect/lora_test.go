@@ -256,10 +256,6 @@ func TestAnalyzeLoRA(t *testing.T) {
 	}
 }
 
-// formedOnly hides formats.Model's LoadLayerFactors, so that Run loads
-// every update formed (LoadLayer), as a source without factors would.
-type formedOnly struct{ LayerSource }
-
 // TestLoRASpectraThroughInspect: `inspect` on every adapter — the shared
 // MLX fixture and testdata's generated GPT-2 fused c_attn (PEFT), BLOOM
 // fused query_key_value (PEFT) and alpha-era MLX ones — gives each update
@@ -267,8 +263,8 @@ type formedOnly struct{ LayerSource }
 // splits fused updates by the documented rules): the exact product's to
 // 1e-10 relative, the materialised float32 ΔW's to 1e-6, exact zeros past
 // the rank, method "factors". The report is byte for byte the same whether
-// the source hands over the factors alone (LoadLayerFactors, ΔW never
-// formed whole) or the formed updates too (LoadLayer).
+// the source hands over the factors alone (FromFactors: LoadLayerFactors,
+// ΔW never formed whole) or the formed updates too (LoadLayer).
 func TestLoRASpectraThroughInspect(t *testing.T) {
 	root := filepath.Join("..", "testdata", "lora")
 	for _, ad := range []struct {
@@ -301,7 +297,7 @@ func TestLoRASpectraThroughInspect(t *testing.T) {
 			opts := Options{Heads: m.HeadsKnown() == nil, Spectrum: true, ESD: true, Workers: 2}
 			var docs [2][]byte
 			var rep *Report
-			for k, src := range []LayerSource{m, formedOnly{m}} {
+			for k, src := range []LayerSource{FromFactors(m), m} {
 				r, err := Run(context.Background(), src, opts, nil)
 				if err != nil {
 					t.Fatal(err)

@@ -21,40 +21,24 @@ type LayerSource interface {
 }
 
 // FactorSource is a LayerSource that can also load an adapter's layers as
-// LoRA factors without forming the updates (formats.Model does, with
-// LoadLayerFactors). Run uses it when the source has it, so that an update
-// of a 4096-wide model is never held whole: its spectra come from the
-// factors and its element statistics from 64 rows at a time.
+// LoRA factors without forming the updates (formats.Model can, with
+// LoadLayerFactors).
 type FactorSource interface {
 	LayerSource
 	LoadLayerFactors(i int) (*formats.Layer, error)
 }
 
-// Subset restricts src to the layers indices (a selection such as
-// --layers), keeping its FactorSource method when it has one.
-func Subset(src LayerSource, indices []int) LayerSource {
-	s := subsetSource{LayerSource: src, indices: slices.Clone(indices)}
-	if fs, ok := src.(FactorSource); ok {
-		return &factorSubset{subsetSource: s, factors: fs}
-	}
-	return &s
-}
+// FromFactors returns src with LoadLayer replaced by LoadLayerFactors, so
+// that Run never holds an adapter's update whole: its spectra come from the
+// factors and its element statistics from 64 rows at a time. (Run does not
+// pick the method itself: a wrapper that watches LoadLayer, as check's
+// scanning source does, would be bypassed.) A model's layers load as with
+// LoadLayer.
+func FromFactors(src FactorSource) LayerSource { return factorLoads{src} }
 
-type subsetSource struct {
-	LayerSource
-	indices []int
-}
+type factorLoads struct{ FactorSource }
 
-func (s *subsetSource) LayerIndices() []int { return slices.Clone(s.indices) }
-
-type factorSubset struct {
-	subsetSource
-	factors FactorSource
-}
-
-func (s *factorSubset) LoadLayerFactors(i int) (*formats.Layer, error) {
-	return s.factors.LoadLayerFactors(i)
-}
+func (f factorLoads) LoadLayer(i int) (*formats.Layer, error) { return f.LoadLayerFactors(i) }
 
 // Thresholds of the findings; zero values take the defaults.
 type Thresholds struct {
@@ -210,10 +194,6 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 		lr  LayerReport
 		err error
 	}
-	load := src.LoadLayer
-	if fs, ok := src.(FactorSource); ok {
-		load = fs.LoadLayerFactors
-	}
 	jobs := make(chan int)
 	results := make(chan result, opts.Workers)
 	var wg sync.WaitGroup
@@ -223,7 +203,7 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 			defer wg.Done()
 			for pos := range jobs {
 				r := result{pos: pos}
-				l, err := load(idx[pos])
+				l, err := src.LoadLayer(idx[pos])
 				if err != nil {
 					r.err = fmt.Errorf("layer %d: %w", idx[pos], err)
 				} else if l == nil {

@@ -12,7 +12,10 @@ import (
 
 // FromCheckpoint returns the tokenizer an opened checkpoint carries: a
 // GGUF's tokenizer.ggml.* metadata, or for safetensors the tokenizer.json
-// (else the SentencePiece tokenizer.model) in the checkpoint's folder.
+// (else the SentencePiece tokenizer.model) beside the weights, read through
+// the checkpoint (Checkpoint.ReadFile) wherever they are: a local folder,
+// the Hugging Face cache or the Hub. tokenizer_config.json, when present,
+// is read beside it for the BOS/EOS check.
 func FromCheckpoint(c *formats.Checkpoint) (*Tokenizer, error) {
 	if gf := c.GGUF(); gf != nil {
 		t, err := FromGGUFArrays(gf, c.MetaArray)
@@ -22,7 +25,34 @@ func FromCheckpoint(c *formats.Checkpoint) (*Tokenizer, error) {
 		t.Info.Path = c.Files[0].Path
 		return t, nil
 	}
-	return FromDir(c.Dir)
+	data, p, err := c.ReadFile("tokenizer.json", MaxJSONBytes)
+	switch {
+	case err == nil:
+		t, err := FromJSON(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		t.Info.Path = p
+		if cfg, _, err := c.ReadFile("tokenizer_config.json", maxConfigBytes); err == nil {
+			t.checkConfigData(cfg)
+		}
+		return t, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	data, p, err = c.ReadFile("tokenizer.model", MaxModelBytes)
+	switch {
+	case err == nil:
+		t, err := FromSentencePieceBytes(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		t.Info.Path = p
+		return t, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	return nil, fmt.Errorf("%s: no tokenizer: the folder has neither tokenizer.json nor tokenizer.model", c.Dir)
 }
 
 // FromDir reads the tokenizer files of a Hugging Face model folder:

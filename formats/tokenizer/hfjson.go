@@ -48,9 +48,17 @@ func FromFile(path string) (*Tokenizer, error) {
 // and qkv follows tokenizer.json.
 func (t *Tokenizer) checkConfig(path string) {
 	data, err := os.ReadFile(path)
-	if err != nil || len(data) > 64<<20 {
+	if err != nil || len(data) > maxConfigBytes {
 		return
 	}
+	t.checkConfigData(data)
+}
+
+// maxConfigBytes bounds the tokenizer_config.json read for that check.
+const maxConfigBytes = 64 << 20
+
+// checkConfigData is checkConfig of tokenizer_config.json's contents.
+func (t *Tokenizer) checkConfigData(data []byte) {
 	var cfg struct {
 		AddBOS *bool  `json:"add_bos_token"`
 		AddEOS *bool  `json:"add_eos_token"`

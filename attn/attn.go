@@ -125,13 +125,15 @@ type Settings struct {
 	NKVHeads int    `json:"n_kv_heads"`
 	HeadDim  int    `json:"head_dim"`
 	// VHeadDim is the head dimension of v and of W_O's column blocks.
-	VHeadDim     int     `json:"v_head_dim"`
-	KVHeadRule   string  `json:"kv_head_for_head"`
-	Causal       bool    `json:"causal"`
-	Scale        float64 `json:"scale"`
-	ScaleFormula string  `json:"scale_formula"`
-	PreNorm      string  `json:"pre_norm"` // "none", "rmsnorm" or "layernorm"
-	NormEps      float64 `json:"norm_eps,omitempty"`
+	VHeadDim int `json:"v_head_dim"`
+	// KVHeadForHead[h] is the KV head query head h reads: h / (n_heads /
+	// n_kv_heads).
+	KVHeadForHead []int   `json:"kv_head_for_head"`
+	Causal        bool    `json:"causal"`
+	Scale         float64 `json:"scale"`
+	ScaleFormula  string  `json:"scale_formula"`
+	PreNorm       string  `json:"pre_norm"` // "none", "rmsnorm" or "layernorm"
+	NormEps       float64 `json:"norm_eps,omitempty"`
 	// NormWeightOffset is 1 for Gemma's (1 + w) norms: the weights used
 	// already include it.
 	NormWeightOffset float64         `json:"norm_weight_offset"`
@@ -170,6 +172,8 @@ func (s Settings) attention() LayerAttention {
 // positions i (rows); masked positions have probability zero.
 type HeadMetrics struct {
 	Head int `json:"head"`
+	// KVHead is the KV head the head reads (Settings.KVHeadForHead[Head]).
+	KVHead int `json:"kv_head"`
 	// Entropy is the mean over rows of −Σ_j p_ij·ln p_ij, in nats (with
 	// learned sinks, the sink's share is a term of the sum).
 	Entropy float64 `json:"entropy"`
@@ -389,7 +393,7 @@ func settings(g formats.Geometry, la formats.LayerAttention, T int, causal, useN
 	scale, rule := scoreScale(g)
 	s := Settings{
 		Arch: g.Arch, T: T, DModel: g.DModel, NHeads: g.NHeads, NKVHeads: g.NKVHeads,
-		HeadDim: g.HeadDim, VHeadDim: g.ValueHeadDim(), KVHeadRule: "g = h / (n_heads / n_kv_heads)", Causal: causal,
+		HeadDim: g.HeadDim, VHeadDim: g.ValueHeadDim(), KVHeadForHead: kvHeads(g.NHeads, g.NKVHeads), Causal: causal,
 		Scale: float64(float32(scale)), ScaleFormula: rule,
 		PreNorm:          string(formats.NormNone),
 		NormWeightOffset: g.NormWeightOffset,
@@ -512,34 +516,27 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 	if g.NKVHeads == 0 {
 		g.NKVHeads = g.NHeads // as Geometry.GroupSize reads it: no grouping
 	}
-	useNorm := g.PreNorm && g.Norm != formats.NormNone && g.Norm != "" && !opt.NoNorm
+	useNorm := usesNorm(g, opt)
 	if useNorm && g.Norm != formats.NormRMS && g.Norm != formats.NormLayerNorm {
 		return nil, fmt.Errorf("attn: unknown norm kind %q", g.Norm)
 	}
 	if err := check(g, l, x, useNorm); err != nil {
 		return nil, err
 	}
-	causal := g.Causal
-	if opt.Causal != nil {
-		causal = *opt.Causal
-	}
+	causal := causalFor(g, opt)
 	T, hd, vhd, nh, nkv := x.Rows, g.HeadDim, g.ValueHeadDim(), g.NHeads, g.NKVHeads
 	la := g.ForLayer(l.Index)
-	res := &Result{Layer: l.Index, Settings: settings(g, la, T, causal, useNorm, opt.Input)}
+	st, f, err := layerSettings(g, l.Index, T, causal, useNorm, opt.Input)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Layer: l.Index, Settings: st}
 
 	// The rotary embedding of this layer.
-	rot := g.RotaryDims
-	if g.MLA != nil {
-		rot = g.MLA.QKRopeHeadDim
-	}
+	rot := ropeDims(g)
 	var cos, sin []float32
-	if la.RoPE && rot > 0 {
-		f, err := RopeFreqs(rot, la.RopeTheta, la.RopeScaling, T)
-		if err != nil {
-			return nil, err
-		}
+	if f != nil {
 		cos, sin = ropeTable(T, f.InvFreq, f.AttentionFactor)
-		res.Settings.RoPE = ropeDescription(g, la, rot, T, f)
 	}
 	interleaved := g.RopeStyle == formats.RopeInterleavedPairs
 
@@ -637,6 +634,7 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 			gemmPP(pa, vp[kg], vhd, ctx.Data[i0*ctx.Cols+h*vhd:], ctx.Cols)
 		}
 		res.Heads[h], badProbs[h] = headMetrics(h, p, T, maxLogit, entropy)
+		res.Heads[h].KVHead = kg
 		if r.hasSink {
 			if badProbs[h] > 0 {
 				sinkMass = math.NaN()
@@ -659,6 +657,69 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 	}
 	res.NonFiniteOut = countNonFinite(res.Out.Data)
 	return res, nil
+}
+
+// usesNorm reports whether Run applies the pre-attention norm.
+func usesNorm(g formats.Geometry, opt Options) bool {
+	return g.PreNorm && g.Norm != formats.NormNone && g.Norm != "" && !opt.NoNorm
+}
+
+// causalFor is the mask Run applies: the geometry's, unless opt overrides it.
+func causalFor(g formats.Geometry, opt Options) bool {
+	if opt.Causal != nil {
+		return *opt.Causal
+	}
+	return g.Causal
+}
+
+// ropeDims is how many dimensions of a head rotate (MLA: its rope part).
+func ropeDims(g formats.Geometry) int {
+	if g.MLA != nil {
+		return g.MLA.QKRopeHeadDim
+	}
+	return g.RotaryDims
+}
+
+// layerSettings returns the settings of a run of layer on T positions and
+// the layer's rotary frequencies (nil when it has no RoPE).
+func layerSettings(g formats.Geometry, layer, T int, causal, useNorm bool, in InputInfo) (Settings, *RopeFrequencies, error) {
+	la := g.ForLayer(layer)
+	s := settings(g, la, T, causal, useNorm, in)
+	rot := ropeDims(g)
+	if !la.RoPE || rot <= 0 {
+		return s, nil, nil
+	}
+	f, err := RopeFreqs(rot, la.RopeTheta, la.RopeScaling, T)
+	if err != nil {
+		return s, nil, err
+	}
+	s.RoPE = ropeDescription(g, la, rot, T, f)
+	return s, &f, nil
+}
+
+// LayerSettings returns the Settings Run records for layer on an input of
+// T positions with opt — the mask, the rotary embedding and every other
+// choice — without running it, so that a streamed document can state them
+// before its layers run.
+func LayerSettings(g formats.Geometry, layer, T int, opt Options) (Settings, error) {
+	if g.NKVHeads == 0 {
+		g.NKVHeads = g.NHeads
+	}
+	s, _, err := layerSettings(g, layer, T, causalFor(g, opt), usesNorm(g, opt), opt.Input)
+	return s, err
+}
+
+// kvHeads returns the KV head of each of n query heads (n_kv KV heads; 0
+// means n).
+func kvHeads(n, nkv int) []int {
+	if nkv <= 0 || n%nkv != 0 {
+		nkv = n
+	}
+	out := make([]int, n)
+	for h := range out {
+		out[h] = h / (n / nkv)
+	}
+	return out
 }
 
 // linear returns x·Wᵀ + b.

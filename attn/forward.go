@@ -42,6 +42,11 @@ type ForwardOptions struct {
 	Causal *bool
 	// Input is copied into each result's settings.
 	Input InputInfo
+	// Stream keeps nothing per layer: the results and hidden states reach
+	// the caller only through OnBlock (ForwardResult.Results and Hidden
+	// stay empty), so that memory holds one block and one layer's
+	// probabilities whatever the depth.
+	Stream bool
 	// OnBlock, when set, is called after each block (or, for the last
 	// layer wanted without logits, after its attention) with the block's
 	// record; an error stops the forward.
@@ -195,9 +200,11 @@ func Forward(m *formats.Model, tokens []int, opt ForwardOptions) (*ForwardResult
 		if err != nil {
 			return nil, err
 		}
-		res.Hidden = append(res.Hidden, h)
-		if want[i] {
-			res.Results = append(res.Results, rec.Attn)
+		if !opt.Stream {
+			res.Hidden = append(res.Hidden, h)
+			if want[i] {
+				res.Results = append(res.Results, rec.Attn)
+			}
 		}
 		if opt.OnBlock != nil {
 			if err := opt.OnBlock(rec); err != nil {

@@ -202,12 +202,13 @@ func flatProbs(r *Result) []float32 {
 func TestPredictionsViewAndInduction(t *testing.T) {
 	var b strings.Builder
 	preds := []Prediction{{ID: 5, Piece: ",", Logit: 2.5, Prob: 0.75}, {ID: 7, Piece: "\x1b[31m", Logit: 1.4, Prob: 0.25}}
-	if err := (PredictionsView{After: "▁said", Predictions: preds}).Render(&b, termui.Style{}); err != nil {
+	if err := (PredictionsView{After: " said", Predictions: preds}).Render(&b, termui.Style{}); err != nil {
 		t.Fatal(err)
 	}
-	want := "next token after ▁said (softmax over the whole vocabulary):\n" +
-		"  1        5  ,                         p 0.7500  logit 2.5\n" +
-		"  2        7  ·[31m                     p 0.2500  logit 1.4\n"
+	want := "next token after ␣said (softmax over the whole vocabulary)\n" +
+		"#  id  token        p  logit\n" +
+		"1   5  ,         0.75    2.5\n" +
+		"2   7  \\x1b[31m  0.25    1.4\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
@@ -215,7 +216,7 @@ func TestPredictionsViewAndInduction(t *testing.T) {
 	v := 0.5
 	r.Heads[0].Induction = &v
 	b.Reset()
-	if err := RenderMetrics(&b, r, RenderOptions{}); err != nil {
+	if err := renderView(&b, r, renderOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), "induction") || !strings.Contains(b.String(), "0.5000") {

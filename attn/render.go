@@ -6,81 +6,499 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode"
+	"unicode/utf8"
+
+	"github.com/charmbracelet/lipgloss"
 
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
+// The terminal view of a run: an opening line (RunView: the model, the
+// layers, the input and, once known, the most notable heads), then per
+// layer a section (View: its own notable heads, its settings, every
+// selected head's heatmap — side by side as many as the width holds — and
+// the metrics table), a closing line for runs of several layers
+// (NotableView) and the next-token predictions (PredictionsView). Every
+// line is built for the terminal's width (80 at least) and none is longer.
+
 // Ramp is the plain-text shade ramp, from an empty cell to the largest one.
 const Ramp = " .:-=+*#%@"
+
+// MinWidth is the narrowest layout: a narrower terminal gets the 80-column
+// one.
+const MinWidth = 80
+
+// blockGap separates heatmaps placed side by side.
+const blockGap = 3
+
+// maxRowLabel and maxColLabel bound the token labels of a heatmap's rows and
+// (written downwards) columns, in columns.
+const (
+	maxRowLabel = 10
+	maxColLabel = 6
+)
+
+// layout is how a view writes: width, colour, character set.
+type layout struct {
+	width  int
+	styled bool
+	ascii  bool
+	th     *termui.Theme
+}
+
+func newLayout(w io.Writer, st termui.Style, ascii bool) layout {
+	l := layout{width: max(st.Cols(), MinWidth), styled: st.Styled && !ascii, ascii: ascii}
+	l.th = termui.NewTheme(w, termui.Style{Styled: l.styled, Width: l.width})
+	return l
+}
+
+// sep is the separator of a line's parts.
+func (l layout) sep() string {
+	if l.ascii {
+		return " - "
+	}
+	return " · "
+}
+
+// text makes s safe for the layout: sanitised, and ASCII only in ASCII mode.
+func (l layout) text(s string) string {
+	s = termui.Clean(s)
+	if !l.ascii {
+		return s
+	}
+	return asciiOnly(s)
+}
+
+// asciiOnly replaces the non-ASCII characters of s: the view's own
+// symbols by their ASCII forms, anything else by '?'.
+func asciiOnly(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			goto convert
+		}
+	}
+	return s
+convert:
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r < 0x80:
+			b.WriteRune(r)
+		case r == 'θ':
+			b.WriteString("theta")
+		case r == '×':
+			b.WriteByte('x')
+		case r == '→':
+			b.WriteString("->")
+		case r == '—', r == '−', r == '–':
+			b.WriteByte('-')
+		case r == '…':
+			b.WriteByte('~')
+		case r == '·':
+			b.WriteByte('.')
+		case r == 'Σ':
+			b.WriteString("sum")
+		case r == '≤':
+			b.WriteString("<=")
+		default:
+			b.WriteByte('?')
+		}
+	}
+	return b.String()
+}
+
+// width is the number of columns s takes (escape sequences excluded).
+func width(s string) int { return lipgloss.Width(s) }
+
+// wrap joins parts with sep into lines of at most w columns, breaking
+// between parts; a part longer than a line is broken between its words
+// (and a word longer than a line anywhere). The first line starts with
+// lead (styled or not, counted by its width); the next ones are indented
+// by indent spaces. Lines carry no trailing spaces.
+func wrap(lead string, parts []string, sep string, w, indent int) []string {
+	var lines []string
+	cur, curW, n := lead, width(lead), 0
+	newLine := func() {
+		lines = append(lines, strings.TrimRight(cur, " "))
+		cur, curW, n = strings.Repeat(" ", indent), indent, 0
+	}
+	// put adds s after the separator join (none at a line's start).
+	put := func(s, join string) {
+		sw := width(s)
+		if n > 0 && curW+width(join)+sw <= w {
+			cur, curW, n = cur+join+s, curW+width(join)+sw, n+1
+			return
+		}
+		if n == 0 && curW+sw <= w {
+			cur, curW, n = cur+s, curW+sw, n+1
+			return
+		}
+		if n > 0 || curW > indent {
+			newLine()
+		}
+		for curW+width(s) > w {
+			r := []rune(s)
+			k := min(max(1, w-curW), len(r))
+			cur += string(r[:k])
+			newLine()
+			s = string(r[k:])
+		}
+		cur, curW, n = cur+s, curW+width(s), n+1
+	}
+	for _, p := range parts {
+		if width(p) <= w-indent {
+			put(p, sep)
+			continue
+		}
+		for i, word := range strings.Fields(p) {
+			join := " "
+			if i == 0 {
+				join = sep
+			}
+			put(word, join)
+		}
+	}
+	if n > 0 || len(lines) == 0 || curW > indent {
+		lines = append(lines, strings.TrimRight(cur, " "))
+	}
+	return lines
+}
+
+// writeLines writes lines, each followed by a newline.
+func writeLines(b *strings.Builder, lines []string) {
+	for _, s := range lines {
+		b.WriteString(s)
+		b.WriteByte('\n')
+	}
+}
+
+// truncMiddle shortens s to at most n columns by cutting its middle ("ab…yz").
+func truncMiddle(s string, n int, ascii bool) string {
+	if width(s) <= n {
+		return s
+	}
+	mark := "…"
+	if ascii {
+		mark = "~"
+	}
+	r := []rune(s)
+	keep := n - 1
+	head, tail := (keep+1)/2, keep/2
+	for head+tail > 0 && width(string(r[:head]))+width(string(r[len(r)-tail:]))+1 > n {
+		if head >= tail {
+			head--
+		} else {
+			tail--
+		}
+	}
+	return string(r[:head]) + mark + string(r[len(r)-tail:])
+}
+
+// Label returns a token's text as a heatmap labels it: spaces, line breaks
+// and tabs as visible symbols, anything unsafe escaped, at most n columns
+// (cut in the middle).
+func label(s string, n int, ascii bool) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == ' ':
+			if ascii {
+				b.WriteByte('_')
+			} else {
+				b.WriteRune('␣')
+			}
+		case r == '\n':
+			if ascii {
+				b.WriteString(`\n`)
+			} else {
+				b.WriteRune('⏎')
+			}
+		case r == '\t':
+			if ascii {
+				b.WriteString(`\t`)
+			} else {
+				b.WriteRune('⇥')
+			}
+		default:
+			b.WriteString(termui.Clean(string(r)))
+		}
+		i += size
+	}
+	out := b.String()
+	if ascii {
+		out = asciiOnly(out)
+	}
+	return truncMiddle(out, n, ascii)
+}
+
+// ---- the opening line and notable heads ----
+
+// RunInfo is what the opening line says about a run.
+type RunInfo struct {
+	// Model names the checkpoint as the user gave it.
+	Model string
+	Arch  string
+	// Layers is the model's layer count; Shown the layers rerun.
+	Layers int
+	Shown  []int
+	Heads  int
+	T      int
+	// Input is the input's kind ("tokens", "random", "user") and Mode the
+	// input mode (InputModeForward or InputModeRaw).
+	Input string
+	Mode  string
+}
+
+// Notable is the head that stands out most in one respect.
+type Notable struct {
+	// Kind is "sink", "previous-token", "induction" or "learned sink".
+	Kind        string
+	Layer, Head int
+	Value       float64
+}
+
+// Notables keeps, as layers come, the head of each kind with the largest
+// value: memory is one record per kind whatever the depth.
+type Notables struct {
+	best  map[string]*Notable
+	order []string
+}
+
+// notableKinds are the kinds in the order the report lists them, each
+// with the metric it ranks by (nil when the head has none).
+var notableKinds = []struct {
+	kind   string
+	metric func(HeadMetrics) (float64, bool)
+}{
+	{"sink", func(m HeadMetrics) (float64, bool) { return m.SinkMass, true }},
+	{"previous-token", func(m HeadMetrics) (float64, bool) { return m.PrevToken, true }},
+	{"induction", func(m HeadMetrics) (float64, bool) {
+		if m.Induction == nil {
+			return 0, false
+		}
+		return *m.Induction, true
+	}},
+	{"learned sink", func(m HeadMetrics) (float64, bool) {
+		if m.LearnedSink == nil {
+			return 0, false
+		}
+		return *m.LearnedSink, true
+	}},
+}
+
+// Add takes a layer's heads into account (heads nil: all of them).
+func (n *Notables) Add(r *Result, heads []int) {
+	if n.best == nil {
+		n.best = map[string]*Notable{}
+	}
+	if heads == nil {
+		for h := range r.Heads {
+			heads = append(heads, h)
+		}
+	}
+	for _, k := range notableKinds {
+		for _, h := range heads {
+			if h < 0 || h >= len(r.Heads) {
+				continue
+			}
+			v, ok := k.metric(r.Heads[h])
+			if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+				continue
+			}
+			cur := n.best[k.kind]
+			if cur == nil {
+				n.best[k.kind] = &Notable{Kind: k.kind, Layer: r.Layer, Head: h, Value: v}
+				n.order = nil
+			} else if v > cur.Value {
+				*cur = Notable{Kind: k.kind, Layer: r.Layer, Head: h, Value: v}
+			}
+		}
+	}
+}
+
+// List returns the notable heads, one per kind, in the report's order.
+func (n *Notables) List() []Notable {
+	var out []Notable
+	for _, k := range notableKinds {
+		if b := n.best[k.kind]; b != nil {
+			out = append(out, *b)
+		}
+	}
+	return out
+}
+
+// notableParts describes the notable heads ("sink L4 h1 0.561"); withLayer
+// names the layer.
+func notableParts(list []Notable, withLayer bool) []string {
+	var parts []string
+	for _, nb := range list {
+		where := fmt.Sprintf("h%d", nb.Head)
+		if withLayer {
+			where = fmt.Sprintf("L%d h%d", nb.Layer, nb.Head)
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %.3f", nb.Kind, where, nb.Value))
+	}
+	return parts
+}
+
+// RunView is the report's opening line: the model, its layers and which
+// are shown, the input, and the most notable heads when they are known
+// before the layers are written (Notable nil: the report closes with them).
+type RunView struct {
+	Run     RunInfo
+	Notable []Notable
+	// Later says the notable heads come at the end (a run of several
+	// layers writes each as it is computed).
+	Later bool
+	ASCII bool
+}
+
+// Render writes the opening line, wrapped to the width.
+func (v RunView) Render(w io.Writer, st termui.Style) error {
+	l := newLayout(w, st, v.ASCII)
+	r := v.Run
+	lead := l.th.Title(l.text(truncMiddle(termui.Clean(r.Model), 40, v.ASCII)))
+	parts := []string{r.Arch}
+	switch {
+	case len(r.Shown) == 1:
+		parts = append(parts, fmt.Sprintf("layer %d of %d", r.Shown[0], r.Layers))
+	case len(r.Shown) == r.Layers:
+		parts = append(parts, fmt.Sprintf("all %d layers", r.Layers))
+	default:
+		parts = append(parts, fmt.Sprintf("%d of %d layers", len(r.Shown), r.Layers))
+	}
+	parts = append(parts, fmt.Sprintf("%d heads", r.Heads), fmt.Sprintf("T=%d %s", r.T, inputWord(r.Input, r.T)))
+	if r.Mode == InputModeForward {
+		parts = append(parts, "forward pass (each layer reads the residual stream)")
+	} else {
+		parts = append(parts, "raw (each layer reads the same input)")
+	}
+	switch {
+	case len(v.Notable) > 0:
+		parts = append(parts, "strongest: "+strings.Join(notableParts(v.Notable, len(r.Shown) > 1), ", "))
+	case v.Later:
+		parts = append(parts, "notable heads after the last layer")
+	}
+	for i := range parts {
+		parts[i] = l.text(parts[i])
+	}
+	var b strings.Builder
+	writeLines(&b, wrap(lead+": ", parts, l.sep(), l.width, 2))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func inputWord(kind string, T int) string {
+	switch kind {
+	case "tokens":
+		if T == 1 {
+			return "token"
+		}
+		return "tokens"
+	case "random":
+		return "random rows"
+	case "user":
+		return "rows of the input file"
+	}
+	return "positions"
+}
+
+// NotableView closes a report of several layers with its most notable
+// heads.
+type NotableView struct {
+	Notable []Notable
+	ASCII   bool
+}
+
+// Render writes the closing line, wrapped to the width.
+func (v NotableView) Render(w io.Writer, st termui.Style) error {
+	l := newLayout(w, st, v.ASCII)
+	parts := notableParts(v.Notable, true)
+	if len(parts) == 0 {
+		parts = []string{"none (every metric undefined)"}
+	}
+	var b strings.Builder
+	writeLines(&b, wrap(l.th.Title("strongest heads")+": ", parts, l.sep(), l.width, 2))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// ---- one layer ----
 
 // View is a layer's result as the terminal shows it: the token labels of
 // its positions and the heads to draw.
 type View struct {
 	Result *Result
-	// Labels are the token labels for positions 0..T−1, or nil (see
-	// RenderOptions.Labels).
+	// Labels are the token texts for positions 0..T−1 (sanitised here), or
+	// nil: positions label the heatmaps.
 	Labels []string
 	// Heads selects heads to draw; nil draws every head.
 	Heads []int
-}
-
-// Render draws every selected head's pattern followed by the metrics
-// table: the one renderer signature of qkv's reports. st.Styled draws the
-// palette's heatmap colours; otherwise cells use the characters of Ramp.
-func (v View) Render(w io.Writer, st termui.Style) error {
-	return render(w, v.Result, RenderOptions{Styled: st.Styled, Width: st.Width, Labels: v.Labels, Heads: v.Heads})
+	// Notable opens the section with the layer's most notable heads (in a
+	// report of several layers; one layer's are in the opening line).
+	Notable bool
+	// ASCII writes only ASCII characters (TERM=dumb); otherwise block
+	// characters and symbols, in colour when the style says so.
+	ASCII bool
 }
 
 var (
 	_ termui.Renderer = View{}
+	_ termui.Renderer = RunView{}
+	_ termui.Renderer = NotableView{}
 	_ termui.Renderer = PredictionsView{}
 )
 
-// RenderOptions controls how RenderPattern and RenderMetrics draw.
-type RenderOptions struct {
-	// Styled draws coloured block characters (termui's heatmap colours);
-	// otherwise cells use the characters of Ramp and no escape sequences
-	// are written.
-	Styled bool
-	// Width is the terminal width in columns (80 when ≤ 0). When T does not
-	// fit, the pattern is pooled into blocks (mean probability per block).
-	Width int
-	// Labels are the token labels for positions 0..T−1, or nil. They label
-	// rows (up to 10 columns wide) and, written downwards, columns; a pooled
-	// pattern labels its rows with the first position of each block instead.
-	Labels []string
-	// Heads selects heads to draw; nil draws every head.
-	Heads []int
-}
-
-// render draws every selected head's pattern followed by the metrics table.
-func render(w io.Writer, r *Result, o RenderOptions) error {
+// Render draws the layer's section: a line with its most notable heads,
+// its settings, every selected head's heatmap (side by side as many as the
+// width holds) and the metrics table. st.Styled draws the palette's
+// heatmap colours; otherwise cells use the characters of Ramp.
+func (v View) Render(w io.Writer, st termui.Style) error {
+	r := v.Result
 	if r == nil {
 		return fmt.Errorf("attn: nothing to render")
 	}
-	heads, err := selectHeads(r, o.Heads)
+	heads, err := selectHeads(r, v.Heads)
 	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(w, "%s\n\n", describe(r)); err != nil {
+	if v.Labels != nil && len(r.Probs) > 0 && len(v.Labels) != len(r.Probs[0]) {
+		return fmt.Errorf("attn: %d labels for %d positions", len(v.Labels), len(r.Probs[0]))
+	}
+	l := newLayout(w, st, v.ASCII)
+	var b strings.Builder
+	var nb Notables
+	nb.Add(r, heads)
+	lead := l.th.Title(fmt.Sprintf("layer %d", r.Layer))
+	if parts := notableParts(nb.List(), false); v.Notable && len(parts) > 0 {
+		writeLines(&b, wrap(lead+": strongest ", parts, l.sep(), l.width, 2))
+		lead = ""
+	}
+	desc := describe(r)
+	for i := range desc {
+		desc[i] = l.text(desc[i])
+	}
+	if lead != "" {
+		lead += ": "
+	}
+	writeLines(&b, wrap(lead, desc, ", ", l.width, 2))
+	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}
-	for _, h := range heads {
-		if err := RenderPattern(w, r, h, o); err != nil {
-			return err
-		}
-		if _, err := fmt.Fprintln(w); err != nil {
-			return err
-		}
+	b.Reset()
+	if err := l.heatmaps(w, r, heads, v.Labels); err != nil {
+		return err
 	}
-	return RenderMetrics(w, r, o)
+	return l.metrics(w, r, heads)
 }
 
-// describe is the one-line summary of a layer's settings.
-func describe(r *Result) string {
+// describe lists a layer's settings.
+func describe(r *Result) []string {
 	s := r.Settings
-	parts := []string{fmt.Sprintf("layer %d: T=%d, %d heads / %d kv heads × %d", r.Layer, s.T, s.NHeads, s.NKVHeads, s.HeadDim)}
+	parts := []string{fmt.Sprintf("T=%d", s.T), fmt.Sprintf("%d heads / %d kv heads × %d", s.NHeads, s.NKVHeads, s.HeadDim)}
 	if s.Causal {
 		parts = append(parts, "causal")
 	} else {
@@ -129,7 +547,7 @@ func describe(r *Result) string {
 	default:
 		parts = append(parts, "input "+s.Input.Kind)
 	}
-	return strings.Join(parts, ", ")
+	return parts
 }
 
 func selectHeads(r *Result, sel []int) ([]int, error) {
@@ -146,36 +564,6 @@ func selectHeads(r *Result, sel []int) ([]int, error) {
 		}
 	}
 	return sel, nil
-}
-
-// cleanLabel makes a token label printable on one line and at most max runes.
-func cleanLabel(s string, max int) string {
-	var b []rune
-	for _, c := range s {
-		switch {
-		case c == ' ':
-			c = '␣'
-		case c == '\n':
-			c = '⏎'
-		case c == '\t':
-			c = '⇥'
-		case !unicode.IsPrint(c):
-			c = '·'
-		}
-		b = append(b, c)
-	}
-	if len(b) > max {
-		b = append(b[:max-1], '…')
-	}
-	return string(b)
-}
-
-// padLeft right-aligns s in n columns, counting runes as one column each.
-func padLeft(s string, n int) string {
-	if k := len([]rune(s)); k < n {
-		return strings.Repeat(" ", n-k) + s
-	}
-	return s
 }
 
 // pool averages p [T][T] into g×g blocks; bin b covers [b·T/g, (b+1)·T/g).
@@ -199,166 +587,242 @@ func pool(p [][]float32, g int) [][]float64 {
 	return out
 }
 
-// RenderPattern draws head h's T×T pattern: rows are query positions, columns
-// key positions, each cell shaded by its probability relative to the largest
-// cell. When 2·T columns do not fit, cells are one column wide; when T does
-// not fit either, the pattern is pooled and the header says so.
-func RenderPattern(w io.Writer, r *Result, h int, o RenderOptions) error {
-	if h < 0 || h >= len(r.Probs) {
-		return fmt.Errorf("attn: head %d out of range (the layer has %d heads)", h, len(r.Probs))
-	}
-	p := r.Probs[h]
-	T := len(p)
-	width := o.Width
-	if width <= 0 {
-		width = 80
-	}
-	labels := o.Labels
-	if labels != nil && len(labels) != T {
-		return fmt.Errorf("attn: %d labels for %d positions", len(labels), T)
-	}
+// grid is how a layer's heatmaps are drawn: g×g cells (g < T: pooled) of
+// cellw columns, rows labelled in lw columns.
+type grid struct {
+	T, g, cellw, lw int
+	rowLabels       []string // g labels
+	colLabels       [][]rune // T columns of downward labels, or nil
+}
 
-	// Row labels: the token labels, or positions.
-	const maxLabel = 10
-	lw := len(fmt.Sprint(T - 1))
-	for _, l := range labels {
-		if n := len([]rune(cleanLabel(l, maxLabel))); n > lw {
-			lw = n
+// blockWidth is one heatmap's width: the row labels, " │", the cells.
+func (gr grid) blockWidth() int { return gr.lw + 2 + gr.g*gr.cellw }
+
+// perRow is how many heatmaps of width bw fit side by side in w columns.
+func perRow(bw, w int) int { return max(1, (w+blockGap)/(bw+blockGap)) }
+
+// planGrid chooses the cells for T positions at the layout's width: two
+// columns a cell when the pattern fits so, one when only that fits (or
+// when one column a cell places two heatmaps side by side where two would
+// not), pooled into blocks otherwise.
+func (l layout) planGrid(T int, labels []string, titleW int) grid {
+	gr := grid{T: T, g: T, cellw: 2, lw: len(strconv.Itoa(T - 1))}
+	if labels != nil {
+		for _, s := range labels {
+			gr.lw = max(gr.lw, width(label(s, maxRowLabel, l.ascii)))
 		}
 	}
-	avail := width - lw - 3
-	if avail < 4 {
-		avail = 4
+	avail := l.width - gr.lw - 2
+	switch {
+	case 2*T <= avail:
+		if perRow(max(titleW, gr.blockWidth()), l.width) < 2 && T <= avail {
+			one := gr
+			one.cellw = 1
+			if perRow(max(titleW, one.blockWidth()), l.width) >= 2 {
+				gr = one
+			}
+		}
+	case T <= avail:
+		gr.cellw = 1
+	default:
+		gr.cellw = 1
+		gr.g = avail
+		// Prefer even blocks: the largest divisor of T in [¾·avail, avail].
+		for d := avail; d*4 >= avail*3; d-- {
+			if T%d == 0 {
+				gr.g = d
+				break
+			}
+		}
+		// Pooled rows are labelled with their first position.
+		gr.lw = len(strconv.Itoa(T - 1))
 	}
-	g, cellw := T, 2
-	if 2*T > avail {
-		cellw = 1
-		if T > avail {
-			g = avail
-			// Prefer even blocks: the largest divisor of T in [¾·avail, avail].
-			for d := avail; d*4 >= avail*3; d-- {
-				if T%d == 0 {
-					g = d
-					break
+	gr.rowLabels = make([]string, gr.g)
+	for i := range gr.rowLabels {
+		switch {
+		case gr.g < T:
+			gr.rowLabels[i] = strconv.Itoa(i * T / gr.g)
+		case labels != nil:
+			gr.rowLabels[i] = label(labels[i], maxRowLabel, l.ascii)
+		default:
+			gr.rowLabels[i] = strconv.Itoa(i)
+		}
+	}
+	if gr.g == T && labels != nil {
+		gr.colLabels = make([][]rune, T)
+		for j, s := range labels {
+			col := []rune(label(s, maxColLabel, l.ascii))
+			for k, c := range col {
+				if width(string(c)) != 1 {
+					col[k] = '?' // a wide character would shift the columns
 				}
 			}
+			gr.colLabels[j] = col
 		}
 	}
-	pooled := g < T
-	var grid [][]float64
-	if pooled {
-		grid = pool(p, g)
-	} else {
-		grid = make([][]float64, T)
-		for i, row := range p {
-			grid[i] = make([]float64, T)
-			for j, v := range row {
-				grid[i][j] = float64(v)
+	return gr
+}
+
+// heatmaps draws the selected heads' patterns, side by side as many as fit.
+func (l layout) heatmaps(w io.Writer, r *Result, heads []int, labels []string) error {
+	if len(heads) == 0 || len(r.Probs) == 0 {
+		return nil
+	}
+	T := len(r.Probs[0])
+	titleW := 0
+	titles := make([]string, len(heads))
+	tops := make([][][]float64, len(heads))
+	for k, h := range heads {
+		titles[k] = fmt.Sprintf("head %d (kv %d)", h, kvOf(r, h))
+		titleW = max(titleW, width(titles[k])+len(" max 0.00"))
+	}
+	gr := l.planGrid(T, labels, titleW)
+	var b strings.Builder
+	ramp := []rune(Ramp)
+	shades := fmt.Sprintf("%q", Ramp)
+	if l.styled {
+		shades = ""
+		for lv := 1; lv < len(ramp); lv++ {
+			shades += l.th.Heat("█", lv)
+		}
+	}
+	note := []string{"rows: queries", "columns: keys", "shades " + shades + " from 0 to each head's max"}
+	if gr.g < T {
+		note = append(note, l.text(fmt.Sprintf("pooled %d→%d: block means of %s positions", T, gr.g, blockDesc(T, gr.g))))
+	}
+	writeLines(&b, wrap("", note, "; ", l.width, 2))
+	b.WriteByte('\n')
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	blocks := make([][]string, len(heads))
+	bw := 0
+	for k, h := range heads {
+		cells := cellsOf(r.Probs[h], gr)
+		tops[k] = cells
+		blocks[k] = l.heatmap(titles[k], cells, gr)
+		for _, s := range blocks[k] {
+			bw = max(bw, width(s))
+		}
+	}
+	n := perRow(bw, l.width)
+	for i := 0; i < len(blocks); i += n {
+		b.Reset()
+		row := blocks[i:min(len(blocks), i+n)]
+		lines := 0
+		for _, bl := range row {
+			lines = max(lines, len(bl))
+		}
+		for k := 0; k < lines; k++ {
+			var line strings.Builder
+			for j, bl := range row {
+				s := ""
+				if k < len(bl) {
+					s = bl[k]
+				}
+				line.WriteString(s)
+				if j < len(row)-1 {
+					line.WriteString(strings.Repeat(" ", bw-width(s)+blockGap))
+				}
 			}
+			b.WriteString(strings.TrimRight(line.String(), " "))
+			b.WriteByte('\n')
+		}
+		b.WriteByte('\n')
+		if _, err := io.WriteString(w, b.String()); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// kvOf is the KV head query head h reads.
+func kvOf(r *Result, h int) int {
+	if h < len(r.Settings.KVHeadForHead) {
+		return r.Settings.KVHeadForHead[h]
+	}
+	if s := r.Settings; s.NKVHeads > 0 && s.NHeads >= s.NKVHeads && s.NHeads%s.NKVHeads == 0 {
+		return h / (s.NHeads / s.NKVHeads)
+	}
+	return h
+}
+
+// cellsOf is one head's pattern at the grid's resolution.
+func cellsOf(p [][]float32, gr grid) [][]float64 {
+	if gr.g < gr.T {
+		return pool(p, gr.g)
+	}
+	out := make([][]float64, len(p))
+	for i, row := range p {
+		out[i] = make([]float64, len(row))
+		for j, v := range row {
+			out[i][j] = float64(v)
+		}
+	}
+	return out
+}
+
+// heatmap draws one head's cells as lines (not padded): its title with the
+// largest cell, the column header, then a row per query (block).
+func (l layout) heatmap(title string, cells [][]float64, gr grid) []string {
 	var top float64
-	for _, row := range grid {
+	for _, row := range cells {
 		for _, v := range row {
 			if v > top {
 				top = v
 			}
 		}
 	}
-
-	var b strings.Builder
-	kv := h
-	if r.Settings.NKVHeads > 0 && r.Settings.NHeads >= r.Settings.NKVHeads {
-		kv = h / (r.Settings.NHeads / r.Settings.NKVHeads)
-	}
-	title := fmt.Sprintf("layer %d head %d (kv %d)", r.Layer, h, kv)
-	if h < len(r.Heads) {
-		m := r.Heads[h]
-		title += fmt.Sprintf("  entropy %.3f  max_prob %.3f  sink %.3f  prev %.3f  diag %.3f  max_logit %.3f",
-			m.Entropy, m.MaxProb, m.SinkMass, m.PrevToken, m.Diagonal, m.MaxLogit)
-		if m.LearnedSink != nil {
-			title += fmt.Sprintf("  learned_sink %.3f", *m.LearnedSink)
-		}
-	}
-	th := termui.NewTheme(w, termui.Style{Styled: o.Styled, Width: o.Width})
-	b.WriteString(th.Title(title) + "\n")
-	note := "rows: query positions, columns: key positions; shade relative to the largest cell"
-	if pooled {
-		note = fmt.Sprintf("pooled %d→%d (block means, %s positions); ", T, g, blockDesc(T, g)) + note
-	}
-	b.WriteString(note + "\n")
-	if o.Styled {
-		legend := "0 "
-		for lv := 1; lv < len([]rune(Ramp)); lv++ {
-			legend += th.Heat("█", lv)
-		}
-		b.WriteString(legend + fmt.Sprintf(" %.3g\n", top))
-	} else {
-		b.WriteString(fmt.Sprintf("shades %q from 0 to %.3g\n", Ramp, top))
-	}
-
-	// Column header: vertical token labels when unpooled, else key ranges.
-	indent := strings.Repeat(" ", lw+2)
-	if !pooled && labels != nil {
-		cols := make([][]rune, T)
+	lines := []string{l.th.Title(title) + " max " + strconv.FormatFloat(top, 'g', 2, 64)}
+	indent := strings.Repeat(" ", gr.lw+2)
+	switch {
+	case gr.colLabels != nil:
 		depth := 0
-		for j, l := range labels {
-			cols[j] = []rune(cleanLabel(l, 6))
-			if len(cols[j]) > depth {
-				depth = len(cols[j])
-			}
+		for _, c := range gr.colLabels {
+			depth = max(depth, len(c))
 		}
 		for k := 0; k < depth; k++ {
-			b.WriteString(indent)
-			for j := 0; j < T; j++ {
-				c := ' '
-				if k < len(cols[j]) {
-					c = cols[j][k]
+			var s strings.Builder
+			s.WriteString(indent)
+			for _, c := range gr.colLabels {
+				ch := ' '
+				if k < len(c) {
+					ch = c[k]
 				}
-				b.WriteRune(c)
-				b.WriteString(strings.Repeat(" ", cellw-1))
+				s.WriteRune(ch)
+				s.WriteString(strings.Repeat(" ", gr.cellw-1))
 			}
-			b.WriteString("\n")
+			lines = append(lines, strings.TrimRight(s.String(), " "))
 		}
-	} else if !pooled {
-		b.WriteString(indent)
-		for j := 0; j < T; j++ {
-			b.WriteString(fmt.Sprint(j % 10))
-			b.WriteString(strings.Repeat(" ", cellw-1))
+	case gr.g == gr.T:
+		var s strings.Builder
+		s.WriteString(indent)
+		for j := 0; j < gr.T; j++ {
+			s.WriteString(strconv.Itoa(j % 10))
+			s.WriteString(strings.Repeat(" ", gr.cellw-1))
 		}
-		b.WriteString("\n")
-	} else {
-		b.WriteString(indent + fmt.Sprintf("keys 0..%d →\n", T-1))
+		lines = append(lines, strings.TrimRight(s.String(), " "))
+	default:
+		lines = append(lines, indent+l.text(fmt.Sprintf("keys 0..%d →", gr.T-1)))
 	}
-
+	bar := "│"
+	if l.ascii {
+		bar = "|"
+	}
 	ramp := []rune(Ramp)
 	level := func(v float64) int {
+		if v != v {
+			return -1
+		}
 		if !(v > 0) || !(top > 0) {
-			if v != v {
-				return -1
-			}
 			return 0
 		}
-		l := int(math.Round(v / top * float64(len(ramp)-1)))
-		if l < 1 {
-			l = 1 // any nonzero probability is visible
-		}
-		if l > len(ramp)-1 {
-			l = len(ramp) - 1
-		}
-		return l
+		lv := int(math.Round(v / top * float64(len(ramp)-1)))
+		return min(max(lv, 1), len(ramp)-1) // any nonzero probability is visible
 	}
-	for bi, row := range grid {
-		var lab string
-		switch {
-		case pooled:
-			lab = fmt.Sprint(bi * T / g)
-		case labels != nil:
-			lab = cleanLabel(labels[bi], maxLabel)
-		default:
-			lab = fmt.Sprint(bi)
-		}
-		b.WriteString(padLeft(lab, lw) + " │")
+	for bi, row := range cells {
+		var s strings.Builder
+		s.WriteString(strings.Repeat(" ", gr.lw-width(gr.rowLabels[bi])) + gr.rowLabels[bi] + " " + l.th.Muted(bar))
 		// Runs of equal level are styled together.
 		for j := 0; j < len(row); {
 			lv := level(row[j])
@@ -366,23 +830,22 @@ func RenderPattern(w io.Writer, r *Result, h int, o RenderOptions) error {
 			for k < len(row) && level(row[k]) == lv {
 				k++
 			}
-			n := (k - j) * cellw
+			n := (k - j) * gr.cellw
 			switch {
 			case lv < 0:
-				b.WriteString(strings.Repeat("?", n))
-			case !o.Styled:
-				b.WriteString(strings.Repeat(string(ramp[lv]), n))
+				s.WriteString(strings.Repeat("?", n))
+			case !l.styled:
+				s.WriteString(strings.Repeat(string(ramp[lv]), n))
 			case lv == 0:
-				b.WriteString(strings.Repeat(" ", n))
+				s.WriteString(strings.Repeat(" ", n))
 			default:
-				b.WriteString(th.Heat(strings.Repeat("█", n), lv))
+				s.WriteString(l.th.Heat(strings.Repeat("█", n), lv))
 			}
 			j = k
 		}
-		b.WriteString("\n")
+		lines = append(lines, strings.TrimRight(s.String(), " "))
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return lines
 }
 
 // blockDesc describes the pooling block size ("8×8", or "7–8 × 7–8" when uneven).
@@ -394,34 +857,81 @@ func blockDesc(T, g int) string {
 	return fmt.Sprintf("%d–%d × %d–%d", lo, hi, lo, hi)
 }
 
-// RenderMetrics draws the per-head metrics table of a layer.
-func RenderMetrics(w io.Writer, r *Result, o RenderOptions) error {
-	heads, err := selectHeads(r, o.Heads)
-	if err != nil {
-		return err
+// metricColumn is one column of the metrics table; drop ranks the columns
+// a narrow table leaves out first (0: always kept).
+type metricColumn struct {
+	name  string
+	drop  int
+	value func(h int, m HeadMetrics) string
+}
+
+// metrics draws the per-head metrics table, leaving out the least
+// important columns when it does not fit the width.
+func (l layout) metrics(w io.Writer, r *Result, heads []int) error {
+	opt := func(p *float64) string {
+		if p == nil {
+			return num(math.NaN())
+		}
+		return num(*p)
 	}
-	cols := []string{"head", "kv", "entropy", "max_prob", "sink", "prev_tok", "diag", "max_logit"}
-	widths := []int{4, 3, 8, 8, 7, 8, 7, 9}
-	learned := false
+	cols := []metricColumn{
+		{"head", 0, func(h int, m HeadMetrics) string { return strconv.Itoa(h) }},
+		{"kv", 3, func(h int, m HeadMetrics) string { return strconv.Itoa(kvOf(r, h)) }},
+		{"entropy", 5, func(h int, m HeadMetrics) string { return num(m.Entropy) }},
+		{"max_prob", 2, func(h int, m HeadMetrics) string { return num(m.MaxProb) }},
+		{"sink", 0, func(h int, m HeadMetrics) string { return num(m.SinkMass) }},
+		{"prev_tok", 0, func(h int, m HeadMetrics) string { return num(m.PrevToken) }},
+		{"diag", 1, func(h int, m HeadMetrics) string { return num(m.Diagonal) }},
+		{"max_logit", 4, func(h int, m HeadMetrics) string { return num(m.MaxLogit) }},
+	}
+	var learned, induction bool
 	for _, m := range r.Heads {
 		learned = learned || m.LearnedSink != nil
-	}
-	if learned {
-		cols, widths = append(cols, "l_sink"), append(widths, 7)
-	}
-	induction := false
-	for _, m := range r.Heads {
 		induction = induction || m.Induction != nil
 	}
+	if learned {
+		cols = append(cols, metricColumn{"l_sink", 0, func(h int, m HeadMetrics) string { return opt(m.LearnedSink) }})
+	}
 	if induction {
-		cols, widths = append(cols, "induction"), append(widths, 9)
+		cols = append(cols, metricColumn{"induction", 0, func(h int, m HeadMetrics) string { return opt(m.Induction) }})
 	}
-	var b strings.Builder
+	rows := make([][]string, 0, len(heads))
+	for _, h := range heads {
+		if h >= len(r.Heads) {
+			continue
+		}
+		row := make([]string, len(cols))
+		for i, c := range cols {
+			row[i] = l.text(c.value(h, r.Heads[h]))
+		}
+		rows = append(rows, row)
+	}
+	// Leave out columns, least important first, until the table fits.
+	keep := make([]bool, len(cols))
+	for i := range keep {
+		keep[i] = true
+	}
+	dropped := []string{}
+	for rank := 1; tableWidth(cols, rows, keep, l.styled) > l.width; rank++ {
+		found := false
+		for i, c := range cols {
+			if c.drop == rank {
+				keep[i], found = false, true
+				dropped = append(dropped, c.name)
+			}
+		}
+		if !found {
+			break
+		}
+	}
 	var hdr []string
+	var right []bool
 	for i, c := range cols {
-		hdr = append(hdr, padLeft(c, widths[i]))
+		if keep[i] {
+			hdr = append(hdr, c.name)
+			right = append(right, true)
+		}
 	}
-	line := termui.NewTheme(w, termui.Style{Styled: o.Styled}).Title(strings.Join(hdr, "  "))
 	title := fmt.Sprintf("layer %d head metrics (entropy in nats; means over query positions", r.Layer)
 	if learned {
 		title += "; l_sink: share of the learned sink logit, 1 − Σ_j p_ij"
@@ -429,40 +939,44 @@ func RenderMetrics(w io.Writer, r *Result, o RenderOptions) error {
 	if induction {
 		title += "; induction: mean attention from the second copy to the token after the earlier occurrence"
 	}
-	b.WriteString(title + ")\n")
-	b.WriteString(line + "\n")
-	group := 1
-	if r.Settings.NKVHeads > 0 && r.Settings.NHeads >= r.Settings.NKVHeads {
-		group = r.Settings.NHeads / r.Settings.NKVHeads
+	if len(dropped) > 0 {
+		title += "; left out for the width: " + strings.Join(dropped, ", ") + " (in --json)"
 	}
-	for _, h := range heads {
-		if h >= len(r.Heads) {
+	title += ")"
+	var b strings.Builder
+	writeLines(&b, wrap("", strings.Fields(l.text(title)), " ", l.width, 0))
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	return termui.TableLayout{Headers: hdr, Right: right, Styled: l.styled}.Write(w, len(rows), func(i int) []string {
+		var out []string
+		for c, v := range rows[i] {
+			if keep[c] {
+				out = append(out, v)
+			}
+		}
+		return out
+	})
+}
+
+// tableWidth is the width termui's table takes for the kept columns.
+func tableWidth(cols []metricColumn, rows [][]string, keep []bool, styled bool) int {
+	total, n := 0, 0
+	for i, c := range cols {
+		if !keep[i] {
 			continue
 		}
-		m := r.Heads[h]
-		cells := []string{fmt.Sprint(m.Head), fmt.Sprint(h / group), num(m.Entropy), num(m.MaxProb),
-			num(m.SinkMass), num(m.PrevToken), num(m.Diagonal), num(m.MaxLogit)}
-		if learned {
-			v := math.NaN()
-			if m.LearnedSink != nil {
-				v = *m.LearnedSink
-			}
-			cells = append(cells, num(v))
+		wd := width(c.name)
+		for _, r := range rows {
+			wd = max(wd, width(r[i]))
 		}
-		if induction {
-			v := math.NaN()
-			if m.Induction != nil {
-				v = *m.Induction
-			}
-			cells = append(cells, num(v))
-		}
-		for i := range cells {
-			cells[i] = padLeft(cells[i], widths[i])
-		}
-		b.WriteString(strings.Join(cells, "  ") + "\n")
+		total += wd
+		n++
 	}
-	_, err = io.WriteString(w, b.String())
-	return err
+	if styled {
+		return total + 3*n + 1
+	}
+	return total + 2*(n-1)
 }
 
 // num prints a metric with 4 decimals, termui's placeholder when it is not
@@ -474,23 +988,38 @@ func num(v float64) string {
 	return fmt.Sprintf("%.4f", v)
 }
 
+// ---- predictions ----
+
 // PredictionsView is the most likely next tokens after one position as the
 // terminal shows them (--logits).
 type PredictionsView struct {
-	// After is the piece at the position the predictions follow.
+	// After is the text of the token the predictions follow.
 	After string
-	// Predictions carry their pieces (Prediction.Piece), most likely first.
+	// Predictions, most likely first; Texts their tokens' texts (nil: the
+	// predictions' pieces).
 	Predictions []Prediction
+	Texts       []string
+	ASCII       bool
 }
 
-// Render writes one line per candidate: rank, id, piece (sanitised for
-// the terminal), probability and logit.
+// Render writes a title line and a table: rank, id, token, probability and
+// logit.
 func (v PredictionsView) Render(w io.Writer, st termui.Style) error {
+	l := newLayout(w, st, v.ASCII)
 	var b strings.Builder
-	fmt.Fprintf(&b, "next token after %s (softmax over the whole vocabulary):\n", cleanLabel(v.After, 40))
-	for i, p := range v.Predictions {
-		fmt.Fprintf(&b, "%3d  %7d  %-24s  p %.4f  logit %s\n", i+1, p.ID, cleanLabel(p.Piece, 24), p.Prob, strconv.FormatFloat(p.Logit, 'g', 6, 64))
+	writeLines(&b, wrap(l.th.Title("next token")+" after "+label(v.After, 40, v.ASCII)+" ", []string{"(softmax over the whole vocabulary)"}, " ", l.width, 2))
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	rows := make([][]string, len(v.Predictions))
+	for i, p := range v.Predictions {
+		text := p.Piece
+		if i < len(v.Texts) {
+			text = v.Texts[i]
+		}
+		rows[i] = []string{strconv.Itoa(i + 1), strconv.Itoa(p.ID), label(text, 32, v.ASCII),
+			l.text(termui.Sig(p.Prob, 4)), l.text(termui.Sig(p.Logit, 6))}
+	}
+	return termui.TableLayout{Headers: []string{"#", "id", "token", "p", "logit"}, Right: []bool{true, true, false, true, true},
+		Styled: l.styled}.Write(w, len(rows), func(i int) []string { return rows[i] })
 }

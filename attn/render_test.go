@@ -58,7 +58,7 @@ func TestRenderPlainGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := renderView(&buf, fixedResult(tc.T), RenderOptions{Width: tc.width, Labels: tc.labels}); err != nil {
+			if err := renderView(&buf, fixedResult(tc.T), renderOptions{Width: tc.width, Labels: tc.labels}); err != nil {
 				t.Fatal(err)
 			}
 			if strings.Contains(buf.String(), "\x1b") {
@@ -84,28 +84,25 @@ func TestRenderPlainGolden(t *testing.T) {
 func TestRenderPooledAndErrors(t *testing.T) {
 	r := fixedResult(512)
 	var buf bytes.Buffer
-	if err := RenderPattern(&buf, r, 0, RenderOptions{Width: 74}); err != nil {
+	if err := renderView(&buf, r, renderOptions{Width: 80, Heads: []int{0}}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(buf.String(), "pooled 512→64") {
 		t.Errorf("no pooling note:\n%s", buf.String())
 	}
-	for _, line := range strings.Split(buf.String(), "\n")[3:] {
-		if n := len([]rune(line)); n > 74 {
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if n := width(line); n > 80 {
 			t.Errorf("line of %d columns exceeds the width: %q", n, line)
 		}
 	}
-	if err := RenderPattern(&buf, r, 2, RenderOptions{}); err == nil {
-		t.Error("head out of range: no error")
-	}
-	if err := renderView(&buf, r, RenderOptions{Labels: []string{"a"}}); err == nil {
+	if err := renderView(&buf, r, renderOptions{Labels: []string{"a"}}); err == nil {
 		t.Error("wrong label count: no error")
 	}
-	if err := renderView(&buf, r, RenderOptions{Heads: []int{5}}); err == nil {
+	if err := renderView(&buf, r, renderOptions{Heads: []int{5}}); err == nil {
 		t.Error("bad head selection: no error")
 	}
 	buf.Reset()
-	if err := renderView(&buf, fixedResult(6), RenderOptions{Styled: true, Width: 80, Heads: []int{1}}); err != nil {
+	if err := renderView(&buf, fixedResult(6), renderOptions{Styled: true, Width: 80, Heads: []int{1}}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(buf.String(), "head 1") || strings.Contains(buf.String(), "head 0 (") {
@@ -127,19 +124,27 @@ func TestRenderModernSettings(t *testing.T) {
 		r.Heads[h].LearnedSink = &v
 	}
 	var buf bytes.Buffer
-	if err := renderView(&buf, r, RenderOptions{Width: 80}); err != nil {
+	if err := renderView(&buf, r, renderOptions{Width: 80}); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
 	for _, want := range []string{"sliding window 3", "q/k norm per_head_rms", "yarn ×4", "scale 0.2041", "softcap 50",
-		"learned sinks", "learned_sink 0.250", "l_sink", "0.5000"} {
+		"learned sinks", "l_sink", "0.5000"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("rendering lacks %q:\n%s", want, out)
 		}
 	}
 }
 
+// renderOptions are a test's view and style.
+type renderOptions struct {
+	Styled, ASCII bool
+	Width         int
+	Labels        []string
+	Heads         []int
+}
+
 // renderView renders r as View.Render does, with o's settings.
-func renderView(w io.Writer, r *Result, o RenderOptions) error {
-	return View{Result: r, Labels: o.Labels, Heads: o.Heads}.Render(w, termui.Style{Styled: o.Styled, Width: o.Width})
+func renderView(w io.Writer, r *Result, o renderOptions) error {
+	return View{Result: r, Labels: o.Labels, Heads: o.Heads, Notable: true, ASCII: o.ASCII}.Render(w, termui.Style{Styled: o.Styled, Width: o.Width})
 }

@@ -2,10 +2,12 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,10 +16,11 @@ import (
 	"github.com/qkvdev/qkv/attn"
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/gguf"
-	"github.com/qkvdev/qkv/formats/safetensors"
+	"github.com/qkvdev/qkv/formats/source"
 	"github.com/qkvdev/qkv/formats/tokenizer"
 	"github.com/qkvdev/qkv/internal/infile"
 	"github.com/qkvdev/qkv/internal/outfile"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // AttnInput is where attn's input comes from: exactly one of Random (T
@@ -258,9 +261,13 @@ func parseInts(flag, spec string) ([]int, error) {
 	return out, nil
 }
 
-// attnRun reruns the selected layers on the input and prints the patterns:
-// in forward mode from the residual stream the blocks below produce, in raw
-// mode each layer on the same input.
+// attnRun reruns the selected layers on the input and reports them as it
+// goes: in forward mode from the residual stream the blocks below produce,
+// in raw mode each layer on the same input. Each layer is written — its
+// text section, its part of the JSON document, its tensors in --out — as
+// soon as it is computed and then forgotten, so memory holds one layer's
+// probabilities (and in forward mode one block's weights) whatever the
+// depth.
 func attnRun(ctx context.Context, o *AttnOptions) error {
 	s := o.IO
 	path := o.Model.Path
@@ -275,8 +282,9 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 	g := m.Geometry()
 	// Refused before any work: a setting the rerun (or the forward pass)
 	// does not model would make every number wrong.
+	var spec *formats.ForwardSpec
 	if o.Mode == attn.InputModeForward {
-		if _, err := attn.ForwardSupported(m); err != nil {
+		if spec, err = attn.ForwardSupported(m); err != nil {
 			return &formats.Error{File: path, Offset: -1, Err: err}
 		}
 	} else if err := attn.CheckSupported(g); err != nil {
@@ -302,99 +310,340 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 			return err
 		}
 	}
-	var results []*attn.Result
-	var fr *attn.ForwardResult
+
+	// The input, and what every layer will be run with.
+	run := &attnStream{o: o, path: path, tk: tk, layers: layers}
+	runOpt := attn.Options{Causal: o.Causal}
 	var x formats.Matrix
-	labels := []string(nil)
-	if tk != nil {
-		labels = tk.labels
-	}
 	if o.Mode == attn.InputModeForward {
-		fr, err = attn.Forward(m, tk.ids, attn.ForwardOptions{Layers: layers, Logits: o.Logits, Causal: o.Causal,
-			Input: attn.InputInfo{Kind: "tokens", TokenIDs: tk.ids, Tokens: tk.labels}})
-		if err != nil {
-			return &formats.Error{File: path, Offset: -1, Err: err}
-		}
-		results = fr.Results
+		runOpt.Input = attn.InputInfo{Kind: "tokens", TokenIDs: tk.ids, Tokens: tk.pieces}
+		run.T, run.labels = len(tk.ids), tk.texts
 	} else {
-		var info attn.InputInfo
-		if x, info, labels, err = attnInput(ck, m, g, &o.Input, tk); err != nil {
+		if x, runOpt.Input, run.labels, err = attnInput(ck, m, g, &o.Input, tk); err != nil {
 			return err
 		}
-		for _, i := range layers {
+		runOpt.NoNorm = !o.Norm
+		run.T = x.Rows
+	}
+	if o.Heads != nil {
+		for _, h := range o.Heads {
+			if h < 0 || h >= g.NHeads {
+				return usageError("--heads: head %d out of range (the model has %d heads: 0..%d)", h, g.NHeads, g.NHeads-1)
+			}
+		}
+	}
+	settings := make([]attn.Settings, len(layers))
+	for i, l := range layers {
+		if settings[i], err = attn.LayerSettings(g, l, run.T, runOpt); err != nil {
+			return &formats.Error{File: path, Offset: -1, Err: fmt.Errorf("layer %d: %v", l, err)}
+		}
+	}
+
+	// The outputs, opened before any layer runs: each is written as the
+	// layers come.
+	if o.Out != "" {
+		vocab := int64(0)
+		if o.Logits {
+			head, err := m.LMHead()
+			if err != nil {
+				return err
+			}
+			vocab = head.Shape[0]
+		}
+		f, err := outfile.Create(o.Out, s.Out)
+		if err != nil {
+			return flagged("--out", err)
+		}
+		defer f.Abort()
+		meta := [][2]string{{"source", filepath.Base(path)}, {"written_by", "qkv " + Version}, {"input_mode", o.Mode}}
+		tensors := attnOutLayout(o.Mode, layers, run.T, g.DModel, g.NHeads, spec, o.Logits, vocab)
+		if run.out, err = attn.NewOutWriter(f, tensors, meta); err != nil {
+			return flagged("--out", err)
+		}
+		run.outFile = f
+	}
+	if o.JSON {
+		src := ck.Source()
+		head := attn.Document{Schema: attn.Schema, Source: src, QKV: Build()}
+		if run.doc, err = attn.StartDocument(s.Out, head, settings, o.Patterns); err != nil {
+			return err
+		}
+	} else {
+		run.info = attn.RunInfo{Model: modelName(ck), Arch: g.Arch, Layers: len(m.LayerIndices()), Shown: layers,
+			Heads: g.NHeads, T: run.T, Input: runOpt.Input.Kind, Mode: o.Mode}
+		if len(layers) > 1 {
+			// Each layer is written as it is computed: the notable heads
+			// close the report.
+			if err := (attn.RunView{Run: run.info, Later: true}).Render(s.Out, s.style()); err != nil {
+				return err
+			}
+			fmt.Fprintln(s.Out)
+		}
+	}
+	// Progress on a terminal's stderr: blocks of the forward pass, or
+	// layers of the rerun.
+	newProgress := func(label, unit string) *termui.Progress {
+		if !s.Progress {
+			return nil
+		}
+		return termui.NewProgress(s.Err, label, unit)
+	}
+	defer func() { run.progress.Done() }()
+
+	var fr *attn.ForwardResult
+	if o.Mode == attn.InputModeForward {
+		want := map[int]bool{}
+		for _, l := range layers {
+			want[l] = true
+		}
+		blocks := slices.Max(layers) + 1
+		if o.Logits {
+			blocks = spec.Layers
+		}
+		run.progress = newProgress("forward", "blocks")
+		run.progress.Set(0, blocks)
+		fr, err = attn.Forward(m, tk.ids, attn.ForwardOptions{Layers: layers, Logits: o.Logits, Causal: o.Causal,
+			Input: runOpt.Input, Stream: true, OnBlock: func(rec *attn.BlockRecord) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if rec.Index == 0 {
+					if err := run.write("x", rec.Hidden.Data); err != nil {
+						return err
+					}
+				}
+				if err := run.write(fmt.Sprintf("layers.%d.hidden", rec.Index), rec.Hidden.Data); err != nil {
+					return err
+				}
+				if want[rec.Index] {
+					if err := run.layer(rec.Attn); err != nil {
+						return err
+					}
+				}
+				run.progress.Set(rec.Index+1, blocks)
+				return nil
+			}})
+		if err != nil {
+			return run.failed(err)
+		}
+		if o.Logits {
+			if err := run.write("logits", fr.Logits.Data); err != nil {
+				return run.failed(err)
+			}
+		}
+	} else {
+		if err := run.write("x", x.Data); err != nil {
+			return run.failed(err)
+		}
+		run.progress = newProgress("attn", "layers")
+		run.progress.Set(0, len(layers))
+		for k, i := range layers {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			l, err := m.LoadLayer(i)
 			if err != nil {
 				return err
 			}
-			r, err := attn.Run(g, l, x, attn.Options{Causal: o.Causal, NoNorm: !o.Norm, Input: info})
+			r, err := attn.Run(g, l, x, runOpt)
 			if err != nil {
 				return &formats.Error{File: path, Offset: -1, Err: fmt.Errorf("layer %d: %v", i, err)}
 			}
-			results = append(results, r)
-		}
-	}
-	if tk != nil && tk.repeat > 0 {
-		for _, r := range results {
-			if _, err := attn.InductionScores(r, tk.start, tk.repeat); err != nil {
-				return &formats.Error{File: path, Offset: -1, Err: err}
+			if err := run.layer(r); err != nil {
+				return run.failed(err)
 			}
+			run.progress.Set(k+1, len(layers))
 		}
 	}
+	run.progress.Done()
+
 	var preds []attn.Prediction
 	if fr != nil && o.Logits {
 		preds = fr.Predictions(predictionsShown, tk.piece)
 	}
-	if !o.JSON {
-		for _, r := range results {
-			if err := (attn.View{Result: r, Labels: labels, Heads: o.Heads}).Render(s.Out, s.style()); err != nil {
-				return usageError("%v", err)
+	if o.JSON {
+		var fwd *attn.ForwardDoc
+		if fr != nil {
+			fwd = &attn.ForwardDoc{Spec: fr.Spec}
+			if preds != nil {
+				after := len(tk.ids) - 1
+				fwd.PredictionsAfter, fwd.Predictions = &after, preds
 			}
-			fmt.Fprintln(s.Out)
+		}
+		var reads *source.IO
+		if ck.Remote() {
+			io := ck.IO()
+			reads = &io
+		}
+		if err := run.doc.Finish(fwd, reads); err != nil {
+			return err
+		}
+	} else {
+		if len(layers) > 1 {
+			if err := (attn.NotableView{Notable: run.notable.List()}).Render(s.Out, s.style()); err != nil {
+				return err
+			}
 		}
 		if preds != nil {
-			after := fmt.Sprint(tk.ids[len(tk.ids)-1])
-			if tk.labels != nil {
-				after = tk.labels[len(tk.labels)-1]
+			fmt.Fprintln(s.Out)
+			texts := make([]string, len(preds))
+			for i, p := range preds {
+				texts[i] = tk.text(p.ID)
 			}
-			if err := (attn.PredictionsView{After: after, Predictions: preds}).Render(s.Out, s.style()); err != nil {
+			after := tk.texts[len(tk.texts)-1]
+			if err := (attn.PredictionsView{After: after, Predictions: preds, Texts: texts}).Render(s.Out, s.style()); err != nil {
 				return err
 			}
 		}
 	}
-	if o.Out != "" {
-		meta := [][2]string{{"source", filepath.Base(path)}, {"written_by", "qkv " + Version}, {"input_mode", o.Mode}}
-		ts := attnOutTensors(x, results)
-		if fr != nil {
-			ts = fr.OutTensors()
+	if run.out != nil {
+		if err := run.out.Close(); err != nil {
+			return flagged("--out", err)
 		}
-		if err := writeF32Safetensors(s, "--out", o.Out, ts, meta); err != nil {
-			return err
-		}
-	}
-	if o.JSON {
-		doc := attn.NewDocument(results, o.Patterns)
-		if fr != nil {
-			doc.Forward = &attn.ForwardDoc{Spec: fr.Spec}
-			if preds != nil {
-				after := len(tk.ids) - 1
-				doc.Forward.PredictionsAfter, doc.Forward.Predictions = &after, preds
-			}
-		}
-		return attn.WriteJSON(s.Out, doc)
+		return flagged("--out", run.outFile.Commit())
 	}
 	return nil
+}
+
+// attnStream is a run of attn writing each layer as it is computed.
+type attnStream struct {
+	o      *AttnOptions
+	path   string
+	tk     *tokenInput
+	layers []int
+	T      int
+	labels []string // the heatmaps' token texts, or nil
+	info   attn.RunInfo
+	// Where layers go: the JSON document, or the text report; and --out.
+	doc      *attn.DocWriter
+	out      *attn.OutWriter
+	outFile  *outfile.File
+	notable  attn.Notables
+	progress *termui.Progress
+}
+
+// write writes one tensor to --out (nothing without it).
+func (r *attnStream) write(name string, parts ...[]float32) error {
+	if r.out == nil {
+		return nil
+	}
+	return r.out.Write(name, parts...)
+}
+
+// layer reports one layer's result and forgets it.
+func (r *attnStream) layer(res *attn.Result) error {
+	o, s := r.o, r.o.IO
+	if r.tk != nil && r.tk.repeat > 0 {
+		if _, err := attn.InductionScores(res, r.tk.start, r.tk.repeat); err != nil {
+			return &formats.Error{File: r.path, Offset: -1, Err: err}
+		}
+	}
+	r.notable.Add(res, o.Heads)
+	if err := r.write(fmt.Sprintf("layers.%d.probs", res.Layer), attn.ProbsParts(res)...); err != nil {
+		return err
+	}
+	if err := r.write(fmt.Sprintf("layers.%d.out", res.Layer), res.Out.Data); err != nil {
+		return err
+	}
+	if r.doc != nil {
+		if err := r.doc.Layer(res); err != nil {
+			return writeError{err}
+		}
+		return nil
+	}
+	// The progress line shares the terminal: cleared before the layer is
+	// written, drawn again by the next Set.
+	r.progress.Done()
+	if len(r.layers) == 1 {
+		// One layer: its notable heads are known before anything is
+		// written, so the opening line states them.
+		if err := (attn.RunView{Run: r.info, Notable: r.notable.List()}).Render(s.Out, s.style()); err != nil {
+			return writeError{err}
+		}
+		fmt.Fprintln(s.Out)
+	}
+	if err := (attn.View{Result: res, Labels: r.labels, Heads: o.Heads, Notable: len(r.layers) > 1}).Render(s.Out, s.style()); err != nil {
+		return writeError{err}
+	}
+	if _, err := fmt.Fprintln(s.Out); err != nil {
+		return writeError{err}
+	}
+	return nil
+}
+
+// writeError is a failure to write the report, not the checkpoint's fault.
+type writeError struct{ err error }
+
+func (e writeError) Error() string { return e.err.Error() }
+func (e writeError) Unwrap() error { return e.err }
+
+// failed is the error of a run stopped by err: attn's own errors name the
+// checkpoint; a write error is returned as it is.
+func (r *attnStream) failed(err error) error {
+	var we writeError
+	if errors.As(err, &we) {
+		return we.err
+	}
+	var fe *formats.Error
+	var oe *outfile.Error
+	var ue *exitError
+	if errors.As(err, &fe) || errors.As(err, &oe) || errors.As(err, &ue) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &formats.Error{File: r.path, Offset: -1, Err: err}
+}
+
+// attnOutLayout lists what --out writes, in the order the run produces it:
+// x; in forward mode layers.{i}.hidden for every block that runs; the
+// requested layers' probabilities and outputs; the logits.
+func attnOutLayout(mode string, layers []int, T, d, nh int, spec *formats.ForwardSpec, logits bool, vocab int64) []attn.OutTensor {
+	mat := func(name string, rows, cols int64) attn.OutTensor {
+		return attn.OutTensor{Name: name, Shape: []int64{rows, cols}}
+	}
+	t, dm := int64(T), int64(d)
+	ts := []attn.OutTensor{mat("x", t, dm)}
+	layer := func(i int) {
+		ts = append(ts, attn.OutTensor{Name: fmt.Sprintf("layers.%d.probs", i), Shape: []int64{int64(nh), t, t}},
+			mat(fmt.Sprintf("layers.%d.out", i), t, dm))
+	}
+	if mode != attn.InputModeForward {
+		for _, i := range layers {
+			layer(i)
+		}
+		return ts
+	}
+	want := map[int]bool{}
+	for _, i := range layers {
+		want[i] = true
+	}
+	blocks := slices.Max(layers) + 1
+	if logits {
+		blocks = spec.Layers
+	}
+	for i := 0; i < blocks; i++ {
+		ts = append(ts, mat(fmt.Sprintf("layers.%d.hidden", i), t, dm))
+		if want[i] {
+			layer(i)
+		}
+	}
+	if logits {
+		ts = append(ts, mat("logits", t, vocab))
+	}
+	return ts
 }
 
 // predictionsShown is how many next tokens --logits lists.
 const predictionsShown = 10
 
-// tokenInput is a token input resolved: the ids, their labels (pieces from
-// the checkpoint's tokenizer, or the GGUF vocabulary, or the ids), and for
-// --random-repeat where the first copy starts and its length.
+// tokenInput is a token input resolved: the ids; their pieces (the
+// vocabulary's entries: the checkpoint's tokenizer, else the GGUF
+// vocabulary, else the ids) and texts (what they stand for in text, which
+// label the heatmaps); and for --random-repeat where the first copy
+// starts and its length.
 type tokenInput struct {
 	ids           []int
-	labels        []string
-	piece         func(id int) string // nil without a tokenizer
+	pieces, texts []string
+	piece, text   func(id int) string // nil without a tokenizer
 	start, repeat int
 }
 
@@ -404,7 +653,7 @@ func resolveTokens(ck *formats.Checkpoint, m *formats.Model, in *AttnInput) (*to
 	tok, tokErr := tokenizer.Open(ck.Path)
 	tk := &tokenInput{}
 	if tokErr == nil {
-		tk.piece = tok.Piece
+		tk.piece, tk.text = tok.Piece, tok.Text
 	}
 	switch {
 	case in.Text != "":
@@ -441,12 +690,14 @@ func resolveTokens(ck *formats.Checkpoint, m *formats.Model, in *AttnInput) (*to
 		tk.ids = in.Tokens
 	}
 	if tk.piece != nil {
-		tk.labels = make([]string, len(tk.ids))
+		tk.pieces, tk.texts = make([]string, len(tk.ids)), make([]string, len(tk.ids))
 		for i, id := range tk.ids {
-			tk.labels[i] = tk.piece(id)
+			tk.pieces[i], tk.texts[i] = tk.piece(id), tk.text(id)
 		}
 	} else {
-		tk.labels = tokenLabels(ck, tk.ids)
+		tk.pieces = tokenLabels(ck, tk.ids)
+		tk.texts = tk.pieces
+		tk.text = func(id int) string { return strconv.Itoa(id) }
 	}
 	return tk, nil
 }
@@ -466,7 +717,7 @@ func attnInput(ck *formats.Checkpoint, m *formats.Model, g formats.Geometry, in 
 		if err != nil {
 			return formats.Matrix{}, attn.InputInfo{}, nil, &formats.Error{File: ck.Path, Offset: -1, Err: err}
 		}
-		return x, attn.InputInfo{Kind: "tokens", TokenIDs: ids, Tokens: tk.labels}, tk.labels, nil
+		return x, attn.InputInfo{Kind: "tokens", TokenIDs: ids, Tokens: tk.pieces}, tk.texts, nil
 	case in.File != "":
 		file, name := in.File, in.Tensor
 		src, err := formats.Open(file, formats.Options{})
@@ -548,22 +799,11 @@ func tokenLabels(ck *formats.Checkpoint, ids []int) []string {
 	return labels
 }
 
-// attnOutTensors are what --out writes for the raw rerun: the input x and
-// each layer's probabilities and output.
-func attnOutTensors(x formats.Matrix, results []*attn.Result) []safetensors.WriteTensor {
-	ts := []safetensors.WriteTensor{safetensors.F32Tensor("x", []int64{int64(x.Rows), int64(x.Cols)}, x.Data)}
-	for _, r := range results {
-		nh := len(r.Probs)
-		T := x.Rows
-		probs := make([]float32, 0, nh*T*T)
-		for _, head := range r.Probs {
-			for _, row := range head {
-				probs = append(probs, row...)
-			}
-		}
-		ts = append(ts,
-			safetensors.F32Tensor(fmt.Sprintf("layers.%d.probs", r.Layer), []int64{int64(nh), int64(T), int64(T)}, probs),
-			safetensors.F32Tensor(fmt.Sprintf("layers.%d.out", r.Layer), []int64{int64(r.Out.Rows), int64(r.Out.Cols)}, r.Out.Data))
+// modelName is how a report names the checkpoint: a local one by its file
+// or folder name, a remote one as the user gave it.
+func modelName(ck *formats.Checkpoint) string {
+	if ck.Remote() {
+		return ck.Source().Input
 	}
-	return ts
+	return filepath.Base(filepath.Clean(ck.Path))
 }

@@ -351,7 +351,7 @@ func TestAttnForwardReproducesReference(t *testing.T) {
 func TestAttnForwardInputs(t *testing.T) {
 	model := filepath.Join(testref.SharedDir(t), "fixtures", "gguf", "stories260k-v3-f32", "stories260K.gguf")
 	code, out, errs := run("attn", model, "--layer", "4", "--text", "Lily and Tom went to the park. Lily saw a big red ball. She gave the ball to Tom. Tom said", "--logits", "--heads", "0")
-	if code != cmd.ExitOK || !strings.Contains(out, "next token after ▁said") {
+	if code != cmd.ExitOK || !strings.Contains(out, "next token after ␣said") {
 		t.Fatalf("exit %d: %s\n%s", code, errs, out)
 	}
 	first := strings.Fields(out[strings.Index(out, "next token after"):])

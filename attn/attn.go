@@ -46,6 +46,11 @@ type Options struct {
 	NoNorm bool
 	// Input describes where x came from; it is copied into Settings.
 	Input InputInfo
+	// Probs, when its capacity suffices, holds the result's probabilities
+	// instead of a new allocation: a caller that writes each layer and
+	// forgets it passes the previous result's (Result.ProbsBuffer), so that
+	// memory holds one layer's probabilities, not two.
+	Probs []float32
 }
 
 // InputInfo records how the input x was made, for reports.
@@ -210,7 +215,12 @@ type Result struct {
 	// Inf in the weights or the input); the metrics of a head with any are NaN.
 	NonFiniteProbs int
 	NonFiniteOut   int
+	probs          []float32 // Probs' backing array
 }
+
+// ProbsBuffer returns the memory holding the result's probabilities, for
+// Options.Probs of the next run once the result is no longer used.
+func (r *Result) ProbsBuffer() []float32 { return r.probs }
 
 // ALiBiSlopes returns BLOOM's ALiBi slopes for n heads: with
 // closest = 2^floor(log2 n), slopes_h = (2^(−8/closest))^(h+1) for
@@ -585,7 +595,13 @@ func Run(g formats.Geometry, l *formats.Layer, x formats.Matrix, opt Options) (*
 		slopes = ALiBiSlopes(nh)
 	}
 	qd, kvd, vd := q.Cols, k.Cols, v.Cols
-	probs := make([]float32, nh*T*T)
+	probs := opt.Probs
+	if cap(probs) >= nh*T*T {
+		probs = probs[:nh*T*T]
+	} else {
+		probs = make([]float32, nh*T*T)
+	}
+	res.probs = probs
 	ctx := formats.NewMatrix(T, nh*vhd)
 	res.Heads = make([]HeadMetrics, nh)
 	badProbs := make([]int, nh)

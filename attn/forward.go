@@ -9,7 +9,6 @@ import (
 	"sort"
 
 	"github.com/qkvdev/qkv/formats"
-	"github.com/qkvdev/qkv/formats/safetensors"
 )
 
 // The real forward pass: the model from its token embeddings through every
@@ -44,8 +43,9 @@ type ForwardOptions struct {
 	Input InputInfo
 	// Stream keeps nothing per layer: the results and hidden states reach
 	// the caller only through OnBlock (ForwardResult.Results and Hidden
-	// stay empty), so that memory holds one block and one layer's
-	// probabilities whatever the depth.
+	// stay empty), and a record is valid only during its call (the next
+	// block reuses its probabilities' memory), so that memory holds one
+	// block and one layer's probabilities whatever the depth.
 	Stream bool
 	// OnBlock, when set, is called after each block (or, for the last
 	// layer wanted without logits, after its attention) with the block's
@@ -183,6 +183,7 @@ func Forward(m *formats.Model, tokens []int, opt ForwardOptions) (*ForwardResult
 	}
 	res := &ForwardResult{Spec: *spec, Tokens: append([]int(nil), tokens...)}
 	h := x
+	var reuse []float32 // a streamed pass's probabilities, block after block
 	for i := 0; i <= min(last, spec.Layers-1); i++ {
 		onlyAttn := i == last
 		var b *formats.Block
@@ -196,7 +197,7 @@ func Forward(m *formats.Model, tokens []int, opt ForwardOptions) (*ForwardResult
 		} else if b, err = m.LoadBlock(i); err != nil {
 			return nil, err
 		}
-		rec, next, err := runBlock(g, spec, b, h, opt, onlyAttn)
+		rec, next, err := runBlock(g, spec, b, h, opt, onlyAttn, reuse)
 		if err != nil {
 			return nil, err
 		}
@@ -210,6 +211,9 @@ func Forward(m *formats.Model, tokens []int, opt ForwardOptions) (*ForwardResult
 			if err := opt.OnBlock(rec); err != nil {
 				return nil, err
 			}
+		}
+		if opt.Stream {
+			reuse = rec.Attn.ProbsBuffer()
 		}
 		if !onlyAttn {
 			h = next
@@ -302,14 +306,14 @@ func finishLogits(m *formats.Model, spec *formats.ForwardSpec, res *ForwardResul
 
 // runBlock computes one block on h. It returns the block's record and the
 // residual stream leaving it (unset when onlyAttn).
-func runBlock(g formats.Geometry, spec *formats.ForwardSpec, b *formats.Block, h formats.Matrix, opt ForwardOptions, onlyAttn bool) (*BlockRecord, formats.Matrix, error) {
+func runBlock(g formats.Geometry, spec *formats.ForwardSpec, b *formats.Block, h formats.Matrix, opt ForwardOptions, onlyAttn bool, probs []float32) (*BlockRecord, formats.Matrix, error) {
 	rec := &BlockRecord{Index: b.Index, Hidden: h, AttnIn: h}
 	l := b.Attn
 	preNorm := g.PreNorm && g.Norm != formats.NormNone && g.Norm != ""
 	if preNorm {
 		rec.AttnIn = applyNorm(spec, &formats.Norm{Weight: l.NormWeight, Bias: l.NormBias}, h)
 	}
-	r, err := Run(g, l, h, Options{Causal: opt.Causal, Input: opt.Input})
+	r, err := Run(g, l, h, Options{Causal: opt.Causal, Input: opt.Input, Probs: probs})
 	if err != nil {
 		return nil, formats.Matrix{}, fmt.Errorf("layer %d: %w", b.Index, err)
 	}
@@ -736,41 +740,4 @@ func (r *ForwardResult) Predictions(k int, piece func(id int) string) []Predicti
 		}
 	}
 	return preds
-}
-
-// OutTensors returns what `attn --out` writes for a forward pass, float32:
-// x (the embeddings, = layers.0.hidden), layers.{i}.hidden [T, d_model] for
-// every block that ran, layers.{i}.probs [n_heads, T, T] and
-// layers.{i}.out [T, d_model] for the requested layers, and logits
-// [T, vocab] when they were computed.
-func (r *ForwardResult) OutTensors() []safetensors.WriteTensor {
-	mat := func(name string, m formats.Matrix) safetensors.WriteTensor {
-		return safetensors.F32Tensor(name, []int64{int64(m.Rows), int64(m.Cols)}, m.Data)
-	}
-	var ts []safetensors.WriteTensor
-	if len(r.Hidden) > 0 {
-		ts = append(ts, mat("x", r.Hidden[0]))
-	}
-	for i, h := range r.Hidden {
-		ts = append(ts, mat(fmt.Sprintf("layers.%d.hidden", i), h))
-	}
-	for _, res := range r.Results {
-		nh := len(res.Probs)
-		T := 0
-		if nh > 0 {
-			T = len(res.Probs[0])
-		}
-		probs := make([]float32, 0, nh*T*T)
-		for _, head := range res.Probs {
-			for _, row := range head {
-				probs = append(probs, row...)
-			}
-		}
-		ts = append(ts, safetensors.F32Tensor(fmt.Sprintf("layers.%d.probs", res.Layer), []int64{int64(nh), int64(T), int64(T)}, probs),
-			mat(fmt.Sprintf("layers.%d.out", res.Layer), res.Out))
-	}
-	if !r.Logits.Empty() {
-		ts = append(ts, mat("logits", r.Logits))
-	}
-	return ts
 }

@@ -2,15 +2,12 @@ package attn
 
 import (
 	"errors"
-	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/qkvdev/qkv/formats"
-	"github.com/qkvdev/qkv/formats/safetensors"
 	"github.com/qkvdev/qkv/formats/tokenizer"
 	"github.com/qkvdev/qkv/internal/termui"
 	"github.com/qkvdev/qkv/internal/testref"
@@ -300,50 +297,3 @@ func TestForwardJSON(t *testing.T) {
 	}
 }
 
-// TestForwardOutTensors writes what --out writes and reads it back.
-func TestForwardOutTensors(t *testing.T) {
-	path := filepath.Join(testref.SharedDir(t), "reference", "zoo", "qwen2", "hf")
-	ck, err := formats.Open(path, formats.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	m, err := formats.FindModel(ck, formats.FindOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Forward(m, []int{1, 9, 77}, ForwardOptions{Layers: []int{1}, Logits: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "out.safetensors")
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := safetensors.Write(f, res.OutTensors(), nil); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	got, err := testref.ReadSafetensors(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string][]int{"x": {3, 64}, "layers.0.hidden": {3, 64}, "layers.1.hidden": {3, 64},
-		"layers.1.probs": {4, 3, 3}, "layers.1.out": {3, 64}, "logits": {3, 256}}
-	if len(got) != len(want) {
-		t.Errorf("tensors %v", testref.Names(got))
-	}
-	for name, shape := range want {
-		if fmt.Sprint(got[name].Shape) != fmt.Sprint(shape) {
-			t.Errorf("%s: shape %v, want %v", name, got[name].Shape, shape)
-		}
-	}
-	if maxAbsDiff(got["logits"].F32(), res.Logits.Data) != 0 || maxAbsDiff(got["layers.1.hidden"].F32(), res.Hidden[1].Data) != 0 {
-		t.Error("written values differ")
-	}
-	preds := res.Predictions(3, func(id int) string { return fmt.Sprint("t", id) })
-	if len(preds) != 3 || preds[0].Piece != fmt.Sprint("t", preds[0].ID) || preds[0].Prob < preds[1].Prob {
-		t.Errorf("predictions %+v", preds)
-	}
-}

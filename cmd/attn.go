@@ -452,6 +452,8 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 			if err := run.layer(r); err != nil {
 				return run.failed(err)
 			}
+			// The layer is written: its probabilities' memory serves the next.
+			runOpt.Probs = r.ProbsBuffer()
 			run.progress.Set(k+1, len(layers))
 		}
 	}

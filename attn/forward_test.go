@@ -296,4 +296,3 @@ func TestForwardJSON(t *testing.T) {
 		t.Error("induction_score written for a head without one")
 	}
 }
-

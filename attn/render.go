@@ -8,8 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/charmbracelet/lipgloss"
-
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
@@ -44,10 +42,11 @@ type layout struct {
 	styled bool
 	ascii  bool
 	th     *termui.Theme
+	glyphs termui.Glyphs
 }
 
-func newLayout(w io.Writer, st termui.Style, ascii bool) layout {
-	l := layout{width: max(st.Cols(), MinWidth), styled: st.Styled && !ascii, ascii: ascii}
+func newLayout(w io.Writer, st termui.Style) layout {
+	l := layout{width: max(st.Cols(), MinWidth), styled: st.Styled, ascii: st.ASCII, glyphs: st.Glyphs()}
 	l.th = termui.NewTheme(w, termui.Style{Styled: l.styled, Width: l.width})
 	return l
 }
@@ -93,7 +92,7 @@ convert:
 		case r == '—', r == '−', r == '–':
 			b.WriteByte('-')
 		case r == '…':
-			b.WriteByte('~')
+			b.WriteString("...")
 		case r == '·':
 			b.WriteByte('.')
 		case r == 'Σ':
@@ -108,7 +107,7 @@ convert:
 }
 
 // width is the number of columns s takes (escape sequences excluded).
-func width(s string) int { return lipgloss.Width(s) }
+func width(s string) int { return termui.Width(s) }
 
 // wrap joins parts with sep into lines of at most w columns, breaking
 // between parts; a part longer than a line is broken between its words
@@ -172,29 +171,7 @@ func writeLines(b *strings.Builder, lines []string) {
 	}
 }
 
-// truncMiddle shortens s to at most n columns by cutting its middle ("ab…yz").
-func truncMiddle(s string, n int, ascii bool) string {
-	if width(s) <= n {
-		return s
-	}
-	mark := "…"
-	if ascii {
-		mark = "~"
-	}
-	r := []rune(s)
-	keep := n - 1
-	head, tail := (keep+1)/2, keep/2
-	for head+tail > 0 && width(string(r[:head]))+width(string(r[len(r)-tail:]))+1 > n {
-		if head >= tail {
-			head--
-		} else {
-			tail--
-		}
-	}
-	return string(r[:head]) + mark + string(r[len(r)-tail:])
-}
-
-// Label returns a token's text as a heatmap labels it: spaces, line breaks
+// label returns a token's text as a heatmap labels it: spaces, line breaks
 // and tabs as visible symbols, anything unsafe escaped, at most n columns
 // (cut in the middle).
 func label(s string, n int, ascii bool) string {
@@ -231,7 +208,7 @@ func label(s string, n int, ascii bool) string {
 	if ascii {
 		out = asciiOnly(out)
 	}
-	return truncMiddle(out, n, ascii)
+	return termui.TruncateMiddle(out, n, ascii)
 }
 
 // ---- the opening line and notable heads ----
@@ -353,14 +330,13 @@ type RunView struct {
 	// Later says the notable heads come at the end (a run of several
 	// layers writes each as it is computed).
 	Later bool
-	ASCII bool
 }
 
 // Render writes the opening line, wrapped to the width.
 func (v RunView) Render(w io.Writer, st termui.Style) error {
-	l := newLayout(w, st, v.ASCII)
+	l := newLayout(w, st)
 	r := v.Run
-	lead := l.th.Title(l.text(truncMiddle(termui.Clean(r.Model), 40, v.ASCII)))
+	lead := l.th.Title(l.text(termui.TruncateMiddle(termui.Clean(r.Model), 40, l.ascii)))
 	parts := []string{r.Arch}
 	switch {
 	case len(r.Shown) == 1:
@@ -410,12 +386,11 @@ func inputWord(kind string, T int) string {
 // heads.
 type NotableView struct {
 	Notable []Notable
-	ASCII   bool
 }
 
 // Render writes the closing line, wrapped to the width.
 func (v NotableView) Render(w io.Writer, st termui.Style) error {
-	l := newLayout(w, st, v.ASCII)
+	l := newLayout(w, st)
 	parts := notableParts(v.Notable, true)
 	if len(parts) == 0 {
 		parts = []string{"none (every metric undefined)"}
@@ -440,9 +415,6 @@ type View struct {
 	// Notable opens the section with the layer's most notable heads (in a
 	// report of several layers; one layer's are in the opening line).
 	Notable bool
-	// ASCII writes only ASCII characters (TERM=dumb); otherwise block
-	// characters and symbols, in colour when the style says so.
-	ASCII bool
 }
 
 var (
@@ -468,7 +440,7 @@ func (v View) Render(w io.Writer, st termui.Style) error {
 	if v.Labels != nil && len(r.Probs) > 0 && len(v.Labels) != len(r.Probs[0]) {
 		return fmt.Errorf("attn: %d labels for %d positions", len(v.Labels), len(r.Probs[0]))
 	}
-	l := newLayout(w, st, v.ASCII)
+	l := newLayout(w, st)
 	var b strings.Builder
 	var nb Notables
 	nb.Add(r, heads)
@@ -680,7 +652,7 @@ func (l layout) heatmaps(w io.Writer, r *Result, heads []int, labels []string) e
 	var b strings.Builder
 	ramp := []rune(Ramp)
 	shades := fmt.Sprintf("%q", Ramp)
-	if l.styled {
+	if l.styled && !l.ascii {
 		shades = ""
 		for lv := 1; lv < len(ramp); lv++ {
 			shades += l.th.Heat("█", lv)
@@ -834,12 +806,12 @@ func (l layout) heatmap(title string, cells [][]float64, gr grid) []string {
 			switch {
 			case lv < 0:
 				s.WriteString(strings.Repeat("?", n))
-			case !l.styled:
-				s.WriteString(strings.Repeat(string(ramp[lv]), n))
 			case lv == 0:
 				s.WriteString(strings.Repeat(" ", n))
-			default:
+			case l.styled && !l.ascii:
 				s.WriteString(l.th.Heat(strings.Repeat("█", n), lv))
+			default:
+				s.WriteString(l.th.Heat(strings.Repeat(string(ramp[lv]), n), lv))
 			}
 			j = k
 		}
@@ -868,6 +840,7 @@ type metricColumn struct {
 // metrics draws the per-head metrics table, leaving out the least
 // important columns when it does not fit the width.
 func (l layout) metrics(w io.Writer, r *Result, heads []int) error {
+	num := l.num
 	opt := func(p *float64) string {
 		if p == nil {
 			return num(math.NaN())
@@ -907,29 +880,30 @@ func (l layout) metrics(w io.Writer, r *Result, heads []int) error {
 		rows = append(rows, row)
 	}
 	// Leave out columns, least important first, until the table fits.
-	keep := make([]bool, len(cols))
-	for i := range keep {
-		keep[i] = true
-	}
-	dropped := []string{}
-	for rank := 1; tableWidth(cols, rows, keep, l.styled) > l.width; rank++ {
-		found := false
+	headers, right, widths := make([]string, len(cols)), make([]bool, len(cols)), make([]int, len(cols))
+	var drop []int
+	for rank := 1; rank <= len(cols); rank++ {
 		for i, c := range cols {
 			if c.drop == rank {
-				keep[i], found = false, true
-				dropped = append(dropped, c.name)
+				drop = append(drop, i)
 			}
 		}
-		if !found {
-			break
+	}
+	for i, c := range cols {
+		headers[i], right[i], widths[i] = c.name, true, width(c.name)
+		for _, row := range rows {
+			widths[i] = max(widths[i], width(row[i]))
 		}
 	}
-	var hdr []string
-	var right []bool
-	for i, c := range cols {
-		if keep[i] {
-			hdr = append(hdr, c.name)
-			right = append(right, true)
+	gap, edge := 2, 0
+	if l.styled {
+		gap, edge = 3, 4
+	}
+	keep, _ := termui.FitColumns(widths, gap, edge, l.width, drop)
+	var dropped []string
+	for _, i := range drop {
+		if !keep[i] {
+			dropped = append(dropped, cols[i].name)
 		}
 	}
 	title := fmt.Sprintf("layer %d head metrics (entropy in nats; means over query positions", r.Layer)
@@ -948,44 +922,26 @@ func (l layout) metrics(w io.Writer, r *Result, heads []int) error {
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}
-	return termui.TableLayout{Headers: hdr, Right: right, Styled: l.styled}.Write(w, len(rows), func(i int) []string {
-		var out []string
-		for c, v := range rows[i] {
-			if keep[c] {
-				out = append(out, v)
-			}
-		}
-		return out
-	})
-}
-
-// tableWidth is the width termui's table takes for the kept columns.
-func tableWidth(cols []metricColumn, rows [][]string, keep []bool, styled bool) int {
-	total, n := 0, 0
-	for i, c := range cols {
-		if !keep[i] {
-			continue
-		}
-		wd := width(c.name)
-		for _, r := range rows {
-			wd = max(wd, width(r[i]))
-		}
-		total += wd
-		n++
-	}
-	if styled {
-		return total + 3*n + 1
-	}
-	return total + 2*(n-1)
+	return termui.TableLayout{Headers: headers, Right: right, Styled: l.styled, Width: l.width, Drop: drop, ASCII: l.ascii}.Write(w, len(rows),
+		func(i int) []string { return rows[i] })
 }
 
 // num prints a metric with 4 decimals, termui's placeholder when it is not
 // finite.
-func num(v float64) string {
+func (l layout) num(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return termui.NoValue
+		return l.glyphs.NoValue
 	}
 	return fmt.Sprintf("%.4f", v)
+}
+
+// sig formats v with prec significant digits, the placeholder when it is
+// not finite.
+func (l layout) sig(v float64, prec int) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return l.glyphs.NoValue
+	}
+	return strconv.FormatFloat(v, 'g', prec, 64)
 }
 
 // ---- predictions ----
@@ -999,15 +955,14 @@ type PredictionsView struct {
 	// predictions' pieces).
 	Predictions []Prediction
 	Texts       []string
-	ASCII       bool
 }
 
 // Render writes a title line and a table: rank, id, token, probability and
 // logit.
 func (v PredictionsView) Render(w io.Writer, st termui.Style) error {
-	l := newLayout(w, st, v.ASCII)
+	l := newLayout(w, st)
 	var b strings.Builder
-	writeLines(&b, wrap(l.th.Title("next token")+" after "+label(v.After, 40, v.ASCII)+" ", []string{"(softmax over the whole vocabulary)"}, " ", l.width, 2))
+	writeLines(&b, wrap(l.th.Title("next token")+" after "+label(v.After, 40, l.ascii)+" ", []string{"(softmax over the whole vocabulary)"}, " ", l.width, 2))
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}
@@ -1017,9 +972,9 @@ func (v PredictionsView) Render(w io.Writer, st termui.Style) error {
 		if i < len(v.Texts) {
 			text = v.Texts[i]
 		}
-		rows[i] = []string{strconv.Itoa(i + 1), strconv.Itoa(p.ID), label(text, 32, v.ASCII),
-			l.text(termui.Sig(p.Prob, 4)), l.text(termui.Sig(p.Logit, 6))}
+		rows[i] = []string{strconv.Itoa(i + 1), strconv.Itoa(p.ID), label(text, 32, l.ascii),
+			l.sig(p.Prob, 4), l.sig(p.Logit, 6)}
 	}
 	return termui.TableLayout{Headers: []string{"#", "id", "token", "p", "logit"}, Right: []bool{true, true, false, true, true},
-		Styled: l.styled}.Write(w, len(rows), func(i int) []string { return rows[i] })
+		Styled: l.styled, Width: l.width, ASCII: l.ascii}.Write(w, len(rows), func(i int) []string { return rows[i] })
 }

@@ -50,19 +50,33 @@ func TestRenderPlainGolden(t *testing.T) {
 		T      int
 		width  int
 		labels []string
+		ascii  bool
 	}{
-		{"tokens", 6, 80, []string{"<s>", "▁the", "▁program", "▁is", "▁free", "\n"}},
-		{"positions", 12, 80, nil},
-		{"narrow", 12, 20, nil},
-		{"pooled", 100, 40, nil},
+		{"tokens", 6, 80, []string{"<s>", " the", " program", " is", " free", "\n"}, false},
+		{"ascii", 6, 80, []string{"<s>", " the", " progrès", " is", "\xe2", "\n"}, true},
+		{"positions", 12, 80, nil, false},
+		{"narrow", 12, 20, nil, false},
+		{"wide", 12, 160, nil, false},
+		{"pooled", 100, 40, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := renderView(&buf, fixedResult(tc.T), renderOptions{Width: tc.width, Labels: tc.labels}); err != nil {
+			if err := renderView(&buf, fixedResult(tc.T), renderOptions{Width: tc.width, Labels: tc.labels, ASCII: tc.ascii}); err != nil {
 				t.Fatal(err)
 			}
 			if strings.Contains(buf.String(), "\x1b") {
 				t.Error("plain rendering contains escape sequences")
+			}
+			for i, line := range strings.Split(buf.String(), "\n") {
+				if width(line) > max(tc.width, MinWidth) || strings.TrimRight(line, " ") != line {
+					t.Errorf("line %d is wider than %d columns or ends in spaces: %q", i+1, max(tc.width, MinWidth), line)
+				}
+				for _, r := range line {
+					if tc.ascii && r >= 0x80 {
+						t.Errorf("line %d: %q in ASCII mode", i+1, r)
+						break
+					}
+				}
 			}
 			path := filepath.Join("testdata", "render_"+tc.name+".golden")
 			if *update {
@@ -146,5 +160,5 @@ type renderOptions struct {
 
 // renderView renders r as View.Render does, with o's settings.
 func renderView(w io.Writer, r *Result, o renderOptions) error {
-	return View{Result: r, Labels: o.Labels, Heads: o.Heads, Notable: true, ASCII: o.ASCII}.Render(w, termui.Style{Styled: o.Styled, Width: o.Width})
+	return View{Result: r, Labels: o.Labels, Heads: o.Heads, Notable: true}.Render(w, termui.Style{Styled: o.Styled, Width: o.Width, ASCII: o.ASCII})
 }

@@ -10,13 +10,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/attn"
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/gguf"
-	"github.com/qkvdev/qkv/formats/source"
 	"github.com/qkvdev/qkv/formats/tokenizer"
 	"github.com/qkvdev/qkv/internal/infile"
 	"github.com/qkvdev/qkv/internal/outfile"
@@ -363,8 +363,8 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 		run.outFile = f
 	}
 	if o.JSON {
-		src := ck.Source()
-		head := attn.Document{Schema: attn.Schema, Source: src, QKV: Build()}
+		p := newProvenance(ck)
+		head := attn.Document{Schema: attn.Schema, Source: p.Source, QKV: p.QKV}
 		if run.doc, err = attn.StartDocument(s.Out, head, settings, o.Patterns); err != nil {
 			return err
 		}
@@ -380,16 +380,7 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 			fmt.Fprintln(s.Out)
 		}
 	}
-	// Progress on a terminal's stderr: blocks of the forward pass, or
-	// layers of the rerun.
-	newProgress := func(label, unit string) *termui.Progress {
-		if !s.Progress {
-			return nil
-		}
-		return termui.NewProgress(s.Err, label, unit)
-	}
-	defer func() { run.progress.Done() }()
-
+	defer run.progress.done()
 	var fr *attn.ForwardResult
 	if o.Mode == attn.InputModeForward {
 		want := map[int]bool{}
@@ -400,8 +391,7 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 		if o.Logits {
 			blocks = spec.Layers
 		}
-		run.progress = newProgress("forward", "blocks")
-		run.progress.Set(0, blocks)
+		run.progress = newAttnProgress(s, "forward pass", "blocks", blocks)
 		fr, err = attn.Forward(m, tk.ids, attn.ForwardOptions{Layers: layers, Logits: o.Logits, Causal: o.Causal,
 			Input: runOpt.Input, Stream: true, OnBlock: func(rec *attn.BlockRecord) error {
 				if err := ctx.Err(); err != nil {
@@ -420,7 +410,7 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 						return err
 					}
 				}
-				run.progress.Set(rec.Index+1, blocks)
+				run.progress.set(rec.Index + 1)
 				return nil
 			}})
 		if err != nil {
@@ -435,8 +425,7 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 		if err := run.write("x", x.Data); err != nil {
 			return run.failed(err)
 		}
-		run.progress = newProgress("attn", "layers")
-		run.progress.Set(0, len(layers))
+		run.progress = newAttnProgress(s, "attn", "layers", len(layers))
 		for k, i := range layers {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -454,10 +443,10 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 			}
 			// The layer is written: its probabilities' memory serves the next.
 			runOpt.Probs = r.ProbsBuffer()
-			run.progress.Set(k+1, len(layers))
+			run.progress.set(k + 1)
 		}
 	}
-	run.progress.Done()
+	run.progress.done()
 
 	var preds []attn.Prediction
 	if fr != nil && o.Logits {
@@ -472,12 +461,8 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 				fwd.PredictionsAfter, fwd.Predictions = &after, preds
 			}
 		}
-		var reads *source.IO
-		if ck.Remote() {
-			io := ck.IO()
-			reads = &io
-		}
-		if err := run.doc.Finish(fwd, reads); err != nil {
+		// The reads are counted at the end, so the io block comes last.
+		if err := run.doc.Finish(fwd, ioOf(ck)); err != nil {
 			return err
 		}
 	} else {
@@ -521,8 +506,62 @@ type attnStream struct {
 	out      *attn.OutWriter
 	outFile  *outfile.File
 	notable  attn.Notables
-	progress *termui.Progress
+	progress *attnProgress
 }
+
+// attnProgress is a run's progress line on a terminal's stderr: layers (or
+// blocks of the forward pass) done of all, the rate, the time left and
+// the time spent. The line is cleared before each layer is written to
+// stdout, which may be the same terminal, and drawn again after; it is a
+// message (termui.Progress.Show) so that clearing it loses no count.
+type attnProgress struct {
+	p           *termui.Progress
+	label, unit string
+	total       int
+	start       time.Time
+	n           int
+}
+
+// newAttnProgress starts the line (nil, which draws nothing, when stderr
+// is not a terminal).
+func newAttnProgress(s *Streams, label, unit string, total int) *attnProgress {
+	p := newProgress(s, label, unit)
+	if p == nil {
+		return nil
+	}
+	a := &attnProgress{p: p, label: label, unit: unit, total: total, start: time.Now()}
+	a.set(0)
+	return a
+}
+
+func (a *attnProgress) set(done int) {
+	if a == nil {
+		return
+	}
+	a.n = done
+	a.draw()
+}
+
+func (a *attnProgress) draw() {
+	elapsed := time.Since(a.start)
+	msg := fmt.Sprintf("%s %d/%d %s", a.label, a.n, a.total, a.unit)
+	if a.n > 0 && a.n < a.total {
+		rate := float64(a.n) / elapsed.Seconds()
+		left := time.Duration(float64(a.total-a.n) / rate * float64(time.Second))
+		msg += fmt.Sprintf("  %.3g/s  ETA %s", rate, termui.Duration(left))
+	}
+	a.p.Show(msg + "  " + termui.Duration(elapsed))
+}
+
+// clear takes the line off the screen until the next set.
+func (a *attnProgress) clear() {
+	if a != nil {
+		a.p.Done()
+	}
+}
+
+// done clears the line for good.
+func (a *attnProgress) done() { a.clear() }
 
 // write writes one tensor to --out (nothing without it).
 func (r *attnStream) write(name string, parts ...[]float32) error {
@@ -547,15 +586,15 @@ func (r *attnStream) layer(res *attn.Result) error {
 	if err := r.write(fmt.Sprintf("layers.%d.out", res.Layer), res.Out.Data); err != nil {
 		return err
 	}
+	// The progress line shares the terminal: cleared before the layer is
+	// written, drawn again by the next set.
+	r.progress.clear()
 	if r.doc != nil {
 		if err := r.doc.Layer(res); err != nil {
 			return writeError{err}
 		}
 		return nil
 	}
-	// The progress line shares the terminal: cleared before the layer is
-	// written, drawn again by the next Set.
-	r.progress.Done()
 	if len(r.layers) == 1 {
 		// One layer: its notable heads are known before anything is
 		// written, so the opening line states them.

@@ -330,6 +330,10 @@ type RunView struct {
 	// Later says the notable heads come at the end (a run of several
 	// layers writes each as it is computed).
 	Later bool
+	// Next, when set, are the most likely next tokens (--logits) and
+	// NextTexts their texts: the opening line names the first.
+	Next      []Prediction
+	NextTexts []string
 }
 
 // Render writes the opening line, wrapped to the width.
@@ -360,6 +364,13 @@ func (v RunView) Render(w io.Writer, st termui.Style) error {
 	}
 	for i := range parts {
 		parts[i] = l.text(parts[i])
+	}
+	if len(v.Next) > 0 {
+		text := v.Next[0].Piece
+		if len(v.NextTexts) > 0 {
+			text = v.NextTexts[0]
+		}
+		parts = append(parts, "next token "+label(text, 24, l.ascii)+" "+l.text(fmt.Sprintf("p %.3g", v.Next[0].Prob)))
 	}
 	var b strings.Builder
 	writeLines(&b, wrap(lead+": ", parts, l.sep(), l.width, 2))

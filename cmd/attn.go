@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -466,17 +467,28 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 			return err
 		}
 	} else {
-		if len(layers) > 1 {
+		var texts []string
+		for _, p := range preds {
+			texts = append(texts, tk.text(p.ID))
+		}
+		if len(layers) == 1 {
+			v := attn.RunView{Run: run.info, Notable: run.notable.List(), Next: preds, NextTexts: texts}
+			if err := v.Render(s.Out, s.style()); err != nil {
+				return err
+			}
+			fmt.Fprintln(s.Out)
+			if _, err := s.Out.Write(run.single.Bytes()); err != nil {
+				return err
+			}
+		} else {
 			if err := (attn.NotableView{Notable: run.notable.List()}).Render(s.Out, s.style()); err != nil {
 				return err
 			}
+			if preds != nil {
+				fmt.Fprintln(s.Out)
+			}
 		}
 		if preds != nil {
-			fmt.Fprintln(s.Out)
-			texts := make([]string, len(preds))
-			for i, p := range preds {
-				texts[i] = tk.text(p.ID)
-			}
 			after := tk.texts[len(tk.texts)-1]
 			if err := (attn.PredictionsView{After: after, Predictions: preds, Texts: texts}).Render(s.Out, s.style()); err != nil {
 				return err
@@ -502,10 +514,13 @@ type attnStream struct {
 	labels []string // the heatmaps' token texts, or nil
 	info   attn.RunInfo
 	// Where layers go: the JSON document, or the text report; and --out.
-	doc      *attn.DocWriter
-	out      *attn.OutWriter
-	outFile  *outfile.File
-	notable  attn.Notables
+	doc     *attn.DocWriter
+	out     *attn.OutWriter
+	outFile *outfile.File
+	notable attn.Notables
+	// single holds the one layer's section of a one-layer text report
+	// until the opening line is written.
+	single   bytes.Buffer
 	progress *attnProgress
 }
 
@@ -595,18 +610,16 @@ func (r *attnStream) layer(res *attn.Result) error {
 		}
 		return nil
 	}
+	w := s.Out
 	if len(r.layers) == 1 {
-		// One layer: its notable heads are known before anything is
-		// written, so the opening line states them.
-		if err := (attn.RunView{Run: r.info, Notable: r.notable.List()}).Render(s.Out, s.style()); err != nil {
-			return writeError{err}
-		}
-		fmt.Fprintln(s.Out)
+		// One layer: its section waits for the end of the run, so that the
+		// opening line can state its notable heads (and the next token).
+		w = &r.single
 	}
-	if err := (attn.View{Result: res, Labels: r.labels, Heads: o.Heads, Notable: len(r.layers) > 1}).Render(s.Out, s.style()); err != nil {
+	if err := (attn.View{Result: res, Labels: r.labels, Heads: o.Heads, Notable: len(r.layers) > 1}).Render(w, s.style()); err != nil {
 		return writeError{err}
 	}
-	if _, err := fmt.Fprintln(s.Out); err != nil {
+	if _, err := fmt.Fprintln(w); err != nil {
 		return writeError{err}
 	}
 	return nil
@@ -840,11 +853,22 @@ func tokenLabels(ck *formats.Checkpoint, ids []int) []string {
 	return labels
 }
 
-// modelName is how a report names the checkpoint: a local one by its file
-// or folder name, a remote one as the user gave it.
+// modelName is how a report names the checkpoint: a remote one as the user
+// gave it; a local file by its name, a local folder by its parent's and
+// its own ("qwen3/hf"), which tell more than a bare "hf" and do not depend
+// on where the folder lives.
 func modelName(ck *formats.Checkpoint) string {
 	if ck.Remote() {
 		return ck.Source().Input
 	}
-	return filepath.Base(filepath.Clean(ck.Path))
+	p := filepath.Clean(ck.Path)
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	if st, err := os.Stat(p); err == nil && st.IsDir() {
+		if parent := filepath.Base(filepath.Dir(p)); parent != "." && parent != string(filepath.Separator) && parent != ".." {
+			return parent + "/" + filepath.Base(p)
+		}
+	}
+	return filepath.Base(p)
 }

@@ -1,6 +1,7 @@
 package attn
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // The real forward pass: the model from its token embeddings through every
@@ -697,6 +699,32 @@ type Prediction struct {
 	Piece string  `json:"piece,omitempty"`
 	Logit float64 `json:"logit"`
 	Prob  float64 `json:"prob"`
+}
+
+// minProbF32 is float32's smallest normal number: a probability below it is
+// beyond what the model's float32 softmax resolves (it would flush to zero
+// or lose its digits), so the document writes null and says so.
+const minProbF32 = 0x1p-126
+
+// MarshalJSON writes the probability as null, with "prob_beyond_float32",
+// when it is below float32's smallest normal number (the model's float32
+// softmax does not resolve it), and non-finite values as null with
+// "non_finite".
+func (p Prediction) MarshalJSON() ([]byte, error) {
+	type F = termui.Float
+	out := struct {
+		ID        int    `json:"id"`
+		Piece     string `json:"piece,omitempty"`
+		Logit     F      `json:"logit"`
+		Prob      F      `json:"prob"`
+		Beyond    bool   `json:"prob_beyond_float32,omitempty"`
+		NonFinite bool   `json:"non_finite,omitempty"`
+	}{ID: p.ID, Piece: p.Piece, Logit: F(p.Logit), Prob: F(p.Prob)}
+	out.NonFinite = !out.Logit.Valid() || !out.Prob.Valid()
+	if out.Prob.Valid() && p.Prob > 0 && p.Prob < minProbF32 {
+		out.Prob, out.Beyond = F(math.NaN()), true
+	}
+	return json.Marshal(out)
 }
 
 // TopPredictions returns the k most likely next tokens after position t,

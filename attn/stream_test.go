@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -302,5 +303,24 @@ func TestOutWriterRefuses(t *testing.T) {
 	}
 	if _, err := NewOutWriter(&bytes.Buffer{}, []OutTensor{{"a", []int64{1 << 40, 1 << 40}}}, nil); err == nil {
 		t.Error("an overflowing shape: no error")
+	}
+}
+
+// TestPredictionJSON: a probability float32 cannot resolve is null with
+// its flag; non-finite values are null with theirs; others are numbers.
+func TestPredictionJSON(t *testing.T) {
+	for _, c := range []struct {
+		p    Prediction
+		want string
+	}{
+		{Prediction{ID: 1, Piece: "a", Logit: 2.5, Prob: 0.75}, `{"id":1,"piece":"a","logit":2.5,"prob":0.75}`},
+		{Prediction{ID: 2, Logit: -90, Prob: 1e-50}, `{"id":2,"logit":-90,"prob":null,"prob_beyond_float32":true}`},
+		{Prediction{ID: 3, Logit: -80, Prob: 2e-38}, `{"id":3,"logit":-80,"prob":2e-38}`},
+		{Prediction{ID: 4, Logit: math.NaN(), Prob: math.NaN()}, `{"id":4,"logit":null,"prob":null,"non_finite":true}`},
+	} {
+		b, err := json.Marshal(c.p)
+		if err != nil || string(b) != c.want {
+			t.Errorf("%+v: %s (%v), want %s", c.p, b, err, c.want)
+		}
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/termui"
 )
@@ -20,6 +23,7 @@ type InspectOptions struct {
 	Spectrum   bool
 	Fast       bool
 	JSON       bool
+	Markdown   bool // --format markdown
 	RankTol    float64
 	Workers    int
 	Thresholds inspect.Thresholds
@@ -35,8 +39,9 @@ type InspectOptions struct {
 func NewCmdInspect(s *Streams, runF func(context.Context, *InspectOptions) error) *cobra.Command {
 	opts := &InspectOptions{IO: s}
 	var (
-		mf    modelFlags
-		shard string
+		mf     modelFlags
+		shard  string
+		format string
 	)
 	c := &cobra.Command{
 		Use:   "inspect PATH",
@@ -63,11 +68,24 @@ stderr; --shard none runs whole whatever the environment says.`,
 		Example: `  qkv inspect testdata/tiny-llama
   qkv inspect model.gguf --heads --layers 0-3
   qkv inspect ./model --json --heads --spectrum > report.json
+  qkv inspect ./model --format markdown >> "$GITHUB_STEP_SUMMARY"
   qkv inspect big-model.gguf --fast
   qkv inspect ./model --shard 0/4 > part0.json`,
 		Args:    exactArgs(1),
 		PreRunE: checkSharedFlags,
 		RunE: func(c *cobra.Command, args []string) error {
+			switch format {
+			case "text":
+			case "json":
+				opts.JSON = true
+			case "markdown":
+				if opts.JSON {
+					return usageError("--json and --format markdown: give one")
+				}
+				opts.Markdown = true
+			default:
+				return usageError("--format must be text, json or markdown, not %q", format)
+			}
 			in, err := mf.resolve(args[0])
 			if err != nil {
 				return err
@@ -89,7 +107,8 @@ stderr; --shard none runs whole whatever the environment says.`,
 	f.BoolVar(&opts.Heads, "heads", false, "per-head statistics, QK/OV circuits and head findings")
 	f.BoolVar(&opts.Spectrum, "spectrum", false, "include every singular value in the JSON (sv)")
 	f.BoolVar(&opts.Fast, "fast", false, "skip full spectra: spectral norm by Lanczos, effective rank estimated with bounds")
-	f.BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.inspect/v1)")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.inspect/v1); the same as --format json")
+	f.StringVar(&format, "format", "text", "text, json or markdown (GitHub-flavoured, for a pull request comment or a CI summary)")
 	f.Float64Var(&opts.RankTol, "rank-tol", 0, "absolute tolerance for rank (default sv[0]·max(m,n)·eps(float32))")
 	f.IntVar(&opts.Workers, "workers", 0, "layers analysed at once (default: number of CPUs)")
 	f.StringVar(&shard, "shard", "", `run shard I of N ("I/N", 0-based) and print its partial report for qkv merge; "none": whole, whatever the environment says`)
@@ -120,7 +139,8 @@ func inspectRun(ctx context.Context, o *InspectOptions) error {
 	if o.Heads && headsKnown != nil {
 		return headsKnown
 	}
-	sel, err := parseLayers(o.Layers, m.LayerIndices())
+	all := m.LayerIndices()
+	sel, err := parseLayers(o.Layers, all)
 	if err != nil {
 		return err
 	}
@@ -143,7 +163,7 @@ func inspectRun(ctx context.Context, o *InspectOptions) error {
 		}
 	}
 	var bar *termui.Progress
-	if s.Progress && !o.JSON && o.Shard == nil {
+	if s.Progress && o.Shard == nil {
 		bar = termui.NewProgress(s.Err, "inspect", "layers")
 		opts.Progress = bar.Set
 	}
@@ -151,6 +171,13 @@ func inspectRun(ctx context.Context, o *InspectOptions) error {
 	bar.Done()
 	if err != nil {
 		return err
+	}
+	// A part is for qkv merge, which finds the cross-layer findings.
+	var context string
+	if o.Shard == nil && len(sel) < len(all) {
+		if context, err = crossLayerContext(ctx, s, m, rep, sel, all, opts); err != nil {
+			return err
+		}
 	}
 	if o.JSON || o.Shard != nil { // a part is for qkv merge: always JSON
 		return rep.WriteJSON(s.Out)
@@ -160,7 +187,83 @@ func inspectRun(ctx context.Context, o *InspectOptions) error {
 	if rep.Model.Arch != "" {
 		rep.Model.Arch = termui.Name(rep.Model.Arch)
 	}
-	return rep.Render(s.Out, termui.Style{Styled: s.Styled, Width: s.Width})
+	v := inspect.View{Report: rep, Context: context}
+	if o.Markdown {
+		return v.RenderMarkdown(s.Out)
+	}
+	return v.Render(s.Out, s.style())
+}
+
+// crossLayerContext recomputes the findings that compare layers (outlier
+// norms) of a report of some layers against the whole model, so that
+// --layers shows what the whole run finds there: the layers not shown get
+// their spectral norms the cheap way (inspect's fast mode: block Lanczos
+// with bounds for matrices wider than 160, exact below). It replaces the
+// report's cross-layer findings and says what it did.
+func crossLayerContext(ctx context.Context, s *Streams, m *formats.Model, rep *inspect.Report, sel, all []int, opts inspect.Options) (string, error) {
+	var rest []int
+	for _, i := range all {
+		if !slices.Contains(sel, i) {
+			rest = append(rest, i)
+		}
+	}
+	copts := inspect.Options{Fast: true, Workers: opts.Workers, Thresholds: opts.Thresholds}
+	var bar *termui.Progress
+	if s.Progress {
+		bar = termui.NewProgress(s.Err, "inspect: other layers (spectral norms)", "layers")
+		copts.Progress = bar.Set
+	}
+	crep, err := inspect.Run(ctx, &layerSubset{LayerSource: m, indices: rest}, copts, nil)
+	bar.Done()
+	if err != nil {
+		return "", err
+	}
+	layers := append(slices.Clone(rep.Layers), crep.Layers...)
+	slices.SortFunc(layers, func(a, b inspect.LayerReport) int { return a.Index - b.Index })
+	var kept []inspect.Finding
+	for _, f := range rep.Findings {
+		if !slices.Contains(inspect.CrossLayerKinds, f.Kind) {
+			kept = append(kept, f)
+		}
+	}
+	elsewhere := 0
+	for _, f := range inspect.CrossLayerFindings(layers, opts.Thresholds) {
+		if slices.Contains(sel, f.Layer) {
+			kept = append(kept, f)
+		} else {
+			elsewhere++
+		}
+	}
+	if kept == nil {
+		kept = []inspect.Finding{}
+	}
+	rep.Findings = kept
+	estimated := false
+	for _, l := range crep.Layers {
+		for _, p := range formats.Projections {
+			if mr := l.Matrix(p); mr != nil && mr.Method == "lanczos" {
+				estimated = true
+			}
+		}
+	}
+	how := "computed in full"
+	if estimated {
+		how = "estimated by Lanczos with bounds (inspect's fast mode)"
+	}
+	others := fmt.Sprintf("the %d layers not shown were", len(rest))
+	if len(rest) == 1 {
+		others = "the layer not shown was"
+	}
+	msg := fmt.Sprintf("Cross-layer findings (%s) compare with all %d layers: the spectral norms of %s %s.",
+		strings.Join(inspect.CrossLayerKinds, ", "), len(all), others, how)
+	switch elsewhere {
+	case 0:
+	case 1:
+		msg += " 1 cross-layer finding is in a layer not shown."
+	default:
+		msg += fmt.Sprintf(" %d cross-layer findings are in layers not shown.", elsewhere)
+	}
+	return msg, nil
 }
 
 // layerSubset restricts a model to selected layers.

@@ -101,11 +101,36 @@ type cellRow struct {
 	spark []float64
 }
 
+// Condition cells of the flags that leave condition null.
+const (
+	condIll      = "ill"      // FlagIllConditioned
+	condSingular = "singular" // FlagSingular
+)
+
+// condCell shows why a condition number is absent when a flag says so.
+func condCell(s *Stats) string {
+	if !s.Condition.Valid() {
+		switch {
+		case slices.Contains(s.Flags, FlagSingular):
+			return condSingular
+		case slices.Contains(s.Flags, FlagIllConditioned):
+			return condIll
+		}
+	}
+	return fmtCond(s.Condition)
+}
+
+// approxEff: the effective rank is an estimate (fast mode's bounds) or
+// sums approximate singular values.
+func approxEff(s *Stats) bool {
+	return s.EffectiveRankBounds != nil || slices.Contains(s.Flags, FlagEffectiveRankApprox)
+}
+
 func statsRow(label string, s *Stats) cellRow {
 	var r cellRow
 	r.cells = [nCols]string{label, fmtShape(s.Shape), fmtNum(s.Fro), fmtNum(s.SpectralNorm), fmtRank(s.Rank),
-		fmtNum(s.EffectiveRank), fmtNum(s.StableRank), fmtCond(s.Condition), ""}
-	if s.EffectiveRankBounds != nil {
+		fmtNum(s.EffectiveRank), fmtNum(s.StableRank), condCell(s), ""}
+	if approxEff(s) && s.EffectiveRank.Valid() {
 		r.cells[colEff] = "≈" + r.cells[colEff]
 	}
 	r.spark = s.spark
@@ -219,23 +244,47 @@ func layout(rows []cellRow, width int) ([]int, int) {
 	return cols, spark
 }
 
-var _ termui.Renderer = (*Report)(nil)
+var (
+	_ termui.Renderer = (*Report)(nil)
+	_ termui.Renderer = View{}
+)
 
-// Render writes the report as tables: one per projection (rows = layers),
-// with Heads one per layer and projection (rows = heads) and a circuits
-// table, then the findings. st.Styled selects the palette's colours and
-// borders (the caller decides, from whether stdout is a terminal and
-// NO_COLOR); otherwise the output is plain text with no escape codes.
-// st.Width is the terminal width in columns (80 when ≤ 0).
-func (r *Report) Render(w io.Writer, st termui.Style) error {
+// View is a report as text, with what the caller knows beyond it.
+type View struct {
+	Report *Report
+	// Context, when set, says what the findings were computed against
+	// when the report shows only some of the model's layers (shown under
+	// the verdict).
+	Context string
+}
+
+// Render writes the report as View{Report: r} does.
+func (r *Report) Render(w io.Writer, st termui.Style) error { return View{Report: r}.Render(w, st) }
+
+// Render writes the report verdict first: one summary line (model, layers
+// shown, findings count, worst finding), the findings, then the tables: one
+// per projection (rows = layers), with Heads one per layer and projection
+// (rows = heads) and a circuits table, and a legend of the marks used.
+// st.Styled selects the palette's colours and borders (the caller decides,
+// from whether stdout is a terminal and NO_COLOR); otherwise the output is
+// plain text with no escape codes. st.Width is the terminal width in
+// columns (80 when ≤ 0).
+func (v View) Render(w io.Writer, st termui.Style) error {
+	r := v.Report
 	width := st.Cols()
 	th := termui.NewTheme(w, st)
 	var b strings.Builder
-	g := r.Model
-	b.WriteString(th.Title(fmt.Sprintf("%s — %s, d_model %d, %d heads (%d KV) × %d, %s mode",
-		orDash(g.Arch), layersText(len(r.Layers)), g.DModel, g.NHeads, g.NKVHeads, g.HeadDim, r.Settings.Mode)))
-	b.WriteString("\n\n")
+	writeLine(&b, th.Title, r.Verdict(), width)
+	if v.Context != "" {
+		writeLine(&b, th.Muted, v.Context, width)
+	}
+	b.WriteString("\n")
+	if len(r.Findings) > 0 {
+		writeFindings(&b, r.Findings, th, width)
+		b.WriteString("\n")
+	}
 	ix := indexFindings(r.Findings)
+	var used marksUsed
 	for _, p := range formats.Projections {
 		t := tableSpec{title: "W_" + strings.ToUpper(string(p))}
 		bound := -1 // the rank bound every layer shares, 0 when none
@@ -256,7 +305,7 @@ func (r *Report) Render(w io.Writer, st termui.Style) error {
 		if bound > 0 {
 			t.title += fmt.Sprintf(" (effective, from latent factors: rank ≤ %d)", bound)
 		}
-		writeTable(&b, t, th, width)
+		writeTable(&b, t, th, width, &used)
 	}
 	// Latent attention's stored factors, one table per factor.
 	var factors []string
@@ -276,7 +325,7 @@ func (r *Report) Render(w io.Writer, st termui.Style) error {
 				}
 			}
 		}
-		writeTable(&b, t, th, width)
+		writeTable(&b, t, th, width, &used)
 	}
 	if r.Settings.Heads {
 		for _, l := range r.Layers {
@@ -294,14 +343,170 @@ func (r *Report) Render(w io.Writer, st termui.Style) error {
 					row.mark(ix[fkey(l.Index, string(p), h.Head)])
 					t.rows = append(t.rows, row)
 				}
-				writeTable(&b, t, th, width)
+				writeTable(&b, t, th, width, &used)
 			}
 			if len(l.Circuits) > 0 {
 				writeCircuits(&b, l, th)
 			}
 		}
 	}
-	writeFindings(&b, r.Findings, th, width)
+	if legend := used.legend(th != nil); legend != "" {
+		writeLine(&b, th.Muted, legend, width)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeLine writes one line of text, styled by style when it fits the
+// width, else wrapped at spaces (continuation lines indented) and plain.
+func writeLine(b *strings.Builder, style func(string) string, s string, width int) {
+	if lipgloss.Width(s) <= width {
+		b.WriteString(style(s))
+	} else {
+		b.WriteString(wrapWords(s, width, "", "  "))
+	}
+	b.WriteString("\n")
+}
+
+// marksUsed records which marks the tables used, for the legend.
+type marksUsed struct {
+	ill, singular, undefined, approx, marked bool
+}
+
+func (u *marksUsed) row(r cellRow, cols []int) {
+	for _, c := range cols {
+		switch cell := r.cells[c]; {
+		case c == colCond && cell == condIll:
+			u.ill = true
+		case c == colCond && cell == condSingular:
+			u.singular = true
+		case cell == termui.NoValue:
+			u.undefined = true
+		case strings.HasPrefix(cell, "≈"):
+			u.approx = true
+		}
+		u.marked = u.marked || r.marks[c]
+	}
+}
+
+// legend explains the marks the tables used; "" when none.
+func (u *marksUsed) legend(styled bool) string {
+	var parts []string
+	if u.ill {
+		parts = append(parts, "cond ill: ill-conditioned, sv[last] < 2⁻²³·sv[0], below the float32 rounding of the largest value, so the ratio would measure storage noise (JSON: condition null, flag ill_conditioned)")
+	}
+	if u.singular {
+		parts = append(parts, "cond singular: sv[last] = 0")
+	}
+	if u.approx {
+		parts = append(parts, "≈: approximate or estimated (fast mode's bounds, or a rank-deficient matrix's approximate tail)")
+	}
+	if u.undefined {
+		parts = append(parts, termui.NoValue+": undefined")
+	}
+	if u.marked {
+		if styled {
+			parts = append(parts, "red: a value a finding flags")
+		} else {
+			parts = append(parts, "!: a value a finding flags")
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, "; ") + "."
+}
+
+// Verdict is the report's one-line summary: the model, the layers shown,
+// the number of findings and the worst of them.
+func (r *Report) Verdict() string {
+	g := r.Model
+	layers := layersText(len(r.Layers))
+	if n := g.NLayers; n > len(r.Layers) && len(r.Layers) > 0 {
+		idx := make([]int, len(r.Layers))
+		for i, l := range r.Layers {
+			idx[i] = l.Index
+		}
+		layers = fmt.Sprintf("%s of %d shown", shownLayers(idx), n)
+	}
+	kv := ""
+	if g.NKVHeads > 0 && g.NKVHeads != g.NHeads {
+		kv = fmt.Sprintf(" (%d KV)", g.NKVHeads)
+	}
+	s := fmt.Sprintf("%s — %s, d_model %d, %d heads%s × %d, %s mode: ", orDash(g.Arch), layers, g.DModel, g.NHeads, kv, g.HeadDim, r.Settings.Mode)
+	if len(r.Findings) == 0 {
+		return s + "no findings"
+	}
+	f := WorstFinding(r.Findings)
+	s += fmt.Sprintf("%d finding", len(r.Findings))
+	if len(r.Findings) > 1 {
+		s += "s, worst"
+	}
+	return s + ": " + f.Kind + " at " + findingWhere(*f)
+}
+
+// shownLayers writes sorted layer indices compactly: "layer 3", "layers 0-2,5".
+func shownLayers(idx []int) string {
+	var parts []string
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
+			j++
+		}
+		if j > i {
+			parts = append(parts, fmt.Sprintf("%d-%d", idx[i], idx[j]))
+		} else {
+			parts = append(parts, fmt.Sprint(idx[i]))
+		}
+		i = j + 1
+	}
+	if len(idx) == 1 {
+		return "layer " + parts[0]
+	}
+	return "layers " + strings.Join(parts, ",")
+}
+
+// severity orders finding kinds from the worst: values that are not
+// numbers, then heads that do nothing, then norms out of line, then
+// structure that may be intended.
+var severity = []string{KindNaN, KindInf, KindDeadHead, KindOutlierNorm, KindRankCollapsed, KindDuplicateHeads}
+
+func severityOf(kind string) int {
+	if i := slices.Index(severity, kind); i >= 0 {
+		return i
+	}
+	return len(severity)
+}
+
+// WorstFinding returns the most severe finding (the first of its kind in
+// report order), nil when there is none.
+func WorstFinding(fs []Finding) *Finding {
+	var worst *Finding
+	for i := range fs {
+		if worst == nil || severityOf(fs[i].Kind) < severityOf(worst.Kind) {
+			worst = &fs[i]
+		}
+	}
+	return worst
+}
+
+func findingWhere(f Finding) string {
+	where := fmt.Sprintf("layer %d %s", f.Layer, f.Matrix)
+	if f.Head != nil {
+		where += fmt.Sprintf(" head %d", *f.Head)
+	}
+	return where
+}
+
+// RenderFindings writes the verdict line and the findings, as a report's
+// text begins (qkv report's summary).
+func (r *Report) RenderFindings(w io.Writer, st termui.Style) error {
+	th := termui.NewTheme(w, st)
+	var b strings.Builder
+	writeLine(&b, th.Title, r.Verdict(), st.Cols())
+	if len(r.Findings) > 0 {
+		writeFindings(&b, r.Findings, th, st.Cols())
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -315,7 +520,7 @@ func orDash(s string) string {
 
 // writeTable writes one statistics table; th is nil for plain text, where
 // marked cells get a "!".
-func writeTable(b *strings.Builder, t tableSpec, th *termui.Theme, width int) {
+func writeTable(b *strings.Builder, t tableSpec, th *termui.Theme, width int, used *marksUsed) {
 	if len(t.rows) == 0 {
 		return
 	}
@@ -347,6 +552,7 @@ func writeTable(b *strings.Builder, t tableSpec, th *termui.Theme, width int) {
 	styled := th != nil
 	rows := make([][]string, len(t.rows))
 	for i, r := range t.rows {
+		used.row(r, cols)
 		rows[i] = make([]string, len(cols))
 		for j, c := range cols {
 			if c == colSpark {
@@ -387,22 +593,15 @@ func writeCircuits(b *strings.Builder, l LayerReport, th *termui.Theme) {
 }
 
 func writeFindings(b *strings.Builder, fs []Finding, th *termui.Theme, width int) {
-	if len(fs) == 0 {
-		b.WriteString(th.Title("No findings."))
-		b.WriteString("\n")
-		return
-	}
 	b.WriteString(th.Title(fmt.Sprintf("Findings (%d)", len(fs))))
 	b.WriteString("\n")
+	kw := 0
 	for _, f := range fs {
-		where := fmt.Sprintf("layer %d %s", f.Layer, f.Matrix)
-		if f.Head != nil {
-			where += fmt.Sprintf(" head %d", *f.Head)
-		}
-		line := fmt.Sprintf("  %s  %s: %s", f.Kind, where, f.Message)
-		if lipgloss.Width(line) > width {
-			line = wrap(line, width, "      ")
-		}
+		kw = max(kw, lipgloss.Width(f.Kind))
+	}
+	for _, f := range fs {
+		kind := f.Kind + strings.Repeat(" ", kw-lipgloss.Width(f.Kind))
+		line := wrapWords(findingWhere(f)+": "+f.Message, width, "  "+kind+"  ", "      ")
 		if th != nil {
 			line = strings.Replace(line, f.Kind, th.Bad(f.Kind), 1)
 		}
@@ -411,28 +610,25 @@ func writeFindings(b *strings.Builder, fs []Finding, th *termui.Theme, width int
 	}
 }
 
-// wrap breaks s at spaces so that no line exceeds width (where possible),
-// indenting continuation lines.
-func wrap(s string, width int, indent string) string {
-	words := strings.Fields(s)
-	var out, line strings.Builder
-	line.WriteString("  ")
-	first := true
-	for _, wd := range words {
-		if !first && lipgloss.Width(line.String())+1+lipgloss.Width(wd) > width {
-			out.WriteString(line.String())
+// wrapWords breaks s at spaces so that no line exceeds width where a word
+// allows it: the first line starts with first, the others with rest.
+func wrapWords(s string, width int, first, rest string) string {
+	var out strings.Builder
+	line := first
+	empty := true
+	for _, wd := range strings.Fields(s) {
+		if !empty && lipgloss.Width(line)+1+lipgloss.Width(wd) > width {
+			out.WriteString(line)
 			out.WriteString("\n")
-			line.Reset()
-			line.WriteString(indent)
-			first = true
+			line, empty = rest, true
 		}
-		if !first {
-			line.WriteString(" ")
+		if !empty {
+			line += " "
 		}
-		line.WriteString(wd)
-		first = false
+		line += wd
+		empty = false
 	}
-	out.WriteString(line.String())
+	out.WriteString(line)
 	return out.String()
 }
 
@@ -454,4 +650,127 @@ func layersText(n int) string {
 		return "1 layer"
 	}
 	return fmt.Sprintf("%d layers", n)
+}
+
+// RenderMarkdown writes the report as GitHub-flavoured Markdown for a pull
+// request comment or a CI summary: the verdict as a heading, the context,
+// the findings as a table, then the statistics tables (and with Heads the
+// head tables) folded in a <details> block. Text from the checkpoint (the
+// architecture's name) and the messages are escaped, so that they can
+// neither break a table nor add markup.
+func (v View) RenderMarkdown(w io.Writer) error {
+	r := v.Report
+	var b strings.Builder
+	b.WriteString("### qkv inspect: " + mdEscape(r.Verdict()) + "\n\n")
+	if v.Context != "" {
+		b.WriteString(mdEscape(v.Context) + "\n\n")
+	}
+	if len(r.Findings) > 0 {
+		fmt.Fprintf(&b, "**Findings (%d)**\n\n| kind | where | finding |\n|---|---|---|\n", len(r.Findings))
+		for _, f := range r.Findings {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", mdEscape(f.Kind), mdEscape(findingWhere(f)), mdEscape(f.Message))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("<details><summary>Statistics per layer</summary>\n\n")
+	ix := indexFindings(r.Findings)
+	var used marksUsed
+	mdTable := func(title string, rows []cellRow) {
+		if len(rows) == 0 {
+			return
+		}
+		cols := []int{colLabel, colShape, colFro, colNorm, colRank, colEff, colStable, colCond}
+		shape, same := commonShape(rows)
+		if same {
+			cols = slices.Delete(cols, 1, 2)
+			title += " " + shape
+		}
+		b.WriteString("**" + mdEscape(title) + "**\n\n|")
+		for _, c := range cols {
+			h := colHeaders[c]
+			if c == colLabel {
+				h = strings.Fields(rows[0].cells[colLabel])[0]
+			}
+			b.WriteString(" " + mdEscape(h) + " |")
+		}
+		b.WriteString("\n|")
+		for _, c := range cols {
+			if c == colLabel || c == colShape {
+				b.WriteString("---|")
+			} else {
+				b.WriteString("--:|")
+			}
+		}
+		b.WriteString("\n")
+		for _, row := range rows {
+			used.row(row, cols)
+			b.WriteString("|")
+			for _, c := range cols {
+				cell := row.cells[c]
+				if c == colLabel {
+					cell = strings.Join(strings.Fields(cell)[1:], " ")
+				}
+				cell = mdEscape(cell)
+				if row.marks[c] {
+					cell = "**" + cell + "** ⚠"
+				}
+				b.WriteString(" " + cell + " |")
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+	}
+	for _, p := range formats.Projections {
+		var rows []cellRow
+		for _, l := range r.Layers {
+			if m := l.Matrix(p); m != nil {
+				row := statsRow(fmt.Sprintf("layer %d", l.Index), &m.Stats)
+				row.mark(ix[fkey(l.Index, string(p), -1)])
+				rows = append(rows, row)
+			}
+		}
+		mdTable("W_"+strings.ToUpper(string(p)), rows)
+	}
+	if r.Settings.Heads {
+		for _, l := range r.Layers {
+			for _, p := range formats.Projections {
+				m := l.Matrix(p)
+				if m == nil || len(m.Heads) == 0 {
+					continue
+				}
+				var rows []cellRow
+				for _, h := range m.Heads {
+					row := statsRow(fmt.Sprintf("head %d", h.Head), &h.Stats)
+					row.mark(ix[fkey(l.Index, string(p), h.Head)])
+					rows = append(rows, row)
+				}
+				mdTable(fmt.Sprintf("layer %d W_%s heads", l.Index, strings.ToUpper(string(p))), rows)
+			}
+		}
+	}
+	if legend := used.legend(false); legend != "" {
+		b.WriteString(mdEscape(strings.Replace(legend, "!: a value", "⚠: a value", 1)) + "\n\n")
+	}
+	b.WriteString("</details>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// mdEscape makes text safe inside Markdown (a table cell included): control
+// and invisible characters are shown as escapes (termui.Clean), and every
+// character Markdown or HTML would read as markup is backslash-escaped.
+func mdEscape(s string) string {
+	s = termui.Clean(s)
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '&':
+			b.WriteString("&amp;")
+			continue
+		case strings.ContainsRune("\\`*_[]<>|~", r):
+			b.WriteRune('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

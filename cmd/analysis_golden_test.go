@@ -1,21 +1,27 @@
 package cmd_test
 
 // Golden tests of the analysis commands' text (circuits, inspect, report's
-// stdout) at 80 and 160 columns, unstyled; rewrite them with
+// stdout) at 80 and 160 columns, unstyled, and on an 80-column ASCII
+// terminal (.ascii.txt); rewrite them with
 //
 //	go test ./cmd -run AnalysisGolden -update
 //
 // and read the diff before committing.
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/charmbracelet/lipgloss"
+
+	"github.com/qkvdev/qkv/cmd"
 )
 
 // analysisGolden are the cases: a name (the file is <name>.w<width>.txt)
@@ -24,6 +30,8 @@ var analysisGolden = []struct {
 	name string
 	args []string
 }{
+	{"report-tiny-llama", []string{"report", "../testdata/tiny-llama", "-o", "$OUT"}},
+	{"report-gguf-tokens", []string{"report", "../testdata/gguf/tiny-llama-v3-f32.gguf", "-o", "$OUT", "--tokens", "1,5,9,12", "--attn-layers", "0,3", "--circuits", "off"}},
 	{"circuits-tiny-llama", []string{"circuits", "../testdata/tiny-llama"}},
 	{"inspect-tiny-llama", []string{"inspect", "../testdata/tiny-llama"}},
 	{"inspect-layers", []string{"inspect", "../testdata/tiny-llama", "--layers", "3"}},
@@ -32,13 +40,55 @@ var analysisGolden = []struct {
 	{"circuits-gguf-layers", []string{"circuits", "../testdata/gguf/tiny-llama-v3-f32.gguf", "--layers", "1-3", "--top", "5", "--per-head", "6", "--raw-only"}},
 }
 
+// asciiOutput is goldenOutput on an ASCII terminal (TERM=dumb) of 80
+// columns.
+func asciiOutput(args []string) string {
+	var out, errb bytes.Buffer
+	code := cmd.Run(context.Background(), args, &cmd.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: 80, ASCII: true})
+	s := out.String()
+	if code != 0 || errb.Len() > 0 {
+		s += fmt.Sprintf("--- exit %d, stderr:\n%s", code, errb.String())
+	}
+	return s
+}
+
+// reportSize is the page's size in report's summary: it changes with
+// anything in the page, the version that wrote it included.
+var reportSize = regexp.MustCompile(`\([0-9.]+ (B|KiB|MiB)\)`)
+
 func TestAnalysisGolden(t *testing.T) {
 	dir := filepath.Join("testdata", "golden")
 	for _, c := range analysisGolden {
-		for _, width := range []int{80, 160} {
+		for _, width := range []int{80, 160, 0} {
 			name := fmt.Sprintf("%s.w%d.txt", c.name, width)
+			if width == 0 {
+				if slices.Contains(c.args, "markdown") {
+					continue // for a Markdown renderer, not a terminal
+				}
+				name = c.name + ".ascii.txt"
+			}
 			t.Run(name, func(t *testing.T) {
-				got := goldenOutput(width, c.args)
+				// $OUT is a file in a temporary folder, named $OUT in the output.
+				out := filepath.Join(t.TempDir(), "report.html")
+				args := slices.Clone(c.args)
+				for i, a := range args {
+					if a == "$OUT" {
+						args[i] = out
+					}
+				}
+				var got string
+				if width == 0 {
+					got, width = asciiOutput(args), 80
+					for i, r := range got {
+						if r >= 0x80 {
+							t.Errorf("non-ASCII %q at byte %d: %q", r, i, got[max(0, i-40):min(len(got), i+40)])
+							break
+						}
+					}
+				} else {
+					got = goldenOutput(width, args)
+				}
+				got = reportSize.ReplaceAllString(strings.ReplaceAll(got, out, "$OUT"), "(SIZE)")
 				for i, line := range strings.Split(got, "\n") {
 					// Markdown is laid out by whatever renders it.
 					if w := lipgloss.Width(line); w > width && !slices.Contains(c.args, "markdown") {

@@ -15,9 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/formats"
-	"github.com/qkvdev/qkv/formats/source"
+	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/inspect/circuits"
-	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/linalg"
 	"github.com/qkvdev/qkv/internal/outfile"
 	"github.com/qkvdev/qkv/internal/termui"
@@ -112,32 +111,14 @@ the estimate is printed on stderr before a run of more than a few seconds;
 const maxBaselineSamples = 1_000_000
 
 // circuitsDoc is the JSON document: the scores as inspect/circuits lays
-// them out, with the provenance blocks every report carries, each query
-// head's KV head, and the strongest pairs of each variant.
+// them out, each query head's KV head, the strongest pairs of each variant,
+// and the provenance blocks every report carries.
 type circuitsDoc struct {
 	*circuits.Result
 	// KVHead[h] is query head h's K/V group.
 	KVHead   []int                      `json:"kv_head"`
 	TopPairs map[string][]circuits.Pair `json:"top_pairs"`
-	Source   formats.SourceInfo         `json:"source"`
-	QKV      buildinfo.Info             `json:"qkv"`
-	IO       *source.IO                 `json:"io,omitempty"`
-}
-
-// provenance is what every report says about where it came from.
-type provenance struct {
-	Source formats.SourceInfo
-	QKV    buildinfo.Info
-	IO     *source.IO // remote inputs only
-}
-
-func provenanceOf(ck *formats.Checkpoint) provenance {
-	p := provenance{Source: ck.Source(), QKV: Build()}
-	if t := ck.Target; t != nil && t.Kind.Remote() {
-		io := ck.IO()
-		p.IO = &io
-	}
-	return p
+	Provenance
 }
 
 // circuitsRun computes the scores and prints them.
@@ -155,7 +136,7 @@ func circuitsRun(ctx context.Context, o *CircuitsOptions) error {
 		return inputError("%s is a LoRA adapter: composition scores need a model's full weights (merge the adapter into its base first)", o.Model.Path)
 	}
 	if o.Out != "" {
-		if err := refuseInputAsOutput(ck, "--out", o.Out); err != nil {
+		if err := refuseCheckpointFile(ck, "--out", o.Out); err != nil {
 			return err
 		}
 	}
@@ -173,11 +154,9 @@ func circuitsRun(ctx context.Context, o *CircuitsOptions) error {
 	if o.BaselineSamples == 0 {
 		opts.BaselineSamples = -1
 	}
-	var bar *termui.Progress
-	if s.Progress {
-		bar = termui.NewProgress(s.Err, "circuits", "pairs of layers")
-		opts.Progress = bar.Set
-	}
+	bar := newProgress(s, "circuits", "pairs of layers")
+	bar.Start(len(sel) * (len(sel) - 1) / 2)
+	opts.Progress = bar.Set
 	res, err := circuits.Compute(ctx, src, opts)
 	bar.Done()
 	if err != nil {
@@ -189,7 +168,7 @@ func circuitsRun(ctx context.Context, o *CircuitsOptions) error {
 		}
 		fmt.Fprintln(s.Err, "qkv: warning: "+termui.Clean(w))
 	}
-	doc := newCircuitsDoc(res, provenanceOf(ck), max(o.Top, 20))
+	doc := newCircuitsDoc(res, newProvenance(ck), max(o.Top, 20))
 	if o.Out != "" {
 		if err := writeJSONFile(s, "--out", o.Out, doc.writeJSON); err != nil {
 			return err
@@ -205,8 +184,8 @@ func circuitsRun(ctx context.Context, o *CircuitsOptions) error {
 	return circuitsView{res: res, arch: arch, top: o.Top, perHead: o.PerHead}.Render(s.Out, s.style())
 }
 
-func newCircuitsDoc(res *circuits.Result, p provenance, top int) *circuitsDoc {
-	doc := &circuitsDoc{Result: res, Source: p.Source, QKV: p.QKV, IO: p.IO, TopPairs: map[string][]circuits.Pair{}}
+func newCircuitsDoc(res *circuits.Result, p Provenance, top int) *circuitsDoc {
+	doc := &circuitsDoc{Result: res, Provenance: p, TopPairs: map[string][]circuits.Pair{}}
 	grp := max(1, res.NHeads/max(1, res.NKVHeads))
 	doc.KVHead = make([]int, res.NHeads)
 	for h := range doc.KVHead {
@@ -481,6 +460,11 @@ func (v circuitsView) Render(w io.Writer, st termui.Style) error {
 		}
 		head += " (" + main.name + ")"
 	}
+	tx := func(s string) string { return s }
+	if st.ASCII && !st.Styled {
+		tx = inspect.ASCII
+	}
+	head = tx(head)
 	writeWrapped(&b, th.Title(head), head, width)
 	b.WriteString("\n")
 	if len(r.Layers) >= 2 && v.top > 0 {
@@ -500,9 +484,14 @@ func (v circuitsView) Render(w io.Writer, st termui.Style) error {
 	if r.Undefined > 0 {
 		legend += fmt.Sprintf(" %d scores are undefined (a zero circuit) and left out.", r.Undefined)
 	}
+	legend = tx(legend)
 	writeWrapped(&b, th.Muted(legend), legend, width)
 	b.WriteString("\n")
-	_, err := io.WriteString(w, b.String())
+	text := b.String()
+	if st.ASCII && !st.Styled {
+		text = inspect.ASCII(text)
+	}
+	_, err := io.WriteString(w, text)
 	return err
 }
 

@@ -248,6 +248,7 @@ func TestCircuitsOutAndLayers(t *testing.T) {
 // refused (exit 3) with a reason.
 func TestCircuitsUsage(t *testing.T) {
 	model := filepath.Join("..", "testdata", "tiny-llama")
+	scratch := copyModel(t, model) // refusals to write the input's files are tried on a copy
 	for _, c := range []struct {
 		args []string
 		code int
@@ -258,7 +259,8 @@ func TestCircuitsUsage(t *testing.T) {
 		{[]string{"circuits", model, "--baseline-samples", "-1"}, 2, "--baseline-samples"},
 		{[]string{"circuits", model, "--layers", "9"}, 2, "no layer 9"},
 		{[]string{"circuits", model, "--out", t.TempDir()}, 2, "is a folder"},
-		{[]string{"circuits", model, "--out", filepath.Join(model, "model.safetensors")}, 2, "input's files"},
+		{[]string{"circuits", scratch, "--out", filepath.Join(scratch, "model.safetensors")}, 2, "input's files"},
+		{[]string{"circuits", scratch, "--out", filepath.Join(scratch, "config.json")}, 2, "input's files"},
 		{[]string{"circuits", filepath.Join("..", "testdata", "lora", "bloom-qkv-peft"), "--base", filepath.Join("..", "testdata", "lora", "bloom-base")}, 3, "LoRA adapter"},
 	} {
 		code, _, errs := runQKV(80, c.args...)

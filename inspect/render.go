@@ -274,13 +274,14 @@ func (v View) Render(w io.Writer, st termui.Style) error {
 	width := st.Cols()
 	th := termui.NewTheme(w, st)
 	var b strings.Builder
-	writeLine(&b, th.Title, r.Verdict(), width)
+	tx := textFor(st)
+	writeLine(&b, th.Title, tx(r.Verdict()), width)
 	if v.Context != "" {
-		writeLine(&b, th.Muted, v.Context, width)
+		writeLine(&b, th.Muted, tx(v.Context), width)
 	}
 	b.WriteString("\n")
 	if len(r.Findings) > 0 {
-		writeFindings(&b, r.Findings, th, width)
+		writeFindings(&b, r.Findings, th, width, tx)
 		b.WriteString("\n")
 	}
 	ix := indexFindings(r.Findings)
@@ -351,9 +352,13 @@ func (v View) Render(w io.Writer, st termui.Style) error {
 		}
 	}
 	if legend := used.legend(th != nil); legend != "" {
-		writeLine(&b, th.Muted, legend, width)
+		writeLine(&b, th.Muted, tx(legend), width)
 	}
-	_, err := io.WriteString(w, b.String())
+	text := b.String()
+	if st.ASCII && !st.Styled {
+		text = ASCII(text)
+	}
+	_, err := io.WriteString(w, text)
 	return err
 }
 
@@ -469,7 +474,7 @@ func shownLayers(idx []int) string {
 // severity orders finding kinds from the worst: values that are not
 // numbers, then heads that do nothing, then norms out of line, then
 // structure that may be intended.
-var severity = []string{KindNaN, KindInf, KindDeadHead, KindOutlierNorm, KindRankCollapsed, KindDuplicateHeads}
+var severity = []string{KindNaN, KindInf, KindDeadHead, KindOutlierNorm, KindRankCollapsed, KindDuplicateHeads, KindAlphaLow, KindAlphaHigh}
 
 func severityOf(kind string) int {
 	if i := slices.Index(severity, kind); i >= 0 {
@@ -503,11 +508,17 @@ func findingWhere(f Finding) string {
 func (r *Report) RenderFindings(w io.Writer, st termui.Style) error {
 	th := termui.NewTheme(w, st)
 	var b strings.Builder
-	writeLine(&b, th.Title, r.Verdict(), st.Cols())
+	tx := textFor(st)
+	writeLine(&b, th.Title, tx(r.Verdict()), st.Cols())
 	if len(r.Findings) > 0 {
-		writeFindings(&b, r.Findings, th, st.Cols())
+		b.WriteString("\n")
+		writeFindings(&b, r.Findings, th, st.Cols(), tx)
 	}
-	_, err := io.WriteString(w, b.String())
+	text := b.String()
+	if st.ASCII && !st.Styled {
+		text = ASCII(text)
+	}
+	_, err := io.WriteString(w, text)
 	return err
 }
 
@@ -592,7 +603,7 @@ func writeCircuits(b *strings.Builder, l LayerReport, th *termui.Theme) {
 	b.WriteString("\n")
 }
 
-func writeFindings(b *strings.Builder, fs []Finding, th *termui.Theme, width int) {
+func writeFindings(b *strings.Builder, fs []Finding, th *termui.Theme, width int, tx func(string) string) {
 	b.WriteString(th.Title(fmt.Sprintf("Findings (%d)", len(fs))))
 	b.WriteString("\n")
 	kw := 0
@@ -601,7 +612,7 @@ func writeFindings(b *strings.Builder, fs []Finding, th *termui.Theme, width int
 	}
 	for _, f := range fs {
 		kind := f.Kind + strings.Repeat(" ", kw-lipgloss.Width(f.Kind))
-		line := wrapWords(findingWhere(f)+": "+f.Message, width, "  "+kind+"  ", "      ")
+		line := wrapWords(tx(findingWhere(f)+": "+f.Message), width, "  "+kind+"  ", "      ")
 		if th != nil {
 			line = strings.Replace(line, f.Kind, th.Bad(f.Kind), 1)
 		}
@@ -771,6 +782,62 @@ func mdEscape(s string) string {
 			b.WriteRune('\\')
 		}
 		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// asciiFor are the ASCII stand-ins of the characters qkv's text uses, for a
+// terminal that shows ASCII only (termui.Style.ASCII, TERM=dumb).
+var asciiFor = map[rune]string{
+	'—': "-", '–': "-", '─': "-", '━': "-", '│': "|", '┃': "|",
+	'╭': "+", '╮': "+", '╰': "+", '╯': "+", '┬': "+", '┴': "+", '├': "+", '┤': "+", '┼': "+",
+	'×': "x", '≈': "~", '‖': "|", '·': ".", '→': "->", '←': "<-", '…': "...", '≤': "<=", '≥': ">=",
+	'±': "+/-", '√': "sqrt", '∞': "inf", 'ᵀ': "^T", '⚠': "!", '•': "*", '²': "^2", '₂': "2",
+	'α': "alpha", 'σ': "sigma", 'λ': "lambda", 'γ': "gamma", 'θ': "theta", 'ρ': "rho", 'ε': "eps",
+	'▁': "_", '▂': ".", '▃': "-", '▄': "~", '▅': "=", '▆': "+", '▇': "*", '█': "#", '░': ".",
+}
+
+// textFor returns how text is written for st: as it is, or (on an ASCII
+// terminal) through ASCII, before it is measured and wrapped, since the
+// stand-ins may be wider than what they stand for.
+func textFor(st termui.Style) func(string) string {
+	if st.ASCII && !st.Styled {
+		return ASCII
+	}
+	return func(s string) string { return s }
+}
+
+// superscripts are the superscript characters of exponents ("2⁻²³"); a
+// lone ² is asciiFor's "^2".
+var superscripts = map[rune]byte{'⁰': '0', '¹': '1', '²': '2', '³': '3', '⁴': '4', '⁵': '5', '⁶': '6', '⁷': '7', '⁸': '8', '⁹': '9', '⁻': '-'}
+
+// ASCII rewrites text for a terminal that shows ASCII only: qkv's own
+// symbols become ASCII stand-ins (— to -, × to x, ‖·‖₂ to |.|2, sparkline
+// levels to _.-~=+*#, superscripts to ^-23, …), and any other character
+// outside ASCII (from a name in a file) becomes a \u escape.
+func ASCII(s string) string {
+	var b strings.Builder
+	sup := false // inside a run of superscript digits
+	for _, r := range s {
+		if d, ok := superscripts[r]; ok && (r != '²' || sup) {
+			if !sup {
+				b.WriteByte('^')
+				sup = true
+			}
+			b.WriteByte(d)
+			continue
+		}
+		sup = false
+		switch a, ok := asciiFor[r]; {
+		case r < 0x80:
+			b.WriteRune(r)
+		case ok:
+			b.WriteString(a)
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
 	}
 	return b.String()
 }

@@ -6,9 +6,9 @@ package htmlreport
 // characters visible.
 //
 // Numbers that are not known are NaN (math.NaN()); counts that are not
-// known are −1. FromInspect fills everything an inspect.Report holds; the
-// optional parts (ESD fits, composition scores, attention patterns) are
-// added by the caller.
+// known are −1. FromInspect fills everything an inspect.Report holds (ESD
+// fits when it was made with them); the optional parts (composition
+// scores, attention patterns) are added by the caller.
 type Data struct {
 	// Title is the page title and heading; "" gives "qkv report: <Source>".
 	Title string

@@ -14,8 +14,9 @@ import (
 // findings, per layer and projection the statistics and (when the report
 // was made with Options.Spectrum) the singular values, and (with
 // Options.Heads) layer × head heatmaps of head norms, effective ranks and
-// the QK/OV circuits. ESD fits, composition scores and attention patterns
-// are not in an inspect report; the caller adds them.
+// the QK/OV circuits, and (with Options.ESD) each matrix's power-law fit.
+// Composition scores and attention patterns are not in an inspect report;
+// the caller adds them.
 func FromInspect(rep *inspect.Report, source string) *Data {
 	g := rep.Model
 	d := &Data{
@@ -53,7 +54,7 @@ func FromInspect(rep *inspect.Report, source string) *Data {
 			}
 			dl.Matrices = append(dl.Matrices, Matrix{Name: string(p), Shape: m.Shape, SV: m.SV,
 				Fro: float64(m.Fro), SpectralNorm: float64(m.SpectralNorm), EffectiveRank: float64(m.EffectiveRank),
-				StableRank: float64(m.StableRank), Rank: rank, Flags: m.Flags})
+				StableRank: float64(m.StableRank), Rank: rank, Flags: m.Flags, ESD: FromESD(m.ESD)})
 		}
 		d.Layers = append(d.Layers, dl)
 	}

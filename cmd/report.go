@@ -242,12 +242,12 @@ func reportRun(ctx context.Context, o *ReportOptions) error {
 			abar := newProgressLine(s)
 			abar.Show("report: forward pass")
 			fr, err := attn.Forward(m, tk.ids, attn.ForwardOptions{Layers: attnLayers,
-				Input: attn.InputInfo{Kind: "tokens", TokenIDs: tk.ids, Tokens: tk.labels}})
+				Input: attn.InputInfo{Kind: "tokens", TokenIDs: tk.ids, Tokens: tk.pieces}})
 			abar.Done()
 			if err != nil {
 				return &formats.Error{File: o.Model.Path, Offset: -1, Err: err}
 			}
-			d.Attention = htmlreport.FromAttn(fr.Results, tk.labels, input)
+			d.Attention = htmlreport.FromAttn(fr.Results, tk.texts, input)
 		}
 	}
 	d.Notes = append(d.Notes, notes...)

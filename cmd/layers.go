@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/source"
+	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
@@ -68,9 +70,37 @@ func layersRun(ctx context.Context, o *LayersOptions) error {
 	defer ck.Close()
 	rep := m.Describe()
 	if o.JSON {
-		return termui.WriteJSON(o.IO.Out, rep)
+		return termui.WriteJSON(o.IO.Out, newLayersDoc(rep, ck))
 	}
 	return layersView{rep, ck}.Render(o.IO.Out, o.IO.style())
+}
+
+// layersDoc is the qkv.layers/v1 document: formats' report with the
+// provenance blocks and the KV head of every query head.
+type layersDoc struct {
+	Schema string             `json:"schema"` // shadows the report's own
+	Source formats.SourceInfo `json:"source"`
+	QKV    buildinfo.Info     `json:"qkv"`
+	IO     *source.IO         `json:"io,omitempty"`
+	formats.LayersReport
+	KVHeadForHead []int `json:"kv_head_for_head"`
+}
+
+func newLayersDoc(rep formats.LayersReport, ck *formats.Checkpoint) layersDoc {
+	return layersDoc{Schema: rep.Schema, Source: ck.Source(), QKV: Build(), IO: remoteIO(ck), LayersReport: rep, KVHeadForHead: kvHeadForHead(rep.Model)}
+}
+
+// kvHeadForHead lists, for each query head, the KV head it reads (empty
+// when the head counts are unknown or do not divide).
+func kvHeadForHead(g formats.Geometry) []int {
+	out := []int{}
+	if g.NHeads <= 0 || g.NKVHeads <= 0 || g.NHeads%g.NKVHeads != 0 {
+		return out
+	}
+	for h := 0; h < g.NHeads; h++ {
+		out = append(out, g.KVHead(h))
+	}
+	return out
 }
 
 func geometryLine(g formats.Geometry) string {

@@ -17,6 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/source"
+	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
@@ -49,11 +51,14 @@ type lsTotals struct {
 }
 
 type lsReport struct {
-	Schema  string     `json:"schema"`
-	Format  string     `json:"format"`
-	Files   []lsFile   `json:"files"`
-	Tensors []lsTensor `json:"tensors"`
-	Totals  lsTotals   `json:"totals"`
+	Schema  string             `json:"schema"`
+	Source  formats.SourceInfo `json:"source"`
+	QKV     buildinfo.Info     `json:"qkv"`
+	IO      *source.IO         `json:"io,omitempty"`
+	Format  string             `json:"format"`
+	Files   []lsFile           `json:"files"`
+	Tensors []lsTensor         `json:"tensors"`
+	Totals  lsTotals           `json:"totals"`
 }
 
 // LsOptions are the options of qkv ls.
@@ -189,7 +194,8 @@ func (l *lsListing) tensor(i int) lsTensor {
 // report is the whole qkv.ls/v1 document in memory (tests compare the
 // streamed JSON with it).
 func (l *lsListing) report() lsReport {
-	rep := lsReport{Schema: "qkv.ls/v1", Format: string(l.ck.Format), Files: l.files, Tensors: make([]lsTensor, len(l.sel)), Totals: l.totals}
+	rep := lsReport{Schema: "qkv.ls/v1", Source: l.ck.Source(), QKV: Build(), IO: remoteIO(l.ck), Format: string(l.ck.Format),
+		Files: l.files, Tensors: make([]lsTensor, len(l.sel)), Totals: l.totals}
 	for i := range l.sel {
 		rep.Tensors[i] = l.tensor(i)
 	}
@@ -208,7 +214,15 @@ func (l *lsListing) writeJSON(w io.Writer) error {
 		e.Encode(v) // values of these types always encode
 		bw.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 	}
-	bw.WriteString("{\n  \"schema\": \"qkv.ls/v1\",\n  \"format\": ")
+	bw.WriteString("{\n  \"schema\": \"qkv.ls/v1\",\n  \"source\": ")
+	enc("  ", l.ck.Source())
+	bw.WriteString(",\n  \"qkv\": ")
+	enc("  ", Build())
+	if io := remoteIO(l.ck); io != nil {
+		bw.WriteString(",\n  \"io\": ")
+		enc("  ", io)
+	}
+	bw.WriteString(",\n  \"format\": ")
 	enc("  ", string(l.ck.Format))
 	bw.WriteString(",\n  \"files\": ")
 	enc("  ", l.files)
@@ -290,4 +304,16 @@ func addSaturating(a, b int64) int64 {
 		return math.MaxInt64
 	}
 	return a + b
+}
+
+// remoteIO is the "io" block of a document about ck: the source client's
+// counters when ck was read through the network (or its range cache), nil
+// for local files, so that a local and a remote read of one model give the
+// same JSON once "source" and "io" are set aside.
+func remoteIO(ck *formats.Checkpoint) *source.IO {
+	if !ck.Remote() {
+		return nil
+	}
+	io := ck.IO()
+	return &io
 }

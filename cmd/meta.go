@@ -15,6 +15,8 @@ import (
 
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/gguf"
+	"github.com/qkvdev/qkv/formats/source"
+	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
@@ -44,13 +46,16 @@ type metaGGUF struct {
 }
 
 type metaReport struct {
-	Schema        string         `json:"schema"`
-	Format        string         `json:"format"`
-	GGUF          *metaGGUF      `json:"gguf,omitempty"`
-	Metadata      []metaEntry    `json:"metadata"`
-	Config        map[string]any `json:"config"`
-	ConfigPath    string         `json:"config_path,omitempty"`
-	AdapterConfig map[string]any `json:"adapter_config,omitempty"`
+	Schema        string             `json:"schema"`
+	Source        formats.SourceInfo `json:"source"`
+	QKV           buildinfo.Info     `json:"qkv"`
+	IO            *source.IO         `json:"io,omitempty"`
+	Format        string             `json:"format"`
+	GGUF          *metaGGUF          `json:"gguf,omitempty"`
+	Metadata      []metaEntry        `json:"metadata"`
+	Config        map[string]any     `json:"config"`
+	ConfigPath    string             `json:"config_path,omitempty"`
+	AdapterConfig map[string]any     `json:"adapter_config,omitempty"`
 }
 
 // MetaOptions are the options of qkv meta.
@@ -112,7 +117,7 @@ func metaRun(ctx context.Context, o *MetaOptions) error {
 }
 
 func buildMeta(ck *formats.Checkpoint, key string, full bool) (metaReport, error) {
-	rep := metaReport{Schema: "qkv.meta/v1", Format: string(ck.Format), Metadata: []metaEntry{},
+	rep := metaReport{Schema: "qkv.meta/v1", Source: ck.Source(), QKV: Build(), IO: remoteIO(ck), Format: string(ck.Format), Metadata: []metaEntry{},
 		Config: ck.Config, ConfigPath: ck.ConfigPath, AdapterConfig: ck.AdapterConfig}
 	if g := ck.GGUF(); g != nil {
 		end := "little"

@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/tokenizer"
+	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
@@ -19,21 +23,23 @@ import (
 const maxTokenizeInput = 16 << 20
 
 type tokenizeReport struct {
-	Schema       string   `json:"schema"`
-	Path         string   `json:"path"`
-	Source       string   `json:"source"` // gguf, tokenizer.json, tokenizer.model
-	Model        string   `json:"model"`
-	Pre          string   `json:"pre,omitempty"`
-	VocabSize    int      `json:"vocab_size"`
-	AddSpecial   bool     `json:"add_special"`
-	ParseSpecial bool     `json:"parse_special"`
-	BOS          *int     `json:"bos"`
-	EOS          *int     `json:"eos"`
-	AddedBOS     bool     `json:"added_bos"`
-	AddedEOS     bool     `json:"added_eos"`
-	Count        int      `json:"count"`
-	IDs          []int    `json:"ids"`
-	Pieces       []string `json:"pieces"`
+	Schema       string             `json:"schema"`
+	Source       formats.SourceInfo `json:"source"`
+	QKV          buildinfo.Info     `json:"qkv"`
+	Path         string             `json:"path"`
+	Tokenizer    string             `json:"tokenizer"` // gguf, tokenizer.json, tokenizer.model
+	Model        string             `json:"model"`
+	Pre          string             `json:"pre,omitempty"`
+	VocabSize    int                `json:"vocab_size"`
+	AddSpecial   bool               `json:"add_special"`
+	ParseSpecial bool               `json:"parse_special"`
+	BOS          *int               `json:"bos"`
+	EOS          *int               `json:"eos"`
+	AddedBOS     bool               `json:"added_bos"`
+	AddedEOS     bool               `json:"added_eos"`
+	Count        int                `json:"count"`
+	IDs          []int              `json:"ids"`
+	Pieces       []string           `json:"pieces"`
 	// Texts: what each token stands for in text ("Ġthe" → " the"); a byte
 	// token that is part of a UTF-8 character shows as U+FFFD.
 	Texts    []string `json:"texts"`
@@ -133,7 +139,7 @@ func runTokenize(path, text string, special bool) (tokenizeReport, error) {
 		return tokenizeReport{}, fmt.Errorf("%s: %v", path, err)
 	}
 	in := tok.Info
-	rep := tokenizeReport{Schema: "qkv.tokenize/v1", Path: path, Source: in.Source, Model: in.Model, Pre: in.Pre,
+	rep := tokenizeReport{Schema: "qkv.tokenize/v1", Source: tokenizerSource(path, in), QKV: Build(), Path: path, Tokenizer: in.Source, Model: in.Model, Pre: in.Pre,
 		VocabSize: in.VocabSize, AddSpecial: special, ParseSpecial: special,
 		Count: len(ids), IDs: ids, Pieces: make([]string, len(ids)), Texts: make([]string, len(ids)), Warnings: in.Warnings}
 	if rep.Warnings == nil {
@@ -158,6 +164,27 @@ func runTokenize(path, text string, special bool) (tokenizeReport, error) {
 	return rep, nil
 }
 
+// tokenizerSource is the "source" block of a tokenize document: the input
+// and the tokenizer file read (its name relative to the input's folder).
+func tokenizerSource(path string, in tokenizer.Info) formats.SourceInfo {
+	src := formats.SourceInfo{Input: path, Kind: "local", Format: in.Source, Files: []formats.SourceFile{}}
+	if in.Path == "" {
+		return src
+	}
+	name := filepath.Base(in.Path)
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		if rel, err := filepath.Rel(path, in.Path); err == nil && !strings.HasPrefix(rel, "..") {
+			name = rel
+		}
+	}
+	var size int64
+	if st, err := os.Stat(in.Path); err == nil {
+		size = st.Size()
+	}
+	src.Files = append(src.Files, formats.SourceFile{Name: filepath.ToSlash(name), Size: size})
+	return src
+}
+
 // Render writes the tokens as a table and their ids.
 func (rep tokenizeReport) Render(w io.Writer, st termui.Style) error {
 	var b strings.Builder
@@ -179,7 +206,7 @@ func (rep tokenizeReport) Render(w io.Writer, st termui.Style) error {
 		extra = ", no special tokens"
 	}
 	b.WriteString(termui.Title(termui.Visible(fmt.Sprintf("%s tokenizer (%s), %d tokens in the vocabulary: %d tokens%s",
-		rep.Source, desc, rep.VocabSize, rep.Count, extra)), st.Styled))
+		rep.Tokenizer, desc, rep.VocabSize, rep.Count, extra)), st.Styled))
 	rows := make([][]string, len(rep.IDs))
 	for i, id := range rep.IDs {
 		rows[i] = []string{strconv.Itoa(i), strconv.Itoa(id), termui.Visible(rep.Pieces[i]), strconv.Quote(rep.rawTexts[i])}

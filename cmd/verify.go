@@ -11,7 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/source"
+	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/infile"
 	"github.com/qkvdev/qkv/internal/outfile"
 	"github.com/qkvdev/qkv/internal/termui"
@@ -22,15 +24,14 @@ const VerifySchema = "qkv.verify/v1"
 
 type verifyReport struct {
 	Schema   string             `json:"schema"`
-	Input    string             `json:"input"`
-	Source   string             `json:"source"` // local, hf-cache, hub, url
-	Commit   string             `json:"commit,omitempty"`
-	Manifest string             `json:"manifest,omitempty"`
+	Source   formats.SourceInfo `json:"source"`
+	QKV      buildinfo.Info     `json:"qkv"`
+	IO       source.IO          `json:"io"`
 	Passed   bool               `json:"passed"`
+	Manifest string             `json:"manifest,omitempty"`
 	Compared int                `json:"compared"` // files whose hash was compared with an expected one
 	Bytes    int64              `json:"bytes_hashed"`
 	Files    []source.FileCheck `json:"files"`
-	IO       source.IO          `json:"io"`
 }
 
 // VerifyOptions are the options of qkv verify.
@@ -166,8 +167,11 @@ func verifyRun(ctx context.Context, o *VerifyOptions) error {
 	if err != nil {
 		return &exitError{code: ExitInput, err: err}
 	}
-	rep := verifyReport{Schema: VerifySchema, Input: o.Input, Source: tg.Kind.String(), Commit: tg.Commit,
-		Manifest: o.Manifest, Passed: res.Passed, Compared: res.Compared, Bytes: res.Bytes, Files: res.Files, IO: cl.IO()}
+	if res.Files == nil {
+		res.Files = []source.FileCheck{} // an empty folder: [], not null
+	}
+	rep := verifyReport{Schema: VerifySchema, Source: verifySource(tg, res.Files), QKV: Build(), IO: cl.IO(),
+		Manifest: o.Manifest, Passed: res.Passed, Compared: res.Compared, Bytes: res.Bytes, Files: res.Files}
 	out := s.Out
 	if o.WriteManifest == "-" {
 		out = s.Err // the manifest is the result on stdout
@@ -202,6 +206,22 @@ func verifyRun(ctx context.Context, o *VerifyOptions) error {
 		}
 	}
 	return nil
+}
+
+// verifySource is the "source" block of a verify document: the input, where
+// it resolved, and the files hashed. Format is "": verify reads files of any
+// kind without opening them as a checkpoint.
+func verifySource(tg *source.Target, files []source.FileCheck) formats.SourceInfo {
+	src := formats.SourceInfo{Input: tg.Input, Kind: tg.Kind.String(), URL: tg.URL, Files: []formats.SourceFile{}}
+	if tg.Kind == source.KindHub || tg.Kind == source.KindHFCache {
+		src.Repo, src.Revision, src.Commit = tg.Repo, tg.Revision, tg.Commit
+	}
+	for _, f := range files {
+		if f.Size >= 0 && f.Status != source.StatusMissing {
+			src.Files = append(src.Files, formats.SourceFile{Name: f.Path, Size: f.Size})
+		}
+	}
+	return src
 }
 
 // inDir reports whether path p is directly in folder dir, and its name there.
@@ -246,9 +266,9 @@ type verifyView struct {
 func (v verifyView) Render(w io.Writer, st termui.Style) error {
 	rep, display, styled := v.rep, v.display, st.Styled
 	var b strings.Builder
-	title := "verify " + verifySafe(display) + " (" + rep.Source
-	if rep.Commit != "" {
-		title += ", commit " + rep.Commit[:min(12, len(rep.Commit))]
+	title := "verify " + verifySafe(display) + " (" + rep.Source.Kind
+	if c := rep.Source.Commit; c != "" {
+		title += ", commit " + c[:min(12, len(c))]
 	}
 	if rep.Manifest != "" {
 		title += ", manifest " + verifySafe(rep.Manifest)

@@ -14,11 +14,18 @@ import (
 )
 
 type verifyDoc struct {
-	Schema   string `json:"schema"`
-	Source   string `json:"source"`
-	Commit   string `json:"commit"`
-	Passed   bool   `json:"passed"`
-	Compared int    `json:"compared"`
+	Schema string `json:"schema"`
+	Source struct {
+		Kind   string `json:"kind"`
+		Repo   string `json:"repo"`
+		Commit string `json:"commit"`
+		Files  []struct {
+			Name string `json:"name"`
+			Size int64  `json:"size"`
+		} `json:"files"`
+	} `json:"source"`
+	Passed   bool `json:"passed"`
+	Compared int  `json:"compared"`
 	Files    []struct {
 		Path    string `json:"path"`
 		Size    int64  `json:"size"`
@@ -197,7 +204,7 @@ func TestVerifyHub(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("exit %d: %v\n%s%s", code, err, out, errs)
 	}
-	if code != 0 || !doc.Passed || doc.Compared != 4 || doc.Source != "hub" || len(doc.Commit) != 40 || doc.IO.Requests == 0 {
+	if code != 0 || !doc.Passed || doc.Compared != 4 || doc.Source.Kind != "hub" || len(doc.Source.Commit) != 40 || len(doc.Source.Files) != 4 || doc.IO.Requests == 0 {
 		t.Errorf("exit %d %+v", code, doc)
 	}
 	for _, f := range doc.Files {

@@ -26,10 +26,13 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/source"
 	"github.com/qkvdev/qkv/inspect"
+	"github.com/qkvdev/qkv/internal/buildinfo"
 )
 
 // Schema names the JSON document's format.
@@ -47,8 +50,13 @@ type ProjDiff struct {
 	DeltaEffectiveRank  inspect.Float `json:"delta_effective_rank"`
 	// Identical: A and B are equal element for element.
 	Identical bool `json:"identical,omitempty"`
-	// NonFinite: A or B holds NaN or Inf, so the numbers are null.
+	// NonFinite: A or B holds NaN or Inf, so the numbers are null; the
+	// counts say how many of each.
 	NonFinite bool `json:"non_finite,omitempty"`
+	NaNA      int  `json:"nan_a,omitempty"`
+	InfA      int  `json:"inf_a,omitempty"`
+	NaNB      int  `json:"nan_b,omitempty"`
+	InfB      int  `json:"inf_b,omitempty"`
 	// Error says why the projection could not be compared (shape mismatch).
 	Error string `json:"error,omitempty"`
 	// Approximate names the fields whose value is approximate: estimated
@@ -103,8 +111,13 @@ type Worst struct {
 
 // Summary aggregates the comparison.
 type Summary struct {
+	// Compared counts projections compared (both finite, one shape);
+	// NonFinite those left out because A or B holds NaN or Inf, Errors
+	// those whose shapes differ.
 	Compared   int           `json:"compared"`
 	Identical  int           `json:"identical"`
+	NonFinite  int           `json:"non_finite"`
+	Errors     int           `json:"errors"`
 	MaxRelFro  inspect.Float `json:"max_rel_fro"`
 	MeanRelFro inspect.Float `json:"mean_rel_fro"`
 	MinSNRdB   inspect.Float `json:"min_snr_db"`
@@ -113,7 +126,17 @@ type Summary struct {
 
 // Report is the document `qkv diff --json` prints.
 type Report struct {
-	Schema string           `json:"schema"`
+	Schema string `json:"schema"`
+	// SourceA, SourceB, QKV, IOA and IOB are the provenance blocks the
+	// command fills: which checkpoints, which qkv, and for remote inputs
+	// what reading them cost.
+	SourceA formats.SourceInfo `json:"source_a"`
+	SourceB formats.SourceInfo `json:"source_b"`
+	QKV     buildinfo.Info     `json:"qkv"`
+	IOA     *source.IO         `json:"io_a,omitempty"`
+	IOB     *source.IO         `json:"io_b,omitempty"`
+	// Passed: no threshold of Check failed (true when none was given).
+	Passed bool             `json:"passed"`
 	A      string           `json:"a"`
 	B      string           `json:"b"`
 	ModelA formats.Geometry `json:"model_a"`
@@ -124,6 +147,9 @@ type Report struct {
 	OnlyInA []string `json:"only_in_a"`
 	OnlyInB []string `json:"only_in_b"`
 	Summary Summary  `json:"summary"`
+	// Thresholds are those Check applied, Failures what failed them.
+	Thresholds []Threshold `json:"thresholds"`
+	Failures   []Failure   `json:"failures"`
 }
 
 // Source is what diff reads from each side: inspect's LayerSource.
@@ -147,7 +173,11 @@ func Compare(ctx context.Context, a, b Source, opts Options) (*Report, error) {
 	if opts.WorstCount <= 0 {
 		opts.WorstCount = 5
 	}
-	rep := &Report{Schema: Schema, ModelA: a.Geometry(), ModelB: b.Geometry(), OnlyInA: []string{}, OnlyInB: []string{}, Layers: []LayerDiff{}}
+	rep := &Report{Schema: Schema, Passed: true, ModelA: a.Geometry(), ModelB: b.Geometry(), OnlyInA: []string{}, OnlyInB: []string{}, Layers: []LayerDiff{},
+		Thresholds: []Threshold{}, Failures: []Failure{}}
+	if err := sameModel(rep.ModelA, rep.ModelB); err != nil {
+		return nil, err
+	}
 	inA, inB := map[int]bool{}, map[int]bool{}
 	for _, i := range a.LayerIndices() {
 		inA[i] = true
@@ -160,6 +190,9 @@ func Compare(ctx context.Context, a, b Source, opts Options) (*Report, error) {
 		}
 	}
 	sort.Ints(both)
+	if len(both) == 0 {
+		return nil, &MismatchError{Reason: fmt.Sprintf("no layer in common (A has %s, B has %s)", layerSpan(a.LayerIndices()), layerSpan(b.LayerIndices()))}
+	}
 	for _, i := range a.LayerIndices() {
 		if !inB[i] {
 			rep.OnlyInA = append(rep.OnlyInA, fmt.Sprintf("layers.%d", i))
@@ -210,7 +243,61 @@ func Compare(ctx context.Context, a, b Source, opts Options) (*Report, error) {
 		rep.OnlyInB = append(rep.OnlyInB, m[1]...)
 	}
 	rep.Summary = summarize(results, opts.WorstCount)
+	if s := rep.Summary; s.Compared == 0 && s.NonFinite == 0 {
+		return nil, &MismatchError{Reason: fmt.Sprintf("no projection could be compared (%d with different shapes)", s.Errors)}
+	}
 	return rep, nil
+}
+
+// MismatchError says that A and B are not checkpoints of one model: their
+// geometries differ, or they have no layer or projection in common.
+type MismatchError struct{ Reason string }
+
+func (e *MismatchError) Error() string {
+	return "A and B are not checkpoints of one model: " + e.Reason
+}
+
+// sameModel refuses two geometries that cannot be compared projection by
+// projection: a different width, head count or head size. A zero count on
+// either side (unknown) is not compared.
+func sameModel(a, b formats.Geometry) error {
+	var diffs []string
+	for _, f := range []struct {
+		name string
+		a, b int
+	}{
+		{"d_model", a.DModel, b.DModel},
+		{"n_heads", a.NHeads, b.NHeads},
+		{"n_kv_heads", a.NKVHeads, b.NKVHeads},
+		{"head_dim", a.HeadDim, b.HeadDim},
+	} {
+		if f.a != 0 && f.b != 0 && f.a != f.b {
+			diffs = append(diffs, fmt.Sprintf("%s %d vs %d", f.name, f.a, f.b))
+		}
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	reason := strings.Join(diffs, ", ")
+	if a.Arch != b.Arch && a.Arch != "" && b.Arch != "" {
+		reason = fmt.Sprintf("%s vs %s, %s", a.Arch, b.Arch, reason)
+	}
+	return &MismatchError{Reason: reason}
+}
+
+// layerSpan describes a list of layer indices for a message.
+func layerSpan(ix []int) string {
+	if len(ix) == 0 {
+		return "no attention layers"
+	}
+	lo, hi := ix[0], ix[0]
+	for _, i := range ix {
+		lo, hi = min(lo, i), max(hi, i)
+	}
+	if lo == hi {
+		return fmt.Sprintf("layer %d", lo)
+	}
+	return fmt.Sprintf("layers %d-%d", lo, hi)
 }
 
 func compareLayer(idx int, la, lb *formats.Layer, opts Options) (LayerDiff, [2][]string) {
@@ -244,16 +331,21 @@ func Matrices(a, b formats.Matrix, fast bool) *ProjDiff {
 		d.Error = fmt.Sprintf("shapes differ: [%d, %d] vs [%d, %d]", a.Rows, a.Cols, b.Rows, b.Cols)
 		return d
 	}
+	// NaN and Inf are counted on both sides first: a matrix holding them
+	// has no defined metric, and is never identical, even to a copy of
+	// itself.
+	d.NaNA, d.InfA = countNonFinite(a.Data)
+	d.NaNB, d.InfB = countNonFinite(b.Data)
+	if d.NaNA+d.InfA+d.NaNB+d.InfB > 0 {
+		d.NonFinite = true
+		return d
+	}
 	var aa, bb, ab, dd, maxAbs float64
 	identical := true
 	delta := formats.NewMatrix(a.Rows, a.Cols)
 	for i, x := range a.Data {
 		y := b.Data[i]
 		fx, fy := float64(x), float64(y)
-		if math.IsNaN(fx) || math.IsNaN(fy) || math.IsInf(fx, 0) || math.IsInf(fy, 0) {
-			d.NonFinite = true
-			return d
-		}
 		diff := fy - fx
 		if x != y {
 			identical = false
@@ -301,6 +393,19 @@ func Matrices(a, b formats.Matrix, fast bool) *ProjDiff {
 	return d
 }
 
+// countNonFinite counts the NaN and ±Inf values of xs.
+func countNonFinite(xs []float32) (nan, inf int) {
+	for _, x := range xs {
+		switch f := float64(x); {
+		case math.IsNaN(f):
+			nan++
+		case math.IsInf(f, 0):
+			inf++
+		}
+	}
+	return nan, inf
+}
+
 // estimated reports whether s's spectral statistics are fast-mode
 // estimates.
 func estimated(s inspect.Stats) bool { return slices.Contains(s.Flags, inspect.FlagEstimated) }
@@ -318,7 +423,14 @@ func summarize(layers []LayerDiff, worstN int) Summary {
 	for _, l := range layers {
 		for _, p := range formats.Projections {
 			d := l.Get(p)
-			if d == nil || d.Error != "" || d.NonFinite {
+			switch {
+			case d == nil:
+				continue
+			case d.Error != "":
+				s.Errors++
+				continue
+			case d.NonFinite:
+				s.NonFinite++
 				continue
 			}
 			s.Compared++

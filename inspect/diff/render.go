@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/charmbracelet/lipgloss"
+
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/termui"
@@ -16,16 +18,89 @@ func num(f inspect.Float, prec int) string { return termui.Sig(float64(f), prec)
 
 var _ termui.Renderer = (*Report)(nil)
 
-// Render writes the comparison as a table per layer and projection, then a
-// summary naming the worst projections. Styled output adds the palette's
-// colours: failure where the SNR is below 20 dB, warning below 40 dB,
-// success for identical matrices.
-func (r *Report) Render(w io.Writer, st termui.Style) error {
-	styled := st.Styled
+// Verdict is the report's one-line summary: the failures when a threshold
+// failed, else the projections holding NaN/Inf, else how far B is from A.
+func (r *Report) Verdict() string {
+	s := r.Summary
 	var b strings.Builder
-	b.WriteString(termui.Title(fmt.Sprintf("A: %s\nB: %s", r.A, r.B), styled))
-	var rows [][]string
-	var tones []termui.Tone // of the SNR column
+	switch {
+	case len(r.Failures) > 0:
+		n := failedProjections(r.Failures)
+		fmt.Fprintf(&b, "FAIL: %s of %d failed %s", termui.Plural(int64(n), "projection"), s.Compared+s.NonFinite+s.Errors, thresholdList(r.Thresholds))
+	case s.NonFinite > 0:
+		fmt.Fprintf(&b, "%s of %d hold NaN or Inf (not compared)", termui.Plural(int64(s.NonFinite), "projection"), s.Compared+s.NonFinite+s.Errors)
+	case s.Compared > 0 && s.Identical == s.Compared && s.Errors == 0:
+		return fmt.Sprintf("identical: all %d projections are equal element for element", s.Compared)
+	default:
+		fmt.Fprintf(&b, "%s compared", termui.Plural(int64(s.Compared), "projection"))
+	}
+	if s.Compared > 0 && s.Identical < s.Compared {
+		fmt.Fprintf(&b, ": max rel_fro %s", num(s.MaxRelFro, 3))
+		if len(s.Worst) > 0 {
+			fmt.Fprintf(&b, " (layers.%d.%s)", s.Worst[0].Layer, s.Worst[0].Projection)
+		}
+		fmt.Fprintf(&b, ", lowest SNR %s dB", num(s.MinSNRdB, 3))
+		if s.Identical > 0 {
+			fmt.Fprintf(&b, ", %d identical", s.Identical)
+		}
+	}
+	if s.Errors > 0 {
+		fmt.Fprintf(&b, "; %d with different shapes", s.Errors)
+	}
+	return b.String()
+}
+
+// failedProjections counts the projections among the failures.
+func failedProjections(fs []Failure) int {
+	seen := map[string]bool{}
+	for _, f := range fs {
+		seen[fmt.Sprintf("%d.%s", f.Layer, f.Projection)] = true
+	}
+	return len(seen)
+}
+
+func thresholdList(ts []Threshold) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = t.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// failureText is one failure as a line.
+func failureText(f Failure) string {
+	s := fmt.Sprintf("layers.%d.%s: %s ", f.Layer, f.Projection, f.Metric)
+	if f.Reason != "" {
+		return s + "undefined (" + f.Reason + ")"
+	}
+	op := ">"
+	if f.Bound == Below {
+		op = "<"
+	}
+	return s + fmt.Sprintf("%s %s %s", num(f.Value, 4), op, termui.Sig(f.Limit, 4))
+}
+
+// row is one projection's cells in the table: layer, projection, then the
+// metrics; note is the text that replaces the metrics when there are none.
+type row struct {
+	layer, proj string
+	cells       []string
+	note        string
+	tone        termui.Tone
+}
+
+// diffColumns are the metric columns of the table, in order, with the
+// priority in which they are dropped on a narrow terminal (highest first).
+var diffColumns = []struct {
+	header string
+	drop   int // 0: never
+}{
+	{"rel_fro", 0}, {"cosine", 1}, {"max_abs", 4}, {"SNR dB", 0}, {"Δσ₁", 3}, {"Δerank", 2}, {"erank(ΔW)", 5},
+}
+
+// rows lays out the table's rows.
+func (r *Report) rows() []row {
+	var out []row
 	for _, l := range r.Layers {
 		first := true
 		for _, p := range formats.Projections {
@@ -33,67 +108,280 @@ func (r *Report) Render(w io.Writer, st termui.Style) error {
 			if d == nil {
 				continue
 			}
-			layer := ""
+			rw := row{proj: string(p)}
 			if first {
-				layer = fmt.Sprint(l.Index)
+				rw.layer = fmt.Sprint(l.Index)
 				first = false
 			}
-			if d.Error != "" || d.NonFinite {
-				msg := d.Error
-				if d.NonFinite {
-					msg = "NaN or Inf in one of the matrices"
-				}
-				rows = append(rows, []string{layer, string(p), msg, "", "", "", "", "", ""})
-				tones = append(tones, termui.ToneNone)
-				continue
-			}
-			snr := num(d.SNRdB, 4)
-			if d.Identical {
-				snr = "identical"
-			}
-			tone := termui.ToneNone
 			switch {
-			case d.Identical:
-				tone = termui.ToneGood
-			case d.SNRdB.Valid() && d.SNRdB < 20:
-				tone = termui.ToneBad
-			case d.SNRdB.Valid() && d.SNRdB < 40:
-				tone = termui.ToneWarn
+			case d.Error != "":
+				rw.note = d.Error
+				rw.tone = termui.ToneBad
+			case d.NonFinite:
+				rw.note = d.nonFiniteText()
+				rw.tone = termui.ToneBad
+			default:
+				snr := num(d.SNRdB, 4)
+				switch {
+				case d.Identical:
+					snr = "identical"
+					rw.tone = termui.ToneGood
+				case d.SNRdB.Valid() && d.SNRdB < 20:
+					rw.tone = termui.ToneBad
+				case d.SNRdB.Valid() && d.SNRdB < 40:
+					rw.tone = termui.ToneWarn
+				}
+				rw.cells = []string{num(d.RelFro, 3), num(d.Cosine, 7), num(d.MaxAbs, 3), snr,
+					signed(d.SpectralNormChange, 100, "%"), signed(d.EffectiveRankChange, 1, ""), num(d.DeltaEffectiveRank, 4)}
 			}
-			tones = append(tones, tone)
-			rows = append(rows, []string{layer, string(p), num(d.RelFro, 3), num(d.Cosine, 7), num(d.MaxAbs, 3), snr,
-				signed(d.SpectralNormChange, 100, "%"), signed(d.EffectiveRankChange, 1, ""), num(d.DeltaEffectiveRank, 4)})
+			out = append(out, rw)
 		}
 	}
-	const snrCol = 5
-	termui.TableLayout{Headers: []string{"layer", "", "rel_fro", "cosine", "max_abs", "SNR dB", "Δσ₁", "Δerank", "erank(ΔW)"},
-		Right: []bool{true, false, true, true, true, true, true, true, true}, Styled: styled,
-		Tone: func(row, col int) termui.Tone {
-			if col == snrCol {
-				return tones[row]
+	return out
+}
+
+// Render writes the comparison: the verdict, the two checkpoints, the
+// failures, a table per layer and projection, and what only one side has.
+// Styled output adds the palette's colours: failure where the SNR is below
+// 20 dB or a matrix holds NaN/Inf, warning below 40 dB, success for
+// identical matrices. Columns are dropped, least important first, until the
+// table fits st's width.
+func (r *Report) Render(w io.Writer, st termui.Style) error {
+	styled := st.Styled
+	th := termui.NewTheme(w, st)
+	var b strings.Builder
+	verdict := r.Verdict()
+	switch {
+	case len(r.Failures) > 0 || r.Summary.NonFinite > 0:
+		verdict = th.Bad(verdict)
+	default:
+		verdict = termui.Title(verdict, styled)
+		verdict = strings.TrimSuffix(verdict, "\n")
+	}
+	b.WriteString(verdict + "\n")
+	b.WriteString(termui.Dim(fmt.Sprintf("A: %s (%s)\nB: %s (%s)", r.A, describe(r.ModelA, r.SourceA), r.B, describe(r.ModelB, r.SourceB)), styled) + "\n")
+	if len(r.Failures) > 0 {
+		b.WriteString("\n")
+		for _, f := range r.Failures {
+			b.WriteString("  " + th.Bad("✗") + " " + termui.Clean(failureText(f)) + "\n")
+		}
+	}
+	rows := r.rows()
+	if len(rows) > 0 {
+		b.WriteString("\n")
+	}
+	cols := fitDiffColumns(rows, st)
+	headers := []string{"layer", ""}
+	right := []bool{true, false}
+	for _, c := range cols {
+		headers = append(headers, diffColumns[c].header)
+		right = append(right, true)
+	}
+	snrCol := -1
+	for k, c := range cols {
+		if diffColumns[c].header == "SNR dB" {
+			snrCol = k + 2
+		}
+	}
+	cells := make([]string, len(headers))
+	termui.TableLayout{Headers: headers, Right: right, Styled: styled,
+		Tone: func(i, col int) termui.Tone {
+			if col == snrCol || (rows[i].note != "" && col == 2) {
+				return rows[i].tone
 			}
 			return termui.ToneNone
-		}}.Write(&b, len(rows), func(i int) []string { return rows[i] })
+		}}.Write(&b, len(rows), func(i int) []string {
+		rw := rows[i]
+		cells[0], cells[1] = rw.layer, rw.proj
+		for k, c := range cols {
+			cells[k+2] = ""
+			if rw.note == "" {
+				cells[k+2] = rw.cells[c]
+			}
+		}
+		if rw.note != "" {
+			// The note takes the metrics' place; a right-aligned first
+			// metric column would push it out of line, so it is the
+			// only cell.
+			return append(cells[:2:2], rw.note)
+		}
+		return cells
+	})
 	s := r.Summary
-	b.WriteString(fmt.Sprintf("\n%d projections compared, %d identical; rel_fro max %s mean %s; lowest SNR %s dB\n",
-		s.Compared, s.Identical, num(s.MaxRelFro, 3), num(s.MeanRelFro, 3), num(s.MinSNRdB, 4)))
-	if len(s.Worst) > 0 {
+	if len(s.Worst) > 1 {
 		var parts []string
 		for _, wst := range s.Worst {
-			parts = append(parts, fmt.Sprintf("layers.%d.%s (rel_fro %s, SNR %s dB)", wst.Layer, wst.Projection, num(wst.RelFro, 3), num(wst.SNRdB, 3)))
+			parts = append(parts, fmt.Sprintf("layers.%d.%s %s", wst.Layer, wst.Projection, num(wst.RelFro, 3)))
 		}
-		b.WriteString("worst: " + strings.Join(parts, ", ") + "\n")
+		b.WriteString(termui.Dim("worst rel_fro: "+strings.Join(parts, ", "), styled) + "\n")
 	}
 	if len(r.OnlyInA) > 0 {
-		b.WriteString(termui.Dim("only in A: "+strings.Join(r.OnlyInA, ", "), styled) + "\n")
+		b.WriteString(termui.Dim("only in A: "+names(r.OnlyInA), styled) + "\n")
 	}
 	if len(r.OnlyInB) > 0 {
-		b.WriteString(termui.Dim("only in B: "+strings.Join(r.OnlyInB, ", "), styled) + "\n")
+		b.WriteString(termui.Dim("only in B: "+names(r.OnlyInB), styled) + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
+// names joins names from files as termui prints them.
+func names(xs []string) string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = termui.Name(x)
+	}
+	return strings.Join(out, ", ")
+}
+
+// describe names a checkpoint's format and architecture.
+func describe(g formats.Geometry, src formats.SourceInfo) string {
+	parts := []string{}
+	if src.Format != "" {
+		parts = append(parts, src.Format)
+	}
+	if g.Arch != "" {
+		parts = append(parts, g.Arch)
+	}
+	parts = append(parts, termui.Plural(int64(g.NLayers), "layer"))
+	return strings.Join(parts, ", ")
+}
+
+// fitDiffColumns chooses the metric columns that fit st's width: all of
+// them when they do, else dropping the least important first.
+func fitDiffColumns(rows []row, st termui.Style) []int {
+	widths := make([]int, len(diffColumns))
+	for i, c := range diffColumns {
+		widths[i] = lipgloss.Width(c.header)
+	}
+	lead := []int{len("layer"), 1}
+	for _, rw := range rows {
+		lead[0] = max(lead[0], len(rw.layer))
+		lead[1] = max(lead[1], len(rw.proj))
+		for i, c := range rw.cells {
+			widths[i] = max(widths[i], lipgloss.Width(c))
+		}
+	}
+	gap, edge := 2, 0
+	if st.Styled {
+		gap, edge = 3, 4
+	}
+	keep := make([]bool, len(diffColumns))
+	for i := range keep {
+		keep[i] = true
+	}
+	total := func() int {
+		t, n := edge+lead[0]+lead[1]+gap, 2
+		for i, k := range keep {
+			if k {
+				t += widths[i]
+				n++
+			}
+		}
+		return t + gap*(n-2)
+	}
+	for prio := 5; prio >= 1 && total() > st.Cols(); prio-- {
+		for i, c := range diffColumns {
+			if c.drop == prio {
+				keep[i] = false
+			}
+		}
+	}
+	var cols []int
+	for i, k := range keep {
+		if k {
+			cols = append(cols, i)
+		}
+	}
+	return cols
+}
+
 func signed(f inspect.Float, scale float64, unit string) string {
 	return termui.Fixed(float64(f), scale, unit)
+}
+
+// Markdown writes the report for a pull request comment: the verdict as a
+// heading, the checkpoints, the failures, and the table (every column:
+// markdown is not bound to a terminal's width).
+func (r *Report) Markdown(w io.Writer) error {
+	var b strings.Builder
+	mark := "✅"
+	switch {
+	case len(r.Failures) > 0:
+		mark = "❌"
+	case r.Summary.NonFinite > 0:
+		mark = "⚠️"
+	}
+	fmt.Fprintf(&b, "### %s qkv diff: %s\n\n", mark, mdText(r.Verdict()))
+	fmt.Fprintf(&b, "- **A**: `%s` (%s)\n- **B**: `%s` (%s)\n", mdCode(r.A), mdText(describe(r.ModelA, r.SourceA)), mdCode(r.B), mdText(describe(r.ModelB, r.SourceB)))
+	if len(r.Thresholds) > 0 {
+		fmt.Fprintf(&b, "- **thresholds**: %s\n", mdText(thresholdList(r.Thresholds)))
+	}
+	if len(r.Failures) > 0 {
+		b.WriteString("\n**Failures**\n\n")
+		for _, f := range r.Failures {
+			fmt.Fprintf(&b, "- %s\n", mdText(failureText(f)))
+		}
+	}
+	rows := r.rows()
+	if len(rows) > 0 {
+		b.WriteString("\n| layer | projection |")
+		for _, c := range diffColumns {
+			b.WriteString(" " + c.header + " |")
+		}
+		b.WriteString("\n|---:|---|")
+		for range diffColumns {
+			b.WriteString("---:|")
+		}
+		b.WriteString("\n")
+		for _, rw := range rows {
+			fmt.Fprintf(&b, "| %s | %s |", rw.layer, rw.proj)
+			if rw.note != "" {
+				fmt.Fprintf(&b, " %s |", mdText(rw.note))
+				for range diffColumns[1:] {
+					b.WriteString(" |")
+				}
+			} else {
+				for _, c := range rw.cells {
+					fmt.Fprintf(&b, " %s |", mdText(c))
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	if len(r.OnlyInA) > 0 {
+		fmt.Fprintf(&b, "\nOnly in A: %s\n", mdList(r.OnlyInA))
+	}
+	if len(r.OnlyInB) > 0 {
+		fmt.Fprintf(&b, "\nOnly in B: %s\n", mdList(r.OnlyInB))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// mdText makes text from a report safe in markdown: control characters
+// shown as escapes, and the characters markdown would act on escaped.
+func mdText(s string) string {
+	s = termui.Clean(s)
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune("\\`*_[]<>|#", r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// mdCode makes text safe inside a `code span` (no backquotes, one line).
+func mdCode(s string) string {
+	return strings.ReplaceAll(termui.Clean(s), "`", "'")
+}
+
+func mdList(xs []string) string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = "`" + mdCode(x) + "`"
+	}
+	return strings.Join(out, ", ")
 }

@@ -28,11 +28,18 @@ func (r *Report) Verdict() string {
 		n := failedProjections(r.Failures)
 		fmt.Fprintf(&b, "FAIL: %s of %d failed %s", termui.Plural(int64(n), "projection"), s.Compared+s.NonFinite+s.Errors, thresholdList(r.Thresholds))
 	case s.NonFinite > 0:
-		fmt.Fprintf(&b, "%s of %d hold NaN or Inf (not compared)", termui.Plural(int64(s.NonFinite), "projection"), s.Compared+s.NonFinite+s.Errors)
+		verb := "hold"
+		if s.NonFinite == 1 {
+			verb = "holds"
+		}
+		fmt.Fprintf(&b, "%s of %d %s NaN or Inf (not compared)", termui.Plural(int64(s.NonFinite), "projection"), s.Compared+s.NonFinite+s.Errors, verb)
 	case s.Compared > 0 && s.Identical == s.Compared && s.Errors == 0:
 		return fmt.Sprintf("identical: all %d projections are equal element for element", s.Compared)
 	default:
 		fmt.Fprintf(&b, "%s compared", termui.Plural(int64(s.Compared), "projection"))
+	}
+	if s.Compared > 0 && s.Identical == s.Compared && (s.NonFinite > 0 || len(r.Failures) > 0) {
+		fmt.Fprintf(&b, "; the other %d identical", s.Compared)
 	}
 	if s.Compared > 0 && s.Identical < s.Compared {
 		fmt.Fprintf(&b, ": max rel_fro %s", num(s.MaxRelFro, 3))

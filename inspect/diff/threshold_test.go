@@ -120,7 +120,7 @@ func TestCompareMismatchedModels(t *testing.T) {
 
 func TestMarkdown(t *testing.T) {
 	r := &Report{A: "a`b.gguf", B: "b", Passed: false,
-		Layers: []LayerDiff{{Index: 3, Q: &ProjDiff{RelFro: 0.5, Cosine: 0.9, MaxAbs: 1, SNRdB: 6, SpectralNormChange: 0.1, EffectiveRankChange: -1, DeltaEffectiveRank: 2}}},
+		Layers:  []LayerDiff{{Index: 3, Q: &ProjDiff{RelFro: 0.5, Cosine: 0.9, MaxAbs: 1, SNRdB: 6, SpectralNormChange: 0.1, EffectiveRankChange: -1, DeltaEffectiveRank: 2}}},
 		Summary: Summary{Compared: 1, MaxRelFro: 0.5, MeanRelFro: 0.5, MinSNRdB: 6, Worst: []Worst{{Layer: 3, Projection: "q", RelFro: 0.5, SNRdB: 6}}},
 		OnlyInB: []string{"x|y"}}
 	r.Check([]Threshold{{Metric: "rel_fro", Bound: Above, Limit: 0.1}})

@@ -121,8 +121,8 @@ func diffRun(ctx context.Context, o *DiffOptions) error {
 		return err
 	}
 	rep.A, rep.B = o.A.Path, o.B.Path
-	rep.SourceA, rep.SourceB, rep.QKV = ca.Source(), cb.Source(), Build()
-	rep.IOA, rep.IOB = remoteIO(ca), remoteIO(cb)
+	pv := newPairProvenance(ca, cb)
+	rep.SourceA, rep.SourceB, rep.QKV, rep.IO = pv.SourceA, pv.SourceB, pv.QKV, pv.IO
 	rep.Check(o.Thresholds)
 	if ca.Format == cb.Format {
 		// Same format: tensor names are comparable too; they join the

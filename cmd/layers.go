@@ -87,7 +87,7 @@ type layersDoc struct {
 }
 
 func newLayersDoc(rep formats.LayersReport, ck *formats.Checkpoint) layersDoc {
-	return layersDoc{Schema: rep.Schema, Source: ck.Source(), QKV: Build(), IO: remoteIO(ck), LayersReport: rep, KVHeadForHead: kvHeadForHead(rep.Model)}
+	return layersDoc{Schema: rep.Schema, Source: ck.Source(), QKV: Build(), IO: ioOf(ck), LayersReport: rep, KVHeadForHead: kvHeadForHead(rep.Model)}
 }
 
 // kvHeadForHead lists, for each query head, the KV head it reads (empty

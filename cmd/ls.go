@@ -194,7 +194,7 @@ func (l *lsListing) tensor(i int) lsTensor {
 // report is the whole qkv.ls/v1 document in memory (tests compare the
 // streamed JSON with it).
 func (l *lsListing) report() lsReport {
-	rep := lsReport{Schema: "qkv.ls/v1", Source: l.ck.Source(), QKV: Build(), IO: remoteIO(l.ck), Format: string(l.ck.Format),
+	rep := lsReport{Schema: "qkv.ls/v1", Source: l.ck.Source(), QKV: Build(), IO: ioOf(l.ck), Format: string(l.ck.Format),
 		Files: l.files, Tensors: make([]lsTensor, len(l.sel)), Totals: l.totals}
 	for i := range l.sel {
 		rep.Tensors[i] = l.tensor(i)
@@ -218,7 +218,7 @@ func (l *lsListing) writeJSON(w io.Writer) error {
 	enc("  ", l.ck.Source())
 	bw.WriteString(",\n  \"qkv\": ")
 	enc("  ", Build())
-	if io := remoteIO(l.ck); io != nil {
+	if io := ioOf(l.ck); io != nil {
 		bw.WriteString(",\n  \"io\": ")
 		enc("  ", io)
 	}
@@ -304,16 +304,4 @@ func addSaturating(a, b int64) int64 {
 		return math.MaxInt64
 	}
 	return a + b
-}
-
-// remoteIO is the "io" block of a document about ck: the source client's
-// counters when ck was read through the network (or its range cache), nil
-// for local files, so that a local and a remote read of one model give the
-// same JSON once "source" and "io" are set aside.
-func remoteIO(ck *formats.Checkpoint) *source.IO {
-	if !ck.Remote() {
-		return nil
-	}
-	io := ck.IO()
-	return &io
 }

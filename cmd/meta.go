@@ -117,7 +117,7 @@ func metaRun(ctx context.Context, o *MetaOptions) error {
 }
 
 func buildMeta(ck *formats.Checkpoint, key string, full bool) (metaReport, error) {
-	rep := metaReport{Schema: "qkv.meta/v1", Source: ck.Source(), QKV: Build(), IO: remoteIO(ck), Format: string(ck.Format), Metadata: []metaEntry{},
+	rep := metaReport{Schema: "qkv.meta/v1", Source: ck.Source(), QKV: Build(), IO: ioOf(ck), Format: string(ck.Format), Metadata: []metaEntry{},
 		Config: ck.Config, ConfigPath: ck.ConfigPath, AdapterConfig: ck.AdapterConfig}
 	if g := ck.GGUF(); g != nil {
 		end := "little"

@@ -127,14 +127,13 @@ type Summary struct {
 // Report is the document `qkv diff --json` prints.
 type Report struct {
 	Schema string `json:"schema"`
-	// SourceA, SourceB, QKV, IOA and IOB are the provenance blocks the
-	// command fills: which checkpoints, which qkv, and for remote inputs
-	// what reading them cost.
+	// SourceA, SourceB, QKV and IO are the provenance blocks the command
+	// fills: which checkpoints, which qkv, and when either input is remote
+	// what reading them cost (one client reads both).
 	SourceA formats.SourceInfo `json:"source_a"`
 	SourceB formats.SourceInfo `json:"source_b"`
 	QKV     buildinfo.Info     `json:"qkv"`
-	IOA     *source.IO         `json:"io_a,omitempty"`
-	IOB     *source.IO         `json:"io_b,omitempty"`
+	IO      *source.IO         `json:"io,omitempty"`
 	// Passed: no threshold of Check failed (true when none was given).
 	Passed bool             `json:"passed"`
 	A      string           `json:"a"`

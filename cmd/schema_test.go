@@ -146,6 +146,7 @@ var schemaRuns = []struct {
 	{[]string{"inspect", "{}", "--json", "--shard", "0/2", ">{tmp}/p0.json"}, true},
 	{[]string{"inspect", "{}", "--json", "--shard", "1/2", ">{tmp}/p1.json"}, true},
 	{[]string{"merge", "{tmp}/p0.json", "{tmp}/p1.json", "--json"}, true},
+	{[]string{"report", "{}", "-o", "{tmp}/report.html", "--json", "--text", "Hello world"}, true},
 }
 
 func TestSchemaEveryCommandOnEveryModel(t *testing.T) {
@@ -154,6 +155,11 @@ func TestSchemaEveryCommandOnEveryModel(t *testing.T) {
 	}
 	models := append(zooModels(t), fixtureModels()...)
 	known := registered()
+	if code, out, errs := runQKV(80, "version", "--json"); code != 0 {
+		t.Errorf("qkv version --json: exit %d: %s", code, errs)
+	} else if err := schema.Validate([]byte(out)); err != nil {
+		t.Errorf("qkv version --json: %v", err)
+	}
 	var mu sync.Mutex
 	counts := map[string]int{}   // schema id -> documents validated
 	perModel := map[string]int{} // model -> documents validated
@@ -222,8 +228,10 @@ func TestSchemaEveryCommandOnEveryModel(t *testing.T) {
 				t.Errorf("no %s document was validated", id)
 			}
 		}
-		if known["circuits"] && counts["qkv.circuits/v1"] == 0 {
-			t.Errorf("no qkv.circuits/v1 document was validated")
+		for _, c := range []struct{ cmd, id string }{{"circuits", "qkv.circuits/v1"}, {"report", "qkv.report/v1"}} {
+			if known[c.cmd] && counts[c.id] == 0 {
+				t.Errorf("no %s document was validated", c.id)
+			}
 		}
 		for _, m := range models {
 			if perModel[m.name] == 0 {

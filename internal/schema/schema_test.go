@@ -181,8 +181,9 @@ func TestBadSchemaFiles(t *testing.T) {
 
 func TestValidateEntry(t *testing.T) {
 	for _, c := range []struct{ doc, want string }{
-		{`{"schema": "qkv.version/v1", "version": "dev"}`, ""},
-		{`{"schema": "qkv.version/v1"}`, `missing required property "version"`},
+		{`{"schema": "qkv.version/v1", "version": "dev", "qkv": {"version": "dev", "go": "go1.26"}}`, ""},
+		{`{"schema": "qkv.version/v1", "qkv": {"version": "dev", "go": "go1.26"}}`, `missing required property "version"`},
+		{`{"schema": "qkv.version/v1", "version": "dev", "qkv": {"version": "dev"}}`, `/qkv: missing required property "go"`},
 		{`{"schema": "qkv.nothing/v1"}`, `no JSON Schema for "qkv.nothing/v1"`},
 		{`{"version": "dev"}`, `no "schema" field`},
 		{`{"schema": "qkv.version/v1", "version": "dev"`, `not a JSON document`},
@@ -193,7 +194,7 @@ func TestValidateEntry(t *testing.T) {
 			t.Errorf("%s: %v, want %q", c.doc, err, c.want)
 		}
 	}
-	if err := ValidateAs("qkv.version/v1", []byte(`{"schema": "x", "version": "1"}`)); err == nil || !strings.Contains(err.Error(), `want "qkv.version/v1"`) {
+	if err := ValidateAs("qkv.version/v1", []byte(`{"schema": "x", "version": "1", "qkv": {"version": "1", "go": "go1.26"}}`)); err == nil || !strings.Contains(err.Error(), `want "qkv.version/v1"`) {
 		t.Errorf("ValidateAs: %v", err)
 	}
 }

@@ -2,11 +2,9 @@ package cmd
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,7 +94,13 @@ func exportRun(ctx context.Context, o *ExportOptions) error {
 	case len(sel) == 0:
 		return &formats.Error{File: o.Path, Offset: -1, Err: fmt.Errorf("none of the %d tensors has an element type qkv can decode", matched)}
 	}
-	return writeF32Safetensors(o.IO, "-o", o.Out, decodedTensors(ck, sel), [][2]string{{"source", filepath.Base(o.Path)}, {"written_by", "qkv " + Version}})
+	var bar *termui.Progress
+	if o.IO.Progress {
+		bar = termui.NewProgress(o.IO.Err, "export", "tensors")
+	}
+	err = writeF32Safetensors(o.IO, "-o", o.Out, decodedTensors(ck, sel, bar), [][2]string{{"source", filepath.Base(o.Path)}, {"written_by", "qkv " + Version}})
+	bar.Done()
+	return err
 }
 
 // refuseInputAsOutput stops a command from writing over one of its inputs.
@@ -138,9 +142,12 @@ func checkOutput(flag, out string) error {
 const exportChunk = 1 << 22
 
 // decodedTensors describes tensors that decode to float32 a chunk at a
-// time while the file is written, so memory stays at one chunk.
-func decodedTensors(ck *formats.Checkpoint, ts []*formats.Tensor) []safetensors.WriteTensor {
+// time while the file is written, so memory stays at one chunk; bar (nil:
+// none) counts the tensors written.
+func decodedTensors(ck *formats.Checkpoint, ts []*formats.Tensor, bar *termui.Progress) []safetensors.WriteTensor {
 	var wts []safetensors.WriteTensor
+	done := 0
+	bar.Set(0, len(ts))
 	for _, t := range ts {
 		shape := t.Shape
 		if shape == nil {
@@ -149,26 +156,14 @@ func decodedTensors(ck *formats.Checkpoint, ts []*formats.Tensor) []safetensors.
 		wts = append(wts, safetensors.WriteTensor{
 			Name: t.Name, DType: dtype.F32, Shape: shape, Size: 4 * t.Elements(),
 			Write: func(w io.Writer) error {
-				return ck.DecodeChunks(t, exportChunk, func(_ int64, vals []float32) error { return writeFloat32s(w, vals) })
+				err := ck.DecodeChunks(t, exportChunk, func(_ int64, vals []float32) error { return safetensors.WriteFloat32s(w, vals) })
+				done++
+				bar.Set(done, len(ts))
+				return err
 			},
 		})
 	}
 	return wts
-}
-
-func writeFloat32s(w io.Writer, vals []float32) error {
-	buf := make([]byte, 0, 1<<16)
-	for _, v := range vals {
-		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-		if len(buf) == cap(buf) {
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-		}
-	}
-	_, err := w.Write(buf)
-	return err
 }
 
 // writeF32Safetensors writes a safetensors file through outfile: a

@@ -3,12 +3,17 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
+	"slices"
+	"sort"
 
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/dtype"
 	"github.com/qkvdev/qkv/formats/safetensors"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // ExtractOptions are the options of qkv extract.
@@ -74,7 +79,11 @@ rows). The names are those of the reference files.
 	return c
 }
 
-// extractRun decodes the selected layers and writes their arrays.
+// extractRun decodes the selected layers and writes their arrays as it
+// goes: the file's header comes first, from the shapes the layers will have
+// (extractPlan), then each layer is decoded (one ahead of the writer) and
+// written and forgotten, so that memory holds about three layers whatever
+// the model's depth.
 func extractRun(ctx context.Context, o *ExtractOptions) error {
 	ck, m, err := o.Model.open(ctx)
 	if err != nil {
@@ -88,22 +97,231 @@ func extractRun(ctx context.Context, o *ExtractOptions) error {
 	if err != nil {
 		return err
 	}
-	var ts []safetensors.WriteTensor
-	for _, i := range sel {
-		l, err := m.LoadLayer(i)
-		if err != nil {
-			return err
-		}
-		for _, e := range m.Extracted(l, o.Matrices) {
-			ts = append(ts, safetensors.F32Tensor(e.Name, e.Shape, e.Data))
+	plan, err := extractPlan(m, sel, o.Matrices)
+	if err != nil {
+		return err
+	}
+	if len(plan) == 0 {
+		return usageError("nothing to extract from the selected layers and matrices")
+	}
+	// safetensors.Write lays tensors out sorted by name; a layer's tensors
+	// ("layers.12.k" ... "layers.12.v") are adjacent in that order, so the
+	// layers are decoded in the order their first tensor is written.
+	sort.Slice(plan, func(a, b int) bool { return plan[a].name < plan[b].name })
+	var order []int
+	for k, p := range plan {
+		if k == 0 || plan[k-1].layer != p.layer {
+			order = append(order, p.layer)
 		}
 	}
-	if len(ts) == 0 {
-		return usageError("nothing to extract from the selected layers and matrices")
+	var bar *termui.Progress
+	if o.IO.Progress {
+		bar = termui.NewProgress(o.IO.Err, "extract", "layers")
+	}
+	ls := newLayerStream(ctx, m, order, o.Matrices, bar)
+	defer ls.stop()
+	ts := make([]safetensors.WriteTensor, len(plan))
+	for k, p := range plan {
+		ts[k] = safetensors.WriteTensor{Name: p.name, DType: dtype.F32, Shape: p.shape, Size: 4 * elements(p.shape),
+			Write: func(w io.Writer) error {
+				data, err := ls.tensor(p)
+				if err != nil {
+					return err
+				}
+				return safetensors.WriteFloat32s(w, data)
+			}}
 	}
 	g := m.Geometry()
 	meta := [][2]string{{"source", filepath.Base(o.Model.Path)}, {"written_by", "qkv " + Version},
 		{"convention", "rows=out features, cols=in features; Q/K rows in Hugging Face (half-split) order"},
 		{"arch", g.Arch}, {"n_heads", fmt.Sprint(g.NHeads)}, {"n_kv_heads", fmt.Sprint(g.NKVHeads)}, {"head_dim", fmt.Sprint(g.HeadDim)}}
-	return writeF32Safetensors(o.IO, "-o", o.Out, ts, meta)
+	err = writeF32Safetensors(o.IO, "-o", o.Out, ts, meta)
+	bar.Done()
+	return err
+}
+
+func elements(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// plannedTensor is one array extract will write: its name, layer and shape.
+type plannedTensor struct {
+	name  string
+	layer int
+	shape []int64
+}
+
+// extractPlan lists, without decoding anything, the arrays
+// formats.Model.Extracted gives for the selected layers: the same names and
+// shapes, from the layers' sources. The writer checks every array against
+// its plan (a difference is an error, never a wrong file), and the zoo
+// tests compare the files with the references.
+func extractPlan(m *formats.Model, layers []int, projs []formats.Projection) ([]plannedTensor, error) {
+	g := m.Geometry()
+	var out []plannedTensor
+	for _, i := range layers {
+		ls := m.Layer(i)
+		if ls == nil {
+			return nil, fmt.Errorf("%s: no layer %d", m.Checkpoint.Path, i)
+		}
+		pre := fmt.Sprintf("layers.%d.", i)
+		add := func(name string, shape ...int64) {
+			out = append(out, plannedTensor{pre + name, i, shape})
+		}
+		vec := func(name string, t *formats.Tensor) {
+			if t != nil {
+				add(name, t.Elements())
+			}
+		}
+		want := map[formats.Projection]bool{}
+		for _, p := range projs {
+			want[p] = true
+			ps := ls.Proj(p)
+			if ps == nil {
+				continue
+			}
+			suffix := ""
+			if m.IsAdapter {
+				suffix = "_delta"
+			}
+			add(string(p)+suffix, int64(ps.Out), int64(ps.In))
+			if ps.Bias != nil {
+				n := ps.Bias.Elements()
+				if ps.Rows != nil {
+					n = int64(len(ps.Rows))
+				}
+				add(string(p)+"_bias", n)
+			}
+		}
+		if want[formats.ProjQ] {
+			vec("q_norm", ls.QNorm)
+		}
+		if want[formats.ProjK] {
+			vec("k_norm", ls.KNorm)
+		}
+		if want[formats.ProjQ] || want[formats.ProjK] {
+			vec("sinks", ls.Sinks)
+		}
+		ml, geo := ls.MLA, g.MLA
+		if ml == nil || geo == nil {
+			continue
+		}
+		d := int64(g.DModel)
+		h, nope, rope, vd := int64(g.NHeads), int64(geo.QKNopeHeadDim), int64(geo.QKRopeHeadDim), int64(geo.VHeadDim)
+		kvr, qr := int64(geo.KVLoraRank), int64(geo.QLoraRank)
+		if want[formats.ProjQ] && ml.QA != nil {
+			add("q_a", qr, d)
+			vec("q_a_norm", ml.QANorm)
+			add("q_b", h*(nope+rope), qr)
+		}
+		if want[formats.ProjK] || want[formats.ProjV] {
+			add("kv_a", kvr+rope, d)
+			vec("kv_a_norm", ml.KVANorm)
+			add("kv_b", h*(nope+vd), kvr)
+		}
+		if want[formats.ProjK] {
+			add("k_nope", h*nope, d)
+			add("k_rope", rope, d)
+		}
+	}
+	return out, nil
+}
+
+// layerStream decodes layers in a given order, one ahead of the writer, and
+// hands out their arrays; a layer is dropped when the writer moves on.
+type layerStream struct {
+	m     *formats.Model
+	projs []formats.Projection
+	next  chan streamedLayer
+	quit  chan struct{}
+	done  chan struct{}
+	bar   *termui.Progress
+	total int
+
+	cur     streamedLayer
+	written int
+}
+
+type streamedLayer struct {
+	index  int
+	arrays map[string]formats.ExtractedTensor
+	err    error
+}
+
+func newLayerStream(ctx context.Context, m *formats.Model, order []int, projs []formats.Projection, bar *termui.Progress) *layerStream {
+	s := &layerStream{m: m, projs: projs, next: make(chan streamedLayer, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		bar: bar, total: len(order), cur: streamedLayer{index: -1}}
+	go func() {
+		defer close(s.done)
+		defer close(s.next)
+		for _, i := range order {
+			select {
+			case <-s.quit:
+				return
+			default:
+			}
+			sl := streamedLayer{index: i}
+			if err := ctx.Err(); err != nil {
+				sl.err = err
+			} else if l, err := m.LoadLayer(i); err != nil {
+				sl.err = err
+			} else {
+				sl.arrays = map[string]formats.ExtractedTensor{}
+				for _, e := range m.Extracted(l, projs) {
+					sl.arrays[e.Name] = e
+				}
+			}
+			select {
+			case s.next <- sl:
+			case <-s.quit:
+				return
+			}
+			if sl.err != nil {
+				return
+			}
+		}
+	}()
+	s.bar.Set(0, s.total)
+	return s
+}
+
+// tensor returns the planned array's values, decoding its layer if the
+// writer has reached a new one.
+func (s *layerStream) tensor(p plannedTensor) ([]float32, error) {
+	if s.cur.index != p.layer {
+		if s.cur.index >= 0 {
+			s.written++
+			s.bar.Set(s.written, s.total)
+		}
+		s.cur = streamedLayer{index: -1} // the last layer's arrays can go
+		sl, ok := <-s.next
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("layer %d: not decoded", p.layer)
+		case sl.err != nil:
+			return nil, sl.err
+		case sl.index != p.layer:
+			return nil, fmt.Errorf("layer %d: decoded layer %d instead", p.layer, sl.index)
+		}
+		s.cur = sl
+	}
+	e, ok := s.cur.arrays[p.name]
+	if !ok || !slices.Equal(e.Shape, p.shape) {
+		// The plan and the decoded layer disagree: refuse rather than
+		// write a file whose header does not describe its data.
+		return nil, fmt.Errorf("%s: decoded as shape %v, planned %v (please report this)", p.name, e.Shape, p.shape)
+	}
+	return e.Data, nil
+}
+
+// stop ends the decoding goroutine and waits for it.
+func (s *layerStream) stop() {
+	close(s.quit)
+	for range s.next {
+	}
+	<-s.done
 }

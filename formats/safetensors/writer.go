@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/qkvdev/qkv/formats/dtype"
 )
@@ -231,19 +232,32 @@ func F32Tensor(name string, shape []int64, data []float32) WriteTensor {
 		DType: dtype.F32,
 		Shape: shape,
 		Size:  4 * int64(len(data)),
-		Write: func(w io.Writer) error {
-			var buf [4096]byte
-			for rest := data; len(rest) > 0; {
-				k := min(len(rest), len(buf)/4)
-				for i, v := range rest[:k] {
-					binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
-				}
-				if _, err := w.Write(buf[:4*k]); err != nil {
-					return err
-				}
-				rest = rest[k:]
-			}
-			return nil
-		},
+		Write: func(w io.Writer) error { return WriteFloat32s(w, data) },
 	}
 }
+
+// WriteFloat32s writes vals as little-endian float32 bytes: on a
+// little-endian machine straight from their memory, else through a small
+// buffer.
+func WriteFloat32s(w io.Writer, vals []float32) error {
+	if littleEndianHost && len(vals) > 0 {
+		_, err := w.Write(unsafe.Slice((*byte)(unsafe.Pointer(&vals[0])), 4*len(vals)))
+		return err
+	}
+	var buf [4096]byte
+	for rest := vals; len(rest) > 0; {
+		k := min(len(rest), len(buf)/4)
+		for i, v := range rest[:k] {
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+		}
+		if _, err := w.Write(buf[:4*k]); err != nil {
+			return err
+		}
+		rest = rest[k:]
+	}
+	return nil
+}
+
+// littleEndianHost: float32 values in memory are laid out as safetensors
+// stores them.
+var littleEndianHost = binary.NativeEndian.Uint16([]byte{1, 0}) == 1

@@ -25,7 +25,7 @@ type CheckOptions struct {
 	Rules        check.Rules // the rules file with the flags' overrides applied
 	BaselinePath string      // "": no drift check
 	Format       string      // text, json, github or junit
-	Fast         bool
+	Exact        bool        // full spectra instead of bounds
 }
 
 // NewCmdCheck builds qkv check; runF (nil: checkRun) does the work.
@@ -98,7 +98,10 @@ Rules come from --rules FILE (JSON with // comments; see README) and flags.`,
 	f.StringVar(&opts.BaselinePath, "baseline", "", "an earlier 'qkv inspect --json' report to compare with (drift)")
 	f.StringVar(&opts.Format, "format", "text", "output: text, json (qkv.check/v1), github (workflow annotations) or junit (XML)")
 	f.BoolVar(&asJSON, "json", false, "same as --format json")
-	f.BoolVar(&opts.Fast, "fast", false, "estimate spectra (Lanczos) instead of computing them fully")
+	f.BoolVar(&opts.Exact, "exact", false, "compute every matrix's full spectrum (as qkv inspect does) instead of spectral norms' bounds")
+	var fast bool
+	f.BoolVar(&fast, "fast", false, "spectral norms' bounds (the default now)")
+	f.MarkHidden("fast")
 	f.StringSliceVar(&ov.AllowDTypes, "allow-dtypes", nil, "element types tensors may have, e.g. F16,BF16,Q4_K")
 	f.StringSliceVar(&ov.FailOn, "fail-on", nil, "checks whose problems fail (e.g. rank_collapsed)")
 	f.StringSliceVar(&ov.WarnOn, "warn-on", nil, "checks whose problems only warn (e.g. zero_rows)")
@@ -158,7 +161,7 @@ func checkRun(ctx context.Context, o *CheckOptions) error {
 			return in.FindErr // a flag that does not apply (--lora-scale on a model)
 		}
 	}
-	res, err := check.Run(ctx, in, o.Rules, check.Options{Fast: o.Fast})
+	res, err := check.Run(ctx, in, o.Rules, check.Options{Exact: o.Exact})
 	if err != nil {
 		return err
 	}

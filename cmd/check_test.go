@@ -20,21 +20,28 @@ import (
 
 // checkDoc is the qkv.check/v1 document as a script reads it.
 type checkDoc struct {
-	Schema   string         `json:"schema"`
-	Path     string         `json:"path"`
-	Passed   *bool          `json:"passed"`
-	Failures []checkProblem `json:"failures"`
-	Warnings []checkProblem `json:"warnings"`
-	Checks   []string       `json:"checks"`
-	Tensors  int            `json:"tensors_checked"`
-	Layers   int            `json:"layers_checked"`
+	Schema   string          `json:"schema"`
+	Source   json.RawMessage `json:"source"`
+	QKV      json.RawMessage `json:"qkv"`
+	Path     string          `json:"path"`
+	Passed   *bool           `json:"passed"`
+	Spectra  string          `json:"spectra"`
+	Failures []checkProblem  `json:"failures"`
+	Warnings []checkProblem  `json:"warnings"`
+	Checks   []string        `json:"checks"`
+	Tensors  int             `json:"tensors_checked"`
+	Layers   int             `json:"layers_checked"`
 }
 
 type checkProblem struct {
-	Check   string `json:"check"`
-	Tensor  string `json:"tensor"`
-	Layer   *int   `json:"layer"`
-	Message string `json:"message"`
+	Check     string      `json:"check"`
+	Tensor    string      `json:"tensor"`
+	Layer     *int        `json:"layer"`
+	Stat      *string     `json:"stat"`
+	Value     *float64    `json:"value"`
+	Threshold *float64    `json:"threshold"`
+	Bounds    *[2]float64 `json:"bounds"`
+	Message   string      `json:"message"`
 }
 
 // checkJSON runs `qkv check --format json ARGS` and parses the document.
@@ -326,7 +333,7 @@ func TestCheckBaseline(t *testing.T) {
 	if code != cmd.ExitFindings {
 		t.Fatalf("changed copy: exit %d, %s", code, errs)
 	}
-	if !checkHas(doc.Failures, checkWant{"drift", dense, "layers.1.o drifted from the baseline"}) {
+	if !checkHas(doc.Failures, checkWant{"drift", dense, "layers.1.o: spectral_norm drifted from the baseline"}) {
 		t.Errorf("failures:%s", checkProblems(doc.Failures))
 	}
 	for _, f := range doc.Failures {

@@ -60,8 +60,8 @@ func TestWriteJSON(t *testing.T) {
 			}
 			for i, e := range list {
 				m := e.(map[string]any)
-				if len(m) != 4 {
-					t.Errorf("%s[%d] has keys %v, want check, tensor, layer, message", key, i, m)
+				if len(m) != 7 {
+					t.Errorf("%s[%d] has keys %v, want check, tensor, layer, stat, value, threshold, message", key, i, m)
 				}
 				p := want[i]
 				if m["check"] != p.Check || m["tensor"] != p.Tensor || m["message"] != p.Message {

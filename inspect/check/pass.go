@@ -5,125 +5,448 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/dtype"
 	"github.com/qkvdev/qkv/inspect"
 )
 
-// facts is what one pass over a checkpoint found, before any rule is
-// applied: each tensor's value counts, and the statistics of the attention
-// matrices. Rules are evaluated against it afterwards (evaluate.go).
-type facts struct {
-	// tensors holds one entry per tensor of the checkpoint, in its order.
-	tensors []tensorFacts
-	// headsUnknown and headsNoFit are nil when per-head statistics were
-	// computed; otherwise one says why not: the head counts are unknown, or
-	// they do not fit the matrices.
-	headsUnknown, headsNoFit error
-	// stats is inspect's report of the attention matrices; statsErr says
-	// why there is none (a projection that cannot be loaded).
-	stats    *inspect.Report
-	statsErr error
-}
-
-// tensorFacts are one tensor's value counts.
-type tensorFacts struct {
-	t *formats.Tensor
-	// scanned: the values were decoded and counted (err is nil);
-	// viaLayer: while inspect analysed their layer (not by the scan).
-	scanned, viaLayer bool
-	err               error // the values could not be decoded
-	scan              valueScan
-	// badScales counts blocks of a quantized tensor whose scale is NaN or
-	// Inf; scaleErr says why they could not be counted.
-	badScales int64
-	scaleErr  error
-}
-
-// gather makes the pass: every tensor's values are decoded once — the
-// attention projections while inspect analyses their layers, every other
-// tensor (and a projection whose layer could not be loaded) by the scan.
-func gather(ctx context.Context, in Input, th inspect.Thresholds, opts Options) (*facts, error) {
-	f := &facts{}
+// gather makes the pass over the checkpoint and returns its facts. Every
+// tensor's values are decoded once: the attention tensors whose values
+// their decoded layer holds (layerCovers) are counted from it while the
+// layer is analysed; every other tensor is decoded by the scan, in pieces
+// small enough to stay in cache, on every core, at the same time as the
+// layers. With opts.Part, only the part's layers and tensors are looked at
+// (see partTensors).
+func gather(ctx context.Context, in Input, rules *Rules, opts Options) (*Facts, error) {
+	f := &Facts{Path: in.Path, Tensors: []TensorFacts{}}
+	if in.OpenErr != nil {
+		f.Open = &ErrFact{Tensor: tensorOf(in.OpenErr), Message: errText(in.Path, in.OpenErr)}
+	}
 	ck := in.Checkpoint
 	if ck == nil {
 		return f, nil
 	}
-	f.tensors = make([]tensorFacts, len(ck.Tensors))
-	index := make(map[*formats.Tensor]*tensorFacts, len(ck.Tensors))
+	f.TensorCount = len(ck.Tensors)
+	tfs := make([]TensorFacts, len(ck.Tensors))
+	index := make(map[*formats.Tensor]int, len(ck.Tensors))
 	for i, t := range ck.Tensors {
-		f.tensors[i].t = t
-		index[t] = &f.tensors[i]
+		shape := t.Shape
+		if shape == nil {
+			shape = []int64{}
+		}
+		tfs[i] = TensorFacts{Index: i, Name: t.Name, DType: t.Type.Name(), Shape: shape, Elements: t.Elements(), RowLen: max(t.RowLen(), 1),
+			BlockSize: t.Type.BlockSize(), Decodable: t.Type.Decodable(), Quantized: t.Type.Quantized(), FirstZeroRow: -1}
+		index[t] = i
 	}
-	if in.OpenErr == nil && in.FindErr == nil && in.Model != nil {
-		if err := f.statistics(ctx, in.Model, index, th, opts); err != nil {
+	m := in.Model
+	if in.OpenErr == nil && in.FindErr != nil {
+		f.Find = &ErrFact{Tensor: tensorOf(in.FindErr), Message: errText(in.Path, in.FindErr), NoAttention: noAttention(in.FindErr)}
+	}
+	if in.OpenErr != nil || in.FindErr != nil {
+		m = nil
+	}
+	// Which layer counts each covered tensor (the first that reads it).
+	covers := map[int][]cover{}
+	coveredBy := map[int]int{} // tensor index → layer index
+	var layers []int
+	if m != nil {
+		f.Model = modelFacts(m)
+		layers = m.LayerIndices()
+		for _, li := range layers {
+			for _, c := range layerCovers(m.Layer(li)) {
+				k := index[c.t]
+				if _, taken := coveredBy[k]; !taken && c.t.Type.Decodable() && c.t.Elements() > 0 {
+					coveredBy[k] = li
+					covers[li] = append(covers[li], c)
+				}
+			}
+		}
+	}
+	// A part looks at its shard's layers and tensors only.
+	mine := func(int) bool { return true }
+	if pt := opts.Part; pt != nil {
+		if err := pt.Shard.Valid(); err != nil {
+			return nil, err
+		}
+		layers = pt.Shard.Layers(layers)
+		own := partTensors(ck, coveredBy, layers, pt.Shard)
+		mine = func(k int) bool { return own[k] }
+	}
+
+	var a *analyzer
+	if m != nil {
+		var err error
+		if a, err = f.plan(m, rules, opts, in.Baseline != nil); err != nil {
 			return nil, err
 		}
 	}
-	chunk := opts.ChunkBytes
-	if chunk <= 0 {
-		chunk = 64 << 20
-	}
-	var buf []float32
-	for i := range f.tensors {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	var (
+		done     atomic.Int64
+		total    int64
+		progress = func() {
+			if opts.Progress != nil {
+				opts.Progress(int(done.Add(1)), int(total))
+			}
 		}
-		tf := &f.tensors[i]
-		t := tf.t
-		if !t.Type.Decodable() || t.Elements() == 0 {
+	)
+	for k := range tfs {
+		if mine(k) {
+			total++
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// The layers, counting the tensors they cover.
+	var (
+		wg      sync.WaitGroup
+		lrs     = make([]inspect.LayerReport, len(layers))
+		lerrs   = make([]error, len(layers))
+		lscans  = make([]map[int]valueScan, len(layers))
+		scanned = make([]bool, len(tfs)) // counted via a layer
+	)
+	if a != nil && len(layers) > 0 {
+		workers := opts.Workers
+		if workers <= 0 {
+			workers = runtime.GOMAXPROCS(0)
+		}
+		jobs := make(chan int)
+		for w := 0; w < min(workers, len(layers)); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for pos := range jobs {
+					lrs[pos], lscans[pos], lerrs[pos] = analyzeLayer(m, layers[pos], covers[layers[pos]], index, a)
+					for range lscans[pos] {
+						progress()
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(jobs)
+			for pos := range layers {
+				select {
+				case jobs <- pos:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	// The scan of every other tensor of the part, at the same time.
+	var scan []int
+	for k := range tfs {
+		if _, covered := coveredBy[k]; mine(k) && !covered {
+			scan = append(scan, k)
+		}
+	}
+	serr := scanTensors(ctx, in.Path, ck, tfs, scan, opts.chunk(), progress)
+	wg.Wait()
+	if serr != nil {
+		return nil, serr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, sc := range lscans {
+		for k, s := range sc {
+			tf := &tfs[k]
+			tf.Scanned, tf.viaLayer = true, true
+			tf.NaN, tf.Inf, tf.ZeroRows, tf.FirstZeroRow, tf.AllZero = s.nan, s.inf, s.zeroRows, s.firstZeroRow, s.allZero
+			scanned[k] = true
+		}
+	}
+	// Covered tensors whose layer could not be loaded, or whose values the
+	// layer did not hold as expected: decoded by the scan now.
+	var rest []int
+	for k, li := range coveredBy {
+		if mine(k) && !scanned[k] && slices.Contains(layers, li) {
+			rest = append(rest, k)
+		}
+	}
+	slices.Sort(rest)
+	if err := scanTensors(ctx, in.Path, ck, tfs, rest, opts.chunk(), progress); err != nil {
+		return nil, err
+	}
+	// A NaN or Inf block scale is a broken block even where the decoded
+	// values come out finite (a scale the decoder does not read, or a NaN
+	// times codes that happen to vanish elsewhere).
+	for k := range tfs {
+		tf, t := &tfs[k], ck.Tensors[k]
+		if !mine(k) || !tf.Scanned || !t.Type.Quantized() {
 			continue
 		}
-		if !tf.scanned {
-			rowLen := max(t.RowLen(), 1)
-			tf.scan = newValueScan(rowLen)
-			var err error
-			if rowLen <= chunk/4 {
-				buf, err = scanRows(ck, t, chunk, buf, &tf.scan)
-			} else {
-				buf, err = scanLongRows(ck, t, chunk, buf, &tf.scan)
-			}
-			tf.scanned, tf.err = err == nil, err
+		err := ck.ReadRaw(t, func(b []byte) error {
+			n, err := dtype.NonFiniteScales(t.Type, b)
+			tf.BadScales = n
+			return err
+		})
+		if err != nil {
+			tf.ScaleErr = errText(in.Path, err)
 		}
-		// A NaN or Inf block scale is a broken block even where the
-		// decoded values come out finite (a scale the decoder does not
-		// read, or a NaN times codes that happen to vanish elsewhere).
-		if tf.scanned && t.Type.Quantized() {
-			tf.scaleErr = ck.ReadRaw(t, func(b []byte) error {
-				n, err := dtype.NonFiniteScales(t.Type, b)
-				tf.badScales = n
-				return err
-			})
+	}
+	for k := range tfs {
+		if mine(k) {
+			f.Tensors = append(f.Tensors, tfs[k])
 		}
+	}
+	if a != nil {
+		f.statistics(m, a, layers, lrs, lerrs, opts)
 	}
 	return f, nil
 }
 
-// statistics runs inspect over the model's layers, with per-head
-// statistics when the head counts are known and fit every matrix, and
-// counts the values of the projections it loads.
-func (f *facts) statistics(ctx context.Context, m *formats.Model, index map[*formats.Tensor]*tensorFacts, th inspect.Thresholds, opts Options) error {
-	f.headsUnknown = m.HeadsKnown()
-	if f.headsUnknown == nil {
-		f.headsNoFit = headsFit(m)
+// analyzeLayer loads one layer, counts the values of the tensors it
+// covers, and analyses it.
+func analyzeLayer(m *formats.Model, li int, covers []cover, index map[*formats.Tensor]int, a *analyzer) (inspect.LayerReport, map[int]valueScan, error) {
+	l, err := m.LoadLayer(li)
+	if err != nil {
+		return inspect.LayerReport{}, nil, fmt.Errorf("layer %d: %w", li, err)
 	}
-	src := &scanningSource{Model: m, index: index}
-	iopts := inspect.Options{Heads: f.headsUnknown == nil && f.headsNoFit == nil, Fast: opts.Fast, Workers: opts.Workers, Thresholds: th}
-	f.stats, f.statsErr = inspect.Run(ctx, src, iopts, nil)
-	if f.statsErr != nil && ctx.Err() != nil {
-		return ctx.Err()
+	scans := map[int]valueScan{}
+	for i := range covers {
+		if sc, ok := covers[i].count(l); ok {
+			scans[index[covers[i].t]] = sc
+		}
+	}
+	lr, err := a.layer(l)
+	return lr, scans, err
+}
+
+// scanTensors decodes and counts the listed tensors in pieces spread over
+// every core; a tensor's error is that of its first piece that failed.
+func scanTensors(ctx context.Context, path string, ck *formats.Checkpoint, tfs []TensorFacts, list []int, chunk int64, progress func()) error {
+	type pieceResult struct {
+		sc  valueScan
+		err error
+	}
+	var all []scanPiece
+	first := map[int]int{} // tensor → index of its first piece
+	left := map[int]*atomic.Int64{}
+	for _, k := range list {
+		t := ck.Tensors[k]
+		if !t.Type.Decodable() || t.Elements() == 0 {
+			progress()
+			continue
+		}
+		ps := pieces(k, t, chunk)
+		first[k] = len(all)
+		n := &atomic.Int64{}
+		n.Store(int64(len(ps)))
+		left[k] = n
+		all = append(all, ps...)
+	}
+	results := make([]pieceResult, len(all))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []float32
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(all) || ctx.Err() != nil {
+					return
+				}
+				pc := all[i]
+				t := ck.Tensors[pc.tensor]
+				sc := newValueScan(max(t.RowLen(), 1))
+				var err error
+				if pc.long {
+					buf, err = scanLongRows(ck, t, chunk, buf, &sc)
+				} else {
+					sc.row = pc.r0
+					buf, err = scanRowsInto(ck, t, pc.r0, pc.r1, buf, &sc)
+				}
+				results[i] = pieceResult{sc, err}
+				if left[pc.tensor].Add(-1) == 0 {
+					progress()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, k := range list {
+		i0, ok := first[k]
+		if !ok {
+			continue
+		}
+		tf := &tfs[k]
+		total := newValueScan(tf.RowLen)
+		var err error
+		for i := i0; i < len(all) && all[i].tensor == k; i++ {
+			if r := results[i]; r.err != nil {
+				err = r.err
+				break
+			} else if i == i0 {
+				total = r.sc
+			} else {
+				total.merge(r.sc)
+			}
+		}
+		if err != nil {
+			tf.Scanned, tf.Err = false, errText(path, err)
+			continue
+		}
+		tf.Scanned = true
+		tf.NaN, tf.Inf, tf.ZeroRows, tf.FirstZeroRow, tf.AllZero = total.nan, total.inf, total.zeroRows, total.firstZeroRow, total.allZero
 	}
 	return nil
 }
 
+// partTensors picks the tensors part s looks at: those its layers count,
+// and a contiguous share, balanced by bytes, of the tensors no layer
+// counts (in checkpoint order, so that the parts' problems come in the
+// checkpoint's order when they are put together).
+func partTensors(ck *formats.Checkpoint, coveredBy map[int]int, layers []int, s inspect.Shard) map[int]bool {
+	own := map[int]bool{}
+	for k, li := range coveredBy {
+		if slices.Contains(layers, li) {
+			own[k] = true
+		}
+	}
+	var total, seen int64
+	for k, t := range ck.Tensors {
+		if _, c := coveredBy[k]; !c {
+			total += max(t.Bytes, 1)
+		}
+	}
+	for k, t := range ck.Tensors {
+		if _, c := coveredBy[k]; c {
+			continue
+		}
+		// The shard of the tensor's first byte.
+		shard := 0
+		if total > 0 {
+			shard = int(seen * int64(s.N) / total)
+		}
+		if shard == s.I {
+			own[k] = true
+		}
+		seen += max(t.Bytes, 1)
+	}
+	return own
+}
+
+// modelFacts outline m for the attention checks.
+func modelFacts(m *formats.Model) *ModelFacts {
+	g := m.Geometry()
+	mf := &ModelFacts{Layers: len(m.Layers), Heads: g.NHeads, KVHeads: g.NKVHeads, HeadDim: g.HeadDim, DModel: g.DModel, LayerTensors: []LayerTensors{}}
+	for i := range m.Layers {
+		ls := &m.Layers[i]
+		lt := LayerTensors{Index: ls.Index, Proj: map[string]string{}, Tensors: []string{}}
+		add := func(t *formats.Tensor) {
+			if t != nil && !slices.Contains(lt.Tensors, t.Name) {
+				lt.Tensors = append(lt.Tensors, t.Name)
+			}
+		}
+		for _, p := range formats.Projections {
+			ps := ls.Proj(p)
+			if ps == nil {
+				continue
+			}
+			switch {
+			case ps.LoRA != nil:
+				lt.Proj[string(p)] = ps.LoRA.B.Name
+			case ps.Tensor != nil:
+				lt.Proj[string(p)] = ps.Tensor.Name
+			}
+			add(ps.Tensor)
+			add(ps.Bias)
+			if ps.LoRA != nil {
+				add(ps.LoRA.A)
+				add(ps.LoRA.B)
+			}
+		}
+		add(ls.NormWeight)
+		add(ls.NormBias)
+		mf.LayerTensors = append(mf.LayerTensors, lt)
+	}
+	return mf
+}
+
+// plan decides what the layers' analysis computes: per-head statistics
+// when a head check is on and the heads fit (else Facts says why not),
+// full spectra when the rules need exact values.
+func (f *Facts) plan(m *formats.Model, rules *Rules, opts Options, baseline bool) (*analyzer, error) {
+	a := &analyzer{g: m.Geometry(), th: rules.Thresholds, exact: opts.Exact || (baseline && rules.driftNeedsSpectra()), bounds: rules.Bounds,
+		rank: rules.SeverityOf(CheckRankCollapsed) != Off}
+	headCheck := false
+	for _, id := range headChecks {
+		headCheck = headCheck || rules.SeverityOf(id) != Off
+	}
+	if err := m.HeadsKnown(); err != nil {
+		var fe *formats.Error
+		msg := err.Error()
+		if errors.As(err, &fe) {
+			msg = fe.Err.Error()
+		}
+		f.HeadsUnknown = msg
+	} else if err := headsFit(m); err != nil {
+		f.HeadsNoFit = &ErrFact{Tensor: tensorOf(err), Message: errText(f.Path, err)}
+	} else {
+		a.heads = headCheck
+	}
+	a.rank = a.rank && a.heads
+	return a, nil
+}
+
+// statistics assembles the layers' reports into the run's report (a part's
+// partial report with opts.Part), or records the first layer that failed.
+func (f *Facts) statistics(m *formats.Model, a *analyzer, layers []int, lrs []inspect.LayerReport, lerrs []error, opts Options) {
+	for _, err := range lerrs {
+		if err != nil {
+			f.StatsErr = &ErrFact{Tensor: tensorOf(err), Message: errText(f.Path, err)}
+			return
+		}
+	}
+	g := m.Geometry()
+	rep := &inspect.Report{Schema: inspect.Schema, Model: g, Layers: []inspect.LayerReport{}, Findings: []inspect.Finding{},
+		Settings: inspect.Settings{Mode: a.mode(), RankTol: inspect.Float(nanValue), Thresh: a.th}}
+	if pt := opts.Part; pt != nil {
+		all := append([]int{}, m.LayerIndices()...)
+		rep.Schema = inspect.SchemaPartial
+		rep.Partial = &inspect.Partial{Shard: pt.Shard.I, Shards: pt.Shard.N, Assignment: inspect.AssignContiguous, Layers: append([]int{}, layers...),
+			AllLayers: all, Fingerprint: pt.Fingerprint, Version: pt.Version, Numerics: inspect.CurrentNumerics()}
+	}
+	for _, lr := range lrs {
+		rep.Findings = append(rep.Findings, inspect.LayerFindings(lr, a.th, a.heads)...)
+		// The findings hold what the rules read of the heads.
+		lr.Circuits = nil
+		for _, mr := range []*inspect.MatrixReport{lr.Q, lr.K, lr.V, lr.O} {
+			if mr != nil {
+				mr.Heads, mr.MostSimilar = nil, nil
+			}
+		}
+		rep.Layers = append(rep.Layers, lr)
+	}
+	if rep.Partial == nil {
+		// As inspect.Merge does for the parts.
+		rep.Findings = append(rep.Findings, inspect.CrossLayerFindings(rep.Layers, a.th)...)
+	}
+	f.Stats = rep
+}
+
+var nanValue = math.NaN()
+
 // headsFit says whether every projection splits into the geometry's head
 // blocks (q and o: n_heads, k and v: n_kv_heads blocks; head_dim rows for q
-// and k, the value head dim for v and o, o by columns), as inspect's
-// per-head statistics need; an adapter missing
-// a projection is fine. Knowing it before the layers are decoded keeps the
-// pass to one: inspect runs once, with heads or without.
+// and k, the value head dim for v and o, o by columns), as the per-head
+// statistics need; an adapter missing a projection is fine. Knowing it
+// before the layers are decoded keeps the pass to one.
 func headsFit(m *formats.Model) error {
 	g := m.Geometry()
 	for i := range m.Layers {
@@ -153,187 +476,6 @@ func headsFit(m *formats.Model) error {
 	return nil
 }
 
-// scanningSource is the model as inspect's layer source; each layer it
-// loads also gives the value counts of the stored tensors its projections
-// are (see direct), so that those are not decoded a second time.
-type scanningSource struct {
-	*formats.Model
-	mu    sync.Mutex
-	index map[*formats.Tensor]*tensorFacts
-}
-
-func (s *scanningSource) LoadLayer(i int) (*formats.Layer, error) {
-	l, err := s.Model.LoadLayer(i)
-	if err != nil {
-		return nil, err
-	}
-	ls := s.Model.Layer(i)
-	if ls == nil {
-		return l, nil
-	}
-	for _, p := range formats.Projections {
-		ps := ls.Proj(p)
-		if !direct(ps) {
-			continue
-		}
-		mat := l.Matrix(p)
-		if len(mat.Data) != ps.Out*ps.In {
-			continue
-		}
-		sc := newValueScan(int64(ps.In))
-		sc.rowOf = ps.Rows
-		sc.feed(mat.Data)
-		s.record(ps.Tensor, sc)
-		if b := l.Bias(p); ps.Bias != nil && int64(len(b)) == ps.Bias.Elements() {
-			bs := newValueScan(max(ps.Bias.RowLen(), 1))
-			bs.feed(b)
-			s.record(ps.Bias, bs)
-		}
-	}
-	return l, nil
-}
-
-func (s *scanningSource) record(t *formats.Tensor, sc valueScan) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if tf := s.index[t]; tf != nil {
-		tf.scan, tf.scanned, tf.viaLayer = sc, true, true
-	}
-}
-
-// direct reports whether a projection's extracted matrix holds exactly its
-// stored tensor's values, row for row: a [out, in] weight read as it is or
-// with its rows permuted (GGUF's RoPE order undone). Fused, transposed,
-// LoRA and latent-attention matrices are built from their tensors, so
-// those are counted by the scan.
-func direct(ps *formats.ProjSource) bool {
-	if ps == nil || ps.Tensor == nil || ps.LoRA != nil || ps.Effective != "" || ps.Fused || ps.Transposed {
-		return false
-	}
-	t := ps.Tensor
-	if len(t.Shape) != 2 || t.Shape[0] != int64(ps.Out) || t.Shape[1] != int64(ps.In) {
-		return false
-	}
-	if ps.Rows == nil {
-		return true
-	}
-	if len(ps.Rows) != ps.Out {
-		return false
-	}
-	seen := make([]bool, ps.Out)
-	for _, r := range ps.Rows {
-		if r < 0 || r >= ps.Out || seen[r] {
-			return false
-		}
-		seen[r] = true
-	}
-	return true
-}
-
-// valueScan counts NaN, Inf and all-zero rows over a tensor's values fed
-// in order, in pieces of any length.
-type valueScan struct {
-	rowLen, col, row   int64
-	nan, inf, zeroRows int64
-	firstZeroRow       int64 // the smallest stored row that is all zero; -1: none
-	allZero, rowZero   bool
-	// rowOf maps the rows as fed to the stored rows (nil: the same).
-	rowOf []int
-}
-
-func newValueScan(rowLen int64) valueScan {
-	return valueScan{rowLen: rowLen, allZero: true, rowZero: true, firstZeroRow: -1}
-}
-
-func (s *valueScan) feed(vals []float32) {
-	for len(vals) > 0 {
-		n := min(int64(len(vals)), s.rowLen-s.col)
-		for _, v := range vals[:n] {
-			if v != 0 {
-				s.rowZero = false
-				if v != v {
-					s.nan++
-				} else if math.IsInf(float64(v), 0) {
-					s.inf++
-				}
-			}
-		}
-		vals = vals[n:]
-		if s.col += n; s.col == s.rowLen {
-			if s.rowZero {
-				s.zeroRows++
-				stored := s.row
-				if s.rowOf != nil && s.row < int64(len(s.rowOf)) {
-					stored = int64(s.rowOf[s.row])
-				}
-				if s.firstZeroRow < 0 || stored < s.firstZeroRow {
-					s.firstZeroRow = stored
-				}
-			} else {
-				s.allZero = false
-			}
-			s.row, s.col, s.rowZero = s.row+1, 0, true
-		}
-	}
-}
-
-// scanRows decodes whole rows, as many at a time as fit in chunk bytes of
-// float32 (formats decodes large pieces on every core).
-func scanRows(ck *formats.Checkpoint, t *formats.Tensor, chunk int64, buf []float32, sc *valueScan) ([]float32, error) {
-	rows := t.Elements() / sc.rowLen
-	perChunk := max(chunk/4/sc.rowLen, 1)
-	for r0 := int64(0); r0 < rows; r0 += perChunk {
-		r1 := min(r0+perChunk, rows)
-		need := int((r1 - r0) * sc.rowLen)
-		if cap(buf) < need {
-			buf = make([]float32, need)
-		}
-		if err := ck.DecodeRows(t, r0, r1, buf[:need]); err != nil {
-			return buf, err
-		}
-		sc.feed(buf[:need])
-	}
-	return buf, nil
-}
-
-// scanLongRows decodes a tensor whose rows are longer than the chunk (a
-// huge 1-D tensor) in pieces of whole blocks, so that the buffer stays
-// within the chunk whatever the shape a header declares.
-func scanLongRows(ck *formats.Checkpoint, t *formats.Tensor, chunk int64, buf []float32, sc *valueScan) ([]float32, error) {
-	typ := t.Type
-	bs, bb := int64(typ.BlockSize()), int64(typ.BlockBytes())
-	if ck.BigEndian() && typ.Quantized() {
-		return buf, fmt.Errorf("decoding big-endian %s blocks is not supported", typ.Name())
-	}
-	if sc.rowLen%bs != 0 {
-		return buf, fmt.Errorf("rows of %d are not whole %s blocks of %d", sc.rowLen, typ.Name(), bs)
-	}
-	decode := dtype.Decode
-	if ck.BigEndian() {
-		decode = dtype.DecodeBigEndian
-	}
-	n := t.Elements()
-	step := max(chunk/4/bs, 1) * bs
-	if cap(buf) < int(step) {
-		buf = make([]float32, step)
-	}
-	err := ck.ReadRaw(t, func(raw []byte) error {
-		if need, err := typ.ByteSize(n); err != nil || need != int64(len(raw)) {
-			return fmt.Errorf("holds %d bytes but %d elements of %s need %d (%v)", len(raw), n, typ.Name(), need, err)
-		}
-		for e0 := int64(0); e0 < n; e0 += step {
-			e1 := min(e0+step, n)
-			dst := buf[:e1-e0]
-			if err := decode(typ, dst, raw[e0/bs*bb:e1/bs*bb]); err != nil {
-				return err
-			}
-			sc.feed(dst)
-		}
-		return nil
-	})
-	return buf, err
-}
-
 // noAttention reports whether an error of formats.FindModel says the
 // checkpoint has no attention layers at all (no tensors, none under a name
 // any known architecture or --map gives, or a GGUF without an architecture:
@@ -347,4 +489,31 @@ func tensorOf(err error) string {
 		return fe.Tensor
 	}
 	return ""
+}
+
+// errText is an error's message for a problem: a *formats.Error without
+// the tensor (the problem names it) and without the file when it is the
+// checkpoint's path (the report names it), so that a line never repeats
+// its prefix ("x: x: tensor "t": ..." before). Other files — a shard, a
+// config.json — stay named, relative to the checkpoint's folder.
+func errText(path string, err error) string {
+	var fe *formats.Error
+	if !errors.As(err, &fe) {
+		return err.Error()
+	}
+	var b strings.Builder
+	switch file := fe.File; {
+	case file == "" || file == path:
+	case strings.HasPrefix(file, strings.TrimSuffix(path, "/")+"/"):
+		// A file of the checkpoint's folder: named within it.
+		b.WriteString(strings.TrimPrefix(file, strings.TrimSuffix(path, "/")+"/") + ": ")
+	default:
+		b.WriteString(file + ": ")
+	}
+	b.WriteString(fe.Err.Error())
+	if fe.Offset >= 0 {
+		fmt.Fprintf(&b, " (at byte %d)", fe.Offset)
+	}
+	// The *formats.Error may be wrapped ("layer 0: ..."): keep the context.
+	return strings.Replace(err.Error(), fe.Error(), b.String(), 1)
 }

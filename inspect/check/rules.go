@@ -328,6 +328,18 @@ func stripComments(b []byte) []byte {
 	return out
 }
 
+// driftNeedsSpectra reports whether drift compares a stat of the spectrum,
+// which then has to be exact (the baseline's are).
+func (r *Rules) driftNeedsSpectra() bool {
+	for _, s := range r.DriftStats {
+		switch s {
+		case "spectral_norm", "effective_rank", "stable_rank", "condition":
+			return true
+		}
+	}
+	return false
+}
+
 // statOf reads a named stat from a Stats value.
 func statOf(s inspect.Stats, name string) (float64, bool) {
 	switch name {

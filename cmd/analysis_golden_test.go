@@ -34,6 +34,7 @@ var analysisGolden = []struct {
 	{"report-gguf-tokens", []string{"report", "../testdata/gguf/tiny-llama-v3-f32.gguf", "-o", "$OUT", "--tokens", "1,5,9,12", "--attn-layers", "0,3", "--circuits", "off"}},
 	{"circuits-tiny-llama", []string{"circuits", "../testdata/tiny-llama"}},
 	{"inspect-tiny-llama", []string{"inspect", "../testdata/tiny-llama"}},
+	{"inspect-esd", []string{"inspect", "../testdata/tiny-llama", "--esd"}},
 	{"inspect-layers", []string{"inspect", "../testdata/tiny-llama", "--layers", "3"}},
 	{"inspect-heads", []string{"inspect", "../testdata/gguf/tiny-llama-v3-f32.gguf", "--heads", "--layers", "1"}},
 	{"inspect-markdown", []string{"inspect", "../testdata/tiny-llama", "--format", "markdown", "--layers", "1-3"}},

@@ -3,8 +3,10 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,6 +24,7 @@ type InspectOptions struct {
 	Heads      bool   // show the per-head tables and JSON
 	Spectrum   bool
 	Fast       bool
+	ESD        bool // heavy-tail metrics and the α findings
 	JSON       bool
 	Markdown   bool // --format markdown
 	RankTol    float64
@@ -74,6 +77,16 @@ stderr; --shard none runs whole whatever the environment says.`,
 		Args:    exactArgs(1),
 		PreRunE: checkSharedFlags,
 		RunE: func(c *cobra.Command, args []string) error {
+			need := ""
+			if !opts.ESD {
+				need = "give --esd"
+			}
+			if err := checkAlphaFlags(c, opts.Thresholds, need); err != nil {
+				return err
+			}
+			if opts.ESD && opts.Fast {
+				return usageError("%v", inspect.ErrESDFast)
+			}
 			switch format {
 			case "text":
 			case "json":
@@ -107,13 +120,55 @@ stderr; --shard none runs whole whatever the environment says.`,
 	f.BoolVar(&opts.Heads, "heads", false, "per-head statistics, QK/OV circuits and head findings")
 	f.BoolVar(&opts.Spectrum, "spectrum", false, "include every singular value in the JSON (sv)")
 	f.BoolVar(&opts.Fast, "fast", false, "skip full spectra: spectral norm by Lanczos, effective rank estimated with bounds")
+	f.BoolVar(&opts.ESD, "esd", false, "heavy-tail metrics of every matrix (WeightWatcher's power-law fit of the eigenvalues: α, D, xmin, α̂, …) and the α findings")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.inspect/v1); the same as --format json")
 	f.StringVar(&format, "format", "text", "text, json or markdown (GitHub-flavoured, for a pull request comment or a CI summary)")
 	f.Float64Var(&opts.RankTol, "rank-tol", 0, "absolute tolerance for rank (default sv[0]·max(m,n)·eps(float32))")
 	f.IntVar(&opts.Workers, "workers", 0, "layers analysed at once (default: number of CPUs)")
 	f.StringVar(&shard, "shard", "", `run shard I of N ("I/N", 0-based) and print its partial report for qkv merge; "none": whole, whatever the environment says`)
 	addThresholdFlags(c, &opts.Thresholds)
+	addAlphaFlags(c, &opts.Thresholds)
 	return c
+}
+
+// addAlphaFlags adds the thresholds of the α findings (inspect --esd,
+// report).
+func addAlphaFlags(c *cobra.Command, th *inspect.Thresholds) {
+	f := c.Flags()
+	f.Float64Var(&th.AlphaLow, "esd-alpha-low", 0, "with --esd: finding alpha_low when a matrix's α is below this (default 2, WeightWatcher's over-trained)")
+	f.Float64Var(&th.AlphaHigh, "esd-alpha-high", 0, "with --esd: finding alpha_high when a matrix's α is above this (default 6, WeightWatcher's under-trained)")
+}
+
+// checkAlphaFlags refuses α thresholds that are not positive finite
+// numbers, a low one above the high one, and (need) thresholds given
+// without the fit they apply to.
+func checkAlphaFlags(c *cobra.Command, th inspect.Thresholds, need string) error {
+	given := false
+	for _, name := range []string{"esd-alpha-low", "esd-alpha-high"} {
+		f := c.Flags().Lookup(name)
+		if f == nil || !f.Changed {
+			continue
+		}
+		given = true
+		v, err := strconv.ParseFloat(f.Value.String(), 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
+			return usageError("--%s must be a positive finite number, not %s", name, f.Value.String())
+		}
+	}
+	if given && need != "" {
+		return usageError("--esd-alpha-low and --esd-alpha-high apply to the heavy-tail fit: %s", need)
+	}
+	lo, hi := th.AlphaLow, th.AlphaHigh
+	if lo == 0 {
+		lo = inspect.DefaultAlphaLow
+	}
+	if hi == 0 {
+		hi = inspect.DefaultAlphaHigh
+	}
+	if lo > hi {
+		return usageError("--esd-alpha-low %g is above --esd-alpha-high %g", lo, hi)
+	}
+	return nil
 }
 
 // addThresholdFlags adds the flags of inspect's findings (inspect, check).
@@ -144,10 +199,12 @@ func inspectRun(ctx context.Context, o *InspectOptions) error {
 	if err != nil {
 		return err
 	}
-	src := &layerSubset{LayerSource: m, indices: sel}
+	// An adapter's updates are analysed from their factors, never formed
+	// whole (a model's layers load as they are).
+	src := &layerSubset{LayerSource: inspect.FromFactors(m), indices: sel}
 	// Without --heads, head statistics leave each layer's report as it is
 	// made (DropHeads), so memory holds a few numbers per layer.
-	opts := inspect.Options{Heads: headsKnown == nil, DropHeads: !o.Heads, Spectrum: o.Spectrum, Fast: o.Fast, RankTol: o.RankTol,
+	opts := inspect.Options{Heads: headsKnown == nil, DropHeads: !o.Heads, Spectrum: o.Spectrum, Fast: o.Fast, ESD: o.ESD, RankTol: o.RankTol,
 		Workers: o.Workers, Thresholds: o.Thresholds}
 	if sh := o.Shard; sh != nil {
 		fp, err := inspect.Fingerprint(m)
@@ -162,11 +219,9 @@ func inspectRun(ctx context.Context, o *InspectOptions) error {
 			fmt.Fprintf(s.Err, "qkv: shard %s, from the Slurm job array (%s)\n", sh, inspect.EnvSlurmID)
 		}
 	}
-	var bar *termui.Progress
-	if s.Progress && o.Shard == nil {
-		bar = termui.NewProgress(s.Err, "inspect", "layers")
-		opts.Progress = bar.Set
-	}
+	bar := newProgress(s, "inspect", "layers")
+	bar.Start(len(sel))
+	opts.Progress = bar.Set
 	rep, err := inspect.Run(ctx, src, opts, nil)
 	bar.Done()
 	if err != nil {
@@ -180,6 +235,8 @@ func inspectRun(ctx context.Context, o *InspectOptions) error {
 		}
 	}
 	if o.JSON || o.Shard != nil { // a part is for qkv merge: always JSON
+		p := newProvenance(ck)
+		rep.Source, rep.QKV, rep.IO = &p.Source, &p.QKV, p.IO
 		return rep.WriteJSON(s.Out)
 	}
 	// The report's text names the model_type from config.json: shown as
@@ -208,12 +265,10 @@ func crossLayerContext(ctx context.Context, s *Streams, m *formats.Model, rep *i
 		}
 	}
 	copts := inspect.Options{Fast: true, Workers: opts.Workers, Thresholds: opts.Thresholds}
-	var bar *termui.Progress
-	if s.Progress {
-		bar = termui.NewProgress(s.Err, "inspect: other layers (spectral norms)", "layers")
-		copts.Progress = bar.Set
-	}
-	crep, err := inspect.Run(ctx, &layerSubset{LayerSource: m, indices: rest}, copts, nil)
+	bar := newProgress(s, "inspect: the other layers' spectral norms", "layers")
+	bar.Start(len(rest))
+	copts.Progress = bar.Set
+	crep, err := inspect.Run(ctx, &layerSubset{LayerSource: inspect.FromFactors(m), indices: rest}, copts, nil)
 	bar.Done()
 	if err != nil {
 		return "", err

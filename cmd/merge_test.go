@@ -48,6 +48,8 @@ func writeParts(t *testing.T, n int, heads bool) []string {
 		if !heads {
 			rep.DropHeads()
 		}
+		src, build := ck.Source(), cmd.Build() // the provenance qkv inspect writes
+		rep.Source, rep.QKV = &src, &build
 		var buf bytes.Buffer
 		if err := rep.WriteJSON(&buf); err != nil {
 			t.Fatal(err)

@@ -85,6 +85,13 @@ large matrices (no spectrum or ESD plots for them).`,
 			if err := checkOutput("-o", opts.Out); err != nil {
 				return err
 			}
+			need := ""
+			if opts.Fast {
+				need = "--fast leaves it out"
+			}
+			if err := checkAlphaFlags(c, opts.Thresholds, need); err != nil {
+				return err
+			}
 			switch opts.Circuits {
 			case "auto", "on", "off":
 			default:
@@ -124,6 +131,7 @@ large matrices (no spectrum or ESD plots for them).`,
 	f.IntVar(&opts.Workers, "workers", 0, "layers analysed at once (default: number of CPUs)")
 	f.BoolVar(&opts.JSON, "json", false, "print what was written as one JSON document (schema qkv.report/v1)")
 	addThresholdFlags(c, &opts.Thresholds)
+	addAlphaFlags(c, &opts.Thresholds)
 	return c
 }
 
@@ -183,7 +191,7 @@ func reportRun(ctx context.Context, o *ReportOptions) error {
 	// Statistics, spectra and heavy-tail fits of every matrix.
 	bar := newProgress(s, "report: inspect", "layers")
 	bar.Start(len(m.LayerIndices()))
-	rep, err := inspect.Run(ctx, m, inspect.Options{Heads: headsKnown, Spectrum: true, ESD: !o.Fast, Fast: o.Fast,
+	rep, err := inspect.Run(ctx, inspect.FromFactors(m), inspect.Options{Heads: headsKnown, Spectrum: true, ESD: !o.Fast, Fast: o.Fast,
 		Workers: o.Workers, Thresholds: o.Thresholds, Progress: bar.Set}, nil)
 	bar.Done()
 	if err != nil {

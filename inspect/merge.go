@@ -127,7 +127,8 @@ func Merge(parts ...*Report) (*Report, error) {
 		order[s] = i
 	}
 
-	out := &Report{Schema: Schema, Model: first.Model, Settings: first.Settings, Layers: make([]LayerReport, 0, len(fp.AllLayers)), Findings: []Finding{}}
+	out := &Report{Schema: Schema, Model: first.Model, Settings: first.Settings, Layers: make([]LayerReport, 0, len(fp.AllLayers)), Findings: []Finding{},
+		Source: first.Source, QKV: first.QKV} // part 1's provenance (the version is the same in every part)
 	for _, i := range order {
 		out.Layers = append(out.Layers, parts[i].Layers...)
 		out.Findings = append(out.Findings, parts[i].Findings...)

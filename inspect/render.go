@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/inspect/esd"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
@@ -85,11 +86,12 @@ const (
 	colEff
 	colStable
 	colCond
+	colAlpha // the power-law fit's α (--esd); shown only when some row has one
 	colSpark
 	nCols
 )
 
-var colHeaders = [nCols]string{"", "shape", "fro", "‖·‖₂", "rank", "eff.rank", "stable", "cond", "spectrum"}
+var colHeaders = [nCols]string{"", "shape", "fro", "‖·‖₂", "rank", "eff.rank", "stable", "cond", "α", "spectrum"}
 
 // dropOrder is the order in which columns go when the width is short.
 var dropOrder = []int{colShape, colStable, colCond, colFro}
@@ -179,6 +181,8 @@ func (r *cellRow) mark(fs []Finding) {
 			r.marks[colEff] = true
 		case KindDuplicateHeads:
 			r.marks[colLabel] = true
+		case KindAlphaLow, KindAlphaHigh:
+			r.marks[colAlpha] = true
 		}
 	}
 }
@@ -191,10 +195,10 @@ type tableSpec struct {
 
 // layout picks the columns and sparkline width that fit width; it returns
 // the visible column ids and the sparkline width (0: no sparkline).
-func layout(rows []cellRow, width int) ([]int, int) {
+func layout(rows []cellRow, width int, hdr [nCols]string) ([]int, int) {
 	widths := [nCols]int{}
 	for c := 0; c < nCols; c++ {
-		widths[c] = lipgloss.Width(colHeaders[c])
+		widths[c] = lipgloss.Width(hdr[c])
 		for _, r := range rows {
 			widths[c] = max(widths[c], lipgloss.Width(r.cells[c]))
 		}
@@ -207,6 +211,7 @@ func layout(rows []cellRow, width int) ([]int, int) {
 	for c := 0; c < colSpark; c++ {
 		visible[c] = true
 	}
+	visible[colAlpha] = hasColumn(rows, colAlpha)
 	total := func() int {
 		t := 0
 		for c := 0; c < colSpark; c++ {
@@ -228,7 +233,7 @@ func layout(rows []cellRow, width int) ([]int, int) {
 	if hasSpark {
 		// The column is at least as wide as its header.
 		spark = min(maxSpark, width-total()-3)
-		if max(spark, lipgloss.Width(colHeaders[colSpark])) > width-total()-3 || spark < minSpark {
+		if max(spark, lipgloss.Width(hdr[colSpark])) > width-total()-3 || spark < minSpark {
 			spark = 0
 		}
 	}
@@ -295,6 +300,7 @@ func (v View) Render(w io.Writer, st termui.Style) error {
 				continue
 			}
 			row := statsRow(fmt.Sprintf("layer %d", l.Index), &m.Stats)
+			row.setAlpha(m)
 			row.mark(ix[fkey(l.Index, string(p), -1)])
 			t.rows = append(t.rows, row)
 			if bound == -1 || bound == m.RankBound {
@@ -306,7 +312,7 @@ func (v View) Render(w io.Writer, st termui.Style) error {
 		if bound > 0 {
 			t.title += fmt.Sprintf(" (effective, from latent factors: rank ≤ %d)", bound)
 		}
-		writeTable(&b, t, th, width, &used)
+		writeTable(&b, t, th, width, &used, tx)
 	}
 	// Latent attention's stored factors, one table per factor.
 	var factors []string
@@ -326,7 +332,7 @@ func (v View) Render(w io.Writer, st termui.Style) error {
 				}
 			}
 		}
-		writeTable(&b, t, th, width, &used)
+		writeTable(&b, t, th, width, &used, tx)
 	}
 	if r.Settings.Heads {
 		for _, l := range r.Layers {
@@ -344,7 +350,7 @@ func (v View) Render(w io.Writer, st termui.Style) error {
 					row.mark(ix[fkey(l.Index, string(p), h.Head)])
 					t.rows = append(t.rows, row)
 				}
-				writeTable(&b, t, th, width, &used)
+				writeTable(&b, t, th, width, &used, tx)
 			}
 			if len(l.Circuits) > 0 {
 				writeCircuits(&b, l, th)
@@ -375,7 +381,7 @@ func writeLine(b *strings.Builder, style func(string) string, s string, width in
 
 // marksUsed records which marks the tables used, for the legend.
 type marksUsed struct {
-	ill, singular, undefined, approx, marked bool
+	ill, singular, undefined, approx, marked, alpha, failed bool
 }
 
 func (u *marksUsed) row(r cellRow, cols []int) {
@@ -385,6 +391,10 @@ func (u *marksUsed) row(r cellRow, cols []int) {
 			u.ill = true
 		case c == colCond && cell == condSingular:
 			u.singular = true
+		case c == colAlpha && cell == alphaFailed:
+			u.alpha, u.failed = true, true
+		case c == colAlpha && cell != "":
+			u.alpha = true
 		case cell == termui.NoValue:
 			u.undefined = true
 		case strings.HasPrefix(cell, "≈"):
@@ -402,6 +412,12 @@ func (u *marksUsed) legend(styled bool) string {
 	}
 	if u.singular {
 		parts = append(parts, "cond singular: sv[last] = 0")
+	}
+	if u.alpha {
+		parts = append(parts, "α: exponent of the power law fitted to the tail of the eigenvalues λ = σ² (WeightWatcher's method; JSON esd)")
+	}
+	if u.failed {
+		parts = append(parts, "α fail: too few eigenvalues above 1e-5 to fit (JSON esd.status failed, with its reason)")
 	}
 	if u.approx {
 		parts = append(parts, "≈: approximate or estimated (fast mode's bounds, or a rank-deficient matrix's approximate tail)")
@@ -531,7 +547,11 @@ func orDash(s string) string {
 
 // writeTable writes one statistics table; th is nil for plain text, where
 // marked cells get a "!".
-func writeTable(b *strings.Builder, t tableSpec, th *termui.Theme, width int, used *marksUsed) {
+func writeTable(b *strings.Builder, t tableSpec, th *termui.Theme, width int, used *marksUsed, tx func(string) string) {
+	var hdr [nCols]string
+	for c, h := range colHeaders {
+		hdr[c] = tx(h) // measured as written
+	}
 	if len(t.rows) == 0 {
 		return
 	}
@@ -550,14 +570,14 @@ func writeTable(b *strings.Builder, t tableSpec, th *termui.Theme, width int, us
 		}
 		t.rows = rows
 	}
-	cols, spark := layout(t.rows, width)
+	cols, spark := layout(t.rows, width, hdr)
 	if len(cols) > 0 && cols[0] == colLabel && len(cols) > 1 && cols[1] == colShape && t.rows[0].cells[colShape] == "" {
 		cols = append(cols[:1], cols[2:]...)
 	}
 	headers := make([]string, len(cols))
 	right := make([]bool, len(cols))
 	for i, c := range cols {
-		headers[i] = colHeaders[c]
+		headers[i] = hdr[c]
 		right[i] = c != colLabel && c != colSpark
 	}
 	styled := th != nil
@@ -576,7 +596,7 @@ func writeTable(b *strings.Builder, t tableSpec, th *termui.Theme, width int, us
 			}
 		}
 	}
-	b.WriteString(th.Title(title))
+	b.WriteString(th.Title(tx(title)))
 	b.WriteString("\n")
 	termui.TableLayout{Headers: headers, Right: right, Styled: styled, Rule: true,
 		Tone: func(row, col int) termui.Tone {
@@ -643,6 +663,35 @@ func wrapWords(s string, width int, first, rest string) string {
 	return out.String()
 }
 
+// hasColumn reports whether some row has a value in column c.
+func hasColumn(rows []cellRow, c int) bool {
+	for _, r := range rows {
+		if r.cells[c] != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Cells of the α column for a fit that gave no α.
+const (
+	alphaFailed = "fail" // esd status "failed": too few eigenvalues
+)
+
+// setAlpha fills a matrix row's α cell from its heavy-tail fit (none
+// without --esd).
+func (r *cellRow) setAlpha(m *MatrixReport) {
+	switch e := m.ESD; {
+	case e == nil && slices.Contains(m.Flags, FlagESDZero):
+		r.cells[colAlpha] = termui.NoValue
+	case e == nil:
+	case e.Status == esd.StatusSuccess && e.Alpha != nil:
+		r.cells[colAlpha] = fmtNum(Float(*e.Alpha))
+	default:
+		r.cells[colAlpha] = alphaFailed
+	}
+}
+
 // commonShape reports the shape all rows share, if they share one.
 func commonShape(rows []cellRow) (string, bool) {
 	if len(rows) == 0 {
@@ -691,6 +740,9 @@ func (v View) RenderMarkdown(w io.Writer) error {
 			return
 		}
 		cols := []int{colLabel, colShape, colFro, colNorm, colRank, colEff, colStable, colCond}
+		if hasColumn(rows, colAlpha) {
+			cols = append(cols, colAlpha)
+		}
 		shape, same := commonShape(rows)
 		if same {
 			cols = slices.Delete(cols, 1, 2)
@@ -736,6 +788,7 @@ func (v View) RenderMarkdown(w io.Writer) error {
 		for _, l := range r.Layers {
 			if m := l.Matrix(p); m != nil {
 				row := statsRow(fmt.Sprintf("layer %d", l.Index), &m.Stats)
+				row.setAlpha(m)
 				row.mark(ix[fkey(l.Index, string(p), -1)])
 				rows = append(rows, row)
 			}

@@ -4,7 +4,9 @@ import (
 	"io"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/source"
 	"github.com/qkvdev/qkv/inspect/esd"
+	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
@@ -73,8 +75,13 @@ type Block struct {
 
 // HeadStats are the statistics of one head block.
 type HeadStats struct {
-	Head  int   `json:"head"`
-	Block Block `json:"block"`
+	Head int `json:"head"`
+	// KVHead is the K/V group the head reads or is: h / (n_heads /
+	// n_kv_heads) for a query head (q, o), the head itself for a block of
+	// k or v. Report.WriteJSON fills it from the geometry; nil when the
+	// head counts are not known.
+	KVHead *int  `json:"kv_head,omitempty"`
+	Block  Block `json:"block"`
 	Stats
 }
 
@@ -195,12 +202,19 @@ type Settings struct {
 // sharded run (Schema is then SchemaPartial, Partial says which part, and
 // Findings hold only those that depend on one layer).
 type Report struct {
-	Schema   string           `json:"schema"`
-	Partial  *Partial         `json:"partial,omitempty"`
-	Model    formats.Geometry `json:"model"`
-	Settings Settings         `json:"settings"`
-	Layers   []LayerReport    `json:"layers"`
-	Findings []Finding        `json:"findings"`
+	Schema string `json:"schema"`
+	// Source, QKV and IO are the provenance blocks of every qkv report:
+	// the checkpoint (formats.SourceInfo), the qkv build, and for a remote
+	// input what reading it cost. The command fills them; nil leaves them
+	// out.
+	Source   *formats.SourceInfo `json:"source,omitempty"`
+	QKV      *buildinfo.Info     `json:"qkv,omitempty"`
+	IO       *source.IO          `json:"io,omitempty"`
+	Partial  *Partial            `json:"partial,omitempty"`
+	Model    formats.Geometry    `json:"model"`
+	Settings Settings            `json:"settings"`
+	Layers   []LayerReport       `json:"layers"`
+	Findings []Finding           `json:"findings"`
 }
 
 // WriteJSON writes the report as one indented JSON document. A partial
@@ -210,7 +224,32 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	if r.Partial != nil {
 		r.Partial.Sparks = collectSparks(r.Layers)
 	}
+	r.fillKVHeads()
 	return termui.WriteJSON(w, r)
+}
+
+// fillKVHeads sets every head block's KVHead from the geometry.
+func (r *Report) fillKVHeads() {
+	h, kv := r.Model.NHeads, r.Model.NKVHeads
+	if h <= 0 || kv <= 0 || h%kv != 0 {
+		return
+	}
+	for i := range r.Layers {
+		l := &r.Layers[i]
+		for _, p := range formats.Projections {
+			m := l.Matrix(p)
+			if m == nil {
+				continue
+			}
+			for k := range m.Heads {
+				g := m.Heads[k].Head
+				if p == formats.ProjQ || p == formats.ProjO {
+					g /= h / kv
+				}
+				m.Heads[k].KVHead = &g
+			}
+		}
+	}
 }
 
 // DropHeads removes the per-head statistics, circuits and most-similar pairs

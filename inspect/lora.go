@@ -177,15 +177,19 @@ func loraElements(f *LoRAFactors, dw formats.Matrix, count, hd int, cols bool) (
 // deltaRows forms rows of ΔW = Scale·B·A, bit for bit the values of
 // formats.LoRAFactors.DeltaRows (the one definition, which `extract`
 // writes), loraRowBlock rows at a time. For r ≤ linalg's depth block (256)
-// it uses the packed product: each entry is then one chain of fused
-// multiply-adds over k in order from zero, and since a product of two
-// float32 values is exact in float64, each fused step rounds exactly as
-// DeltaRows' separate multiply and add do; the result is scaled and
+// it uses the packed product, A packed once: each entry is then one chain
+// of fused multiply-adds over k in order from zero, and since a product of
+// two float32 values is exact in float64, each fused step rounds exactly
+// as DeltaRows' separate multiply and add do; the result is scaled and
 // rounded to float32 the same way. Larger ranks use DeltaRows itself.
+// Memory: the rows (1 MiB for 64 rows of 4096), their float64 sums (2 MiB)
+// and A packed (r·in values).
 type deltaRows struct {
 	f   *LoRAFactors
 	buf []float32
 	acc []float64
+	// pb is A packed once for the product (nil: DeltaRows is used).
+	pb *linalg.PackedB[float64]
 }
 
 // mulDepth is the largest rank whose rows come from the packed product
@@ -193,13 +197,16 @@ type deltaRows struct {
 const mulDepth = 256
 
 func newDeltaRows(f *LoRAFactors) *deltaRows {
-	out, in := f.B.Rows, f.A.Cols
+	out, r, in := f.B.Rows, f.A.Rows, f.A.Cols
 	d := &deltaRows{f: f, buf: make([]float32, min(loraRowBlock, out)*in)}
-	if f.A.Rows <= mulDepth {
-		d.acc = make([]float64, min(loraRowBlock, out)*in)
-	} else {
-		d.acc = make([]float64, in)
+	if r >= 1 && r <= mulDepth {
+		if pb, err := linalg.PackB[float64](linalg.RowMajor(f.A.Data, r, in, in)); err == nil {
+			d.pb = &pb
+			d.acc = make([]float64, min(loraRowBlock, out)*in)
+			return d
+		}
 	}
+	d.acc = make([]float64, in)
 	return d
 }
 
@@ -207,14 +214,16 @@ func (d *deltaRows) rows(o0, o1 int) []float32 {
 	f := d.f
 	r, in := f.A.Rows, f.A.Cols
 	dst := d.buf[:(o1-o0)*in]
-	if r > mulDepth || r == 0 {
+	if d.pb == nil {
 		f.DeltaRows(o0, o1, dst, d.acc)
 		return dst
 	}
 	acc := d.acc[:(o1-o0)*in]
-	bv := linalg.RowMajor(f.B.Data[o0*r:o1*r], o1-o0, r, r)
-	av := linalg.RowMajor(f.A.Data, r, in, in)
-	if err := linalg.Mul(acc, in, 1, bv, av, 0, linalg.MulOptions{Serial: true}); err != nil {
+	pa, err := linalg.PackA[float64](linalg.RowMajor(f.B.Data[o0*r:o1*r], o1-o0, r, r), false)
+	if err == nil {
+		err = linalg.MulPacked(acc, in, pa, *d.pb, in)
+	}
+	if err != nil {
 		// The factors were checked: not reached; DeltaRows is the definition.
 		f.DeltaRows(o0, o1, dst, nil)
 		return dst

@@ -1,6 +1,7 @@
 package linalg
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -30,4 +31,28 @@ func BenchmarkGram1024x4096(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(1024*1024*4096)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+}
+
+// BenchmarkSymEigenvalues measures the eigenvalues of the symmetric Gram
+// matrix of a random 1024×4096 matrix (n = 1024; the eigensolver step of
+// inspect's spectrum of such a matrix) and of a 2048×2048 one, whose
+// symmetric matrix-vector products are split into a fixed number of parts.
+func BenchmarkSymEigenvalues(b *testing.B) {
+	for _, n := range []int{1024, 2048} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(2, 2))
+			a := RowMajor(randSlice[float32](r, n*2*n), n, 2*n, 2*n)
+			g, err := Gram(a)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := make([]float64, len(g))
+			for b.Loop() {
+				copy(s, g)
+				if _, ok := SymEigenvalues(s, n); !ok {
+					b.Fatal("no convergence")
+				}
+			}
+		})
+	}
 }

@@ -290,6 +290,7 @@ func TestMergeRefuses(t *testing.T) {
 		{"other mode", []*Report{p0, part(1, 3, func(_ *Part, o *Options) { o.Fast = true }), p2}, 1, "settings differs"},
 		{"esd in one part", []*Report{p0, p1, part(2, 3, func(_ *Part, o *Options) { o.ESD = true })}, 2, "settings differs"},
 		{"other numerics", []*Report{p0, edit(p1, func(r *Report) { r.Partial.Numerics.Kernel = "test-kernel" }), p2}, 1, "with the test-kernel kernel"},
+		{"a part of an earlier version's CPU count", []*Report{p0, edit(p1, func(r *Report) { r.Partial.Numerics.Procs = 8 }), p2}, 1, "8 CPUs (a part of an earlier version"},
 		{"other geometry", []*Report{edit(p0, func(r *Report) { r.Model.NHeads = 8 }), p1, p2}, 1, "model differs"},
 		{"other selection", []*Report{p0, edit(p1, func(r *Report) { r.Partial.AllLayers = []int{0, 1, 2, 3} }), p2}, 1, "layer selection differs"},
 		{"wrong layers", []*Report{p0, edit(p1, func(r *Report) { r.Layers = r.Layers[:1]; r.Partial.Layers = r.Partial.Layers[:1] }), p2}, 1, "the shard's layers are 1,2"},

@@ -271,6 +271,11 @@ type Spark struct {
 type Numerics struct {
 	Arch   string `json:"arch"`
 	Kernel string `json:"kernel"`
+	// Procs is the CPU count recorded by parts of earlier versions, whose
+	// eigensolver split its sums into that many parts; 0 (and absent from
+	// JSON) since the split is fixed. Read back, it keeps such parts of
+	// different CPU counts from merging.
+	Procs int `json:"procs,omitempty"`
 }
 
 // CurrentNumerics describes this process.
@@ -283,6 +288,9 @@ func CurrentNumerics() Numerics {
 }
 
 func (n Numerics) String() string {
+	if n.Procs > 0 {
+		return fmt.Sprintf("%s with the %s kernel and %d CPUs (a part of an earlier version, whose results depended on the CPU count)", n.Arch, n.Kernel, n.Procs)
+	}
 	return fmt.Sprintf("%s with the %s kernel", n.Arch, n.Kernel)
 }
 

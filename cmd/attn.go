@@ -292,7 +292,8 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 		return &formats.Error{File: path, Offset: -1, Err: err}
 	}
 	for _, a := range g.Assumptions {
-		fmt.Fprintln(s.Err, "qkv: warning: "+unsupportedText(a))
+		// Wrapped to the width: a terminal would break it mid-word.
+		fmt.Fprintln(s.Err, termui.Wrap("qkv: warning: "+unsupportedText(a), max(s.Width, attn.MinWidth), "  "))
 	}
 	layers := []int{o.Layer}
 	if o.All {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -121,15 +122,23 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-// childRSS runs qkv in a child process and returns its peak RSS in MiB.
+// childRSS runs qkv in a child process — the binary TestMain built, else
+// this test binary (TestAttnRSSChild) — and returns its peak RSS in MiB.
 func childRSS(b *testing.B, args ...string) float64 {
 	b.Helper()
-	c := exec.Command(os.Args[0], "-test.run=^TestAttnRSSChild$", "-test.count=1")
-	list, _ := json.Marshal(args)
-	c.Env = append(os.Environ(), "QKV_ATTN_RSS_ARGS="+string(list))
-	out, err := c.CombinedOutput()
-	if err != nil {
-		b.Fatalf("qkv %.200s: %v\n%s", strings.Join(args, " "), err, out)
+	var c *exec.Cmd
+	if qkvBinary != "" {
+		c = exec.Command(qkvBinary, args...)
+		c.Env = append(os.Environ(), "COLUMNS=160")
+	} else {
+		c = exec.Command(os.Args[0], "-test.run=^TestAttnRSSChild$", "-test.count=1")
+		list, _ := json.Marshal(args)
+		c.Env = append(os.Environ(), "QKV_ATTN_RSS_ARGS="+string(list))
+	}
+	var errb bytes.Buffer
+	c.Stdout, c.Stderr = io.Discard, &errb
+	if err := c.Run(); err != nil {
+		b.Fatalf("qkv %.200s: %v\n%s", strings.Join(args, " "), err, errb.String())
 	}
 	ru := c.ProcessState.SysUsage().(*syscall.Rusage)
 	return float64(ru.Maxrss) / 1024 // kilobytes on Linux

@@ -148,33 +148,11 @@ func ForwardSupported(m *formats.Model) (*formats.ForwardSpec, error) {
 // model caps them). A model with anything the forward does not model is
 // refused with an *UnsupportedError before any weight is decoded.
 func Forward(m *formats.Model, tokens []int, opt ForwardOptions) (*ForwardResult, error) {
-	spec, err := ForwardSupported(m)
+	spec, last, err := forwardPlan(m, tokens, opt)
 	if err != nil {
 		return nil, err
 	}
 	g := m.Geometry()
-	if len(tokens) == 0 {
-		return nil, errors.New("attn: the forward pass needs at least one token")
-	}
-	last := -1
-	for _, l := range opt.Layers {
-		if l < 0 || l >= spec.Layers {
-			return nil, fmt.Errorf("attn: layer %d is outside the forward's layers 0..%d", l, spec.Layers-1)
-		}
-		last = max(last, l)
-	}
-	if opt.Logits {
-		last = spec.Layers
-		if spec.LMHead == formats.LMHeadNone {
-			return nil, &UnsupportedError{Items: []formats.Unsupported{{Kind: "tensor", Name: "lm_head", Message: fmt.Sprintf("the %s model has no LM head, so there are no logits", spec.Arch)}}}
-		}
-	}
-	if opt.AllBlocks {
-		last = max(last, spec.Layers)
-	}
-	if last < 0 {
-		return nil, errors.New("attn: the forward pass needs a layer or the logits")
-	}
 	want := map[int]bool{}
 	for _, l := range opt.Layers {
 		want[l] = true
@@ -232,6 +210,47 @@ func Forward(m *formats.Model, tokens []int, opt ForwardOptions) (*ForwardResult
 		return res, nil
 	}
 	return res, finishLogits(m, spec, res)
+}
+
+// ForwardCheck reports what Forward would refuse before running any block
+// — a setting it does not model, no tokens, a layer out of range, logits
+// from a model without an LM head — so that a caller refuses before it
+// writes anything. Token ids are checked by EmbedTokens.
+func ForwardCheck(m *formats.Model, tokens []int, opt ForwardOptions) error {
+	_, _, err := forwardPlan(m, tokens, opt)
+	return err
+}
+
+// forwardPlan checks a forward pass and returns its spec and the last block
+// it runs (the number of blocks with logits: the final norm follows).
+func forwardPlan(m *formats.Model, tokens []int, opt ForwardOptions) (*formats.ForwardSpec, int, error) {
+	spec, err := ForwardSupported(m)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(tokens) == 0 {
+		return nil, 0, errors.New("attn: the forward pass needs at least one token")
+	}
+	last := -1
+	for _, l := range opt.Layers {
+		if l < 0 || l >= spec.Layers {
+			return nil, 0, fmt.Errorf("attn: layer %d is outside the forward's layers 0..%d", l, spec.Layers-1)
+		}
+		last = max(last, l)
+	}
+	if opt.Logits {
+		last = spec.Layers
+		if spec.LMHead == formats.LMHeadNone {
+			return nil, 0, &UnsupportedError{Items: []formats.Unsupported{{Kind: "tensor", Name: "lm_head", Message: fmt.Sprintf("the %s model has no LM head, so there are no logits", spec.Arch)}}}
+		}
+	}
+	if opt.AllBlocks {
+		last = max(last, spec.Layers)
+	}
+	if last < 0 {
+		return nil, 0, errors.New("attn: the forward pass needs a layer or the logits")
+	}
+	return spec, last, nil
 }
 
 // blockBytes is the size of a block's decoded weights (MoE experts are

@@ -313,6 +313,17 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 		}
 	}
 
+	if o.Mode == attn.InputModeForward {
+		// Whatever the pass would refuse is refused before anything is
+		// written: the reports stream.
+		if err := attn.ForwardCheck(m, tk.ids, attn.ForwardOptions{Layers: layers, Logits: o.Logits}); err != nil {
+			return &formats.Error{File: path, Offset: -1, Err: err}
+		}
+		if _, err := attn.EmbedTokens(m, tk.ids); err != nil {
+			return err
+		}
+	}
+
 	// The input, and what every layer will be run with.
 	run := &attnStream{o: o, path: path, tk: tk, layers: layers}
 	runOpt := attn.Options{Causal: o.Causal}
@@ -742,6 +753,15 @@ func resolveTokens(ck *formats.Checkpoint, m *formats.Model, in *AttnInput) (*to
 		}
 		tk.ids, tk.start, tk.repeat = ids, start, in.RandomRepeat
 	default:
+		// Ids given on the command line are the user's to fix (exit 2);
+		// the vocabulary is the embedding matrix's rows.
+		if vocab := m.Geometry().VocabSize; vocab > 0 {
+			for _, id := range in.Tokens {
+				if id < 0 || id >= vocab {
+					return nil, usageError("--tokens: id %d is outside the vocabulary (ids 0..%d)", id, vocab-1)
+				}
+			}
+		}
 		tk.ids = in.Tokens
 	}
 	if tk.piece != nil {

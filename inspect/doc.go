@@ -77,9 +77,10 @@
 // values of a matrix with a dead head) are resolved only to about
 // 1e-7·sv[0] absolute: the stats carry the flags "sv_tail_approximate" and
 // "effective_rank_approximate" (effective_rank sums those values: 4e-5
-// relative off on the shared MLX adapter's rank-8 updates) and condition is
-// null. SingularValues itself
-// never does this. Otherwise rank is exact in both routes. The numerics
+// relative off on the shared MLX adapter's rank-8 updates formed as
+// matrices; inspect takes adapters from their factors, exactly) and
+// condition is null. SingularValues itself never does this, nor does a run
+// with Options.ESD. Otherwise rank is exact in both routes. The numerics
 // live in internal/linalg: the Gram matrix is its packed, register-tiled
 // product (AVX2/FMA kernel on amd64) on all CPUs; its eigenvalues come from
 // linalg's blocked Householder tridiagonalisation (rank-2k updates through

@@ -469,11 +469,11 @@ func (v circuitsView) Render(w io.Writer, st termui.Style) error {
 	b.WriteString("\n")
 	if len(r.Layers) >= 2 && v.top > 0 {
 		b.WriteString("\n")
-		v.writeTop(&b, th, width, vs, base)
+		v.writeTop(&b, th, width, vs, base, tx)
 	}
 	if len(r.Layers) >= 2 && v.perHead > 0 {
 		b.WriteString("\n")
-		v.writePartners(&b, th, width, main, base)
+		v.writePartners(&b, th, width, main, base, tx)
 	}
 	b.WriteString("\n")
 	legend := "Score: ‖later head's QK or OV · earlier head's OV‖ / (product of their norms), Frobenius: 0 when the later head ignores what the earlier one writes, larger the more of it it reads (at most 1)."
@@ -514,28 +514,7 @@ func writeWrapped(b *strings.Builder, styled, plain string, width int) {
 		b.WriteString(styled)
 		return
 	}
-	b.WriteString(wrapText(plain, width))
-}
-
-// wrapText breaks s at spaces so that no line is longer than width where a
-// word allows it; continuation lines are indented by two spaces.
-func wrapText(s string, width int) string {
-	var out strings.Builder
-	line := ""
-	for _, word := range strings.Fields(s) {
-		switch {
-		case line == "":
-			line = word
-		case lipgloss.Width(line)+1+lipgloss.Width(word) > width:
-			out.WriteString(line)
-			out.WriteString("\n")
-			line = "  " + word
-		default:
-			line += " " + word
-		}
-	}
-	out.WriteString(line)
-	return out.String()
+	b.WriteString(termui.Wrap(plain, width, "  "))
 }
 
 // column is one column of a table that may be dropped when the width is
@@ -547,47 +526,25 @@ type column struct {
 	cell   func(i int) string
 }
 
-// fitColumns drops the least important columns until the table fits width
-// (cells plus two spaces between columns, the plain layout); it keeps at
-// least the columns of the highest importance.
-func fitColumns(cols []column, n, width int) []column {
-	for {
-		total := 0
-		for _, c := range cols {
-			w := lipgloss.Width(c.header)
-			for i := range n {
-				w = max(w, lipgloss.Width(c.cell(i)))
-			}
-			total += w + 3
-		}
-		if total+1 <= width {
-			return cols
-		}
-		drop, low := -1, math.MaxInt
-		for i, c := range cols {
-			if c.keep < low {
-				drop, low = i, c.keep
-			}
-		}
-		if drop < 0 || low >= 100 {
-			return cols
-		}
-		cols = slices.Delete(slices.Clone(cols), drop, drop+1)
-	}
-}
-
-func writeColumns(b *strings.Builder, th *termui.Theme, title string, cols []column, n int) {
+// writeColumns writes a table of n rows laid out for width: the columns
+// of the lowest keep (below 100) go first while it is too wide.
+func writeColumns(b *strings.Builder, th *termui.Theme, title string, cols []column, n, width int, ascii bool) {
 	if title != "" {
 		b.WriteString(th.Title(title))
 		b.WriteString("\n")
 	}
 	headers := make([]string, len(cols))
 	right := make([]bool, len(cols))
+	var drop []int
 	for i, c := range cols {
 		headers[i], right[i] = c.header, c.right
+		if c.keep < 100 {
+			drop = append(drop, i)
+		}
 	}
+	slices.SortStableFunc(drop, func(x, y int) int { return cols[x].keep - cols[y].keep })
 	row := make([]string, len(cols))
-	termui.TableLayout{Headers: headers, Right: right, Styled: th != nil, Rule: true}.
+	termui.TableLayout{Headers: headers, Right: right, Styled: th != nil, Rule: true, Width: width, Drop: drop, ASCII: ascii}.
 		Write(b, n, func(i int) []string {
 			for j, c := range cols {
 				row[j] = c.cell(i)
@@ -598,7 +555,7 @@ func writeColumns(b *strings.Builder, th *termui.Theme, title string, cols []col
 
 // writeTop writes the strongest pairs of the main variant, with the other
 // variant's score of the same pair beside it.
-func (v circuitsView) writeTop(b *strings.Builder, th *termui.Theme, width int, vs []variant, base float64) {
+func (v circuitsView) writeTop(b *strings.Builder, th *termui.Theme, width int, vs []variant, base float64, tx func(string) string) {
 	r := v.res
 	main := vs[0]
 	pairs := main.s.Top(r.Layers, v.top)
@@ -628,8 +585,8 @@ func (v circuitsView) writeTop(b *strings.Builder, th *termui.Theme, width int, 
 		cols = append(cols, column{vs[1].name, true, 40, func(i int) string { return termui.Sig(other(pairs[i]), 4) }})
 	}
 	cols = append(cols, column{"meaning", false, 5, func(i int) string { return compMeaning(pairs[i]) }})
-	cols = fitColumns(cols, len(pairs), width)
-	writeColumns(b, th, fmt.Sprintf("Strongest compositions (%d of %d pairs of heads × Q, K, V)", len(pairs), scoredPairs(r)), cols, len(pairs))
+	title := fmt.Sprintf("Strongest compositions (%d of %d pairs of heads × Q, K, V)", len(pairs), scoredPairs(r))
+	writeColumns(b, th, tx(title), cols, len(pairs), width, tx("×") != "×")
 }
 
 func scoredPairs(r *circuits.Result) int {
@@ -658,7 +615,7 @@ type partner struct {
 // writePartners writes, per head, the earlier head feeding its Q, K and V
 // most and the later head it feeds most; heads are those with the
 // strongest score either way, in model order.
-func (v circuitsView) writePartners(b *strings.Builder, th *termui.Theme, width int, main variant, base float64) {
+func (v circuitsView) writePartners(b *strings.Builder, th *termui.Theme, width int, main variant, base float64, tx func(string) string) {
 	r := v.res
 	n, h := len(r.Layers), r.NHeads
 	nan := partner{layer: -1, score: math.NaN()}
@@ -737,13 +694,12 @@ func (v circuitsView) writePartners(b *strings.Builder, th *termui.Theme, width 
 	if base > 0 {
 		cols = append(cols, column{"best × base", true, 20, func(i int) string { return termui.Fixed(strongest(shown[i])/base, 1, "") }})
 	}
-	cols = fitColumns(cols, len(shown), width)
 	title := "Strongest partners of each head"
 	if len(shown) < n*h {
 		title = fmt.Sprintf("Strongest partners of the %d heads with the strongest composition (of %d; --per-head N for more)", len(shown), n*h)
 	}
-	title += " — " + main.name
+	title = tx(title + " — " + main.name)
 	writeWrapped(b, th.Title(title), title, width)
 	b.WriteString("\n")
-	writeColumns(b, th, "", cols, len(shown))
+	writeColumns(b, th, "", cols, len(shown), width, tx("×") != "×")
 }

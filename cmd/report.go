@@ -416,10 +416,10 @@ func (r reportSummary) Render(w io.Writer, st termui.Style) error {
 	if st.ASCII && !st.Styled {
 		tx = inspect.ASCII
 	}
-	b.WriteString(wrapText(tx("The page holds "+strings.Join(parts, ", ")+"."), st.Cols()))
+	b.WriteString(termui.Wrap(tx("The page holds "+strings.Join(parts, ", ")+"."), st.Cols(), "  "))
 	b.WriteString("\n")
 	for _, n := range d.Notes {
-		b.WriteString(wrapText(tx("Note: "+termui.Clean(n)), st.Cols()))
+		b.WriteString(termui.Wrap(tx("Note: "+termui.Clean(n)), st.Cols(), "  "))
 		b.WriteString("\n")
 	}
 	text := b.String()

@@ -81,6 +81,9 @@ the estimate is printed on stderr before a run of more than a few seconds;
 				return usageError("--baseline-samples must be between 0 and %d, not %d", maxBaselineSamples, opts.BaselineSamples)
 			}
 			if opts.Out != "" {
+				if outfile.IsStdout(opts.Out) {
+					return usageError("--out %s: standard output carries the report; --json prints the document there", opts.Out)
+				}
 				if err := checkOutput("--out", opts.Out); err != nil {
 					return err
 				}

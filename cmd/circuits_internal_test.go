@@ -1,11 +1,16 @@
 package cmd
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/inspect/circuits"
 )
 
 // TestCircuitsCost: the estimate is inspect/circuits' count, (H·d +
@@ -46,3 +51,37 @@ func TestCircuitsCost(t *testing.T) {
 		}
 	}
 }
+
+// TestCircuitsScoresJSON: the line-per-head writer of a variant's scores
+// gives the document encoding/json gives for circuits.Scores (every field,
+// NaN as null), so a field added there is not silently left out here.
+func TestCircuitsScoresJSON(t *testing.T) {
+	var a circuits.Array4
+	if err := json.Unmarshal([]byte(`[[[[0,0],[0.5,null]],[[0,0],[0.25,1e-300]]],[[[0,0],[0,0]],[[0,0],[0,0]]]]`), &a); err != nil {
+		t.Fatal(err)
+	}
+	s := &circuits.Scores{Q: a, K: a, V: a, OVNorm: [][]float64{{1, 2}, {3, math.NaN()}}, QKNorm: [][]float64{{4, 5}, {6, 7}}}
+	var buf bytes.Buffer
+	bw := bufio.NewWriter(&buf)
+	writeScoresJSON(bw, s, "  ")
+	bw.Flush()
+	var got, want any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	ref, err := json.Marshal(struct {
+		*circuits.Scores
+		OV [][]*float64 `json:"ov_fro"`
+	}{s, [][]*float64{{ptr(1), ptr(2)}, {ptr(3), nil}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(ref, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("writer:\n%s\nencoding/json:\n%s", buf.String(), ref)
+	}
+}
+
+func ptr(v float64) *float64 { return &v }

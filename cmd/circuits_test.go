@@ -259,6 +259,7 @@ func TestCircuitsUsage(t *testing.T) {
 		{[]string{"circuits", model, "--baseline-samples", "-1"}, 2, "--baseline-samples"},
 		{[]string{"circuits", model, "--layers", "9"}, 2, "no layer 9"},
 		{[]string{"circuits", model, "--out", t.TempDir()}, 2, "is a folder"},
+		{[]string{"circuits", model, "--out", "-"}, 2, "--json prints"},
 		{[]string{"circuits", scratch, "--out", filepath.Join(scratch, "model.safetensors")}, 2, "input's files"},
 		{[]string{"circuits", scratch, "--out", filepath.Join(scratch, "config.json")}, 2, "input's files"},
 		{[]string{"circuits", filepath.Join("..", "testdata", "lora", "bloom-qkv-peft"), "--base", filepath.Join("..", "testdata", "lora", "bloom-base")}, 3, "LoRA adapter"},

@@ -213,11 +213,11 @@ func label(s string, n int, ascii bool) string {
 
 // ---- the opening line and notable heads ----
 
-// RunInfo is what the opening line says about a run.
+// RunInfo is what the opening line says about a run. It names the
+// architecture, not the path, so that a model read locally or from the Hub
+// gives the same report (as inspect's does).
 type RunInfo struct {
-	// Model names the checkpoint as the user gave it.
-	Model string
-	Arch  string
+	Arch string
 	// Layers is the model's layer count; Shown the layers rerun.
 	Layers int
 	Shown  []int
@@ -340,8 +340,8 @@ type RunView struct {
 func (v RunView) Render(w io.Writer, st termui.Style) error {
 	l := newLayout(w, st)
 	r := v.Run
-	lead := l.th.Title(l.text(termui.TruncateMiddle(termui.Clean(r.Model), 40, l.ascii)))
-	parts := []string{r.Arch}
+	lead := l.th.Title(l.text(termui.TruncateMiddle(r.Arch, 40, l.ascii)))
+	var parts []string
 	switch {
 	case len(r.Shown) == 1:
 		parts = append(parts, fmt.Sprintf("layer %d of %d", r.Shown[0], r.Layers))

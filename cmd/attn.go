@@ -91,9 +91,15 @@ ALiBi; GQA/MQA head sharing; the causal mask for decoders and sliding or
 chunked windows on the layers that have them; the score scale the model uses;
 logit softcapping; attention sinks; exact multi-head latent attention (MLA)
 from its factors; softmax and the output projection. Shows a heatmap of each
-head's T×T pattern and, per head: entropy (nats), mean max probability, sink
-mass (attention to position 0), previous-token score, diagonal score and the
-largest pre-softmax logit.
+head's T×T pattern (side by side as many as the terminal's width holds) and,
+per head: entropy (nats), mean max probability, sink mass (attention to
+position 0), previous-token score, diagonal score and the largest
+pre-softmax logit. The report opens with one line: the architecture, the layers,
+the input and the most notable heads (highest sink mass, strongest
+previous-token and induction heads). With --all each layer is written as
+soon as it is computed — text, JSON and --out alike — and then forgotten, so
+memory holds one layer whatever the depth; the notable heads across layers
+close the report.
 
 Inputs: --tokens 1,15,2 (token ids), --text "..." (tokenized with the
 checkpoint's own tokenizer, special tokens added), --random-repeat N (BOS, N
@@ -382,7 +388,7 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 			return err
 		}
 	} else {
-		run.info = attn.RunInfo{Model: modelName(ck), Arch: g.Arch, Layers: len(m.LayerIndices()), Shown: layers,
+		run.info = attn.RunInfo{Arch: g.Arch, Layers: len(m.LayerIndices()), Shown: layers,
 			Heads: g.NHeads, T: run.T, Input: runOpt.Input.Kind, Mode: o.Mode}
 		if len(layers) > 1 {
 			// Each layer is written as it is computed: the notable heads
@@ -393,7 +399,7 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 			fmt.Fprintln(s.Out)
 		}
 	}
-	defer run.progress.done()
+	defer func() { run.progress.done() }() // the line made below, whatever happens
 	var fr *attn.ForwardResult
 	if o.Mode == attn.InputModeForward {
 		want := map[int]bool{}
@@ -872,24 +878,4 @@ func tokenLabels(ck *formats.Checkpoint, ids []int) []string {
 		}
 	}
 	return labels
-}
-
-// modelName is how a report names the checkpoint: a remote one as the user
-// gave it; a local file by its name, a local folder by its parent's and
-// its own ("qwen3/hf"), which tell more than a bare "hf" and do not depend
-// on where the folder lives.
-func modelName(ck *formats.Checkpoint) string {
-	if ck.Remote() {
-		return ck.Source().Input
-	}
-	p := filepath.Clean(ck.Path)
-	if abs, err := filepath.Abs(p); err == nil {
-		p = abs
-	}
-	if st, err := os.Stat(p); err == nil && st.IsDir() {
-		if parent := filepath.Base(filepath.Dir(p)); parent != "." && parent != string(filepath.Separator) && parent != ".." {
-			return parent + "/" + filepath.Base(p)
-		}
-	}
-	return filepath.Base(p)
 }

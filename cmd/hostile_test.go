@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -655,6 +656,7 @@ func TestNonRegularFiles(t *testing.T) {
 var qkvBinary string // built once by TestMain; "" when go is unavailable
 
 func TestMain(m *testing.M) {
+	rssProxyMain()
 	code := func() int {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
@@ -684,22 +686,30 @@ func TestMain(m *testing.M) {
 // in bytes.
 func maxRSS(t *testing.T, args ...string) (int, string, int64) {
 	t.Helper()
-	c := exec.Command(qkvBinary, args...)
+	out := filepath.Join(t.TempDir(), "rss")
+	c := exec.Command(os.Args[0], append([]string{qkvBinary}, args...)...)
 	c.Dir = testref.RepoRoot()
 	var errb bytes.Buffer
 	c.Stdout = io.Discard
 	c.Stderr = &errb
-	c.Env = append(os.Environ(), "NO_COLOR=1")
+	c.Env = append(os.Environ(), "NO_COLOR=1", rssProxyEnv+"="+out)
 	err := c.Run()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatal(err)
 	}
-	ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
+	if c.ProcessState.ExitCode() == 125 {
+		t.Fatalf("the RSS proxy failed: %s", errb.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || rss < 0 {
 		t.Skip("no rusage on this platform")
 	}
-	return c.ProcessState.ExitCode(), errb.String(), int64(ru.Maxrss) * 1024 // Linux reports KiB
+	return c.ProcessState.ExitCode(), errb.String(), rss
 }
 
 // TestHostileMemory runs the built binary on every hostile file and checks

@@ -722,7 +722,7 @@ type tokenInput struct {
 // resolveTokens turns --tokens, --text or --random-repeat into token ids
 // with the checkpoint's own tokenizer where it has one.
 func resolveTokens(ck *formats.Checkpoint, m *formats.Model, in *AttnInput) (*tokenInput, error) {
-	tok, tokErr := tokenizer.Open(ck.Path)
+	tok, tokErr := tokenizer.FromCheckpoint(ck)
 	tk := &tokenInput{}
 	if tokErr == nil {
 		tk.piece, tk.text = tok.Piece, tok.Text

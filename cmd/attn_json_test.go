@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/qkvdev/qkv/cmd"
+	"github.com/qkvdev/qkv/formats/source/hubtest"
 	"github.com/qkvdev/qkv/internal/schema"
 	"github.com/qkvdev/qkv/internal/testref"
 )
@@ -127,4 +128,77 @@ func TestAttnJSONStreamed(t *testing.T) {
 	if string(a.Layers[3]) != string(b.Layers[0]) {
 		t.Errorf("layer 3 alone differs from layer 3 of --all:\n%s\n%s", b.Layers[0], a.Layers[3])
 	}
+}
+
+// TestAttnRemoteSameReport: a model read through the Hub (its emulator)
+// gives the same text report as the local copy, and the same JSON once
+// source and io — which say where it was read from — are removed; the
+// remote document carries the reads in io, last.
+func TestAttnRemoteSameReport(t *testing.T) {
+	dir := filepath.Join(testref.SharedDir(t), "reference", "zoo-modern", "qwen3", "hf")
+	h := hubtest.New(t)
+	h.AddRepo(t, "org/qwen3", dir)
+	verifyEnv(t, h.URL)
+	for _, args := range [][]string{
+		{"--all", "--text", "The capital of France is", "--logits"},
+		{"--all", "--random", "5", "--seed", "3"},
+		{"--layer", "1", "--random-repeat", "4", "--json"},
+		{"--all", "--tokens", "1,2,3,4", "--json", "--logits"},
+	} {
+		code, local, errs := run(append([]string{"attn", dir}, args...)...)
+		if code != cmd.ExitOK {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		code, remote, errs := run(append([]string{"attn", "hf://org/qwen3"}, args...)...)
+		if code != cmd.ExitOK {
+			t.Fatalf("%v remote: exit %d: %s", args, code, errs)
+		}
+		if !strings.Contains(strings.Join(args, " "), "--json") {
+			if local != remote {
+				t.Errorf("%v: the remote report differs:\n%s", args, lineDiff(local, remote))
+			}
+			continue
+		}
+		var a, b map[string]json.RawMessage
+		if json.Unmarshal([]byte(local), &a) != nil || json.Unmarshal([]byte(remote), &b) != nil {
+			t.Fatalf("%v: documents do not decode", args)
+		}
+		if _, ok := b["io"]; !ok || a["io"] != nil {
+			t.Errorf("%v: io block: local %s, remote %s", args, a["io"], b["io"])
+		}
+		if keys := topKeys(t, remote); keys[len(keys)-1] != "io" {
+			t.Errorf("%v: io is not the last block: %v", args, keys)
+		}
+		for _, m := range []map[string]json.RawMessage{a, b} {
+			delete(m, "source")
+			delete(m, "io")
+		}
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if string(ja) != string(jb) {
+			t.Errorf("%v: the remote document differs beyond source and io", args)
+		}
+	}
+}
+
+// topKeys lists a JSON object's keys in the order written.
+func topKeys(t *testing.T, doc string) []string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(doc))
+	if _, err := dec.Token(); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keys
 }

@@ -71,13 +71,9 @@ func (l layout) text(s string) string {
 // asciiOnly replaces the non-ASCII characters of s: the view's own
 // symbols by their ASCII forms, anything else by '?'.
 func asciiOnly(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			goto convert
-		}
+	if isASCII(s) {
+		return s
 	}
-	return s
-convert:
 	var b strings.Builder
 	for _, r := range s {
 		switch {
@@ -104,6 +100,15 @@ convert:
 		}
 	}
 	return b.String()
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // width is the number of columns s takes (escape sequences excluded).
@@ -240,8 +245,7 @@ type Notable struct {
 // Notables keeps, as layers come, the head of each kind with the largest
 // value: memory is one record per kind whatever the depth.
 type Notables struct {
-	best  map[string]*Notable
-	order []string
+	best map[string]*Notable
 }
 
 // notableKinds are the kinds in the order the report lists them, each
@@ -288,7 +292,6 @@ func (n *Notables) Add(r *Result, heads []int) {
 			cur := n.best[k.kind]
 			if cur == nil {
 				n.best[k.kind] = &Notable{Kind: k.kind, Layer: r.Layer, Head: h, Value: v}
-				n.order = nil
 			} else if v > cur.Value {
 				*cur = Notable{Kind: k.kind, Layer: r.Layer, Head: h, Value: v}
 			}
@@ -654,7 +657,6 @@ func (l layout) heatmaps(w io.Writer, r *Result, heads []int, labels []string) e
 	T := len(r.Probs[0])
 	titleW := 0
 	titles := make([]string, len(heads))
-	tops := make([][][]float64, len(heads))
 	for k, h := range heads {
 		titles[k] = fmt.Sprintf("head %d (kv %d)", h, kvOf(r, h))
 		titleW = max(titleW, width(titles[k])+len(" max 0.00"))
@@ -682,7 +684,6 @@ func (l layout) heatmaps(w io.Writer, r *Result, heads []int, labels []string) e
 	bw := 0
 	for k, h := range heads {
 		cells := cellsOf(r.Probs[h], gr)
-		tops[k] = cells
 		blocks[k] = l.heatmap(titles[k], cells, gr)
 		for _, s := range blocks[k] {
 			bw = max(bw, width(s))

@@ -114,7 +114,7 @@ func TestDiffExitStatus(t *testing.T) {
 		{[]string{llama, q4, "--format", "markdown"}, 0, "### ✅ qkv diff: 8 projections compared", ""},
 		{[]string{llama, q4, "--worst", "0"}, 2, "", "--worst must be at least 1"},
 	} {
-		code, out, errs := runQKV(80, append([]string{"diff"}, c.args...)...)
+		code, out, errs := runQKV(200, append([]string{"diff"}, c.args...)...)
 		first, _, _ := strings.Cut(out, "\n")
 		if code != c.code || !strings.HasPrefix(first, c.stdout) || !strings.Contains(errs, c.stderr) {
 			t.Errorf("diff %v: exit %d, first line %q, stderr %q; want %d, %q, %q", c.args, code, first, errs, c.code, c.stdout, c.stderr)

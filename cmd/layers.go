@@ -142,7 +142,7 @@ func geometryLine(g formats.Geometry) string {
 }
 
 // projNotes are the notes column of a projection's row.
-func projNotes(pr *formats.ProjReport) string {
+func projNotes(pr *formats.ProjReport, ascii bool) string {
 	var notes []string
 	if pr.Fused {
 		notes = append(notes, "fused: "+pr.Split)
@@ -154,12 +154,20 @@ func projNotes(pr *formats.ProjReport) string {
 		notes = append(notes, "RoPE rows un-permuted")
 	}
 	if pr.LoRARank > 0 {
-		notes = append(notes, fmt.Sprintf("ΔW=%g·B·A r=%d", pr.LoRAScale, pr.LoRARank))
+		if ascii {
+			notes = append(notes, fmt.Sprintf("dW=%g*B*A r=%d", pr.LoRAScale, pr.LoRARank))
+		} else {
+			notes = append(notes, fmt.Sprintf("ΔW=%g·B·A r=%d", pr.LoRAScale, pr.LoRARank))
+		}
 	}
 	if pr.Effective != "" {
 		n := "effective"
 		if pr.RankBound > 0 {
-			n += fmt.Sprintf(", rank ≤ %d", pr.RankBound)
+			le := "≤"
+			if ascii {
+				le = "<="
+			}
+			n += fmt.Sprintf(", rank %s %d", le, pr.RankBound)
 		}
 		notes = append(notes, n)
 	}
@@ -174,20 +182,26 @@ type layersView struct {
 }
 
 // Render writes the geometry, the table of every layer's tensors, and the
-// warnings.
+// warnings, laid out for st's width: long tensor names are cut in the
+// middle, and when the notes column would not fit beside them, the notes
+// are listed under the table instead, once per projection when every layer
+// shares them.
 func (v layersView) Render(w io.Writer, st termui.Style) error {
-	rep, ck := v.rep, v.ck
+	rep, ck, cols, tx := v.rep, v.ck, st.Cols(), textFor(st)
 	var b strings.Builder
-	b.WriteString(termui.Title(geometryLine(rep.Model), st.Styled))
+	b.WriteString(termui.Title(termui.Wrap(tx(geometryLine(rep.Model)), cols, "  "), st.Styled))
 	if rep.Adapter != nil {
 		a := rep.Adapter
-		b.WriteString(fmt.Sprintf("LoRA adapter (%s), rank %d, scale %g (%s)", a.Kind, a.Rank, a.Scale, a.ScaleRule))
+		// The base model's name comes first, where wrapping leaves it whole.
+		line := fmt.Sprintf("LoRA adapter (%s)", a.Kind)
 		if a.BaseModel != "" {
-			b.WriteString(", base " + termui.Name(a.BaseModel))
+			line += ", base " + termui.Name(a.BaseModel)
 		}
-		b.WriteString("\n")
+		line += fmt.Sprintf(", rank %d, scale %g (%s)", a.Rank, a.Scale, a.ScaleRule)
+		b.WriteString(termui.Wrap(tx(termui.Clean(line)), cols, "  ") + "\n")
 	}
 	var rows [][]string
+	var layerOf []int                // each row's layer
 	effective := map[string]string{} // projection -> how its effective matrix is built
 	for _, l := range rep.Layers {
 		first := true
@@ -230,7 +244,8 @@ func (v layersView) Render(w io.Writer, st termui.Style) error {
 				}
 			}
 			rows = append(rows, []string{label(), p.name, tensors,
-				fmt.Sprintf("[%d, %d]", p.pr.Shape[0], p.pr.Shape[1]), termui.Name(p.pr.DType), bias, projNotes(p.pr)})
+				fmt.Sprintf("[%d, %d]", p.pr.Shape[0], p.pr.Shape[1]), termui.Name(p.pr.DType), bias, projNotes(p.pr, st.ASCII)})
+			layerOf = append(layerOf, l.Index)
 		}
 		for _, v := range []struct {
 			name string
@@ -244,26 +259,131 @@ func (v layersView) Render(w io.Writer, st termui.Style) error {
 				shape, dt = termui.Shape(t.Shape), termui.Name(t.Type.Name())
 			}
 			rows = append(rows, []string{label(), v.name, termui.Name(*v.t), shape, dt, "", ""})
+			layerOf = append(layerOf, l.Index)
 		}
 		for _, f := range l.MLA {
 			rows = append(rows, []string{label(), f.Name, termui.Name(f.Tensor), termui.Shape(f.Shape), termui.Name(f.DType), "", "latent factor"})
+			layerOf = append(layerOf, l.Index)
 		}
 	}
-	b.WriteString(termui.Table([]string{"layer", "", "tensor", "shape", "dtype", "bias", "notes"}, rows,
-		[]bool{true, false, false, false, false, false, false}, st.Styled))
+	for _, r := range rows {
+		for j, c := range r {
+			r[j] = tx(c)
+		}
+	}
+	headers := []string{"layer", "", "tensor", "shape", "dtype", "bias", "notes"}
+	right := []bool{true, false, false, false, false, false, false}
+	var under []string // the notes, when they go under the table
+	hasNotes := false
+	for _, r := range rows {
+		hasNotes = hasNotes || r[6] != ""
+	}
+	if !hasNotes {
+		headers, right = headers[:6], right[:6]
+	} else if !notesFit(headers, rows, st) {
+		under = notesBelow(rows, layerOf, len(rep.Layers))
+		headers, right = headers[:6], right[:6]
+	}
+	termui.TableLayout{Headers: headers, Right: right, Styled: st.Styled, Width: cols, ASCII: st.ASCII, Shrink: []int{2, 6}}.
+		Write(&b, len(rows), func(i int) []string { return rows[i] })
+	if len(under) > 0 {
+		b.WriteString(termui.Dim("notes:", st.Styled) + "\n")
+	}
+	for _, n := range under {
+		b.WriteString(termui.Dim("  "+termui.Wrap(n, cols-2, "    "), st.Styled) + "\n")
+	}
 	for _, p := range []string{"q", "k", "v"} {
 		if e, ok := effective[p]; ok {
-			b.WriteString(termui.Dim(fmt.Sprintf("effective %s = %s", p, e), st.Styled) + "\n")
+			b.WriteString(termui.Dim(termui.Wrap(tx(termui.Clean(fmt.Sprintf("effective %s = %s", p, e))), cols, "    "), st.Styled) + "\n")
 		}
 	}
 	if len(rep.OtherStacks) > 0 {
-		b.WriteString(termui.Dim("other layer stacks found but not shown: "+names(rep.OtherStacks, ", "), st.Styled) + "\n")
+		b.WriteString(termui.Dim(termui.Wrap(tx("other layer stacks found but not shown: "+names(rep.OtherStacks, ", ")), cols, "    "), st.Styled) + "\n")
 	}
 	for _, w := range rep.Warnings {
-		b.WriteString(warningLine(w) + "\n")
+		b.WriteString(termui.Wrap(tx(warningLine(w)), cols, "    ") + "\n")
 	}
 	_, err := fmt.Fprint(w, b.String())
 	return err
+}
+
+// minTensorCol is the narrowest the tensor column is cut to before the
+// notes leave the table.
+const minTensorCol = 24
+
+// notesFit reports whether the table fits st's width with its notes
+// column, the tensor names cut to minTensorCol at most.
+func notesFit(headers []string, rows [][]string, st termui.Style) bool {
+	widths := make([]int, len(headers))
+	for i, h := range headers {
+		widths[i] = termui.Width(h)
+	}
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], termui.Width(termui.Clean(c)))
+		}
+	}
+	widths[2] = min(widths[2], minTensorCol)
+	gap, edge := 2, 0
+	if st.Styled {
+		gap, edge = 3, 4
+	}
+	total := edge + gap*(len(widths)-1)
+	for _, w := range widths {
+		total += w
+	}
+	return total <= st.Cols()
+}
+
+// notesBelow lists the rows' notes as lines for under the table: one line
+// per projection and note, saying which layers it applies to ("every
+// layer" when all of them).
+func notesBelow(rows [][]string, layerOf []int, nLayers int) []string {
+	type key struct{ note, where string }
+	seen := map[string][]int{} // "proj\x00note" -> layers
+	var projOrder []string
+	for i, r := range rows {
+		if r[6] == "" {
+			continue
+		}
+		k := r[1] + "\x00" + r[6]
+		if _, ok := seen[k]; !ok {
+			projOrder = append(projOrder, k)
+		}
+		seen[k] = append(seen[k], layerOf[i])
+	}
+	// Projections that share a note on the same layers share a line.
+	var order []key
+	projs := map[key][]string{}
+	for _, k := range projOrder {
+		proj, note, _ := strings.Cut(k, "\x00")
+		where := "every layer"
+		if ls := seen[k]; len(ls) < nLayers {
+			where = "layer " + intList(ls)
+			if len(ls) > 1 {
+				where = "layers " + intList(ls)
+			}
+		}
+		g := key{note, where}
+		if _, ok := projs[g]; !ok {
+			order = append(order, g)
+		}
+		projs[g] = append(projs[g], proj)
+	}
+	var out []string
+	for _, g := range order {
+		out = append(out, fmt.Sprintf("%s (%s): %s", strings.Join(projs[g], ", "), g.where, g.note))
+	}
+	return out
+}
+
+// intList writes numbers as "0, 2, 5".
+func intList(xs []int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprint(x)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // warningLine is one of LayersReport.Warnings as text: what qkv does not

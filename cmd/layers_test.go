@@ -35,7 +35,8 @@ func TestLayersModern(t *testing.T) {
 	} {
 		t.Run(c.path, func(t *testing.T) {
 			p := filepath.Join(zoo, filepath.FromSlash(c.path))
-			code, out, errs := run("layers", p)
+			// 160 columns: the whole table, notes beside the tensors.
+			code, out, errs := runQKV(160, "layers", p)
 			if code != cmd.ExitOK {
 				t.Fatalf("exit %d: %s", code, errs)
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/formats/source"
+	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/termui"
 )
@@ -243,44 +244,62 @@ func (l *lsListing) writeJSON(w io.Writer) error {
 	return bw.Flush()
 }
 
-// Render writes the listing as a table and its totals.
+// Render writes the listing: a summary line, the table, the notes and
+// file names under it, and the totals by dtype. The table is laid out for
+// st's width: the parameters column, then the offsets, are left out while
+// it is too wide, then long tensor names are cut in the middle.
 func (l *lsListing) Render(w io.Writer, st termui.Style) error {
+	cols, tx := st.Cols(), textFor(st)
 	multi := len(l.files) > 1
+	var b strings.Builder
+	b.WriteString(termui.Title(termui.Wrap(tx(fmt.Sprintf("%s, %s parameters, %s in %s (%s)", termui.Plural(int64(l.totals.Tensors), "tensor"),
+		termui.Count(l.totals.Parameters), termui.Bytes(l.totals.Bytes), termui.Plural(int64(len(l.files)), "file"), l.ck.Format)), cols, "  "), st.Styled))
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	b.Reset()
 	// Files are numbered in the table and named once below it, so that long
 	// shard names do not widen every row.
-	headers := []string{"tensor", "dtype", "shape", "bytes", "offset"}
-	right := []bool{false, false, false, true, true}
+	headers := []string{"tensor", "dtype", "shape", "params", "bytes", "offset"}
+	right := []bool{false, false, false, true, true, true}
 	if multi {
 		headers = append(headers, "file")
 		right = append(right, true)
 	}
 	row := make([]string, len(headers))
-	err := termui.TableLayout{Headers: headers, Right: right, Styled: st.Styled}.Write(w, len(l.sel), func(i int) []string {
+	cells := func(i int) []string {
 		t := l.ck.Tensors[l.sel[i]]
 		size := "?"
 		if t.Bytes >= 0 {
 			size = termui.Bytes(t.Bytes)
 		}
-		row[0], row[1], row[2], row[3], row[4] = termui.Name(t.Name), termui.Name(t.Type.Name()), termui.Shape(t.Shape), size, strconv.FormatInt(t.Offset, 10)
+		row[0], row[1], row[2] = termui.Name(t.Name), termui.Name(t.Type.Name()), termui.Shape(t.Shape)
+		row[3], row[4], row[5] = termui.Count(t.Elements()), size, strconv.FormatInt(t.Offset, 10)
 		if multi {
-			row[5] = strconv.Itoa(t.File + 1)
+			row[6] = strconv.Itoa(t.File + 1)
 		}
 		return row
-	})
+	}
+	if st.ASCII && !st.Styled {
+		cells = rowsThrough(tx, cells)
+	}
+	err := termui.TableLayout{Headers: headers, Right: right, Styled: st.Styled, Width: cols, ASCII: st.ASCII,
+		Drop: []int{3, 5}, Shrink: []int{0, 2}}.Write(w, len(l.sel), cells)
 	if err != nil {
 		return err
 	}
-	var b strings.Builder
-	// Notes go under the table, one line each, so that a long note does
-	// not widen every row.
+	// Notes go under the table, wrapped to the width, so that a long note
+	// does not widen every row.
 	for _, i := range l.sel {
 		if t := l.ck.Tensors[i]; t.Note != "" {
-			b.WriteString(termui.Dim(fmt.Sprintf("note: %s: %s", termui.Name(t.Name), t.Note), st.Styled) + "\n")
+			b.WriteString(termui.Dim(termui.Wrap(tx(fmt.Sprintf("note: %s: %s", termui.Name(t.Name), termui.Clean(t.Note))), cols, "  "), st.Styled) + "\n")
 		}
 	}
 	if multi {
 		for i, f := range l.files {
-			b.WriteString(termui.Dim(fmt.Sprintf("file %d: %s", i+1, termui.Name(filepath.Base(f.Path))), st.Styled) + "\n")
+			label := fmt.Sprintf("file %d: ", i+1)
+			name := termui.TruncateMiddle(tx(termui.Name(filepath.Base(f.Path))), cols-termui.Width(label), st.ASCII)
+			b.WriteString(termui.Dim(label+name, st.Styled) + "\n")
 		}
 	}
 	var types []string
@@ -288,10 +307,17 @@ func (l *lsListing) Render(w io.Writer, st termui.Style) error {
 		types = append(types, k)
 	}
 	sort.Strings(types)
-	fmt.Fprintf(&b, "\n%d tensors, %s parameters, %s in %s (%s)\n", l.totals.Tensors,
-		termui.Count(l.totals.Parameters), termui.Bytes(l.totals.Bytes), termui.Plural(int64(len(l.files)), "file"), l.ck.Format)
+	if len(types) > 0 {
+		b.WriteString("\n")
+	}
+	typeW := 10
 	for _, k := range types {
-		b.WriteString(termui.Dim(fmt.Sprintf("  %-10s %5d tensors  %s", termui.Name(k), l.totals.CountByType[k], termui.Bytes(l.totals.BytesByType[k])), st.Styled) + "\n")
+		typeW = max(typeW, termui.Width(tx(termui.Name(k))))
+	}
+	typeW = min(typeW, cols-30)
+	for _, k := range types {
+		name := termui.TruncateMiddle(tx(termui.Name(k)), typeW, st.ASCII)
+		b.WriteString(termui.Dim(fmt.Sprintf("  %-*s %5d tensors  %s", typeW, name, l.totals.CountByType[k], termui.Bytes(l.totals.BytesByType[k])), st.Styled) + "\n")
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
@@ -304,4 +330,40 @@ func addSaturating(a, b int64) int64 {
 		return math.MaxInt64
 	}
 	return a + b
+}
+
+// textFor returns how the text of ls, meta, layers, tokenize and verify is
+// written for st: on an ASCII terminal (TERM=dumb, unstyled) through
+// inspect.ASCII — qkv's symbols as ASCII stand-ins, any other character
+// from a file as a \u escape — before it is measured and wrapped; as it is
+// otherwise.
+func textFor(st termui.Style) func(string) string {
+	if st.ASCII && !st.Styled {
+		return func(s string) string { return inspect.ASCII(asciiSymbols.Replace(s)) }
+	}
+	return func(s string) string { return s }
+}
+
+// asciiSymbols are stand-ins for symbols inspect.ASCII leaves escaped.
+var asciiSymbols = strings.NewReplacer("ΔW", "dW", "Δ", "d", "σ₁", "sigma1", "₁", "1", "✗", "x", "✓", "ok")
+
+// rowsThrough applies tx to every cell row returns.
+func rowsThrough(tx func(string) string, row func(i int) []string) func(i int) []string {
+	return func(i int) []string {
+		r := row(i)
+		out := make([]string, len(r))
+		for j, c := range r {
+			out[j] = tx(c)
+		}
+		return out
+	}
+}
+
+// headersThrough applies tx to a table's headers.
+func headersThrough(tx func(string) string, hs []string) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = tx(h)
+	}
+	return out
 }

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/charmbracelet/lipgloss"
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/formats"
@@ -113,7 +112,7 @@ func metaRun(ctx context.Context, o *MetaOptions) error {
 	if o.JSON {
 		return termui.WriteJSON(o.IO.Out, rep)
 	}
-	return metaView{rep, o.Key != ""}.Render(o.IO.Out, o.IO.style())
+	return metaView{rep: rep, whole: o.Full, key: o.Key != ""}.Render(o.IO.Out, o.IO.style())
 }
 
 func buildMeta(ck *formats.Checkpoint, key string, full bool) (metaReport, error) {
@@ -200,115 +199,243 @@ func sanitize(v any) (any, bool) {
 	return v, false
 }
 
-// metaView is the metadata report as text; whole shows whole values.
+// metaView is the metadata report as text; whole shows whole values
+// (--full, --key).
 type metaView struct {
 	rep   metaReport
 	whole bool
+	key   bool // --key: the one entry's value alone, whole
 }
 
-// Render writes the metadata tables.
+// fullValue is a value the table shows cut, printed whole below it.
+type fullValue struct {
+	title, value string
+}
+
+// Render writes a summary line, the metadata table, config.json's and
+// adapter_config.json's tables, and with whole values (--full, --key) every
+// value the tables had to cut, in full, wrapped to the width. Tables are laid
+// out for st's width: values are cut at the end to the room the other
+// columns leave, keys in the middle when they alone are too wide.
 func (v metaView) Render(w io.Writer, st termui.Style) error {
-	rep, whole := v.rep, v.whole
+	rep, cols, tx := v.rep, st.Cols(), textFor(st)
 	var b strings.Builder
+	summary := fmt.Sprintf("safetensors, %s of __metadata__", termui.Plural(int64(len(rep.Metadata)), "key"))
 	if g := rep.GGUF; g != nil {
-		b.WriteString(termui.Title(fmt.Sprintf("GGUF v%d, %s-endian, alignment %d, %d tensors, %d key/values, %s",
-			g.Version, g.Endianness, g.Alignment, g.TensorCount, g.KVCount, termui.Plural(int64(g.Files), "file")), st.Styled))
+		summary = fmt.Sprintf("GGUF v%d, %s-endian, alignment %d, %d tensors, %d key/values, %s",
+			g.Version, g.Endianness, g.Alignment, g.TensorCount, g.KVCount, termui.Plural(int64(g.Files), "file"))
+	}
+	if rep.Config != nil {
+		summary += ", config.json"
+	}
+	if rep.AdapterConfig != nil {
+		summary += ", adapter_config.json"
+	}
+	b.WriteString(termui.Title(termui.Wrap(tx(summary), cols, "  "), st.Styled))
+	var full []fullValue
+	if v.key && len(rep.Metadata) == 1 {
+		e := rep.Metadata[0]
+		b.WriteString(termui.Wrap(tx(termui.Name(e.Key))+" ("+entryType(e)+"):", cols, "  ") + "\n")
+		b.WriteString(wrapExact(tx(termui.Clean(previewValue(e, st.ASCII))), cols, "  ") + "\n")
+		_, err := io.WriteString(w, b.String())
+		return err
 	}
 	if len(rep.Metadata) > 0 {
-		// The value column gets what the other columns leave of the width.
-		keyW, typeW, countW := 3, 4, 5
-		for _, e := range rep.Metadata {
-			keyW = max(keyW, lipgloss.Width(termui.Name(e.Key)))
-			typeW = max(typeW, len(e.Type))
-			countW = max(countW, len(strconv.FormatUint(e.Count, 10)))
-		}
-		valueW := max(st.Width-keyW-typeW-countW-6, 24)
-		if st.Styled {
-			valueW = max(valueW-10, 24) // borders and padding
-		}
 		title := "metadata"
 		if rep.Format == "safetensors" {
 			title = "__metadata__"
 		}
-		b.WriteString(termui.Title(title, st.Styled))
+		b.WriteString("\n" + termui.Title(title, st.Styled))
 		if _, err := io.WriteString(w, b.String()); err != nil {
 			return err
 		}
 		b.Reset()
+		keyW, typeW, countW := 3, 4, 5
+		for _, e := range rep.Metadata {
+			keyW = max(keyW, termui.Width(tx(termui.Name(e.Key))))
+			typeW = max(typeW, len(e.Type))
+			countW = max(countW, len(strconv.FormatUint(e.Count, 10)))
+		}
+		valueW := valueRoom(cols, st, min(keyW, max(24, cols/2)), typeW, countW)
 		row := make([]string, 4)
-		err := termui.TableLayout{Headers: []string{"key", "type", "count", "value"}, Right: []bool{false, false, true, false}, Styled: st.Styled}.
+		err := termui.TableLayout{Headers: []string{"key", "type", "count", "value"}, Right: []bool{false, false, true, false},
+			Styled: st.Styled, Width: cols, ASCII: st.ASCII, Shrink: []int{0, 3}}.
 			Write(w, len(rep.Metadata), func(i int) []string {
 				e := rep.Metadata[i]
 				count := ""
 				if strings.HasPrefix(e.Type, "array") {
 					count = strconv.FormatUint(e.Count, 10)
 				}
-				row[0], row[1], row[2], row[3] = termui.Name(e.Key), e.Type, count, previewValue(e, whole, valueW)
+				val := tx(termui.Clean(previewValue(e, st.ASCII)))
+				row[0], row[1], row[2], row[3] = tx(termui.Name(e.Key)), e.Type, count, clip(val, valueW, st.ASCII)
 				return row
 			})
 		if err != nil {
 			return err
 		}
+		if v.whole {
+			for _, e := range rep.Metadata {
+				if val := tx(termui.Clean(previewValue(e, st.ASCII))); termui.Width(val) > valueW {
+					full = append(full, fullValue{tx(termui.Name(e.Key)) + " (" + entryType(e) + ")", val})
+				}
+			}
+		}
 	} else if rep.GGUF == nil {
 		b.WriteString(termui.Dim("no __metadata__ in the safetensors header", st.Styled) + "\n")
 	}
-	if rep.Config != nil {
-		b.WriteString("\n" + termui.Title("config.json ("+rep.ConfigPath+")", st.Styled))
-		b.WriteString(configTable(rep.Config, st))
+	for _, c := range []struct {
+		title string
+		m     map[string]any
+	}{{"config.json (" + rep.ConfigPath + ")", rep.Config}, {"adapter_config.json", rep.AdapterConfig}} {
+		if c.m == nil {
+			continue
+		}
+		b.WriteString("\n" + termui.Title(termui.TruncateMiddle(tx(termui.Clean(c.title)), cols, st.ASCII), st.Styled))
+		table, cut := configTable(c.m, st, tx)
+		b.WriteString(table)
+		if v.whole {
+			full = append(full, cut...)
+		}
 	}
-	if rep.AdapterConfig != nil {
-		b.WriteString("\n" + termui.Title("adapter_config.json", st.Styled))
-		b.WriteString(configTable(rep.AdapterConfig, st))
+	if len(full) > 0 {
+		b.WriteString("\n" + termui.Title("whole values", st.Styled))
+		for _, f := range full {
+			b.WriteString(termui.Wrap(f.title+":", cols, "  ") + "\n")
+			b.WriteString(wrapExact(termui.Clean(f.value), cols, "  ") + "\n")
+		}
 	}
 	_, err := fmt.Fprint(w, b.String())
 	return err
 }
 
-func configTable(m map[string]any, st termui.Style) string {
+// wrapExact breaks s into lines of at most width columns, each starting
+// with indent, after commas where it can and anywhere in a piece longer
+// than a line; unlike termui.Wrap it keeps every character (a whole value
+// is shown as it is, its spaces included).
+func wrapExact(s string, width int, indent string) string {
+	room := max(width-termui.Width(indent), 8)
+	var pieces []string
+	for len(s) > 0 {
+		i := strings.IndexByte(s, ',')
+		if i < 0 {
+			pieces, s = append(pieces, s), ""
+			break
+		}
+		j := i + 1
+		if j < len(s) && s[j] == ' ' {
+			j++
+		}
+		pieces, s = append(pieces, s[:j]), s[j:]
+	}
+	var b strings.Builder
+	line, col := "", 0
+	flush := func() {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(indent + strings.TrimRight(line, " "))
+		line, col = "", 0
+	}
+	for _, p := range pieces {
+		pw := termui.Width(strings.TrimRight(p, " "))
+		if col > 0 && col+pw > room {
+			flush()
+		}
+		for termui.Width(strings.TrimRight(p, " ")) > room-col { // longer than a line
+			cut, w := 0, 0
+			for k, r := range p {
+				rw := termui.Width(string(r))
+				if w+rw > room-col {
+					break
+				}
+				w, cut = w+rw, k+len(string(r))
+			}
+			line += p[:cut]
+			p = p[cut:]
+			flush()
+		}
+		line += p
+		col += termui.Width(p)
+	}
+	if line != "" || b.Len() == 0 {
+		flush()
+	}
+	return b.String()
+}
+
+// entryType is an entry's type for a heading: "uint32", "array[string],
+// 512 items".
+func entryType(e metaEntry) string {
+	if strings.HasPrefix(e.Type, "array") {
+		return e.Type + ", " + termui.Plural(int64(e.Count), "item")
+	}
+	return e.Type
+}
+
+// valueRoom is the width a table's last (value) column gets: what the
+// other columns and the separators leave of cols, at least 16.
+func valueRoom(cols int, st termui.Style, widths ...int) int {
+	gap, edge := 2, 0
+	if st.Styled {
+		gap, edge = 3, 4
+	}
+	room := cols - edge - gap*len(widths)
+	for _, w := range widths {
+		room -= w
+	}
+	return max(room, 16)
+}
+
+// configTable is a config's keys and values (JSON), values cut to the
+// width; it returns the values it cut, whole.
+func configTable(m map[string]any, st termui.Style, tx func(string) string) (string, []fullValue) {
 	var keys []string
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	keyW := 0
+	for _, k := range keys {
+		keyW = max(keyW, termui.Width(tx(termui.Name(k))))
+	}
+	valueW := valueRoom(st.Cols(), st, min(keyW, max(24, st.Cols()/2)))
 	var rows [][]string
+	var cut []fullValue
 	for _, k := range keys {
 		v, err := json.Marshal(m[k])
 		if err != nil {
 			v = []byte(fmt.Sprint(m[k]))
 		}
-		rows = append(rows, []string{termui.Name(k), clip(string(v), max(st.Width-keyWidth(keys)-4, 24))})
+		val := tx(termui.Clean(string(v)))
+		if termui.Width(val) > valueW {
+			cut = append(cut, fullValue{tx(termui.Name(k)), val})
+		}
+		rows = append(rows, []string{tx(termui.Name(k)), clip(val, valueW, st.ASCII)})
 	}
-	return termui.Table([]string{"key", "value"}, rows, nil, st.Styled)
+	var b strings.Builder
+	termui.TableLayout{Headers: []string{"key", "value"}, Styled: st.Styled, Width: st.Cols(), ASCII: st.ASCII, Shrink: []int{0, 1}}.
+		Write(&b, len(rows), func(i int) []string { return rows[i] })
+	return b.String(), cut
 }
 
-func keyWidth(keys []string) int {
-	w := 0
-	for _, k := range keys {
-		w = max(w, lipgloss.Width(termui.Name(k)))
-	}
-	return w
-}
-
-func previewValue(e metaEntry, whole bool, width int) string {
-	var v string
+// previewValue is an entry's value as text: a scalar, or an array's items
+// (those in the report: the first few unless --full) with an ellipsis when
+// there are more.
+func previewValue(e metaEntry, ascii bool) string {
 	switch x := e.Value.(type) {
 	case []any:
 		parts := make([]string, len(x))
 		for i, it := range x {
 			parts[i] = formatScalar(it)
 		}
-		v = "[" + strings.Join(parts, ", ")
+		v := "[" + strings.Join(parts, ", ")
 		if e.Truncated {
-			v += ", …"
+			v += ", " + termui.Ellipsis(ascii)
 		}
-		v += "]"
+		return v + "]"
 	default:
-		v = formatScalar(x)
+		return formatScalar(x)
 	}
-	if whole {
-		return v
-	}
-	return clip(v, width)
 }
 
 func formatScalar(v any) string {
@@ -325,10 +452,20 @@ func formatScalar(v any) string {
 	return fmt.Sprint(v)
 }
 
-func clip(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
+// clip cuts s (sanitised) to n columns, ending with an ellipsis.
+func clip(s string, n int, ascii bool) string {
+	s = termui.Clean(s)
+	if termui.Width(s) <= n {
 		return s
 	}
-	return string(r[:n-1]) + "…"
+	ell := termui.Ellipsis(ascii)
+	w := 0
+	for i, r := range s {
+		rw := termui.Width(string(r))
+		if w+rw > n-termui.Width(ell) {
+			return s[:i] + ell
+		}
+		w += rw
+	}
+	return s
 }

@@ -185,8 +185,12 @@ func tokenizerSource(path string, in tokenizer.Info) formats.SourceInfo {
 	return src
 }
 
-// Render writes the tokens as a table and their ids.
+// Render writes a summary line, the tokens as a table and their ids, laid
+// out for st's width: long pieces and texts are cut in the middle, and a
+// long list of tokens on a wide terminal is set in side-by-side blocks
+// (down, then across) to use the width instead of the screen's height.
 func (rep tokenizeReport) Render(w io.Writer, st termui.Style) error {
+	cols, tx := st.Cols(), textFor(st)
 	var b strings.Builder
 	desc := rep.Model
 	if rep.Pre != "" {
@@ -205,18 +209,77 @@ func (rep tokenizeReport) Render(w io.Writer, st termui.Style) error {
 	} else if !rep.AddSpecial {
 		extra = ", no special tokens"
 	}
-	b.WriteString(termui.Title(termui.Visible(fmt.Sprintf("%s tokenizer (%s), %d tokens in the vocabulary: %d tokens%s",
-		rep.Tokenizer, desc, rep.VocabSize, rep.Count, extra)), st.Styled))
+	b.WriteString(termui.Title(termui.Wrap(tx(termui.Visible(fmt.Sprintf("%s tokenizer (%s), %d tokens in the vocabulary: %d tokens%s",
+		rep.Tokenizer, desc, rep.VocabSize, rep.Count, extra))), cols, "  "), st.Styled))
 	rows := make([][]string, len(rep.IDs))
 	for i, id := range rep.IDs {
-		rows[i] = []string{strconv.Itoa(i), strconv.Itoa(id), termui.Visible(rep.Pieces[i]), strconv.Quote(rep.rawTexts[i])}
+		rows[i] = []string{strconv.Itoa(i), strconv.Itoa(id), tx(termui.Visible(rep.Pieces[i])), tx(strconv.Quote(rep.rawTexts[i]))}
 	}
-	b.WriteString(termui.Table([]string{"#", "id", "piece", "text"}, rows, []bool{true, true, false, false}, st.Styled))
+	b.WriteString(tokenBlocks(rows, st))
 	ids := make([]string, len(rep.IDs))
 	for i, id := range rep.IDs {
 		ids[i] = strconv.Itoa(id)
 	}
-	b.WriteString("ids: " + strings.Join(ids, " ") + "\n")
+	b.WriteString(termui.Wrap("ids: "+strings.Join(ids, " "), cols, "     ") + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// tokenBlocks sets the token table in as many side-by-side blocks as the
+// width holds (one below minBlockRows rows a block), each a termui table.
+func tokenBlocks(rows [][]string, st termui.Style) string {
+	const minBlockRows = 8
+	headers := []string{"#", "id", "piece", "text"}
+	right := []bool{true, true, false, false}
+	table := func(rs [][]string, width int) string {
+		var b strings.Builder
+		termui.TableLayout{Headers: headers, Right: right, Styled: st.Styled, Width: width, ASCII: st.ASCII, Shrink: []int{3, 2}}.
+			Write(&b, len(rs), func(i int) []string { return rs[i] })
+		return b.String()
+	}
+	one := table(rows, st.Cols())
+	blockW := 0
+	for _, line := range strings.Split(strings.TrimSuffix(one, "\n"), "\n") {
+		blockW = max(blockW, termui.Width(line))
+	}
+	const gap = 4
+	n := min((st.Cols()+gap)/(blockW+gap), len(rows)/minBlockRows)
+	if n < 2 {
+		return one
+	}
+	per := (len(rows) + n - 1) / n
+	var blocks [][]string
+	widths := make([]int, 0, n)
+	for i := 0; i < len(rows); i += per {
+		lines := strings.Split(strings.TrimSuffix(table(rows[i:min(i+per, len(rows))], blockW), "\n"), "\n")
+		blocks = append(blocks, lines)
+		wd := 0
+		for _, l := range lines {
+			wd = max(wd, termui.Width(l))
+		}
+		widths = append(widths, wd)
+	}
+	var b strings.Builder
+	for li := 0; ; li++ {
+		any := false
+		var line strings.Builder
+		for k, bl := range blocks {
+			cell := ""
+			if li < len(bl) {
+				cell, any = bl[li], true
+			}
+			if k > 0 {
+				line.WriteString(strings.Repeat(" ", gap))
+			}
+			line.WriteString(cell)
+			if k < len(blocks)-1 {
+				line.WriteString(strings.Repeat(" ", widths[k]-termui.Width(cell)))
+			}
+		}
+		if !any {
+			break
+		}
+		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
+	}
+	return b.String()
 }

@@ -182,7 +182,7 @@ func verifyRun(ctx context.Context, o *VerifyOptions) error {
 		}
 	} else {
 		// stderr carries the table when stdout carries the manifest: plain.
-		if err := (verifyView{&rep, tg.Display()}).Render(out, termui.Style{Styled: s.Styled && o.WriteManifest != "-", Width: s.Width}); err != nil {
+		if err := (verifyView{&rep, tg.Display()}).Render(out, termui.Style{Styled: s.Styled && o.WriteManifest != "-", Width: s.Width, ASCII: s.ASCII}); err != nil {
 			return err
 		}
 	}
@@ -262,10 +262,20 @@ type verifyView struct {
 	display string
 }
 
-// Render writes the files' table, the failures and a summary line.
+// Render writes the verdict, what was verified against what, the files'
+// table and what failed, laid out for st's width: long file names are cut
+// in the middle, the AGAINST column is left out when there is no room, and
+// the hashes are whole when the terminal is wide enough for them.
 func (v verifyView) Render(w io.Writer, st termui.Style) error {
-	rep, display, styled := v.rep, v.display, st.Styled
+	rep, display, styled, cols, tx := v.rep, v.display, st.Styled, st.Cols(), textFor(st)
+	th := termui.NewTheme(w, st)
 	var b strings.Builder
+	verdict := verifyVerdict(rep)
+	if !rep.Passed {
+		b.WriteString(th.Bad(termui.Wrap(tx(verdict), cols, "  ")) + "\n")
+	} else {
+		b.WriteString(termui.Title(termui.Wrap(tx(verdict), cols, "  "), styled))
+	}
 	title := "verify " + verifySafe(display) + " (" + rep.Source.Kind
 	if c := rep.Source.Commit; c != "" {
 		title += ", commit " + c[:min(12, len(c))]
@@ -273,7 +283,18 @@ func (v verifyView) Render(w io.Writer, st termui.Style) error {
 	if rep.Manifest != "" {
 		title += ", manifest " + verifySafe(rep.Manifest)
 	}
-	fmt.Fprintln(&b, termui.Title(title+")", styled))
+	b.WriteString(termui.Dim(termui.Wrap(tx(title+")"), cols, "  "), styled) + "\n\n")
+	headers := []string{"STATUS", "FILE", "SIZE", "SHA256", "AGAINST"}
+	// Whole hashes when the table has room for them.
+	widths := []int{len("STATUS"), len("FILE"), len("SIZE"), 64, len("AGAINST")}
+	for _, f := range rep.Files {
+		widths[0] = max(widths[0], len(verifyStatusWord(f.Status)))
+		widths[1] = max(widths[1], termui.Width(tx(verifySafe(f.Path))))
+		widths[2] = max(widths[2], len(termui.Bytes(f.Size)))
+		widths[4] = max(widths[4], len(f.Against))
+	}
+	_, total := termui.FitColumns(widths, tableGap(st), tableEdge(st), cols, nil)
+	whole := total <= cols
 	rows := make([][]string, 0, len(rep.Files))
 	for _, f := range rep.Files {
 		size, sum := "-", "-"
@@ -281,28 +302,85 @@ func (v verifyView) Render(w io.Writer, st termui.Style) error {
 			size = termui.Bytes(f.Size)
 		}
 		if f.SHA256 != "" {
-			sum = f.SHA256[:16] + "…"
+			sum = f.SHA256
+			if !whole {
+				sum = f.SHA256[:12] + termui.Ellipsis(st.ASCII)
+			}
 		}
-		rows = append(rows, []string{verifyStatusWord(f.Status), verifySafe(f.Path), size, sum, f.Against})
+		rows = append(rows, []string{verifyStatusWord(f.Status), tx(verifySafe(f.Path)), size, sum, f.Against})
 	}
-	fmt.Fprint(&b, termui.Table([]string{"STATUS", "FILE", "SIZE", "SHA256", "AGAINST"}, rows, []bool{false, false, true, false, false}, styled))
-	failed, unverified := 0, 0
+	termui.TableLayout{Headers: headers, Right: []bool{false, false, true, false, false}, Styled: styled, Width: cols, ASCII: st.ASCII,
+		Drop: []int{4}, Shrink: []int{1},
+		Tone: func(i, col int) termui.Tone {
+			switch {
+			case col != 0:
+				return termui.ToneNone
+			case rep.Files[i].Failed():
+				return termui.ToneBad
+			case rep.Files[i].Status == source.StatusOK:
+				return termui.ToneGood
+			}
+			return termui.ToneNone
+		}}.Write(&b, len(rows), func(i int) []string { return rows[i] })
 	for _, f := range rep.Files {
 		if f.Failed() {
-			failed++
-			fmt.Fprintf(&b, "%s: %s\n", verifySafe(f.Path), verifySafe(f.Message))
-		}
-		if f.Status == source.StatusUnverified {
-			unverified++
+			b.WriteString(termui.Wrap(tx(verifySafe(f.Path)+": "+verifySafe(f.Message)), cols, "    ") + "\n")
 		}
 	}
-	sum := fmt.Sprintf("%d files, %s hashed: %d compared, %d failed", len(rep.Files), termui.Bytes(rep.Bytes), rep.Compared, failed)
-	if unverified > 0 {
-		sum += fmt.Sprintf(", %d with nothing to compare with (give --manifest)", unverified)
-	}
-	fmt.Fprintln(&b, sum)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// tableGap and tableEdge are the columns a termui table takes between two
+// columns and for its outer border.
+func tableGap(st termui.Style) int {
+	if st.Styled {
+		return 3
+	}
+	return 2
+}
+
+func tableEdge(st termui.Style) int {
+	if st.Styled {
+		return 4
+	}
+	return 0
+}
+
+// verifyVerdict is the report's one-line summary: what failed, else
+// whether every file matched, else how many had nothing to compare with.
+func verifyVerdict(rep *verifyReport) string {
+	failed, unverified, ok := 0, 0, 0
+	var names []string
+	for _, f := range rep.Files {
+		switch {
+		case f.Failed():
+			failed++
+			if len(names) < 3 {
+				names = append(names, verifySafe(f.Path)+" ("+verifyStatusWord(f.Status)+")")
+			}
+		case f.Status == source.StatusUnverified:
+			unverified++
+		case f.Status == source.StatusOK:
+			ok++
+		}
+	}
+	n, hashed := len(rep.Files), termui.Bytes(rep.Bytes)
+	switch {
+	case failed > 0:
+		more := ""
+		if failed > len(names) {
+			more = fmt.Sprintf(" and %d more", failed-len(names))
+		}
+		return fmt.Sprintf("FAIL: %d of %s failed: %s%s; %s hashed", failed, termui.Plural(int64(n), "file"), strings.Join(names, ", "), more, hashed)
+	case n == 0:
+		return "no files to verify"
+	case unverified == 0:
+		return fmt.Sprintf("ok: %s match what they should be (%s hashed)", termui.Plural(int64(ok), "file"), hashed)
+	case ok == 0:
+		return fmt.Sprintf("%s hashed (%s), none verified: nothing to compare with (give --manifest)", termui.Plural(int64(n), "file"), hashed)
+	}
+	return fmt.Sprintf("%d of %s verified, %d with nothing to compare with (give --manifest); %s hashed", ok, termui.Plural(int64(n), "file"), unverified, hashed)
 }
 
 func verifyStatusWord(s string) string {

@@ -94,7 +94,7 @@ func TestVerifyManifest(t *testing.T) {
 			t.Errorf("manifest entry %+v is wrong", f)
 		}
 	}
-	if code, out, errs := runQKV(120, "verify", dir, "--manifest", man); code != 0 || !strings.Contains(out, "4 compared, 0 failed") {
+	if code, out, errs := runQKV(120, "verify", dir, "--manifest", man); code != 0 || !strings.Contains(out, "ok: 4 files match what they should be") {
 		t.Fatalf("intact: exit %d\n%s%s", code, out, errs)
 	}
 
@@ -152,7 +152,7 @@ func TestVerifyHFCacheBlob(t *testing.T) {
 		blobOf[e.Name()] = filepath.Join(root, "blobs", id)
 	}
 	code, out, errs := runQKV(120, "verify", "org/tiny")
-	if code != 0 || !strings.Contains(out, "hf-cache-blob") || !strings.Contains(out, "4 compared, 0 failed") {
+	if code != 0 || !strings.Contains(out, "hf-cache-blob") || !strings.Contains(out, "ok: 4 files match what they should be") {
 		t.Fatalf("intact cache: exit %d\n%s%s", code, out, errs)
 	}
 	const shard = "model-00001-of-00002.safetensors"

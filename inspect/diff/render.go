@@ -5,8 +5,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/charmbracelet/lipgloss"
-
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/termui"
@@ -105,6 +103,17 @@ var diffColumns = []struct {
 	{"rel_fro", 0}, {"cosine", 1}, {"max_abs", 4}, {"SNR dB", 0}, {"Δσ₁", 3}, {"Δerank", 2}, {"erank(ΔW)", 5},
 }
 
+// notCompared are the cells of a projection that was not compared: what
+// stopped it in the first column, the placeholder in the others.
+func notCompared(what string) []string {
+	cells := make([]string, len(diffColumns))
+	for i := range cells {
+		cells[i] = termui.NoValue
+	}
+	cells[0] = what
+	return cells
+}
+
 // rows lays out the table's rows.
 func (r *Report) rows() []row {
 	var out []row
@@ -124,9 +133,11 @@ func (r *Report) rows() []row {
 			case d.Error != "":
 				rw.note = d.Error
 				rw.tone = termui.ToneBad
+				rw.cells = notCompared("shape")
 			case d.NonFinite:
 				rw.note = d.nonFiniteText()
 				rw.tone = termui.ToneBad
+				rw.cells = notCompared("NaN/Inf")
 			default:
 				snr := num(d.SNRdB, 4)
 				switch {
@@ -154,10 +165,11 @@ func (r *Report) rows() []row {
 // identical matrices. Columns are dropped, least important first, until the
 // table fits st's width.
 func (r *Report) Render(w io.Writer, st termui.Style) error {
-	styled := st.Styled
+	styled, cols := st.Styled, st.Cols()
+	tx := textFor(st)
 	th := termui.NewTheme(w, st)
 	var b strings.Builder
-	verdict := r.Verdict()
+	verdict := termui.Wrap(tx(r.Verdict()), cols, "  ")
 	switch {
 	case len(r.Failures) > 0 || r.Summary.NonFinite > 0:
 		verdict = th.Bad(verdict)
@@ -166,32 +178,48 @@ func (r *Report) Render(w io.Writer, st termui.Style) error {
 		verdict = strings.TrimSuffix(verdict, "\n")
 	}
 	b.WriteString(verdict + "\n")
-	b.WriteString(termui.Dim(fmt.Sprintf("A: %s (%s)\nB: %s (%s)", r.A, describe(r.ModelA, r.SourceA), r.B, describe(r.ModelB, r.SourceB)), styled) + "\n")
+	for _, side := range []struct {
+		name, path string
+		g          formats.Geometry
+		src        formats.SourceInfo
+	}{{"A", r.A, r.ModelA, r.SourceA}, {"B", r.B, r.ModelB, r.SourceB}} {
+		desc := " (" + describe(side.g, side.src) + ")"
+		path := termui.TruncateMiddle(tx(termui.Clean(side.path)), max(cols-3-termui.Width(desc), 16), st.ASCII)
+		b.WriteString(termui.Dim(termui.Wrap(side.name+": "+path+tx(desc), cols, "   "), styled) + "\n")
+	}
 	if len(r.Failures) > 0 {
 		b.WriteString("\n")
+		mark := "✗"
+		if st.ASCII {
+			mark = "x"
+		}
 		for _, f := range r.Failures {
-			b.WriteString("  " + th.Bad("✗") + " " + termui.Clean(failureText(f)) + "\n")
+			b.WriteString("  " + th.Bad(mark) + " " + termui.Wrap(tx(termui.Clean(failureText(f))), cols-4, "      ") + "\n")
 		}
 	}
 	rows := r.rows()
 	if len(rows) > 0 {
 		b.WriteString("\n")
 	}
-	cols := fitDiffColumns(rows, st)
 	headers := []string{"layer", ""}
 	right := []bool{true, false}
-	for _, c := range cols {
-		headers = append(headers, diffColumns[c].header)
-		right = append(right, true)
-	}
-	snrCol := -1
-	for k, c := range cols {
-		if diffColumns[c].header == "SNR dB" {
-			snrCol = k + 2
+	// Columns are left out, least important first, while the table is
+	// wider than the terminal.
+	var drop []int
+	for prio := len(diffColumns); prio >= 1; prio-- {
+		for i, c := range diffColumns {
+			if c.drop == prio {
+				drop = append(drop, i+2)
+			}
 		}
 	}
+	for _, c := range diffColumns {
+		headers = append(headers, tx(c.header))
+		right = append(right, true)
+	}
+	const snrCol = 5
 	cells := make([]string, len(headers))
-	termui.TableLayout{Headers: headers, Right: right, Styled: styled,
+	termui.TableLayout{Headers: headers, Right: right, Styled: styled, Width: st.Cols(), ASCII: st.ASCII, Drop: drop,
 		Tone: func(i, col int) termui.Tone {
 			if col == snrCol || (rows[i].note != "" && col == 2) {
 				return rows[i].tone
@@ -200,33 +228,36 @@ func (r *Report) Render(w io.Writer, st termui.Style) error {
 		}}.Write(&b, len(rows), func(i int) []string {
 		rw := rows[i]
 		cells[0], cells[1] = rw.layer, rw.proj
-		for k, c := range cols {
-			cells[k+2] = ""
-			if rw.note == "" {
-				cells[k+2] = rw.cells[c]
-			}
-		}
-		if rw.note != "" {
-			// The note takes the metrics' place; a right-aligned first
-			// metric column would push it out of line, so it is the
-			// only cell.
-			return append(cells[:2:2], rw.note)
+		for k, c := range rw.cells {
+			cells[k+2] = tx(c)
 		}
 		return cells
 	})
+	for _, l := range r.Layers {
+		for _, p := range formats.Projections {
+			if d := l.Get(p); d != nil && (d.Error != "" || d.NonFinite) {
+				what := d.Error
+				if d.NonFinite {
+					what = d.nonFiniteText() + ": not compared"
+				}
+				line := fmt.Sprintf("layers.%d.%s: %s", l.Index, p, what)
+				b.WriteString(th.Bad(termui.Wrap(tx(termui.Clean(line)), st.Cols(), "    ")) + "\n")
+			}
+		}
+	}
 	s := r.Summary
 	if len(s.Worst) > 1 {
 		var parts []string
 		for _, wst := range s.Worst {
 			parts = append(parts, fmt.Sprintf("layers.%d.%s %s", wst.Layer, wst.Projection, num(wst.RelFro, 3)))
 		}
-		b.WriteString(termui.Dim("worst rel_fro: "+strings.Join(parts, ", "), styled) + "\n")
+		b.WriteString(termui.Dim(termui.Wrap("worst rel_fro: "+strings.Join(parts, ", "), cols, "    "), styled) + "\n")
 	}
 	if len(r.OnlyInA) > 0 {
-		b.WriteString(termui.Dim("only in A: "+names(r.OnlyInA), styled) + "\n")
+		b.WriteString(termui.Dim(termui.Wrap(tx("only in A: "+names(r.OnlyInA)), cols, "    "), styled) + "\n")
 	}
 	if len(r.OnlyInB) > 0 {
-		b.WriteString(termui.Dim("only in B: "+names(r.OnlyInB), styled) + "\n")
+		b.WriteString(termui.Dim(termui.Wrap(tx("only in B: "+names(r.OnlyInB)), cols, "    "), styled) + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -252,55 +283,6 @@ func describe(g formats.Geometry, src formats.SourceInfo) string {
 	}
 	parts = append(parts, termui.Plural(int64(g.NLayers), "layer"))
 	return strings.Join(parts, ", ")
-}
-
-// fitDiffColumns chooses the metric columns that fit st's width: all of
-// them when they do, else dropping the least important first.
-func fitDiffColumns(rows []row, st termui.Style) []int {
-	widths := make([]int, len(diffColumns))
-	for i, c := range diffColumns {
-		widths[i] = lipgloss.Width(c.header)
-	}
-	lead := []int{len("layer"), 1}
-	for _, rw := range rows {
-		lead[0] = max(lead[0], len(rw.layer))
-		lead[1] = max(lead[1], len(rw.proj))
-		for i, c := range rw.cells {
-			widths[i] = max(widths[i], lipgloss.Width(c))
-		}
-	}
-	gap, edge := 2, 0
-	if st.Styled {
-		gap, edge = 3, 4
-	}
-	keep := make([]bool, len(diffColumns))
-	for i := range keep {
-		keep[i] = true
-	}
-	total := func() int {
-		t, n := edge+lead[0]+lead[1]+gap, 2
-		for i, k := range keep {
-			if k {
-				t += widths[i]
-				n++
-			}
-		}
-		return t + gap*(n-2)
-	}
-	for prio := 5; prio >= 1 && total() > st.Cols(); prio-- {
-		for i, c := range diffColumns {
-			if c.drop == prio {
-				keep[i] = false
-			}
-		}
-	}
-	var cols []int
-	for i, k := range keep {
-		if k {
-			cols = append(cols, i)
-		}
-	}
-	return cols
 }
 
 func signed(f inspect.Float, scale float64, unit string) string {
@@ -392,3 +374,15 @@ func mdList(xs []string) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// textFor returns how the report's text is written for st: on an ASCII
+// terminal (TERM=dumb, unstyled) through inspect.ASCII, with the symbols of
+// the table's headers first spelled out; as it is otherwise.
+func textFor(st termui.Style) func(string) string {
+	if st.ASCII && !st.Styled {
+		return func(s string) string { return inspect.ASCII(asciiSymbols.Replace(s)) }
+	}
+	return func(s string) string { return s }
+}
+
+var asciiSymbols = strings.NewReplacer("ΔW", "dW", "Δ", "d", "σ₁", "sigma1", "✗", "x")

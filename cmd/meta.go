@@ -107,12 +107,37 @@ func metaRun(ctx context.Context, o *MetaOptions) error {
 		return err
 	}
 	if o.Key != "" && len(rep.Metadata) == 0 {
-		return inputError("%s: no metadata key %q", o.Path, o.Key)
+		return inputError("%s: no metadata key %q%s", o.Path, o.Key, keyHint(ck, o.Key))
 	}
 	if o.JSON {
 		return termui.WriteJSON(o.IO.Out, rep)
 	}
 	return metaView{rep: rep, whole: o.Full, key: o.Key != ""}.Render(o.IO.Out, o.IO.style())
+}
+
+// keyHint is what follows "no metadata key K": the keys it looks like, or
+// that it is a key of config.json (which --key does not select).
+func keyHint(ck *formats.Checkpoint, key string) string {
+	var keys []string
+	if g := ck.GGUF(); g != nil {
+		for i := range g.KVs {
+			keys = append(keys, g.KVs[i].Key)
+		}
+	}
+	for _, f := range ck.Files {
+		if f.Safetensors != nil {
+			for _, kv := range f.Safetensors.Metadata {
+				keys = append(keys, kv[0])
+			}
+		}
+	}
+	if dym := termui.DidYouMean(key, keys); dym != "" {
+		return "; " + dym
+	}
+	if _, ok := ck.Config[key]; ok {
+		return " (it is a key of config.json, shown by qkv meta without --key)"
+	}
+	return " (qkv meta lists them)"
 }
 
 func buildMeta(ck *formats.Checkpoint, key string, full bool) (metaReport, error) {

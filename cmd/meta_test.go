@@ -299,3 +299,19 @@ func TestMetaKeyMissing(t *testing.T) {
 		t.Errorf("exit %d stdout %q stderr %q", code, out, errs)
 	}
 }
+
+// TestMetaKeyHint: an unknown --key names the keys it looks like, or says
+// that it is config.json's.
+func TestMetaKeyHint(t *testing.T) {
+	for _, c := range []struct{ path, key, want string }{
+		{"../testdata/gguf/tiny-llama-v3-f32.gguf", "general.nam", `no metadata key "general.nam"; did you mean "general.name"?`},
+		{"../testdata/gguf/tiny-llama-v3-f32.gguf", "llama.block_cont", `did you mean "llama.block_count"?`},
+		{"../testdata/tiny-llama", "hidden_size", `no metadata key "hidden_size" (it is a key of config.json, shown by qkv meta without --key)`},
+		{"../testdata/tiny-llama", "zzz", `no metadata key "zzz" (qkv meta lists them)`},
+	} {
+		code, out, errs := runQKV(80, "meta", c.path, "--key", c.key)
+		if code != 3 || out != "" || !strings.Contains(errs, c.want) {
+			t.Errorf("meta %s --key %s: exit %d, stdout %q, stderr %q; want 3 and %q", c.path, c.key, code, out, errs, c.want)
+		}
+	}
+}

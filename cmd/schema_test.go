@@ -133,9 +133,7 @@ var schemaRuns = []struct {
 	{[]string{"attn", "{}", "--json"}, false},
 	{[]string{"attn", "{}", "--json", "--all", "--patterns"}, true},
 	{[]string{"attn", "{}", "--json", "--random", "5", "--layer", "0"}, true},
-	// --logits is left out: on a model without an LM head (BERT) attn
-	// writes part of a document before it refuses (exit 3).
-	{[]string{"attn", "{}", "--json", "--random-repeat", "3"}, true},
+	{[]string{"attn", "{}", "--json", "--random-repeat", "3", "--logits"}, true},
 	{[]string{"diff", "{}", "{2}", "--json"}, false},
 	{[]string{"diff", "{}", "{}", "--json", "--fail-above", "rel_fro=0.01", "--fail-below", "snr_db=40"}, true},
 	{[]string{"tokenize", "{}", "--json", "--", "Hello, world! The capital of France is"}, false},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/inspect"
@@ -349,12 +350,21 @@ func (r *Report) Markdown(w io.Writer) error {
 }
 
 // mdText makes text from a report safe in markdown: control characters
-// shown as escapes, and the characters markdown would act on escaped.
+// shown as escapes, and the characters markdown would act on escaped —
+// backslashes, backquotes, emphasis, links, HTML and table pipes; an
+// underscore only where it could start or end emphasis (not inside a
+// word, as in rel_fro).
 func mdText(s string) string {
-	s = termui.Clean(s)
+	rs := []rune(termui.Clean(s))
+	word := func(i int) bool {
+		return i >= 0 && i < len(rs) && (unicode.IsLetter(rs[i]) || unicode.IsDigit(rs[i]))
+	}
 	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune("\\`*_[]<>|#", r) {
+	for i, r := range rs {
+		switch {
+		case strings.ContainsRune("\\`*[]<|", r):
+			b.WriteByte('\\')
+		case r == '_' && !(word(i-1) && word(i+1)):
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)

@@ -129,7 +129,7 @@ func TestMarkdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := b.String()
-	for _, want := range []string{"### ❌ qkv diff: FAIL: 1 projection of 1 failed", "- **A**: `a'b.gguf`", "| 3 | q | 0.5 | 0.9 | 1 | 6 | 10.00% | -1.00 | 2 |", "layers.3.q: rel\\_fro 0.5 \\> 0.1", "Only in B: `x|y`"} {
+	for _, want := range []string{"### ❌ qkv diff: FAIL: 1 projection of 1 failed", "- **A**: `a'b.gguf`", "| 3 | q | 0.5 | 0.9 | 1 | 6 | 10.00% | -1.00 | 2 |", "layers.3.q: rel_fro 0.5 > 0.1", "Only in B: `x|y`"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}

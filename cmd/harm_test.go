@@ -1,3 +1,5 @@
+//go:build unix
+
 package cmd_test
 
 // Issue 11, "never harmful": output paths that are not regular files are

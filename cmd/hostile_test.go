@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -577,7 +576,7 @@ func TestPermissions(t *testing.T) {
 func runAsNobody(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	c := exec.Command(qkvBinary, args...)
-	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	asNobody(c)
 	c.Dir = "/"
 	c.Env = []string{"NO_COLOR=1", "PATH=/usr/bin:/bin"}
 	var out, errb bytes.Buffer
@@ -603,7 +602,7 @@ func TestNonRegularFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	mkfifo := func(p string) {
-		if err := syscall.Mkfifo(p, 0o644); err != nil {
+		if err := mkfifo(p); err != nil {
 			t.Skipf("cannot make a FIFO: %v", err)
 		}
 	}

@@ -28,7 +28,6 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/qkvdev/qkv/internal/infile"
 )
@@ -112,9 +111,7 @@ func examine(path string) (existing, error) {
 		return e, refused(path, "not a regular file (%s); qkv writes only regular files, or - for standard output", infile.Kind(st.Mode()))
 	}
 	e.found, e.mode = true, st.Mode().Perm()
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		e.uid, e.gid = int(sys.Uid), int(sys.Gid)
-	}
+	e.uid, e.gid = owner(st)
 	return e, nil
 }
 
@@ -312,8 +309,5 @@ func onSignal(ch chan os.Signal) {
 	reg.live = map[string]bool{}
 	signal.Reset(sig)
 	// Keep the lock: nothing may create or rename a file now.
-	s, _ := sig.(syscall.Signal)
-	syscall.Kill(os.Getpid(), s)
-	time.Sleep(time.Second) // the signal is delivered meanwhile
-	os.Exit(128 + int(s))
+	reraise(sig)
 }

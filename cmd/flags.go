@@ -26,7 +26,7 @@ type modelFlags struct {
 }
 
 func (f *modelFlags) add(c *cobra.Command) {
-	c.Flags().StringArrayVar(&f.maps, "map", nil, "map projections of an unknown architecture: q=REGEX,k=REGEX,v=REGEX,o=REGEX (layer number = first capture group)")
+	c.Flags().Var(&stringList{p: &f.maps}, "map", "map projections of an unknown architecture: q=REGEX,k=REGEX,v=REGEX,o=REGEX (layer number = first capture group)")
 	c.Flags().IntVar(&f.heads, "n-heads", 0, "number of query heads (overrides config/metadata)")
 	c.Flags().IntVar(&f.kvHeads, "n-kv-heads", 0, "number of key/value heads (overrides config/metadata)")
 	c.Flags().IntVar(&f.headDim, "head-dim", 0, "head dimension (overrides config/metadata)")
@@ -34,6 +34,25 @@ func (f *modelFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.base, "base", "", "LoRA adapters: the base model (a folder or its config.json) that gives the head counts")
 	addMaxHeaderFlag(c, &f.maxHeader)
 }
+
+// stringList is a repeatable string flag: pflag's stringArray without the
+// CSV writer (and its 4 KiB buffer) pflag spends on the default value of
+// each one when the command is built.
+type stringList struct {
+	p       *[]string
+	changed bool
+}
+
+func (l *stringList) Set(v string) error {
+	if !l.changed {
+		*l.p, l.changed = nil, true
+	}
+	*l.p = append(*l.p, v)
+	return nil
+}
+
+func (l *stringList) String() string { return "[" + strings.Join(*l.p, ",") + "]" }
+func (l *stringList) Type() string   { return "stringArray" }
 
 // parseMap reads --map values: comma-separated q=, k=, v=, o= entries; a
 // comma inside a regular expression stays in it when the next piece does not

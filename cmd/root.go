@@ -126,7 +126,7 @@ func Execute() int {
 // Run runs qkv with the given arguments and streams and returns the exit
 // status. It never calls os.Exit, so tests can call it.
 func Run(ctx context.Context, args []string, s *Streams) int {
-	root := NewRoot(s)
+	root := newRoot(s, commandNamed(args))
 	sub, err := execute(withStreams(ctx, s), root, args, s)
 	s.clearProgress()
 	if err == nil {
@@ -166,6 +166,7 @@ func execute(ctx context.Context, root *cobra.Command, args []string, s *Streams
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
+		registerCompletions(root)
 		return root, root.ExecuteContext(ctx) // shell completion: cobra's hidden command
 	}
 	sub, _, err := root.Find(args)
@@ -197,7 +198,13 @@ func unknownCommand(root *cobra.Command, args []string) error {
 
 // NewRoot builds the command tree printing to s: every command is listed
 // here, each built by its NewCmdX constructor.
-func NewRoot(s *Streams) *cobra.Command {
+func NewRoot(s *Streams) *cobra.Command { return newRoot(s, nil) }
+
+// newRoot builds the root with every command, or with only the command
+// only builds when it is not nil: a run names its command, and building
+// the fifteen others (their flags, defaults and help) would cost more than
+// the start of a Go program (see commandNamed).
+func newRoot(s *Streams, only func(*Streams) *cobra.Command) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "qkv",
 		Short: "Look inside transformer checkpoints: attention weights, spectra, heads",
@@ -226,6 +233,11 @@ Exit status: 0 success, 1 a check found problems, 2 usage error,
 	color := "auto"
 	root.PersistentFlags().StringVar(&color, "color", "auto", "colour and borders on stdout: auto (on a terminal, unless NO_COLOR; CLICOLOR_FORCE forces), always or never")
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error { return s.applyColor(color) }
+	if only != nil {
+		root.CompletionOptions.DisableDefaultCmd = true
+		root.AddCommand(only(s))
+		return root
+	}
 	root.AddCommand(
 		NewCmdLs(s, nil),
 		NewCmdMeta(s, nil),
@@ -244,8 +256,38 @@ Exit status: 0 success, 1 a check found problems, 2 usage error,
 		NewCmdVerify(s, nil),
 		NewCmdVersion(s, nil),
 	)
-	registerCompletions(root)
 	return root
+}
+
+// commandsByName are the commands a run may build alone (newRoot), by the
+// name their first argument gives; a command missing here is built with all
+// the others (TestCommandsByName keeps the two lists equal).
+var commandsByName = map[string]func(*Streams) *cobra.Command{
+	"ls":       func(s *Streams) *cobra.Command { return NewCmdLs(s, nil) },
+	"meta":     func(s *Streams) *cobra.Command { return NewCmdMeta(s, nil) },
+	"layers":   func(s *Streams) *cobra.Command { return NewCmdLayers(s, nil) },
+	"extract":  func(s *Streams) *cobra.Command { return NewCmdExtract(s, nil) },
+	"export":   func(s *Streams) *cobra.Command { return NewCmdExport(s, nil) },
+	"cat":      func(s *Streams) *cobra.Command { return NewCmdCat(s, nil) },
+	"inspect":  func(s *Streams) *cobra.Command { return NewCmdInspect(s, nil) },
+	"circuits": func(s *Streams) *cobra.Command { return NewCmdCircuits(s, nil) },
+	"merge":    func(s *Streams) *cobra.Command { return NewCmdMerge(s, nil) },
+	"attn":     func(s *Streams) *cobra.Command { return NewCmdAttn(s, nil) },
+	"check":    func(s *Streams) *cobra.Command { return NewCmdCheck(s, nil) },
+	"diff":     func(s *Streams) *cobra.Command { return NewCmdDiff(s, nil) },
+	"tokenize": func(s *Streams) *cobra.Command { return NewCmdTokenize(s, nil) },
+	"verify":   func(s *Streams) *cobra.Command { return NewCmdVerify(s, nil) },
+	"version":  func(s *Streams) *cobra.Command { return NewCmdVersion(s, nil) },
+}
+
+// commandNamed is the constructor of the command args name when the first
+// argument names one (flags before it, help and completion need the whole
+// tree), else nil.
+func commandNamed(args []string) func(*Streams) *cobra.Command {
+	if len(args) == 0 {
+		return nil
+	}
+	return commandsByName[args[0]]
 }
 
 // VersionOptions are the options of qkv version.

@@ -43,7 +43,7 @@ func hfModelType(c cfg) (string, cfg) {
 	}
 	best, bestLen := "", 0
 	for _, cls := range c.architectures() {
-		if a := registry.byClass[cls]; a != nil {
+		if a := registry().byClass[cls]; a != nil {
 			return a.ModelTypes[0], c
 		}
 		for _, a := range archEntries {

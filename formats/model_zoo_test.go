@@ -35,7 +35,7 @@ func zooSources(t *testing.T, dir string) []zooSource {
 	sort.Strings(ggufs)
 	for _, g := range ggufs {
 		stem := strings.TrimSuffix(filepath.Base(g), ".gguf")
-		if m := splitName.FindStringSubmatch(filepath.Base(g)); m != nil {
+		if m := splitName().FindStringSubmatch(filepath.Base(g)); m != nil {
 			stem = m[1]
 		}
 		src = append(src, zooSource{g, filepath.Join(exp, stem+".projections.safetensors"), true})

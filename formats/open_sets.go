@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/qkvdev/qkv/formats/gguf"
 	"github.com/qkvdev/qkv/formats/source"
@@ -105,7 +106,7 @@ func describeSourceError(err error) error {
 	return err
 }
 
-var splitName = regexp.MustCompile(`^(.*)-(\d{5})-of-(\d{5})\.gguf$`)
+var splitName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.*)-(\d{5})-of-(\d{5})\.gguf$`) })
 
 // openGGUF opens a GGUF file (src, named name) and, when its name is one of
 // a split set's, every part of the set, reading their headers in parallel.
@@ -113,7 +114,7 @@ func (c *Checkpoint) openGGUF(name string, src source.Source) error {
 	path := c.dir.Path(name)
 	parts := []string{name}
 	self := 1 // the part src is, counting from 1
-	if m := splitName.FindStringSubmatch(name); m != nil {
+	if m := splitName().FindStringSubmatch(name); m != nil {
 		count, _ := strconv.Atoi(m[3])
 		if count < 1 {
 			src.Close()

@@ -3,6 +3,7 @@ package formats
 import (
 	"sort"
 	"strings"
+	"sync"
 )
 
 // The architecture registry: one declarative entry per architecture (see
@@ -241,7 +242,8 @@ type registryIndex struct {
 	byModelType, byClass, byGGUF map[string]*Arch
 }
 
-var registry = func() registryIndex {
+// registry is built on first use, not at start-up.
+var registry = sync.OnceValue(func() registryIndex {
 	r := registryIndex{map[string]*Arch{}, map[string]*Arch{}, map[string]*Arch{}}
 	for _, a := range archEntries {
 		for _, m := range a.ModelTypes {
@@ -261,7 +263,7 @@ var registry = func() registryIndex {
 		}
 	}
 	return r
-}()
+})
 
 // Architectures returns every registry entry, sorted by name.
 func Architectures() []*Arch {
@@ -274,12 +276,12 @@ func Architectures() []*Arch {
 // or of a GGUF general.architecture (gguf true), nil when there is none.
 func LookupArch(name string, gguf bool) *Arch {
 	if gguf {
-		return registry.byGGUF[name]
+		return registry().byGGUF[name]
 	}
-	if a := registry.byModelType[name]; a != nil {
+	if a := registry().byModelType[name]; a != nil {
 		return a
 	}
-	return registry.byClass[name]
+	return registry().byClass[name]
 }
 
 // alternatives splits a "|"-separated name list.

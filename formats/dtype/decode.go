@@ -47,6 +47,7 @@ func check(t Type, dst []float32, src []byte) (kernel, error) {
 }
 
 func checkIn(table *[numIDs]kernel, t Type, dst []float32, src []byte) (kernel, error) {
+	loadTables()
 	if !t.Known() {
 		return nil, fmt.Errorf("cannot decode %s: its layout is unknown", t.Name())
 	}

@@ -5,9 +5,8 @@ import "math"
 // halfTable maps every IEEE 754 binary16 bit pattern to its float32 value.
 // Every binary16 value is exact in float32, so a table is exact, and one
 // load per element is faster than bit manipulation plus a subnormal fix-up.
-// It is built by a variable initializer so that it is ready before any init
-// function of the package runs.
-var halfTable = buildHalfTable()
+// It is built on first use (loadTables).
+var halfTable *[1 << 16]float32
 
 func buildHalfTable() *[1 << 16]float32 {
 	t := new([1 << 16]float32)

@@ -31,7 +31,6 @@ package dtype
 // the result, and the values equal ggml's bit for bit.
 
 func init() {
-	initIQTables()
 	register(idIQ2XXS, decodeIQ2XXS)
 	register(idIQ2XS, decodeIQ2XS)
 	register(idIQ2S, decodeIQ2S)

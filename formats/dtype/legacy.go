@@ -201,12 +201,13 @@ var mxfp4Values = [16]float32{0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8
 
 // mxfp4Lo[c] and mxfp4Hi[c] are the doubled E2M1 values of the low and high
 // nibble of byte c.
-var mxfp4Lo, mxfp4Hi = func() (lo, hi [256]float32) {
+var mxfp4Lo, mxfp4Hi [256]float32
+
+func buildMXFP4Tables() {
 	for c := range 256 {
-		lo[c], hi[c] = mxfp4Values[c&15], mxfp4Values[c>>4]
+		mxfp4Lo[c], mxfp4Hi[c] = mxfp4Values[c&15], mxfp4Values[c>>4]
 	}
-	return
-}()
+}
 
 // e8m0Half returns 2^(e-128), half the E8M0 scale, as ggml computes it:
 // codes 0 and 1 give the float32 subnormals 2^-128 and 2^-127, and 0xFF is

@@ -42,6 +42,10 @@ func init() {
 	registerBE(idU16, decodeU16BE)
 	registerBE(idU8, decodeU8)
 
+}
+
+// buildScalarTables fills the fp8 and bool tables (loadTables).
+func buildScalarTables() {
 	for c := range 256 {
 		f8e4m3Table[c] = f8E4M3ToFloat32(uint8(c))
 		f8e5m2Table[c] = halfTable[uint16(c)<<8]

@@ -1,5 +1,7 @@
 package dtype
 
+import "sync"
+
 // Small lookup tables shared by the block kernels. A table load replaces an
 // integer-to-float conversion (and the masking before it) in the hot loops;
 // every entry is an exact small integer, so results are unchanged.
@@ -18,7 +20,26 @@ var (
 	spreadBits [256]uint64
 )
 
-func init() {
+// Lookup tables are built on first use, not at start-up: a command that
+// decodes nothing (ls, meta, version) does not pay for them. Decode and
+// DecodeBigEndian (through checkIn) call loadTables before any kernel runs;
+// kernels and the helpers they call may then read the tables freely.
+var tablesOnce sync.Once
+
+// loadTables builds every lookup table of the package, once.
+func loadTables() {
+	tablesOnce.Do(func() {
+		halfTable = buildHalfTable() // first: the fp8 tables read it
+		buildSmallTables()
+		buildScalarTables()
+		buildMXFP4Tables()
+		buildTernaryTables()
+		initIQTables()
+	})
+}
+
+// buildSmallTables fills the tables above.
+func buildSmallTables() {
 	for c := range 256 {
 		int8Table[c] = float32(int8(uint8(c)))
 		uint8Table[c] = float32(c)

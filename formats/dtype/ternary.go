@@ -12,16 +12,17 @@ func init() {
 // tq1Trits[n][b] is trit n of a TQ1_0 byte b. TQ1_0 packs five trits per
 // byte as a fixed-point fraction: multiplying by 3^n (mod 256) shifts trit
 // n to the top, and (x * 3) >> 8 reads it.
-var tq1Trits = func() (t [5][256]uint8) {
+var tq1Trits [5][256]uint8
+
+func buildTernaryTables() {
 	pow3 := [5]uint8{1, 3, 9, 27, 81}
 	for n := range 5 {
 		for b := range 256 {
 			q := uint8(b) * pow3[n]
-			t[n][b] = uint8(uint16(q) * 3 >> 8)
+			tq1Trits[n][b] = uint8(uint16(q) * 3 >> 8)
 		}
 	}
-	return
-}()
+}
 
 // TQ1_0: {u8 qs[48]; u8 qh[4]; fp16 d} = 54 bytes. qs[0:32] give elements
 // n*32+m (n = 0..4, trit n of byte m), qs[32:48] give 160+n*16+m, and qh

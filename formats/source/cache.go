@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -37,7 +38,7 @@ const (
 	staleTemp = time.Hour
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 func keyHash(key string) string {
 	h := sha256.Sum256([]byte(key))
@@ -117,7 +118,7 @@ func readEntry(p string, want int64) ([]byte, bool) {
 	}
 	data, tr := buf[:want], buf[want:]
 	if string(tr[:8]) != trailerMagic || binary.LittleEndian.Uint64(tr[8:16]) != uint64(want) ||
-		binary.LittleEndian.Uint32(tr[16:20]) != crc32.Checksum(data, castagnoli) {
+		binary.LittleEndian.Uint32(tr[16:20]) != crc32.Checksum(data, castagnoli()) {
 		return nil, false
 	}
 	return data, true
@@ -137,7 +138,7 @@ func (rc *rangeCache) put(key string, off int64, data []byte) error {
 		var tr [trailerLen]byte
 		copy(tr[:], trailerMagic)
 		binary.LittleEndian.PutUint64(tr[8:], uint64(len(data)))
-		binary.LittleEndian.PutUint32(tr[16:], crc32.Checksum(data, castagnoli))
+		binary.LittleEndian.PutUint32(tr[16:], crc32.Checksum(data, castagnoli()))
 		_, err := w.Write(tr[:])
 		return err
 	})

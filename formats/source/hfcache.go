@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The Hugging Face cache (huggingface_hub's layout):
@@ -53,7 +54,7 @@ func (c *Client) hfSnapshot(repo, rev string) (dir, commit, missing string) {
 	return snap, commit, ""
 }
 
-var splitGGUF = regexp.MustCompile(`^(.*)-(\d{5})-of-(\d{5})\.gguf$`)
+var splitGGUF = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.*)-(\d{5})-of-(\d{5})\.gguf$`) })
 
 // maxIndexBytes bounds a safetensors index read to check a snapshot.
 const maxIndexBytes = 64 << 20
@@ -73,7 +74,7 @@ func missingFiles(d Dir, file string) []string {
 		}
 		var miss []string
 		base, dir := path.Base(file), path.Dir(file)
-		if m := splitGGUF.FindStringSubmatch(base); m != nil {
+		if m := splitGGUF().FindStringSubmatch(base); m != nil {
 			n, _ := strconv.Atoi(m[3])
 			for i := 1; i <= n && i <= 10000; i++ {
 				part := path.Join(dir, fmt.Sprintf("%s-%05d-of-%05d.gguf", m[1], i, n))

@@ -83,12 +83,12 @@ type ref struct {
 	u              *url.URL // url
 }
 
-var repoPart = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$`)
+var repoPart = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$`) })
 
 // validRepoID checks ORG/NAME the way the Hub names repositories.
 func validRepoID(id string) error {
 	org, name, ok := strings.Cut(id, "/")
-	if !ok || !repoPart.MatchString(org) || !repoPart.MatchString(name) {
+	if !ok || !repoPart().MatchString(org) || !repoPart().MatchString(name) {
 		return fmt.Errorf("%q is not a repository id ORG/NAME", id)
 	}
 	if strings.Contains(id, "--") || strings.Contains(id, "..") || strings.HasSuffix(name, ".git") {
@@ -116,10 +116,10 @@ func validRepoPath(p string) error {
 	return nil
 }
 
-var revChars = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,256}$`)
+var revChars = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._/-]{1,256}$`) })
 
 func validRevision(rev string) error {
-	if !revChars.MatchString(rev) || validRepoPath(rev) != nil || strings.Contains(rev, "..") {
+	if !revChars().MatchString(rev) || validRepoPath(rev) != nil || strings.Contains(rev, "..") {
 		return fmt.Errorf("%q is not a revision (a branch, tag or commit id)", rev)
 	}
 	return nil
@@ -175,7 +175,9 @@ func parseHub(s string) (ref, error) {
 	return r, nil
 }
 
-var bareRepo = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9._/%-]+)?$`)
+var bareRepo = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9._/%-]+)?$`)
+})
 
 // IsRemote reports whether input has a remote form (hf://, http(s)://, or a
 // bare ORG/NAME[@REV] that is not an existing local path).
@@ -183,7 +185,7 @@ func IsRemote(input string) bool {
 	if strings.HasPrefix(input, "hf://") || strings.HasPrefix(input, "https://") || strings.HasPrefix(input, "http://") {
 		return true
 	}
-	if bareRepo.MatchString(input) {
+	if bareRepo().MatchString(input) {
 		_, err := os.Lstat(input)
 		return errors.Is(err, fs.ErrNotExist)
 	}
@@ -322,7 +324,7 @@ func (c *Client) resolveHub(ctx context.Context, input string, r ref) (*Target, 
 	// 2. The Hub (or, offline, qkv's record of it).
 	repo, err := c.hubRepoCached(ctx, r.repo, r.rev)
 	if err != nil {
-		bare := bareRepo.MatchString(input) && !strings.HasPrefix(input, "hf://")
+		bare := bareRepo().MatchString(input) && !strings.HasPrefix(input, "hf://")
 		if errors.Is(err, ErrOffline) {
 			err = fmt.Errorf("%w: HF_HUB_OFFLINE is set and the repository is not cached (%s; qkv's cache has no record of it either)", ErrOffline, why)
 		}

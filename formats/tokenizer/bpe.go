@@ -10,9 +10,10 @@ import (
 // themselves, the others (controls, space, 0x7F-0xA0, 0xAD) are shifted to
 // U+0100 and up in byte order.
 var byteToRune [256]rune
-var runeToByte = map[rune]byte{}
+var runeToByte map[rune]byte
 
-func init() {
+func buildByteLevel() {
+	runeToByte = make(map[rune]byte, 256)
 	n := rune(0)
 	for b := 0; b < 256; b++ {
 		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {

@@ -17,6 +17,7 @@ import (
 // the Hugging Face cache or the Hub. tokenizer_config.json, when present,
 // is read beside it for the BOS/EOS check.
 func FromCheckpoint(c *formats.Checkpoint) (*Tokenizer, error) {
+	loadTables()
 	if gf := c.GGUF(); gf != nil {
 		t, err := FromGGUFArrays(gf, c.MetaArray)
 		if err != nil {
@@ -58,6 +59,7 @@ func FromCheckpoint(c *formats.Checkpoint) (*Tokenizer, error) {
 // FromDir reads the tokenizer files of a Hugging Face model folder:
 // tokenizer.json, else tokenizer.model.
 func FromDir(dir string) (*Tokenizer, error) {
+	loadTables()
 	js := filepath.Join(dir, "tokenizer.json")
 	if _, err := os.Stat(js); err == nil {
 		return FromFile(js)
@@ -75,6 +77,7 @@ func FromDir(dir string) (*Tokenizer, error) {
 // file, a GGUF file, or a checkpoint folder or file that formats.Open
 // accepts.
 func Open(path string) (*Tokenizer, error) {
+	loadTables()
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err

@@ -105,6 +105,7 @@ func arrayKV(f *gguf.File, key string, elem ...gguf.ValueType) (*gguf.KV, error)
 
 // FromGGUFArrays is FromGGUF with a custom array decoder.
 func FromGGUFArrays(f *gguf.File, arr ArrayReader) (*Tokenizer, error) {
+	loadTables()
 	l := &ggufLoader{f: f, arr: arr}
 	model, ok, err := l.str("tokenizer.ggml.model")
 	if err != nil {

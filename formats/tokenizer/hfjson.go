@@ -17,6 +17,7 @@ const MaxJSONBytes = 1 << 30
 
 // FromFile reads a Hugging Face tokenizer.json.
 func FromFile(path string) (*Tokenizer, error) {
+	loadTables()
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -161,6 +162,7 @@ type hfPreStage func(s string, atStart bool, out []string) []string
 
 // FromJSON reads a tokenizer.json document.
 func FromJSON(data []byte) (*Tokenizer, error) {
+	loadTables()
 	var f hfFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&f); err != nil {
@@ -942,9 +944,10 @@ type knownRegex struct {
 	stage stage // zero-width splits
 }
 
-var knownRegexes = map[string]knownRegex{}
+var knownRegexes map[string]knownRegex
 
-func init() {
+func buildKnownRegexes() {
+	knownRegexes = map[string]knownRegex{}
 	add := func(m matcher, pats ...string) {
 		for _, p := range pats {
 			knownRegexes[canonRegex(p)] = knownRegex{m: m}

@@ -599,15 +599,18 @@ func stages(ms ...any) pipeline {
 	return pl
 }
 
-var preSpecs = map[string]preSpec{}
+var preSpecs map[string]preSpec
 
 func definePre(spec preSpec, names ...string) {
+	if preSpecs == nil {
+		preSpecs = map[string]preSpec{}
+	}
 	for _, n := range names {
 		preSpecs[n] = spec
 	}
 }
 
-func init() {
+func buildPreSpecs() {
 	pl := func(ms ...any) func() pipeline { return func() pipeline { return stages(ms...) } }
 
 	definePre(preSpec{stages: pl(runMatch(nil, func(r rune, c uint16) bool {
@@ -701,6 +704,7 @@ var refusedPre = map[string]string{
 
 // PreTokenizers lists the tokenizer.ggml.pre names this package implements.
 func PreTokenizers() []string {
+	loadTables()
 	names := make([]string, 0, len(preSpecs))
 	for n := range preSpecs {
 		names = append(names, n)

@@ -15,6 +15,7 @@ const MaxModelBytes = 1 << 28
 // ModelProto). Only BPE models are implemented (what Llama-style
 // tokenizers are); they tokenize as the GGUF "llama" tokenizer.
 func FromSentencePiece(path string) (*Tokenizer, error) {
+	loadTables()
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -91,6 +92,7 @@ func (p *pb) field() (num int, wt int, v uint64, b []byte, err error) {
 
 // FromSentencePieceBytes parses a serialized SentencePiece ModelProto.
 func FromSentencePieceBytes(data []byte) (*Tokenizer, error) {
+	loadTables()
 	type piece struct {
 		text  string
 		score float32

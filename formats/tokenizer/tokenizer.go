@@ -182,6 +182,7 @@ func (t *Tokenizer) ID(piece string) (int, bool) {
 
 // Encode tokenizes text.
 func (t *Tokenizer) Encode(text string, opts EncodeOptions) ([]int, error) {
+	loadTables()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]int, 0, len(text)/3+4)
@@ -207,6 +208,7 @@ func (t *Tokenizer) Encode(text string, opts EncodeOptions) ([]int, error) {
 // Decode turns ids back into text (special tokens included as their text).
 // Ids out of range are an error.
 func (t *Tokenizer) Decode(ids []int) (string, error) {
+	loadTables()
 	for _, id := range ids {
 		if id < 0 || id >= len(t.tokens) {
 			return "", fmt.Errorf("token id %d is out of range (vocabulary of %d)", id, len(t.tokens))

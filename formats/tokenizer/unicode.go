@@ -29,7 +29,7 @@ const (
 
 var latin1Class [256]uint16
 
-func init() {
+func buildLatin1Class() {
 	for r := rune(0); r < 256; r++ {
 		latin1Class[r] = classOfSlow(r)
 	}
@@ -156,7 +156,7 @@ func decompose(out []rune, r rune, compat bool) []rune {
 
 var composeMap map[uint64]rune
 
-func init() {
+func buildComposeMap() {
 	composeMap = make(map[uint64]rune, len(compositions))
 	for _, c := range compositions {
 		composeMap[uint64(c[0])<<32|uint64(c[1])] = rune(c[2])

@@ -22,17 +22,19 @@ import (
 	"bufio"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/charmbracelet/lipgloss"
 )
 
 // theme is the palette of the helpers below that take a styled flag: its
 // profile is fixed, so the writer does not matter.
-var theme = NewTheme(io.Discard, Style{Styled: true})
+// It is made on first use: unstyled runs never need it.
+var theme = sync.OnceValue(func() *Theme { return NewTheme(io.Discard, Style{Styled: true}) })
 
 func themeFor(styled bool) *Theme {
 	if styled {
-		return theme
+		return theme()
 	}
 	return nil
 }
@@ -140,11 +142,12 @@ func (t TableLayout) Write(w io.Writer, n int, row func(i int) []string) error {
 	lw := lineWriter{w: bw, widths: widths, right: right}
 	if t.Styled {
 		lw.styled = true
-		lw.bar = theme.muted.Render("│")
-		lw.hpre, lw.hpost = styleAround(theme.header)
-		lw.tpre[ToneBad], lw.tpost[ToneBad] = styleAround(theme.bad)
-		lw.tpre[ToneWarn], lw.tpost[ToneWarn] = styleAround(theme.warn)
-		lw.tpre[ToneGood], lw.tpost[ToneGood] = styleAround(theme.good)
+		th := theme()
+		lw.bar = th.muted.Render("│")
+		lw.hpre, lw.hpost = styleAround(th.header)
+		lw.tpre[ToneBad], lw.tpost[ToneBad] = styleAround(th.bad)
+		lw.tpre[ToneWarn], lw.tpost[ToneWarn] = styleAround(th.warn)
+		lw.tpre[ToneGood], lw.tpost[ToneGood] = styleAround(th.good)
 		lw.rule(bw, "╭", "┬", "╮")
 		lw.line(headers, true, nil)
 		lw.rule(bw, "├", "┼", "┤")
@@ -264,7 +267,7 @@ func (l *lineWriter) rule(w *bufio.Writer, left, mid, right string) {
 		b.WriteString(strings.Repeat("─", wd+2))
 	}
 	b.WriteString(right)
-	w.WriteString(theme.muted.Render(b.String()))
+	w.WriteString(theme().muted.Render(b.String()))
 	w.WriteByte('\n')
 }
 

@@ -277,6 +277,7 @@ var commandsByName = map[string]func(*Streams) *cobra.Command{
 	"diff":     func(s *Streams) *cobra.Command { return NewCmdDiff(s, nil) },
 	"tokenize": func(s *Streams) *cobra.Command { return NewCmdTokenize(s, nil) },
 	"verify":   func(s *Streams) *cobra.Command { return NewCmdVerify(s, nil) },
+	"report":   func(s *Streams) *cobra.Command { return NewCmdReport(s, nil) },
 	"version":  func(s *Streams) *cobra.Command { return NewCmdVersion(s, nil) },
 }
 

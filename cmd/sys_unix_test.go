@@ -3,7 +3,6 @@
 package cmd_test
 
 import (
-	"os"
 	"os/exec"
 	"syscall"
 	"time"
@@ -17,15 +16,6 @@ func asNobody(c *exec.Cmd) {
 }
 
 func mkfifo(p string) error { return syscall.Mkfifo(p, 0o644) }
-
-// peakRSS is a finished child's peak resident memory in bytes.
-func peakRSS(ps *os.ProcessState) (int64, bool) {
-	ru, ok := ps.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0, false
-	}
-	return int64(ru.Maxrss) * 1024, true // Linux reports KiB
-}
 
 // cpuTime is the process's user and system CPU time so far.
 func cpuTime() time.Duration {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"syscall"
 )
 
 // Peak RSS of a child is measured through a small proxy process. On Linux
@@ -36,8 +35,8 @@ func rssProxyMain() {
 		os.Exit(125)
 	}
 	var rss int64 = -1
-	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = int64(ru.Maxrss) * 1024 // Linux reports KiB
+	if _, peak, ok := childUsage(c.ProcessState); ok {
+		rss = peak
 	}
 	if err := os.WriteFile(out, []byte(strconv.FormatInt(rss, 10)), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "rss proxy:", err)

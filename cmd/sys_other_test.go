@@ -4,6 +4,7 @@ package cmd_test
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"time"
 )
@@ -16,3 +17,5 @@ func mkfifo(string) error { return errNoUnix }
 
 // cpuTime falls back to wall time where the process's CPU time is not read.
 func cpuTime() time.Duration { return time.Duration(time.Now().UnixNano()) }
+
+func childUsage(*os.ProcessState) (time.Duration, int64, bool) { return 0, 0, false }

@@ -3,12 +3,15 @@
 package cmd_test
 
 import (
+	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"time"
 )
 
-// The tests' few system calls that differ between Unix and Windows.
+// The tests' few system calls that differ between Unix and Windows, so
+// that every test file vets for every GOOS (.ci/run).
 
 // asNobody makes c run as uid/gid 65534.
 func asNobody(c *exec.Cmd) {
@@ -22,4 +25,18 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// childUsage is a finished child's CPU time (user + system) and peak RSS
+// in bytes.
+func childUsage(ps *os.ProcessState) (cpu time.Duration, rss int64, ok bool) {
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok || ru == nil {
+		return 0, 0, false
+	}
+	rss = int64(ru.Maxrss)
+	if runtime.GOOS != "darwin" && runtime.GOOS != "ios" {
+		rss *= 1024 // KiB elsewhere; bytes on Darwin
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), rss, true
 }

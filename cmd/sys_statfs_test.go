@@ -1,0 +1,15 @@
+//go:build linux || darwin || freebsd
+
+package cmd_test
+
+import "syscall"
+
+// diskFree is the bytes an unprivileged user may still write in the file
+// system holding dir.
+func diskFree(dir string) (int64, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, false
+	}
+	return int64(st.Bavail) * int64(st.Bsize), true
+}

@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -188,9 +187,9 @@ func runChild(name string, args []string, env []string) (measured, string, error
 	t0 := time.Now()
 	err := c.Run()
 	m := measured{wall: time.Since(t0).Seconds()}
-	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
-		m.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-		m.rssMiB = float64(ru.Maxrss) / 1024 // KiB on Linux
+	if cpu, rss, ok := childUsage(c.ProcessState); ok {
+		m.cpu = cpu.Seconds()
+		m.rssMiB = float64(rss) / (1 << 20)
 	}
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 1 && strings.Contains(name, "qkv") {
@@ -222,11 +221,8 @@ func BenchmarkGate(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(base)
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(base, &st); err == nil {
-		if free := int64(st.Bavail) * st.Bsize; free < 14<<30 {
-			b.Skipf("%s has %.1f GB free; the models and outputs need about 12 GB (set QKV_BENCH_TMP)", base, float64(free)/1e9)
-		}
+	if free, ok := diskFree(base); ok && free < 14<<30 {
+		b.Skipf("%s has %.1f GB free; the models and outputs need about 12 GB (set QKV_BENCH_TMP)", base, float64(free)/1e9)
 	}
 	qkv := filepath.Join(base, "qkv")
 	if out, err := exec.Command("go", "build", "-o", qkv, "github.com/qkvdev/qkv").CombinedOutput(); err != nil {

@@ -1,3 +1,7 @@
+//go:build linux
+
+// The streaming benchmark measures peak RSS through Linux's /proc and rusage.
+
 package inspect
 
 import (

@@ -170,19 +170,47 @@ func mergeSummaries(a, b inspect.ValueSummary, parts int) inspect.ValueSummary {
 	return out
 }
 
-// Render writes the values and summary as text.
+// Render writes the summary first — the tensor, its type and shape, then
+// its value counts and range — then the first rows, as many values a line
+// as the width holds. Every line fits the width; the name is cut in the
+// middle when it must be.
 func (rep catReport) Render(w io.Writer, st termui.Style) error {
 	var b strings.Builder
-	b.WriteString(termui.Title(fmt.Sprintf("%s  %s %s  (%s of %d values)", termui.Name(rep.Tensor), termui.Name(rep.DType), termui.Shape(rep.Shape), termui.Plural(rep.Rows, "row"), rep.RowLen), st.Styled))
+	g := st.Glyphs()
+	cols := st.Cols()
+	f := func(v any) string {
+		if v == nil {
+			return g.NoValue
+		}
+		return strconv.FormatFloat(v.(float64), 'g', 7, 64)
+	}
+	desc := fmt.Sprintf("  %s %s  (%s of %d values)", termui.Name(rep.DType), termui.Shape(rep.Shape), termui.Plural(rep.Rows, "row"), rep.RowLen)
+	name := termui.TruncateMiddle(termui.Name(rep.Tensor), max(cols-termui.Width(desc), 16), st.ASCII)
+	b.WriteString(termui.Title(name+desc, st.Styled))
+	sm := rep.Summary
+	rng := fmt.Sprintf("%s; min %s, max %s, mean %s", termui.Plural(sm.Count, "value"), f(sm.Min), f(sm.Max), f(sm.Mean))
+	counts := fmt.Sprintf("NaN %d, +Inf %d, -Inf %d, zeros %d", sm.NaN, sm.PosInf, sm.NegInf, sm.Zeros)
+	if termui.Width(rng)+2+termui.Width(counts) <= cols {
+		b.WriteString(rng + "; " + counts + "\n")
+	} else {
+		b.WriteString(termui.Wrap(rng, cols, "  ") + "\n" + termui.Wrap(counts, cols, "  ") + "\n")
+	}
+	if len(rep.raw) > 0 {
+		b.WriteString("\n")
+	}
 	const cell = 14
-	perLine := max((st.Width-8)/cell, 1)
+	bar := "│"
+	if st.ASCII {
+		bar = "|"
+	}
+	perLine := max((cols-8)/cell, 1)
 	for r, row := range rep.raw {
 		for k := 0; k < len(row); k += perLine {
 			label := ""
 			if k == 0 {
 				label = strconv.Itoa(r)
 			}
-			b.WriteString(termui.Dim(fmt.Sprintf("%6s │", label), st.Styled))
+			b.WriteString(termui.Dim(fmt.Sprintf("%6s %s", label, bar), st.Styled))
 			for _, v := range row[k:min(k+perLine, len(row))] {
 				fmt.Fprintf(&b, "%*s", cell, strconv.FormatFloat(float64(v), 'g', 7, 32))
 			}
@@ -190,17 +218,8 @@ func (rep catReport) Render(w io.Writer, st termui.Style) error {
 		}
 	}
 	if rep.Shown < rep.Rows {
-		b.WriteString(termui.Dim(fmt.Sprintf("… %d more (--rows N)", rep.Rows-rep.Shown), st.Styled) + "\n")
+		b.WriteString(termui.Dim(fmt.Sprintf("%s %d more (--rows N)", g.Ellipsis, rep.Rows-rep.Shown), st.Styled) + "\n")
 	}
-	f := func(v any) string {
-		if v == nil {
-			return termui.NoValue
-		}
-		return strconv.FormatFloat(v.(float64), 'g', 7, 64)
-	}
-	sm := rep.Summary
-	b.WriteString(fmt.Sprintf("\n%d values  min %s  max %s  mean %s  NaN %d  +Inf %d  -Inf %d  zeros %d\n",
-		sm.Count, f(sm.Min), f(sm.Max), f(sm.Mean), sm.NaN, sm.PosInf, sm.NegInf, sm.Zeros))
 	_, err := fmt.Fprint(w, b.String())
 	return err
 }

@@ -149,8 +149,8 @@ func TestCatSpecial(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("cat: exit %d: %s", code, errs)
 			}
-			line := fmt.Sprintf("NaN %d  +Inf %d  -Inf %d  zeros %d", ws.nan, ws.posInf, ws.negInf, ws.zeros)
-			if !strings.Contains(out, fmt.Sprintf("%d values  min ", ws.count)) || !strings.Contains(out, line) {
+			line := fmt.Sprintf("NaN %d, +Inf %d, -Inf %d, zeros %d", ws.nan, ws.posInf, ws.negInf, ws.zeros)
+			if !strings.Contains(out, fmt.Sprintf("%d values; min ", ws.count)) || !strings.Contains(out, line) {
 				t.Errorf("text output lacks %q:\n%s", line, out)
 			}
 			if head := summarize(want[:2*rowLen]); head.nan+head.posInf+head.negInf > 0 && !strings.Contains(out, "NaN") && !strings.Contains(out, "Inf") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"strings"
@@ -24,8 +25,15 @@ type CheckOptions struct {
 	Model        ModelInput
 	Rules        check.Rules // the rules file with the flags' overrides applied
 	BaselinePath string      // "": no drift check
-	Format       string      // text, json, github or junit
+	Format       string      // text, json, github, junit or markdown
 	Exact        bool        // full spectra instead of bounds
+	// Shard, when set, makes the run one part of a sharded check (a
+	// qkv.check.partial/v1 document, always JSON); ShardSource names where
+	// it came from (the flag, a Kubernetes Indexed Job, a Slurm array).
+	Shard       *inspect.Shard
+	ShardSource string
+	// Getenv reads GITHUB_STEP_SUMMARY (os.Getenv when nil).
+	Getenv func(string) string
 }
 
 // NewCmdCheck builds qkv check; runF (nil: checkRun) does the work.
@@ -35,6 +43,7 @@ func NewCmdCheck(s *Streams, runF func(context.Context, *CheckOptions) error) *c
 		mf        modelFlags
 		rulesPath string
 		asJSON    bool
+		shard     string
 		ov        check.Overrides
 	)
 	c := &cobra.Command{
@@ -58,11 +67,23 @@ blocks whose scales are NaN or Inf fail the "nan" check even when their
 values decode to finite numbers.
 
 Checks: ` + strings.Join(check.AllChecks, ", ") + `.
-Rules come from --rules FILE (JSON with // comments; see README) and flags.`,
+Rules come from --rules FILE (JSON with // comments; see README) and flags.
+
+One pass at decode speed: every tensor is decoded once; spectral norms are
+bracketed by block Lanczos (exact where a bounds rule falls between the
+bounds, and with --exact or a --baseline, every spectrum in full as qkv
+inspect computes it); per-head statistics only for the head checks.
+
+--shard I/N checks shard I's contiguous block of layers and a share of the
+other tensors and prints a part (JSON) that 'qkv merge' joins with the
+others into the result the unsharded check gives, byte for byte; as for
+inspect, a Kubernetes Indexed Job or a Slurm array gives the shard. A part
+exits 0 once written: the merge decides.`,
 		Example: `  qkv check model.safetensors
   qkv check ./model --rules qkv-rules.json --format github
   qkv inspect --json ./model > baseline.json && qkv check ./model --baseline baseline.json
-  qkv check model.gguf --format junit > qkv-junit.xml`,
+  qkv check model.gguf --format junit > qkv-junit.xml
+  qkv check ./model --shard 0/4 > part0.json   # ... then: qkv merge part*.json`,
 		Args:    exactArgs(1),
 		PreRunE: checkSharedFlags,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -70,9 +91,16 @@ Rules come from --rules FILE (JSON with // comments; see README) and flags.`,
 				opts.Format = "json"
 			}
 			switch opts.Format {
-			case "text", "json", "github", "junit":
+			case "text", "json", "github", "junit", "markdown":
 			default:
-				return usageError("--format must be text, json, github or junit, not %q", opts.Format)
+				return usageError("--format must be text, json, github, junit or markdown, not %q", opts.Format)
+			}
+			sh, source, sharded, err := inspect.ShardFromEnv(shard, os.Getenv)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			if sharded {
+				opts.Shard, opts.ShardSource = &sh, source
 			}
 			rules := check.DefaultRules()
 			if rulesPath != "" {
@@ -96,7 +124,8 @@ Rules come from --rules FILE (JSON with // comments; see README) and flags.`,
 	f := c.Flags()
 	f.StringVar(&rulesPath, "rules", "", "rules file (JSON with // comments)")
 	f.StringVar(&opts.BaselinePath, "baseline", "", "an earlier 'qkv inspect --json' report to compare with (drift)")
-	f.StringVar(&opts.Format, "format", "text", "output: text, json (qkv.check/v1), github (workflow annotations) or junit (XML)")
+	f.StringVar(&opts.Format, "format", "text", "output: text, json (qkv.check/v1), github (workflow annotations; the markdown summary also to $GITHUB_STEP_SUMMARY), junit (XML) or markdown")
+	f.StringVar(&shard, "shard", "", `run shard I of N ("I/N", 0-based) and print its part (qkv.check.partial/v1) for qkv merge; "none": whole, whatever the environment says`)
 	f.BoolVar(&asJSON, "json", false, "same as --format json")
 	f.BoolVar(&opts.Exact, "exact", false, "compute every matrix's full spectrum (as qkv inspect does) instead of spectral norms' bounds")
 	var fast bool
@@ -116,18 +145,31 @@ Rules come from --rules FILE (JSON with // comments; see README) and flags.`,
 }
 
 // checkRun opens the checkpoint, checks it and prints the result. A
-// checkpoint that cannot be read at all is an error (exit 3); one that is
+// checkpoint that cannot be read at all is an error (exit 3; with --format
+// junit a report with one failing test case is written first); one that is
 // malformed is a structure failure in the result (exit 1).
 func checkRun(ctx context.Context, o *CheckOptions) error {
-	var base *inspect.Report
-	if o.BaselinePath != "" {
-		b, err := infile.Read(o.BaselinePath, maxBaselineBytes)
-		if err != nil {
-			return inputError("--baseline %s: %v", o.BaselinePath, err)
+	err := checkRunInput(ctx, o)
+	var fe *findingsError
+	if err != nil && o.Format == "junit" && o.Shard == nil && !errors.As(err, &fe) && exitCode(err) == ExitInput {
+		o.IO.clearProgress()
+		reason := termui.Clean(strings.ReplaceAll(err.Error(), "\n", " "))
+		if werr := check.WriteJUnitUnreadable(o.IO.Out, o.Model.Path, reason); werr != nil {
+			return werr
 		}
-		base = &inspect.Report{}
-		if err := json.Unmarshal(b, base); err != nil || base.Schema != inspect.Schema {
-			return inputError("--baseline %s: not a qkv inspect --json report (%v)", o.BaselinePath, err)
+	}
+	return err
+}
+
+func checkRunInput(ctx context.Context, o *CheckOptions) error {
+	var (
+		base     *inspect.Report
+		baseHash string
+	)
+	if o.BaselinePath != "" {
+		var err error
+		if base, baseHash, err = readBaseline(o.BaselinePath); err != nil {
+			return err
 		}
 	}
 	path := o.Model.Path
@@ -147,6 +189,7 @@ func checkRun(ctx context.Context, o *CheckOptions) error {
 		return &formats.Error{File: path, Offset: -1, Err: statCause(err)}
 	}
 	ck, err := openCheckpoint(ctx, path, o.Model.MaxHeader)
+	prov := Provenance{Source: unopenedSource(path), QKV: Build()}
 	if err != nil {
 		if unreadable(err) {
 			return err
@@ -161,20 +204,60 @@ func checkRun(ctx context.Context, o *CheckOptions) error {
 			return in.FindErr // a flag that does not apply (--lora-scale on a model)
 		}
 	}
-	res, err := check.Run(ctx, in, o.Rules, check.Options{Exact: o.Exact})
+	opts := check.Options{Exact: o.Exact}
+	bar := newProgress(o.IO, "check", "tensors")
+	if bar != nil {
+		opts.Progress = bar.Set
+	}
+	if sh := o.Shard; sh != nil {
+		switch o.ShardSource {
+		case inspect.SourceK8s:
+			fmt.Fprintf(o.IO.Err, "qkv: shard %s, from the Kubernetes Indexed Job (%s)\n", sh, inspect.EnvK8sIndex)
+		case inspect.SourceSlurm:
+			fmt.Fprintf(o.IO.Err, "qkv: shard %s, from the Slurm job array (%s)\n", sh, inspect.EnvSlurmID)
+		}
+		opts.Part = &inspect.Part{Shard: *sh, Version: Version}
+		part, err := check.RunPart(ctx, in, o.Rules, opts, baseHash)
+		o.IO.clearProgress()
+		if err != nil {
+			return err
+		}
+		if ck != nil {
+			prov = newProvenance(ck)
+		}
+		part.Source, part.QKV = &prov.Source, &prov.QKV
+		return termui.WriteJSON(o.IO.Out, part) // for qkv merge: always JSON
+	}
+	res, err := check.Run(ctx, in, o.Rules, opts)
+	o.IO.clearProgress()
 	if err != nil {
 		return err
 	}
-	st := termui.Style{Styled: o.IO.Styled, Width: o.IO.Width}
-	switch o.Format {
+	if ck != nil {
+		prov = newProvenance(ck)
+	}
+	res.Source, res.QKV, res.IO = &prov.Source, &prov.QKV, prov.IO
+	return writeCheckResult(o.IO, res, o.Format, o.Getenv)
+}
+
+// writeCheckResult prints a check's result in the format asked (qkv check
+// and qkv merge) and says whether it failed (exit 1). --format github also
+// appends the markdown summary to $GITHUB_STEP_SUMMARY when it is set.
+func writeCheckResult(s *Streams, res *check.Result, format string, getenv func(string) string) error {
+	var err error
+	switch format {
 	case "json":
-		err = res.WriteJSON(o.IO.Out)
+		err = res.WriteJSON(s.Out)
 	case "github":
-		err = res.WriteGitHub(o.IO.Out)
+		if err = res.WriteGitHub(s.Out); err == nil {
+			err = appendStepSummary(res, getenv)
+		}
 	case "junit":
-		err = res.WriteJUnit(o.IO.Out)
+		err = res.WriteJUnit(s.Out)
+	case "markdown":
+		err = res.WriteMarkdown(s.Out)
 	default:
-		err = res.Render(o.IO.Out, st)
+		err = res.Render(s.Out, s.style())
 	}
 	if err != nil {
 		return err
@@ -183,6 +266,56 @@ func checkRun(ctx context.Context, o *CheckOptions) error {
 		return &findingsError{}
 	}
 	return nil
+}
+
+// appendStepSummary appends the markdown summary to the file GitHub
+// Actions names in GITHUB_STEP_SUMMARY (nothing when it is unset).
+func appendStepSummary(res *check.Result, getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	path := getenv("GITHUB_STEP_SUMMARY")
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return inputError("GITHUB_STEP_SUMMARY %s: %v", path, infile.Cause(err))
+	}
+	werr := res.WriteMarkdown(f)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return inputError("GITHUB_STEP_SUMMARY %s: %v", path, werr)
+	}
+	return nil
+}
+
+// readBaseline reads a --baseline report and the SHA-256 of its file.
+func readBaseline(path string) (*inspect.Report, string, error) {
+	b, err := infile.Read(path, maxBaselineBytes)
+	if err != nil {
+		return nil, "", inputError("--baseline %s: %v", path, err)
+	}
+	base := &inspect.Report{}
+	if err := json.Unmarshal(b, base); err != nil || base.Schema != inspect.Schema {
+		return nil, "", inputError("--baseline %s: not a qkv inspect --json report (%v)", path, err)
+	}
+	return base, check.BaselineHash(b), nil
+}
+
+// unopenedSource is the source block of a checkpoint that did not open:
+// the input as given, and where it was to come from.
+func unopenedSource(path string) formats.SourceInfo {
+	s := formats.SourceInfo{Input: path, Kind: "local", Files: []formats.SourceFile{}}
+	switch {
+	case strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://"):
+		s.Kind = "url"
+	case source.IsRemote(path):
+		s.Kind = "hub"
+	}
+	return s
 }
 
 // maxBaselineBytes bounds a --baseline report: qkv inspect --json of the

@@ -178,7 +178,7 @@ func TestCheckExitStatus(t *testing.T) {
 		{"an LFS pointer", []string{checkTempFile(t, "model.safetensors", "version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 10\n")}, 3, "LFS pointer"},
 		{"a web page", []string{checkTempFile(t, "model.gguf", "<!DOCTYPE html><html><body>404</body></html>")}, 3, "HTML page"},
 		{"folder without a model", []string{t.TempDir()}, 3, ""},
-		{"bad --format", []string{tiny, "--format", "yaml"}, 2, `--format must be text, json, github or junit, not "yaml"`},
+		{"bad --format", []string{tiny, "--format", "yaml"}, 2, `--format must be text, json, github, junit or markdown, not "yaml"`},
 		{"unknown check in --fail-on", []string{tiny, "--fail-on", "nan,dead_heads"}, 2, `unknown check "dead_heads"`},
 		{"unknown check in --warn-on", []string{tiny, "--warn-on", "everything"}, 2, `unknown check "everything"`},
 		{"unknown type in --allow-dtypes", []string{tiny, "--allow-dtypes", "F16,fp32"}, 2, `--allow-dtypes: unknown element type "fp32"`},
@@ -206,10 +206,10 @@ func TestCheckExitStatus(t *testing.T) {
 				if errs != "" {
 					t.Errorf("stderr %q", errs)
 				}
+				// The verdict first.
 				verdict := map[int]string{0: "PASS ", 1: "FAIL "}[code]
-				lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-				if !strings.HasPrefix(lines[len(lines)-1], verdict) {
-					t.Errorf("last line %q, want %q...", lines[len(lines)-1], verdict)
+				if !strings.HasPrefix(out, verdict) {
+					t.Errorf("first line %q, want %q...", strings.SplitN(out, "\n", 2)[0], verdict)
 				}
 			default:
 				if out != "" {
@@ -432,10 +432,16 @@ func TestCheckFormats(t *testing.T) {
 		}
 	}
 
-	// Text, unstyled: one line per checkWant, then the verdict.
+	// Text, unstyled: the verdict, then a line per problem naming its
+	// check (and one or more with its message).
 	_, out, _ = run("check", tiny)
-	lines = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	if len(lines) != len(doc.Failures)+len(doc.Warnings)+1 || strings.Contains(out, "\x1b[") {
+	n := 0
+	for _, l := range strings.Split(out, "\n")[1:] {
+		if strings.HasPrefix(l, "FAIL ") || strings.HasPrefix(l, "warn ") {
+			n++
+		}
+	}
+	if !strings.HasPrefix(out, "FAIL ") || n != len(doc.Failures)+len(doc.Warnings) || strings.Contains(out, "\x1b[") {
 		t.Errorf("text:\n%s", out)
 	}
 }

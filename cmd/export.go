@@ -94,12 +94,9 @@ func exportRun(ctx context.Context, o *ExportOptions) error {
 	case len(sel) == 0:
 		return &formats.Error{File: o.Path, Offset: -1, Err: fmt.Errorf("none of the %d tensors has an element type qkv can decode", matched)}
 	}
-	var bar *termui.Progress
-	if o.IO.Progress {
-		bar = termui.NewProgress(o.IO.Err, "export", "tensors")
-	}
+	bar := newProgress(o.IO, "export", "tensors")
 	err = writeF32Safetensors(o.IO, "-o", o.Out, decodedTensors(ck, sel, bar), [][2]string{{"source", filepath.Base(o.Path)}, {"written_by", "qkv " + Version}})
-	bar.Done()
+	o.IO.clearProgress()
 	return err
 }
 

@@ -114,10 +114,7 @@ func extractRun(ctx context.Context, o *ExtractOptions) error {
 			order = append(order, p.layer)
 		}
 	}
-	var bar *termui.Progress
-	if o.IO.Progress {
-		bar = termui.NewProgress(o.IO.Err, "extract", "layers")
-	}
+	bar := newProgress(o.IO, "extract", "layers")
 	ls := newLayerStream(ctx, m, order, o.Matrices, bar)
 	defer ls.stop()
 	ts := make([]safetensors.WriteTensor, len(plan))
@@ -136,7 +133,7 @@ func extractRun(ctx context.Context, o *ExtractOptions) error {
 		{"convention", "rows=out features, cols=in features; Q/K rows in Hugging Face (half-split) order"},
 		{"arch", g.Arch}, {"n_heads", fmt.Sprint(g.NHeads)}, {"n_kv_heads", fmt.Sprint(g.NKVHeads)}, {"head_dim", fmt.Sprint(g.HeadDim)}}
 	err = writeF32Safetensors(o.IO, "-o", o.Out, ts, meta)
-	bar.Done()
+	o.IO.clearProgress()
 	return err
 }
 

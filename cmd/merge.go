@@ -2,14 +2,15 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/inspect"
+	"github.com/qkvdev/qkv/inspect/check"
 	"github.com/qkvdev/qkv/internal/infile"
-	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // maxPartBytes bounds one part's JSON: a part of an inspect --json
@@ -20,7 +21,13 @@ const maxPartBytes = 256 << 20
 type MergeOptions struct {
 	IO    *Streams
 	Parts []string // the part files, as given
-	JSON  bool
+	// Format is text or json for inspect parts; text, json, github, junit
+	// or markdown for check parts.
+	Format string
+	// BaselinePath is the --baseline file check parts were made with.
+	BaselinePath string
+	// Getenv reads GITHUB_STEP_SUMMARY (os.Getenv when nil).
+	Getenv func(string) string
 }
 
 // NewCmdMerge builds qkv merge; runF (nil: mergeRun) does the work.
@@ -28,11 +35,18 @@ func NewCmdMerge(s *Streams, runF func(context.Context, *MergeOptions) error) *c
 	opts := &MergeOptions{IO: s}
 	c := &cobra.Command{
 		Use:   "merge PART.json...",
-		Short: "Join the partial reports of a sharded inspect run into the whole report",
-		Long: `Join the parts written by 'qkv inspect --shard I/N --json' (one per shard,
-I from 0 to N-1, in any order) into the report the unsharded run gives —
-the same JSON byte for byte — recomputing the findings that compare layers
-(outlier spectral norms against the median of every layer).
+		Short: "Join the parts of a sharded inspect or check run into the whole result",
+		Long: `Join the parts written by 'qkv inspect --shard I/N --json' or 'qkv check
+--shard I/N' (one per shard, I from 0 to N-1, in any order) into the result
+the unsharded run gives — the same JSON byte for byte. The first file's
+schema says which: inspect parts give the inspect report, recomputing the
+findings that compare layers (outlier spectral norms against the median of
+every layer); check parts give the check's result — the header checks
+once, every tensor's problems in checkpoint order, the attention checks
+recomputed over the whole model (findings, leave-one-out outlier norms,
+bounds, drift with the same --baseline file) — printed as check prints it
+(--format text, json, github, junit or markdown) and exiting 1 when it
+fails.
 
 Parts are refused (exit 3, naming the file) when they are not parts, come
 from different models (geometry or fingerprint), settings, layer
@@ -43,32 +57,66 @@ layers.`,
 		Example: `  qkv inspect ./model --json --shard 0/2 > part0.json
   qkv inspect ./model --json --shard 1/2 > part1.json
   qkv merge part0.json part1.json --json > report.json
-  qkv merge parts/*.json`,
+  qkv merge parts/*.json
+  qkv check ./model --shard 0/2 > c0.json; qkv check ./model --shard 1/2 > c1.json
+  qkv merge c0.json c1.json --format github`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError("merge takes the part files (PART.json ...)")
 			}
 			return nil
 		},
-		PreRunE: checkSharedFlags,
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.Parts = args
 			return runOr(c, runF, mergeRun, opts)
 		},
 	}
-	c.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON document (schema qkv.inspect/v1)")
+	var asJSON bool
+	c.Flags().BoolVar(&asJSON, "json", false, "same as --format json")
+	c.Flags().StringVar(&opts.Format, "format", "text", "output: text or json; for check parts also github, junit or markdown")
+	c.Flags().StringVar(&opts.BaselinePath, "baseline", "", "the --baseline file the check parts were made with (drift)")
+	c.PreRunE = func(c *cobra.Command, args []string) error {
+		if err := checkSharedFlags(c, args); err != nil {
+			return err
+		}
+		if asJSON {
+			opts.Format = "json"
+		}
+		switch opts.Format {
+		case "text", "json", "github", "junit", "markdown":
+			return nil
+		}
+		return usageError("--format must be text, json, github, junit or markdown, not %q", opts.Format)
+	}
 	return c
 }
 
-// mergeRun reads the parts and prints the whole report.
+// mergeRun reads the parts and prints the whole result: the first file's
+// schema says whether they are inspect's or check's parts.
 func mergeRun(_ context.Context, o *MergeOptions) error {
-	parts := make([]*inspect.Report, len(o.Parts))
+	raw := make([][]byte, len(o.Parts))
 	for i, path := range o.Parts {
 		b, err := infile.Read(path, maxPartBytes)
 		if err != nil {
 			return inputError("%s: %v", path, err)
 		}
-		r, err := inspect.ReadReport(b)
+		raw[i] = b
+	}
+	var head struct {
+		Schema string `json:"schema"`
+	}
+	if json.Unmarshal(raw[0], &head) == nil && head.Schema == check.SchemaPartial {
+		return mergeCheckParts(o, raw)
+	}
+	switch {
+	case o.Format != "text" && o.Format != "json":
+		return usageError("--format %s applies to check parts; inspect parts merge into text or json", o.Format)
+	case o.BaselinePath != "":
+		return usageError("--baseline applies to check parts, not to inspect's")
+	}
+	parts := make([]*inspect.Report, len(o.Parts))
+	for i, path := range o.Parts {
+		r, err := inspect.ReadReport(raw[i])
 		if err != nil {
 			return inputError("%s: not a qkv inspect --json report or part: %v", path, err)
 		}
@@ -83,8 +131,40 @@ func mergeRun(_ context.Context, o *MergeOptions) error {
 		}
 		return inputError("cannot merge: %v", err)
 	}
-	if o.JSON {
+	if o.Format == "json" {
 		return rep.WriteJSON(o.IO.Out)
 	}
-	return rep.Render(o.IO.Out, termui.Style{Styled: o.IO.Styled, Width: o.IO.Width})
+	return rep.Render(o.IO.Out, o.IO.style())
+}
+
+// mergeCheckParts joins the parts of a sharded check and prints the result
+// as qkv check does.
+func mergeCheckParts(o *MergeOptions, raw [][]byte) error {
+	parts := make([]*check.Part, len(raw))
+	for i, b := range raw {
+		p, err := check.ReadPart(b)
+		if err != nil {
+			return inputError("%s: not a qkv check --shard part: %v", o.Parts[i], err)
+		}
+		parts[i] = p
+	}
+	var (
+		base     *inspect.Report
+		baseHash string
+	)
+	if o.BaselinePath != "" {
+		var err error
+		if base, baseHash, err = readBaseline(o.BaselinePath); err != nil {
+			return err
+		}
+	}
+	res, err := check.Merge(parts, base, baseHash)
+	if err != nil {
+		var me *check.MergeError
+		if errors.As(err, &me) && me.Part >= 0 {
+			err = fmt.Errorf("%s (part %d): %v", o.Parts[me.Part], me.Part+1, me.Err)
+		}
+		return inputError("cannot merge: %v", err)
+	}
+	return writeCheckResult(o.IO, res, o.Format, o.Getenv)
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/source"
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/termui"
@@ -46,6 +47,7 @@ type Result struct {
 	// caller; omitted when not).
 	Source *formats.SourceInfo `json:"source,omitempty"`
 	QKV    *buildinfo.Info     `json:"qkv,omitempty"`
+	IO     *source.IO          `json:"io,omitempty"`
 	Path   string              `json:"path"`
 	Passed bool                `json:"passed"`
 	// Spectra says how spectral norms were found: "bounds" (block

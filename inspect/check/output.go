@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/qkvdev/qkv/internal/termui"
@@ -15,34 +16,203 @@ func (r *Result) WriteJSON(w io.Writer) error { return termui.WriteJSON(w, r) }
 
 var _ termui.Renderer = (*Result)(nil)
 
-// Render writes a human summary: each failure and warning on a line, then
-// PASS or FAIL.
+// Summary is the verdict in one line: PASS or FAIL, the checkpoint, what
+// was checked, the problems' counts and the worst problem (the first
+// failure, else the first warning).
+func (r *Result) Summary() string {
+	verdict := "PASS"
+	if !r.Passed {
+		verdict = "FAIL"
+	}
+	s := fmt.Sprintf("%s %s: %s, %s; %s, %s", verdict, r.Path, termui.Plural(int64(len(r.Failures)), "failure"), termui.Plural(int64(len(r.Warnings)), "warning"),
+		termui.Plural(int64(r.Tensors), "tensor"), termui.Plural(int64(r.Layers), "attention layer"))
+	if w := r.worst(); w != nil {
+		s += "; worst: " + w.Check
+		if w.Tensor != "" {
+			s += " in " + w.Tensor
+		}
+	}
+	return s
+}
+
+// summaryLine is Summary fitted to cols columns: the worst problem's
+// tensor gives way first (cut in the middle), then "attention" of
+// "attention layers", then the worst problem, then the path (cut in the
+// middle).
+func (r *Result) summaryLine(cols int, ascii bool) string {
+	verdict := "PASS "
+	if !r.Passed {
+		verdict = "FAIL "
+	}
+	path := termui.Clean(r.Path)
+	counts := "; " + termui.Plural(int64(len(r.Failures)), "failure") + ", " + termui.Plural(int64(len(r.Warnings)), "warning")
+	what := "; " + termui.Plural(int64(r.Tensors), "tensor") + ", " + termui.Plural(int64(r.Layers), "attention layer")
+	var worst, tensor string
+	if p := r.worst(); p != nil {
+		worst = "; worst: " + p.Check
+		if p.Tensor != "" {
+			tensor = " in " + termui.Name(p.Tensor)
+		}
+	}
+	width := func() int {
+		return termui.Width(verdict+path+":") + termui.Width(counts[1:]) + termui.Width(what) + termui.Width(worst) + termui.Width(tensor)
+	}
+	if over := width() - cols; over > 0 && tensor != "" {
+		if keep := termui.Width(tensor) - len(" in ") - over; keep >= 12 {
+			tensor = " in " + termui.TruncateMiddle(tensor[len(" in "):], keep, ascii)
+		} else {
+			tensor = ""
+		}
+	}
+	if width() > cols {
+		what = "; " + termui.Plural(int64(r.Tensors), "tensor") + ", " + termui.Plural(int64(r.Layers), "layer")
+	}
+	if width() > cols {
+		worst = ""
+	}
+	if over := width() - cols; over > 0 {
+		path = termui.TruncateMiddle(path, max(termui.Width(path)-over, 12), ascii)
+	}
+	return verdict + path + ":" + counts[1:] + what + worst + tensor
+}
+
+func (r *Result) worst() *Problem {
+	switch {
+	case len(r.Failures) > 0:
+		return &r.Failures[0]
+	case len(r.Warnings) > 0:
+		return &r.Warnings[0]
+	}
+	return nil
+}
+
+// Render writes the verdict first — one line: PASS or FAIL, the
+// checkpoint, what was checked, the counts and the worst problem — then
+// each failure and warning (the check and tensor on one line, the message
+// wrapped below it), then the checks that ran; every line fits st's width.
 func (r *Result) Render(w io.Writer, st termui.Style) error {
 	var b strings.Builder
 	th := termui.NewTheme(w, st)
+	cols := st.Cols()
+	ell := st.ASCII
 	// Tensor names and messages come from the file: escapes and line
 	// breaks in them are shown, never acted on.
-	line := func(tag string, p Problem) {
-		where := termui.Clean(r.Path)
-		if p.Tensor != "" {
-			where = termui.Name(p.Tensor)
+	tag := func(fail bool) string {
+		if fail {
+			return th.Bad("FAIL")
 		}
-		fmt.Fprintf(&b, "%s %-16s %s: %s\n", tag, p.Check, where, termui.Clean(p.Message))
-	}
-	for _, p := range r.Failures {
-		line(th.Bad("FAIL"), p)
-	}
-	for _, p := range r.Warnings {
-		line(th.Warn("warn"), p)
+		return th.Warn("warn")
 	}
 	verdict := th.Good("PASS")
 	if !r.Passed {
 		verdict = th.Bad("FAIL")
 	}
-	fmt.Fprintf(&b, "%s %s: %d tensors, %d attention layers; %d failures, %d warnings (checks: %s)\n",
-		verdict, termui.Clean(r.Path), r.Tensors, r.Layers, len(r.Failures), len(r.Warnings), strings.Join(r.Checks, ", "))
+	b.WriteString(verdict + " " + r.summaryLine(cols, ell)[len("PASS "):] + "\n")
+	if r.Spectra == "bounds" && r.Layers > 0 {
+		b.WriteString(th.Muted(termui.Wrap("spectral norms: Lanczos bounds (exact where a rule needs it; --exact for all)", cols, "")) + "\n")
+	}
+	line := func(fail bool, p Problem) {
+		where := ""
+		if p.Tensor != "" {
+			where = termui.Name(p.Tensor)
+		}
+		if p.Layer != nil {
+			where = strings.TrimSpace(fmt.Sprintf("%s (layer %d)", where, *p.Layer))
+		}
+		head := fmt.Sprintf("%s %-15s ", tag(fail), p.Check)
+		hw := len("FAIL ") + max(len(p.Check), 15) + 1
+		if where == "" {
+			where = termui.Clean(r.Path)
+		}
+		b.WriteString(head + termui.TruncateMiddle(where, max(cols-hw, 8), ell) + "\n")
+		msg := termui.Clean(p.Message)
+		if st.ASCII {
+			msg = asciiSymbols.Replace(msg)
+		}
+		b.WriteString("     " + termui.Wrap(msg, cols-5, "     ") + "\n")
+	}
+	if len(r.Failures)+len(r.Warnings) > 0 {
+		b.WriteString("\n")
+	}
+	for _, p := range r.Failures {
+		line(true, p)
+	}
+	for _, p := range r.Warnings {
+		line(false, p)
+	}
+	b.WriteString("\n" + th.Muted(termui.Wrap("checks: "+strings.Join(r.Checks, ", "), cols, "  ")) + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// WriteMarkdown writes the result for a pull-request comment or a GitHub
+// job summary: the verdict as a heading line, then a table of the
+// problems (at most maxMarkdownRows; the rest counted).
+func (r *Result) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	icon := "✅ **PASS**"
+	if !r.Passed {
+		icon = "❌ **FAIL**"
+	}
+	fmt.Fprintf(&b, "### qkv check: %s\n\n", icon)
+	fmt.Fprintf(&b, "`%s`: %s, %s; %s, %s", mdCode(r.Path), termui.Plural(int64(len(r.Failures)), "failure"), termui.Plural(int64(len(r.Warnings)), "warning"),
+		termui.Plural(int64(r.Tensors), "tensor"), termui.Plural(int64(r.Layers), "attention layer"))
+	if r.Spectra == "bounds" && r.Layers > 0 {
+		b.WriteString(" (spectral norms from block Lanczos bounds)")
+	}
+	b.WriteString(".\n")
+	if n := len(r.Failures) + len(r.Warnings); n > 0 {
+		b.WriteString("\n| | check | tensor | layer | value | threshold | message |\n|---|---|---|---|---|---|---|\n")
+		rows := 0
+		row := func(sev string, p Problem) {
+			if rows == maxMarkdownRows {
+				return
+			}
+			rows++
+			layer := ""
+			if p.Layer != nil {
+				layer = fmt.Sprint(*p.Layer)
+			}
+			fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %s | %s | %s |\n", sev, p.Check, mdCode(p.Tensor), layer, mdNum(p.Value), mdNum(p.Threshold), mdCell(p.Message))
+		}
+		for _, p := range r.Failures {
+			row("❌", p)
+		}
+		for _, p := range r.Warnings {
+			row("⚠️", p)
+		}
+		if n > rows {
+			fmt.Fprintf(&b, "\n… and %d more (qkv check --format json lists them all).\n", n-rows)
+		}
+	}
+	fmt.Fprintf(&b, "\nChecks: %s.\n", strings.Join(r.Checks, ", "))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// asciiSymbols spells the symbols of problem messages in ASCII (TERM=dumb).
+var asciiSymbols = strings.NewReplacer("×", "x", "→", "->", "…", "...", "−", "-", "≤", "<=", "≥", ">=", "‖", "|")
+
+// maxMarkdownRows bounds the problems a markdown summary lists (GitHub
+// caps a job summary at 1 MiB).
+const maxMarkdownRows = 200
+
+func mdNum(f *termui.Float) string {
+	if f == nil || !f.Valid() {
+		return ""
+	}
+	return strconv.FormatFloat(float64(*f), 'g', 6, 64)
+}
+
+// mdCell makes file text safe in a table cell: no line breaks, pipes or
+// HTML, terminal escapes shown.
+func mdCell(s string) string {
+	s = termui.Clean(oneLine.Replace(s))
+	return strings.NewReplacer("|", "\\|", "<", "&lt;", ">", "&gt;", "`", "\\`").Replace(s)
+}
+
+func mdCode(s string) string {
+	return strings.ReplaceAll(termui.Clean(oneLine.Replace(s)), "`", "'")
 }
 
 // escapeData and escapeProperty follow GitHub's workflow-command encoding,
@@ -172,6 +342,26 @@ func (r *Result) WriteJUnit(w io.Writer) error {
 		}
 	}
 	doc := junitSuites{Name: "qkv check", Tests: suite.Tests, Failures: suite.Failures, Suites: []junitSuite{suite}}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+// WriteJUnitUnreadable writes the JUnit report of a check that could not
+// read its input at all: one test case, failing with the reason, so that a
+// CI system that reads the report sees the failure rather than an empty or
+// missing file.
+func WriteJUnitUnreadable(w io.Writer, path, reason string) error {
+	c := junitCase{Name: path, Classname: "qkv.check." + CheckStructure, Failure: &junitFailure{Message: reason, Type: "unreadable", Text: reason + "\n"}}
+	suite := junitSuite{Name: "qkv check " + path, Tests: 1, Failures: 1, Cases: []junitCase{c}}
+	doc := junitSuites{Name: "qkv check", Tests: 1, Failures: 1, Suites: []junitSuite{suite}}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}

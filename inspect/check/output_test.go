@@ -237,26 +237,39 @@ func TestWriteGitHub(t *testing.T) {
 
 func TestRenderText(t *testing.T) {
 	for _, r := range []*Result{sample(), passing()} {
-		var buf bytes.Buffer
-		if err := r.Render(&buf, termui.Style{}); err != nil {
-			t.Fatal(err)
-		}
-		out := buf.String()
-		if strings.Contains(out, "\x1b[") {
-			t.Errorf("unstyled text has escape sequences")
-		}
-		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-		// One line per problem, even for a message with a newline.
-		if want := len(r.Failures) + len(r.Warnings) + 1; len(lines) != want {
-			t.Errorf("%d lines, want %d:\n%s", len(lines), want, out)
-		}
-		last := lines[len(lines)-1]
-		if r.Passed != strings.HasPrefix(last, "PASS ") || !r.Passed != strings.HasPrefix(last, "FAIL ") {
-			t.Errorf("verdict line %q for passed=%v", last, r.Passed)
-		}
-		for _, p := range r.Failures {
-			if !strings.Contains(out, "FAIL "+p.Check) {
-				t.Errorf("no FAIL line for %s", p.Check)
+		for _, width := range []int{80, 160} {
+			var buf bytes.Buffer
+			if err := r.Render(&buf, termui.Style{Width: width}); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			if strings.Contains(out, "\x1b[") {
+				t.Errorf("unstyled text has escape sequences")
+			}
+			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			// The verdict first.
+			if first := lines[0]; r.Passed != strings.HasPrefix(first, "PASS ") || !r.Passed != strings.HasPrefix(first, "FAIL ") || !strings.Contains(first, r.Path) {
+				t.Errorf("verdict line %q for passed=%v", first, r.Passed)
+			}
+			// Two lines per problem (its check and tensor, its message),
+			// even for a message with a newline, none wider than the
+			// terminal.
+			n := 0
+			for i, l := range lines {
+				if termui.Width(l) > width {
+					t.Errorf("%d columns: line of %d: %q", width, termui.Width(l), l)
+				}
+				if i > 0 && (strings.HasPrefix(l, "FAIL ") || strings.HasPrefix(l, "warn ")) {
+					n++
+				}
+			}
+			if want := len(r.Failures) + len(r.Warnings); n != want {
+				t.Errorf("%d problem lines, want %d:\n%s", n, want, out)
+			}
+			for _, p := range r.Failures {
+				if !strings.Contains(out, "FAIL "+p.Check) {
+					t.Errorf("no FAIL line for %s", p.Check)
+				}
 			}
 		}
 	}

@@ -100,6 +100,9 @@ func gather(ctx context.Context, in Input, rules *Rules, opts Options) (*Facts, 
 			total++
 		}
 	}
+	if opts.Progress != nil {
+		opts.Progress(0, int(total)) // shown from the first second
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

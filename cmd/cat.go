@@ -86,7 +86,15 @@ func catRun(ctx context.Context, o *CatOptions) error {
 	defer ck.Close()
 	t := ck.Tensor(o.Tensor)
 	if t == nil {
-		return &formats.Error{File: o.Path, Offset: -1, Err: fmt.Errorf("no tensor named %q (see qkv ls)", o.Tensor)}
+		names := make([]string, len(ck.Tensors))
+		for i, t := range ck.Tensors {
+			names[i] = t.Name
+		}
+		hint := "see qkv ls"
+		if dym := termui.DidYouMean(o.Tensor, names); dym != "" {
+			hint = dym
+		}
+		return &formats.Error{File: o.Path, Offset: -1, Err: fmt.Errorf("no tensor named %q (%s)", o.Tensor, hint)}
 	}
 	rep, err := buildCat(ck, t, o.Rows)
 	if err != nil {

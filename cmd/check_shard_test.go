@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/qkvdev/qkv/cmd"
+	"github.com/qkvdev/qkv/internal/schema"
 	"github.com/qkvdev/qkv/internal/testref"
 )
 
@@ -145,4 +146,23 @@ func firstLineDiff(got, want string) string {
 		}
 	}
 	return "(same)"
+}
+
+// TestCheckPartSchema: parts and the merged result validate against their
+// schemas (qkv.check.partial/v1, qkv.check/v1).
+func TestCheckPartSchema(t *testing.T) {
+	for _, model := range checkShardModels(t)[:4] {
+		var parts []string
+		for i := 0; i < 2; i++ {
+			_, out, _ := run("check", model, "--shard", fmt.Sprintf("%d/2", i))
+			if err := schema.ValidateAs("qkv.check.partial/v1", []byte(out)); err != nil {
+				t.Errorf("%s part %d: %v", model, i, err)
+			}
+			parts = append(parts, checkTempFile(t, fmt.Sprintf("p%d.json", i), out))
+		}
+		_, merged, _ := run(append([]string{"merge", "--json"}, parts...)...)
+		if err := schema.ValidateAs("qkv.check/v1", []byte(merged)); err != nil {
+			t.Errorf("%s merged: %v", model, err)
+		}
+	}
 }

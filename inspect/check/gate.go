@@ -9,13 +9,14 @@ import (
 	"github.com/qkvdev/qkv/internal/linalg"
 )
 
-// Spectra modes of a check (Settings.Mode of its statistics).
+// Spectra modes of a check (Settings.Mode of its statistics, in inspect's
+// words).
 const (
 	// ModeBounds: spectral norms from block Lanczos with their bounds,
 	// exact where a rule needs the value (see analyzer).
-	ModeBounds = "check-bounds"
+	ModeBounds = "fast"
 	// ModeExact: every matrix's full spectrum, as `qkv inspect` computes it.
-	ModeExact = "check-exact"
+	ModeExact = "full"
 )
 
 // Block Lanczos of the gate: 4 blocks of 8 vectors, a Krylov space of 32

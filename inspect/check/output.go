@@ -112,19 +112,26 @@ func (r *Result) Render(w io.Writer, st termui.Style) error {
 		b.WriteString(th.Muted(termui.Wrap("spectral norms: Lanczos bounds (exact where a rule needs it; --exact for all)", cols, "")) + "\n")
 	}
 	line := func(fail bool, p Problem) {
-		where := ""
-		if p.Tensor != "" {
+		// The check and what it concerns (the tensor; else the layer; else
+		// the checkpoint), then the message below, wrapped.
+		where := termui.Clean(r.Path)
+		switch {
+		case p.Tensor != "":
 			where = termui.Name(p.Tensor)
-		}
-		if p.Layer != nil {
-			where = strings.TrimSpace(fmt.Sprintf("%s (layer %d)", where, *p.Layer))
+		case p.Layer != nil:
+			where = fmt.Sprintf("layer %d", *p.Layer)
 		}
 		head := fmt.Sprintf("%s %-15s ", tag(fail), p.Check)
 		hw := len("FAIL ") + max(len(p.Check), 15) + 1
-		if where == "" {
-			where = termui.Clean(r.Path)
+		switch {
+		case hw+termui.Width(where)+1 <= cols:
+			b.WriteString(head + where + ":\n")
+		case 5+termui.Width(where)+1 <= cols:
+			// A long name gets a line of its own rather than being cut.
+			b.WriteString(strings.TrimRight(head, " ") + "\n     " + where + ":\n")
+		default:
+			b.WriteString(strings.TrimRight(head, " ") + "\n     " + termui.TruncateMiddle(where, cols-6, ell) + ":\n")
 		}
-		b.WriteString(head + termui.TruncateMiddle(where, max(cols-hw, 8), ell) + "\n")
 		msg := termui.Clean(p.Message)
 		if st.ASCII {
 			msg = asciiSymbols.Replace(msg)

@@ -82,6 +82,10 @@ type layersDoc struct {
 	Source formats.SourceInfo `json:"source"`
 	QKV    buildinfo.Info     `json:"qkv"`
 	IO     *source.IO         `json:"io,omitempty"`
+	// Path shadows the report's path, left out: the input is source.input
+	// (and the JSON of a model read locally or remotely is the same
+	// without source and io).
+	Path string `json:"path,omitempty"`
 	formats.LayersReport
 	KVHeadForHead []int `json:"kv_head_for_head"`
 }

@@ -24,6 +24,9 @@ import (
 )
 
 type lsFile struct {
+	// Path is the file's name relative to the checkpoint's folder (as in
+	// source.files), so that a model read locally or remotely lists the
+	// same files.
 	Path       string `json:"path"`
 	Size       int64  `json:"size"`
 	Format     string `json:"format"`
@@ -37,7 +40,7 @@ type lsTensor struct {
 	DType  string  `json:"dtype"`
 	Shape  []int64 `json:"shape"`
 	Bytes  *int64  `json:"bytes"` // null when the type's layout is unknown
-	File   string  `json:"file"`
+	File   string  `json:"file"` // one of files[].path
 	Offset int64   `json:"offset"`
 	// Note says what is unusual about how the tensor is stored.
 	Note string `json:"note,omitempty"`
@@ -140,15 +143,16 @@ func addMaxHeaderFlag(c *cobra.Command, v *int64) {
 // and the totals. JSON and text are both written from it row by row.
 type lsListing struct {
 	ck     *formats.Checkpoint
+	src    formats.SourceInfo
 	files  []lsFile
 	sel    []int
 	totals lsTotals
 }
 
 func buildLs(ck *formats.Checkpoint, re *regexp.Regexp) *lsListing {
-	l := &lsListing{ck: ck, files: []lsFile{}, totals: lsTotals{BytesByType: map[string]int64{}, CountByType: map[string]int{}}}
-	for _, f := range ck.Files {
-		lf := lsFile{Path: f.Path, Size: f.Size, Format: string(ck.Format)}
+	l := &lsListing{ck: ck, src: ck.Source(), files: []lsFile{}, totals: lsTotals{BytesByType: map[string]int64{}, CountByType: map[string]int{}}}
+	for i, f := range ck.Files {
+		lf := lsFile{Path: l.fileName(i), Size: f.Size, Format: string(ck.Format)}
 		if f.GGUF != nil {
 			lf.Version = f.GGUF.Version
 			lf.Endianness = "little"
@@ -181,7 +185,7 @@ func buildLs(ck *formats.Checkpoint, re *regexp.Regexp) *lsListing {
 // tensor is the listing's entry for the i-th selected tensor.
 func (l *lsListing) tensor(i int) lsTensor {
 	t := l.ck.Tensors[l.sel[i]]
-	lt := lsTensor{Name: t.Name, DType: t.Type.Name(), Shape: t.Shape, File: l.ck.Files[t.File].Path, Offset: t.Offset, Note: t.Note}
+	lt := lsTensor{Name: t.Name, DType: t.Type.Name(), Shape: t.Shape, File: l.fileName(t.File), Offset: t.Offset, Note: t.Note}
 	if lt.Shape == nil {
 		lt.Shape = []int64{}
 	}
@@ -192,10 +196,18 @@ func (l *lsListing) tensor(i int) lsTensor {
 	return lt
 }
 
+// fileName is the i-th file's name relative to the checkpoint's folder.
+func (l *lsListing) fileName(i int) string {
+	if i >= 0 && i < len(l.src.Files) {
+		return l.src.Files[i].Name
+	}
+	return filepath.ToSlash(l.ck.Files[i].Path)
+}
+
 // report is the whole qkv.ls/v1 document in memory (tests compare the
 // streamed JSON with it).
 func (l *lsListing) report() lsReport {
-	rep := lsReport{Schema: "qkv.ls/v1", Source: l.ck.Source(), QKV: Build(), IO: ioOf(l.ck), Format: string(l.ck.Format),
+	rep := lsReport{Schema: "qkv.ls/v1", Source: l.src, QKV: Build(), IO: ioOf(l.ck), Format: string(l.ck.Format),
 		Files: l.files, Tensors: make([]lsTensor, len(l.sel)), Totals: l.totals}
 	for i := range l.sel {
 		rep.Tensors[i] = l.tensor(i)
@@ -216,7 +228,7 @@ func (l *lsListing) writeJSON(w io.Writer) error {
 		bw.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 	}
 	bw.WriteString("{\n  \"schema\": \"qkv.ls/v1\",\n  \"source\": ")
-	enc("  ", l.ck.Source())
+	enc("  ", l.src)
 	bw.WriteString(",\n  \"qkv\": ")
 	enc("  ", Build())
 	if io := ioOf(l.ck); io != nil {
@@ -298,7 +310,7 @@ func (l *lsListing) Render(w io.Writer, st termui.Style) error {
 	if multi {
 		for i, f := range l.files {
 			label := fmt.Sprintf("file %d: ", i+1)
-			name := termui.TruncateMiddle(tx(termui.Name(filepath.Base(f.Path))), cols-termui.Width(label), st.ASCII)
+			name := termui.TruncateMiddle(tx(termui.Name(f.Path)), cols-termui.Width(label), st.ASCII)
 			b.WriteString(termui.Dim(label+name, st.Styled) + "\n")
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,6 +116,26 @@ func metaRun(ctx context.Context, o *MetaOptions) error {
 	return metaView{rep: rep, whole: o.Full, key: o.Key != ""}.Render(o.IO.Out, o.IO.style())
 }
 
+// relToCheckpoint is p relative to ck's folder when it is in it ("config.json",
+// whether the folder is local or remote), else p as it is (a base model's
+// config found elsewhere).
+func relToCheckpoint(ck *formats.Checkpoint, p string) string {
+	dir := strings.TrimSuffix(filepath.ToSlash(ck.Dir), "/")
+	if q := filepath.ToSlash(p); dir != "" && dir != "." && strings.HasPrefix(q, dir+"/") {
+		return strings.TrimPrefix(q, dir+"/")
+	}
+	return p
+}
+
+// configTitle heads config.json's table: its name, and where it is when it
+// is not beside the weights.
+func configTitle(p string) string {
+	if p == "" || p == "config.json" {
+		return "config.json"
+	}
+	return "config.json (" + p + ")"
+}
+
 // keyHint is what follows "no metadata key K": the keys it looks like, or
 // that it is a key of config.json (which --key does not select).
 func keyHint(ck *formats.Checkpoint, key string) string {
@@ -142,7 +163,7 @@ func keyHint(ck *formats.Checkpoint, key string) string {
 
 func buildMeta(ck *formats.Checkpoint, key string, full bool) (metaReport, error) {
 	rep := metaReport{Schema: "qkv.meta/v1", Source: ck.Source(), QKV: Build(), IO: ioOf(ck), Format: string(ck.Format), Metadata: []metaEntry{},
-		Config: ck.Config, ConfigPath: ck.ConfigPath, AdapterConfig: ck.AdapterConfig}
+		Config: ck.Config, ConfigPath: relToCheckpoint(ck, ck.ConfigPath), AdapterConfig: ck.AdapterConfig}
 	if g := ck.GGUF(); g != nil {
 		end := "little"
 		if g.BigEndian {
@@ -311,7 +332,7 @@ func (v metaView) Render(w io.Writer, st termui.Style) error {
 	for _, c := range []struct {
 		title string
 		m     map[string]any
-	}{{"config.json (" + rep.ConfigPath + ")", rep.Config}, {"adapter_config.json", rep.AdapterConfig}} {
+	}{{configTitle(rep.ConfigPath), rep.Config}, {"adapter_config.json", rep.AdapterConfig}} {
 		if c.m == nil {
 			continue
 		}

@@ -220,7 +220,7 @@ func checkMetaSafetensors(t *testing.T, c lsCase) {
 		if !reflect.DeepEqual(x.got, want) {
 			t.Errorf("meta %s: %s differs from %s", c.arg, x.name, p)
 		}
-		if x.name == "config.json" && !samePath(got.ConfigPath, p) {
+		if x.name == "config.json" && !sameFile(got.ConfigPath, p) {
 			t.Errorf("meta %s: config_path %s, want %s", c.arg, got.ConfigPath, p)
 		}
 	}

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/source"
 	"github.com/qkvdev/qkv/formats/tokenizer"
 	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/termui"
@@ -26,7 +28,7 @@ type tokenizeReport struct {
 	Schema       string             `json:"schema"`
 	Source       formats.SourceInfo `json:"source"`
 	QKV          buildinfo.Info     `json:"qkv"`
-	Path         string             `json:"path"`
+	IO           *source.IO         `json:"io,omitempty"`
 	Tokenizer    string             `json:"tokenizer"` // gguf, tokenizer.json, tokenizer.model
 	Model        string             `json:"model"`
 	Pre          string             `json:"pre,omitempty"`
@@ -101,7 +103,7 @@ normalizer) is refused with exit status 3, naming it.`,
 }
 
 // tokenizeRun tokenizes the text and prints the tokens.
-func tokenizeRun(_ context.Context, o *TokenizeOptions) error {
+func tokenizeRun(ctx context.Context, o *TokenizeOptions) error {
 	s := o.IO
 	text := o.Text
 	if text == "-" {
@@ -114,8 +116,12 @@ func tokenizeRun(_ context.Context, o *TokenizeOptions) error {
 		}
 		text = string(b)
 	}
-	rep, err := runTokenize(o.Path, text, o.Special)
+	rep, err := runTokenize(ctx, o.Path, text, o.Special)
 	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return err // a usage error of the remote client keeps its status
+		}
 		return &exitError{code: ExitInput, err: err}
 	}
 	for _, w := range rep.Warnings {
@@ -127,9 +133,22 @@ func tokenizeRun(_ context.Context, o *TokenizeOptions) error {
 	return rep.Render(s.Out, s.style())
 }
 
-// runTokenize opens the tokenizer at path and encodes text.
-func runTokenize(path, text string, special bool) (tokenizeReport, error) {
-	tok, err := tokenizer.Open(path)
+// runTokenize opens the tokenizer at path and encodes text. A remote
+// checkpoint (hf://, a Hub repository, a URL) is opened through the run's
+// client and its tokenizer read through it.
+func runTokenize(ctx context.Context, path, text string, special bool) (tokenizeReport, error) {
+	var tok *tokenizer.Tokenizer
+	var ck *formats.Checkpoint
+	var err error
+	if source.IsRemote(path) {
+		if ck, err = openCheckpoint(ctx, path, 0); err != nil {
+			return tokenizeReport{}, err
+		}
+		defer ck.Close()
+		tok, err = tokenizer.FromCheckpoint(ck)
+	} else {
+		tok, err = tokenizer.Open(path)
+	}
 	if err != nil {
 		return tokenizeReport{}, err
 	}
@@ -139,7 +158,7 @@ func runTokenize(path, text string, special bool) (tokenizeReport, error) {
 		return tokenizeReport{}, fmt.Errorf("%s: %v", path, err)
 	}
 	in := tok.Info
-	rep := tokenizeReport{Schema: "qkv.tokenize/v1", Source: tokenizerSource(path, in), QKV: Build(), Path: path, Tokenizer: in.Source, Model: in.Model, Pre: in.Pre,
+	rep := tokenizeReport{Schema: "qkv.tokenize/v1", Source: tokenizerSource(path, in, ck), QKV: Build(), Tokenizer: in.Source, Model: in.Model, Pre: in.Pre,
 		VocabSize: in.VocabSize, AddSpecial: special, ParseSpecial: special,
 		Count: len(ids), IDs: ids, Pieces: make([]string, len(ids)), Texts: make([]string, len(ids)), Warnings: in.Warnings}
 	if rep.Warnings == nil {
@@ -153,6 +172,9 @@ func runTokenize(path, text string, special bool) (tokenizeReport, error) {
 		v := in.EOS
 		rep.EOS = &v
 	}
+	if ck != nil {
+		rep.IO = ioOf(ck)
+	}
 	rep.AddedBOS = special && in.AddBOS && in.BOS >= 0
 	rep.AddedEOS = special && in.AddEOS && in.EOS >= 0
 	for i, id := range ids {
@@ -165,8 +187,15 @@ func runTokenize(path, text string, special bool) (tokenizeReport, error) {
 }
 
 // tokenizerSource is the "source" block of a tokenize document: the input
-// and the tokenizer file read (its name relative to the input's folder).
-func tokenizerSource(path string, in tokenizer.Info) formats.SourceInfo {
+// and the tokenizer file read (its name relative to the input's folder);
+// for a remote checkpoint ck, its source with the tokenizer's kind as the
+// format.
+func tokenizerSource(path string, in tokenizer.Info, ck *formats.Checkpoint) formats.SourceInfo {
+	if ck != nil {
+		src := ck.Source()
+		src.Format = in.Source
+		return src
+	}
 	src := formats.SourceInfo{Input: path, Kind: "local", Format: in.Source, Files: []formats.SourceFile{}}
 	if in.Path == "" {
 		return src

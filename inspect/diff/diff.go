@@ -136,8 +136,10 @@ type Report struct {
 	IO      *source.IO         `json:"io,omitempty"`
 	// Passed: no threshold of Check failed (true when none was given).
 	Passed bool             `json:"passed"`
-	A      string           `json:"a"`
-	B      string           `json:"b"`
+	// A and B are the inputs as given, for the text (the JSON has them in
+	// source_a.input and source_b.input).
+	A      string           `json:"-"`
+	B      string           `json:"-"`
 	ModelA formats.Geometry `json:"model_a"`
 	ModelB formats.Geometry `json:"model_b"`
 	Layers []LayerDiff      `json:"layers"`

@@ -180,6 +180,14 @@ func (c *Checkpoint) DecodeChunks(t *Tensor, maxValues int, fn func(first int64,
 // decodeRange decodes len(dst) elements starting at element first, which
 // must both be whole blocks. Only the bytes of those blocks are read.
 func (c *Checkpoint) decodeRange(t *Tensor, first int64, dst []float32) error {
+	if err := c.decodeRaw(t, first, dst); err != nil || t.scale == nil {
+		return err
+	}
+	return c.applyScale(t, first, dst)
+}
+
+// decodeRaw is decodeRange without the weight's scale tensor.
+func (c *Checkpoint) decodeRaw(t *Tensor, first int64, dst []float32) error {
 	if err := c.checkDecodable(t); err != nil {
 		return err
 	}

@@ -519,8 +519,8 @@ func (m *Model) buildLayers(ms, mapped []match, stacks []string, geo *geoSource)
 // unknown tensor inside the attention block, an unknown norm, or (GGUF) an
 // attention tensor the architecture does not have.
 func (m *Model) notConsumed(mt *match) string {
-	if m.entry == nil || mt.stack == "\x00map" {
-		return ""
+	if m.entry == nil || mt.stack == "\x00map" || mt.t.scaleFor != nil {
+		return "" // an attached weight scale is applied on decoding
 	}
 	a := &m.arch
 	switch {

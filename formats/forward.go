@@ -807,7 +807,7 @@ func (m *Model) blockSource(ls *LayerSource, s *ForwardSpec) (*blockSource, erro
 	}
 	var leftover []string
 	for _, t := range c.Tensors {
-		if !strings.HasPrefix(t.Name, prefix) || used[t] {
+		if !strings.HasPrefix(t.Name, prefix) || used[t] || used[t.scaleFor] {
 			continue
 		}
 		rest := strings.TrimPrefix(t.Name, prefix)
@@ -1332,7 +1332,7 @@ func (m *Model) modelLevelChecks(s *ForwardSpec) {
 	}
 	ignore["rotary_emb.inv_freq"] = true
 	for _, t := range c.Tensors {
-		if !strings.HasPrefix(t.Name, stack) || known[t] {
+		if !strings.HasPrefix(t.Name, stack) || known[t] || known[t.scaleFor] {
 			continue
 		}
 		if sm := hfLayerRe.FindStringSubmatch(t.Name); sm != nil && sm[1] == stack {

@@ -214,6 +214,9 @@ func hfGeometry(c cfg, modelType string, a *Arch, stack string) (geoSource, erro
 			s.unsupported("config_key", kv.Key, "model sets %s = %v, which qkv does not implement (it models %v)", kv.Key, v, kv.Value)
 		}
 	}
+	if qc := quantConfig(c); qc != nil {
+		checkQuantMethod(qc, &s)
+	}
 	if a.Incomplete != "" {
 		s.unsupported("config_key", "model_type", "the %s entry of qkv's architecture registry is incomplete: %s", a.Name, a.Incomplete)
 	}
@@ -585,4 +588,28 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// weightQuantMethods are quantization_config.quant_method values whose
+// stored weights qkv decodes exactly: 8-bit weights times their scale
+// tensors (scales.go), and GPT-OSS's MXFP4 experts (forward.go). Activation
+// quantization at run time (FP8 inference kernels) is not part of the
+// weights and not modeled.
+var weightQuantMethods = map[string]bool{"fp8": true, "fbgemm_fp8": true, "compressed-tensors": true, "mxfp4": true}
+
+// checkQuantMethod reports a quantization qkv does not decode: its
+// tensors are read as stored, so every statistic would describe the packed
+// integers, not the weights.
+func checkQuantMethod(qc cfg, s *geoSource) {
+	m := qc.str("quant_method")
+	switch {
+	case m == "":
+		s.unsupported("config_key", "quantization_config", "config.json has a quantization_config without quant_method; qkv cannot tell how the weights are stored")
+	case !weightQuantMethods[m]:
+		s.unsupported("config_key", "quantization_config.quant_method", "model is quantized with %s, whose stored tensors qkv does not dequantize: the extracted matrices would not be the model's weights", m)
+	case m == "compressed-tensors":
+		if f := qc.str("format"); f != "" && f != "float-quantized" && f != "int-quantized" && f != "naive-quantized" && f != "dense" {
+			s.unsupported("config_key", "quantization_config.format", "compressed-tensors format %q (packed weights) is not decoded by qkv", f)
+		}
+	}
 }

@@ -78,7 +78,17 @@ type Tensor struct {
 	// nothing): a legacy flat run of quantized blocks whose rows are not
 	// whole blocks decodes whole, not row by row.
 	Note string
+
+	// scale, for an 8-bit weight stored with a scale tensor, dequantises
+	// it on decoding (scales.go); scaleFor marks the scale tensor itself.
+	scale    *tensorScale
+	scaleFor *Tensor
 }
+
+// ScaleOf returns the weight this tensor is the dequantisation scale of
+// (X.weight_scale_inv or X.weight_scale of an 8-bit X.weight), nil when it
+// is not one. Such a tensor is applied whenever its weight is decoded.
+func (t *Tensor) ScaleOf() *Tensor { return t.scaleFor }
 
 // noteFlatRun is the Note of a legacy flat-run tensor.
 const noteFlatRun = "legacy layout: one flat run of blocks, rows are not whole blocks (decodes whole, not by row)"
@@ -224,6 +234,9 @@ func Open(path string, opts Options) (*Checkpoint, error) {
 		err = fileError(c.dir.Path(tg.File), err)
 	} else {
 		err = c.openFile(tg.File, opts)
+	}
+	if err == nil {
+		err = c.attachScales()
 	}
 	if err != nil {
 		c.Close()

@@ -112,6 +112,9 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 		return nil, unknownLayoutError(c, "", why, false)
 	}
 
+	if err := checkAdapterKind(c, ac); err != nil {
+		return nil, err
+	}
 	info := &AdapterInfo{Kind: "peft"}
 	for _, mod := range order {
 		if pairs[mod].mlx {
@@ -320,9 +323,75 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 	} else {
 		g.NKVHeads, g.HeadDim = 0, 0
 	}
+	adapterExtras(c, ac, &g)
 	m.Geo = g
 	m.Adapter = info
 	return m, nil
+}
+
+// checkAdapterKind refuses adapters whose update is not scale·B·A: another
+// PEFT method (AdaLoRA's B·(A ⊙ E)/r, LoHa, LoKr, IA³, …), DoRA (PEFT's
+// use_dora, MLX's fine_tune_type "dora": W' = m ⊙ (W + sBA)/‖W + sBA‖,
+// which needs the base weights), and a LoRA projection whose whole weight
+// the adapter also replaces (modules_to_save).
+func checkAdapterKind(c *Checkpoint, ac cfg) error {
+	file := firstNonEmpty(c.AdapterConfigPath, c.Path)
+	fail := func(tensor, format string, args ...any) error {
+		return &Error{File: file, Tensor: tensor, Offset: -1, Err: fmt.Errorf(format, args...)}
+	}
+	if pt := ac.str("peft_type"); pt != "" && !strings.EqualFold(pt, "LORA") {
+		return fail("", "adapter_config.json peft_type is %q: qkv reads LoRA adapters only (the %s update is not scale·B·A)", pt, pt)
+	}
+	if ac.boolean("use_dora", false) {
+		return fail("", "adapter_config.json sets use_dora: a DoRA update m·(W + s·B·A)/‖W + s·B·A‖ − W needs the base weights and the magnitude vectors, which qkv does not model (its ΔW = s·B·A would be wrong)")
+	}
+	if ft := ac.str("fine_tune_type"); ft != "" && ft != "lora" {
+		return fail("", "adapter_config.json fine_tune_type is %q: qkv reads LoRA adapters only", ft)
+	}
+	for _, t := range c.Tensors {
+		n := t.Name
+		switch {
+		case strings.Contains(n, "lora_magnitude_vector"):
+			return fail(n, "is a DoRA magnitude vector: a DoRA update needs the base weights, which qkv does not model (its ΔW = s·B·A would be wrong)")
+		case strings.Contains(n, ".lora_E.") || strings.HasSuffix(n, ".lora_E"):
+			return fail(n, "is an AdaLoRA singular-value vector: the update is B·(A ⊙ E)·scale/ranknum, not scale·B·A, which qkv does not model")
+		case strings.HasSuffix(n, ".m") && c.Tensor(strings.TrimSuffix(n, ".m")+".lora_a") != nil:
+			return fail(n, "is an MLX DoRA magnitude vector: a DoRA update needs the base weights, which qkv does not model")
+		}
+	}
+	return nil
+}
+
+// adapterExtras reports what an adapter trains besides the low-rank
+// updates qkv analyses — biases (bias "all"/"lora_only", lora_bias) and
+// whole modules (modules_to_save) — and refuses nothing: ΔW = s·B·A is
+// still exact, but it is not everything the adapter changes. A whole
+// attention projection among them replaces that projection, so its ΔW is
+// not the update: that is reported as such.
+func adapterExtras(c *Checkpoint, ac cfg, g *Geometry) {
+	seen := map[string]bool{}
+	for _, t := range c.Tensors {
+		if peftLoRARe.MatchString(t.Name) || mlxLoRARe.MatchString(t.Name) {
+			continue
+		}
+		pat := digitsRe.ReplaceAllString(t.Name, "N")
+		if seen[pat] {
+			continue
+		}
+		seen[pat] = true
+		inner := strings.TrimPrefix(t.Name, "base_model.model.")
+		inner = strings.Replace(inner, ".modules_to_save.default.", ".", 1)
+		msg := fmt.Sprintf("the adapter also holds %s, which qkv does not apply: the updates it reports are the low-rank ΔW = s·B·A only", pat)
+		switch mt, ok := classifyName(FormatSafetensors, inner); {
+		case strings.Contains(t.Name, ".lora_B.") && strings.HasSuffix(t.Name, ".bias"):
+			msg = fmt.Sprintf("the adapter's LoRA updates carry biases (%s, lora_bias), which qkv does not apply: the updates it reports are ΔW = s·B·A without them", pat)
+		case ok && mt.role >= roleQ && mt.role <= roleQKV && !mt.bias:
+			msg = fmt.Sprintf("the adapter replaces the whole projection %s (modules_to_save): the model's new weight is that tensor, not the base weight plus the reported ΔW = s·B·A", pat)
+		case ok && mt.role >= roleQ && mt.role <= roleQKV:
+			msg = fmt.Sprintf("the adapter trains the projection bias %s (bias = %q), which qkv does not apply: the updates it reports are the weights' ΔW = s·B·A only", pat, ac.str("bias"))
+		}
+		g.Unsupported = append(g.Unsupported, Unsupported{Kind: "tensor", Name: pat, Message: msg})
+	}
 }
 
 // loraScale returns a function giving each module's scale and how it was
@@ -371,8 +440,9 @@ func loraScale(c *Checkpoint, ac cfg, info *AdapterInfo) (func(module string, r 
 	info.Alpha = alpha
 	rs := ac.boolean("use_rslora", false)
 	type pat struct {
-		re *regexp.Regexp
-		v  float64
+		re  *regexp.Regexp
+		key string
+		v   float64
 	}
 	var alphas []pat
 	if ap := ac.object("alpha_pattern"); ap != nil {
@@ -380,23 +450,23 @@ func loraScale(c *Checkpoint, ac cfg, info *AdapterInfo) (func(module string, r 
 			v, ok := ap.num(k)
 			re, err := regexp.Compile(`^(.*\.)?` + k + `$`)
 			if ok && err == nil {
-				alphas = append(alphas, pat{re, v})
+				alphas = append(alphas, pat{re, k, v})
 			}
 		}
 	}
 	return func(module string, r int) (float64, string) {
-		a := alpha
+		a, src := alpha, "lora_alpha"
 		name := strings.TrimPrefix(module, "base_model.model.")
 		for _, p := range alphas {
 			if p.re.MatchString(name) {
-				a = p.v
+				a, src = p.v, fmt.Sprintf("alpha_pattern[%q] (%g)", p.key, p.v)
 				break
 			}
 		}
 		if rs {
-			return a / math.Sqrt(float64(r)), "lora_alpha / sqrt(r) (use_rslora)"
+			return a / math.Sqrt(float64(r)), src + " / sqrt(r) (use_rslora)"
 		}
-		return a / float64(r), "lora_alpha / r"
+		return a / float64(r), src + " / r"
 	}, nil
 }
 

@@ -40,7 +40,7 @@ type lsTensor struct {
 	DType  string  `json:"dtype"`
 	Shape  []int64 `json:"shape"`
 	Bytes  *int64  `json:"bytes"` // null when the type's layout is unknown
-	File   string  `json:"file"` // one of files[].path
+	File   string  `json:"file"`  // one of files[].path
 	Offset int64   `json:"offset"`
 	// Note says what is unusual about how the tensor is stored.
 	Note string `json:"note,omitempty"`

@@ -135,7 +135,7 @@ type Report struct {
 	QKV     buildinfo.Info     `json:"qkv"`
 	IO      *source.IO         `json:"io,omitempty"`
 	// Passed: no threshold of Check failed (true when none was given).
-	Passed bool             `json:"passed"`
+	Passed bool `json:"passed"`
 	// A and B are the inputs as given, for the text (the JSON has them in
 	// source_a.input and source_b.input).
 	A      string           `json:"-"`

@@ -26,7 +26,7 @@ type modelFlags struct {
 }
 
 func (f *modelFlags) add(c *cobra.Command) {
-	c.Flags().Var(&stringList{p: &f.maps}, "map", "map projections of an unknown architecture: q=REGEX,k=REGEX,v=REGEX,o=REGEX (layer number = first capture group)")
+	c.Flags().Var(&stringList{p: &f.maps}, "map", "map projections of an unknown architecture: q=REGEX,k=REGEX,v=REGEX,o=REGEX (layer number = first capture group; without one, a single tensor as layer 0)")
 	c.Flags().IntVar(&f.heads, "n-heads", 0, "number of query heads (overrides config/metadata)")
 	c.Flags().IntVar(&f.kvHeads, "n-kv-heads", 0, "number of key/value heads (overrides config/metadata)")
 	c.Flags().IntVar(&f.headDim, "head-dim", 0, "head dimension (overrides config/metadata)")
@@ -80,9 +80,6 @@ func parseMap(values []string) (map[formats.Projection]*regexp.Regexp, error) {
 		re, err := regexp.Compile(expr)
 		if err != nil {
 			return nil, usageError("--map %s: %v", k, err)
-		}
-		if re.NumSubexp() < 1 {
-			return nil, usageError("--map %s: the expression needs a capture group for the layer number, e.g. layers\\.(\\d+)\\.wq", k)
 		}
 		out[formats.Projection(k)] = re
 	}

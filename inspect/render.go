@@ -454,7 +454,11 @@ func (r *Report) Verdict() string {
 	if g.NKVHeads > 0 && g.NKVHeads != g.NHeads {
 		kv = fmt.Sprintf(" (%d KV)", g.NKVHeads)
 	}
-	s := fmt.Sprintf("%s — %s, d_model %d, %d heads%s × %d, %s mode: ", orDash(g.Arch), layers, g.DModel, g.NHeads, kv, g.HeadDim, r.Settings.Mode)
+	heads := fmt.Sprintf("%d heads%s × %d", g.NHeads, kv, g.HeadDim)
+	if g.NHeads == 0 { // a single mapped tensor, or --n-heads not known
+		heads = "no head geometry"
+	}
+	s := fmt.Sprintf("%s — %s, d_model %d, %s, %s mode: ", orDash(g.Arch), layers, g.DModel, heads, r.Settings.Mode)
 	if len(r.Findings) == 0 {
 		return s + "no findings"
 	}

@@ -308,7 +308,7 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 		return usageError("--layer %d: the model has %s", o.Layer, rangeString(m.LayerIndices()))
 	}
 	if o.Out != "" {
-		if err := refuseInputAsOutput(ck, "--out", o.Out); err != nil {
+		if err := refuseCheckpointFile(ck, "--out", o.Out); err != nil {
 			return err
 		}
 	}

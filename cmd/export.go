@@ -70,7 +70,7 @@ func exportRun(ctx context.Context, o *ExportOptions) error {
 		return err
 	}
 	defer ck.Close()
-	if err := refuseInputAsOutput(ck, "-o", o.Out); err != nil {
+	if err := refuseCheckpointFile(ck, "-o", o.Out); err != nil {
 		return err
 	}
 	var sel []*formats.Tensor

@@ -270,8 +270,9 @@ func TestExportGGUFTestdata(t *testing.T) {
 	})
 }
 
-// TestExportRefusesInput: -o naming the input, or another part of its
-// split set, is a usage error (exit 2) and leaves the file as it was.
+// TestExportRefusesInput: -o (attn's --out) naming the input, another part
+// of its split set, or a file the model is read with (config.json) is a
+// usage error (exit 2) and leaves the file as it was.
 func TestExportRefusesInput(t *testing.T) {
 	src := filepath.Join(testref.RepoRoot(), "testdata")
 	tmp := t.TempDir()
@@ -290,20 +291,26 @@ func TestExportRefusesInput(t *testing.T) {
 	}
 	os.Mkdir(filepath.Join(tmp, "st"), 0o755)
 	copyFile(filepath.Join(src, "tiny-llama", "model.safetensors"), filepath.Join(tmp, "st", "model.safetensors"))
-	for _, c := range []struct{ in, out string }{
-		{"tiny-llama-v3-f32.gguf", "tiny-llama-v3-f32.gguf"},
-		{"tiny-llama-split-00001-of-00003.gguf", "tiny-llama-split-00003-of-00003.gguf"},
-		{"st", "st/model.safetensors"},
-		{"st/model.safetensors", "st/../st/model.safetensors"},
+	copyFile(filepath.Join(src, "tiny-llama", "config.json"), filepath.Join(tmp, "st", "config.json"))
+	for _, c := range []struct{ command, in, flag, out string }{
+		{"export", "tiny-llama-v3-f32.gguf", "-o", "tiny-llama-v3-f32.gguf"},
+		{"export", "tiny-llama-split-00001-of-00003.gguf", "-o", "tiny-llama-split-00003-of-00003.gguf"},
+		{"export", "st", "-o", "st/model.safetensors"},
+		{"export", "st/model.safetensors", "-o", "st/../st/model.safetensors"},
+		// The files a model is read with, not only its tensor files.
+		{"export", "st", "-o", "st/config.json"},
+		{"extract", "st", "-o", "st/config.json"},
+		{"extract", "st/model.safetensors", "-o", "st/model.safetensors"},
+		{"attn", "st", "--out", "st/config.json"},
 	} {
 		in, out := filepath.Join(tmp, c.in), filepath.Join(tmp, c.out)
 		before, _ := os.ReadFile(out)
-		code, stdout, stderr := runQKV(80, "export", in, "-o", out)
+		code, stdout, stderr := runQKV(80, c.command, in, c.flag, out)
 		if code != cmd.ExitUsage || stdout != "" || !strings.Contains(stderr, "never writes its inputs") {
-			t.Errorf("export %s -o %s: exit %d stderr %q, want 2 refusing", c.in, c.out, code, stderr)
+			t.Errorf("%s %s %s %s: exit %d stderr %q, want 2 refusing", c.command, c.in, c.flag, c.out, code, stderr)
 		}
 		if after, _ := os.ReadFile(out); !bytes.Equal(before, after) {
-			t.Errorf("export %s -o %s changed the input", c.in, c.out)
+			t.Errorf("%s %s %s %s changed the input", c.command, c.in, c.flag, c.out)
 		}
 	}
 	entries, _ := os.ReadDir(tmp)

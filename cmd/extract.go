@@ -90,7 +90,7 @@ func extractRun(ctx context.Context, o *ExtractOptions) error {
 		return err
 	}
 	defer ck.Close()
-	if err := refuseInputAsOutput(ck, "-o", o.Out); err != nil {
+	if err := refuseCheckpointFile(ck, "-o", o.Out); err != nil {
 		return err
 	}
 	sel, err := parseLayers(o.Layers, m.LayerIndices())

@@ -683,6 +683,7 @@ func TestParseRules(t *testing.T) {
 			}
 		}},
 		{"negative threshold", `{"thresholds": {"outlier_norm": -5}}`, "thresholds.outlier_norm is -5; it must be positive", nil},
+		{"alpha threshold", `{"thresholds": {"alpha_low": 2}}`, "check fits no heavy-tail exponents", nil},
 		{"negative drift tolerance", `{"drift_tolerance": -0.1}`, "drift_tolerance is -0.1", nil},
 		{"the README example", readmeRules, "", func(t *testing.T, r Rules) {
 			if r.Geometry.Layers != 32 || r.SeverityOf(CheckRankCollapsed) != Fail || r.SeverityOf(CheckZeroRows) != Off ||

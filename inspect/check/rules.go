@@ -257,6 +257,11 @@ func ParseRules(b []byte) (Rules, error) {
 		return Rules{}, fmt.Errorf("rules: allowed_dtypes: %v", err)
 	}
 	t := r.Thresholds
+	// check fits no power laws, so an α threshold would be ignored: refused
+	// rather than accepted and silently without effect.
+	if t.AlphaLow != 0 || t.AlphaHigh != 0 {
+		return Rules{}, fmt.Errorf("rules: thresholds.alpha_low and thresholds.alpha_high are not checks: check fits no heavy-tail exponents (qkv inspect --esd --esd-alpha-low/--esd-alpha-high does)")
+	}
 	for _, x := range []struct {
 		name string
 		v    float64

@@ -273,7 +273,7 @@ func ParseRules(b []byte) (Rules, error) {
 	}
 	for _, s := range r.DriftStats {
 		if _, ok := statOf(inspect.Stats{}, s); !ok {
-			return Rules{}, fmt.Errorf("rules: drift_stats: unknown stat %q", s)
+			return Rules{}, fmt.Errorf("rules: drift_stats: unknown stat %q (stats: %s)", s, strings.Join(inspect.StatNames(), ", "))
 		}
 	}
 	r.fill()
@@ -345,25 +345,5 @@ func (r *Rules) driftNeedsSpectra() bool {
 	return false
 }
 
-// statOf reads a named stat from a Stats value.
-func statOf(s inspect.Stats, name string) (float64, bool) {
-	switch name {
-	case "fro":
-		return float64(s.Fro), true
-	case "max_abs":
-		return float64(s.MaxAbs), true
-	case "mean":
-		return float64(s.Mean), true
-	case "std":
-		return float64(s.Std), true
-	case "spectral_norm":
-		return float64(s.SpectralNorm), true
-	case "effective_rank":
-		return float64(s.EffectiveRank), true
-	case "stable_rank":
-		return float64(s.StableRank), true
-	case "condition":
-		return float64(s.Condition), true
-	}
-	return 0, false
-}
+// statOf reads a named stat from a Stats value (inspect's JSON names).
+func statOf(s inspect.Stats, name string) (float64, bool) { return s.Value(name) }

@@ -235,7 +235,7 @@ func (m *bpeModel) merge(syms []bpeSym) {
 		}
 	}
 	// Long words: a heap of candidate pairs, validated when popped.
-	h := pairHeap{}
+	h := heap[pairItem]{}
 	push := func(i int32) {
 		if i < 0 {
 			return
@@ -278,49 +278,10 @@ type pairItem struct {
 	leftID, rightID int32
 }
 
-// pairHeap is a binary min-heap by (rank, left).
-type pairHeap struct{ a []pairItem }
-
-func (h *pairHeap) len() int { return len(h.a) }
-
-func less(x, y pairItem) bool {
+// before orders BPE's candidate pairs: the lowest rank first, then the
+// leftmost.
+func (x pairItem) before(y pairItem) bool {
 	return x.rank < y.rank || (x.rank == y.rank && x.left < y.left)
-}
-
-func (h *pairHeap) push(x pairItem) {
-	h.a = append(h.a, x)
-	i := len(h.a) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !less(h.a[i], h.a[p]) {
-			break
-		}
-		h.a[i], h.a[p] = h.a[p], h.a[i]
-		i = p
-	}
-}
-
-func (h *pairHeap) pop() pairItem {
-	top := h.a[0]
-	n := len(h.a) - 1
-	h.a[0] = h.a[n]
-	h.a = h.a[:n]
-	i := 0
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && less(h.a[l], h.a[m]) {
-			m = l
-		}
-		if r < n && less(h.a[r], h.a[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h.a[i], h.a[m] = h.a[m], h.a[i]
-		i = m
-	}
-	return top
 }
 
 // findByteTokens fills byteTokens from <0xXX> tokens.

@@ -19,7 +19,7 @@ type spmModel struct {
 	// Scratch reused between calls (a Tokenizer is not safe for
 	// concurrent use).
 	syms []spmSym
-	heap spmHeap
+	heap heap[spmItem]
 }
 
 type spmSym struct {
@@ -33,47 +33,10 @@ type spmItem struct {
 	size  int32
 }
 
-// spmHeap is a max-heap by score, ties by the lower left index.
-type spmHeap struct{ a []spmItem }
-
-func spmBefore(x, y spmItem) bool {
+// before orders SentencePiece's candidate merges: the highest score
+// first, then the leftmost.
+func (x spmItem) before(y spmItem) bool {
 	return x.score > y.score || (x.score == y.score && x.left < y.left)
-}
-
-func (h *spmHeap) push(x spmItem) {
-	h.a = append(h.a, x)
-	i := len(h.a) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !spmBefore(h.a[i], h.a[p]) {
-			break
-		}
-		h.a[i], h.a[p] = h.a[p], h.a[i]
-		i = p
-	}
-}
-
-func (h *spmHeap) pop() spmItem {
-	top := h.a[0]
-	n := len(h.a) - 1
-	h.a[0] = h.a[n]
-	h.a = h.a[:n]
-	i := 0
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && spmBefore(h.a[l], h.a[m]) {
-			m = l
-		}
-		if r < n && spmBefore(h.a[r], h.a[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h.a[i], h.a[m] = h.a[m], h.a[i]
-		i = m
-	}
-	return top
 }
 
 const spaceMark = "\u2581" // ▁
@@ -127,7 +90,7 @@ func (m *spmModel) encodeChunk(t *Tokenizer, text string, out []int) ([]int, err
 	syms[len(syms)-1].next = -1
 	m.syms = syms
 	h := &m.heap
-	h.a = h.a[:0]
+	h.reset()
 	try := func(l int32) {
 		if l < 0 {
 			return
@@ -144,7 +107,7 @@ func (m *spmModel) encodeChunk(t *Tokenizer, text string, out []int) ([]int, err
 	for i := int32(0); i+1 < int32(len(syms)); i++ {
 		try(i)
 	}
-	for len(h.a) > 0 {
+	for h.len() > 0 {
 		it := h.pop()
 		l := &syms[it.left]
 		if l.end <= l.start || l.next < 0 {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strings"
 
@@ -324,12 +323,7 @@ const maxBaselineBytes = 256 << 20
 
 // statCause says why PATH cannot be stat'ed, in the words formats uses
 // for a file it cannot read.
-func statCause(err error) error {
-	if errors.Is(err, fs.ErrPermission) {
-		return errors.New("permission denied (the file cannot be read)")
-	}
-	return infile.Cause(err)
-}
+func statCause(err error) error { return infile.ReadCause(err) }
 
 // unreadable tells an input that cannot be read at all (exit 3) from a
 // malformed checkpoint (a structure failure, exit 1). PATH itself exists

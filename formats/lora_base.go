@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/qkvdev/qkv/internal/infile"
 )
 
 // adapterBase returns what is known of an adapter's base model: the
@@ -86,7 +88,7 @@ func baseConfig(c *Checkpoint, info *AdapterInfo, opts FindOptions) (cfg, string
 	}
 	b, err := readLimited(path, maxConfigBytes)
 	if err != nil {
-		return nil, "", &Error{File: path, Offset: -1, Err: describeOSError(err)}
+		return nil, "", &Error{File: path, Offset: -1, Err: infile.ReadCause(err)}
 	}
 	m, err := parseJSONObject(b)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/qkvdev/qkv/formats/gguf"
 	"github.com/qkvdev/qkv/formats/safetensors"
 	"github.com/qkvdev/qkv/formats/source"
+	"github.com/qkvdev/qkv/internal/infile"
 )
 
 // Format is a checkpoint's file format.
@@ -245,20 +246,6 @@ func Open(path string, opts Options) (*Checkpoint, error) {
 	return c, nil
 }
 
-func describeOSError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return errors.New("no such file or folder")
-	case errors.Is(err, fs.ErrPermission):
-		return errors.New("permission denied (the file cannot be read)")
-	}
-	return err
-}
-
 func (c *Checkpoint) openDir(opts Options) error {
 	d := c.dir
 	exists := func(name string) bool {
@@ -348,7 +335,7 @@ func regularInfo(path string, fi source.FileInfo) error {
 	case fi.Mode.IsDir():
 		return errorf(path, -1, "is a folder, expected a file")
 	case !fi.Mode.IsRegular():
-		return errorf(path, -1, "is not a regular file but %s", fileKind(fi.Mode))
+		return errorf(path, -1, "is not a regular file but %s", infile.Kind(fi.Mode))
 	}
 	return nil
 }
@@ -498,29 +485,15 @@ func (c *Checkpoint) openFile(name string, opts Options) error {
 func regularFile(path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
-		return &Error{File: path, Offset: -1, Err: describeOSError(err)}
+		return &Error{File: path, Offset: -1, Err: infile.ReadCause(err)}
 	}
 	switch {
 	case st.IsDir():
 		return errorf(path, -1, "is a folder, expected a file")
 	case !st.Mode().IsRegular():
-		return errorf(path, -1, "is not a regular file but %s", fileKind(st.Mode()))
+		return errorf(path, -1, "is not a regular file but %s", infile.Kind(st.Mode()))
 	}
 	return nil
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "a special file (" + m.Type().String() + ")"
 }
 
 func (c *Checkpoint) addTensor(t *Tensor) error {

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"unsafe"
+
+	"github.com/qkvdev/qkv/internal/infile"
 )
 
 // Source is one file of a checkpoint, local or remote.
@@ -134,16 +136,16 @@ func OpenLocal(path string) (*Local, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &Error{Name: path, Err: describeOSError(err)}
+		return nil, &Error{Name: path, Err: infile.ReadCause(err)}
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, &Error{Name: path, Err: describeOSError(err)}
+		return nil, &Error{Name: path, Err: infile.ReadCause(err)}
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, errorf(path, "is not a regular file but %s", fileKind(st.Mode()))
+		return nil, errorf(path, "is not a regular file but %s", infile.Kind(st.Mode()))
 	}
 	l := &Local{name: path, f: f, size: st.Size()}
 	if err := l.m.mapFile(f, st.Size()); err != nil {
@@ -192,7 +194,7 @@ func (l *Local) Bytes(off, n int64) ([]byte, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errorf(l.name, "the file changed while it was read (it is shorter than when it was opened)")
 		}
-		return nil, &Error{Name: l.name, Err: describeOSError(err)}
+		return nil, &Error{Name: l.name, Err: infile.ReadCause(err)}
 	}
 	return b, nil
 }
@@ -233,48 +235,20 @@ func (l *Local) Close() error {
 	return err
 }
 
-func describeOSError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return &notExist{"no such file or folder"}
-	case errors.Is(err, fs.ErrPermission):
-		return errors.New("permission denied (the file cannot be read)")
-	}
-	return err
-}
-
 // regularFile refuses anything but a regular file (a FIFO or device would
 // block or never end) before it is opened.
 func regularFile(path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
-		return &Error{Name: path, Err: describeOSError(err)}
+		return &Error{Name: path, Err: infile.ReadCause(err)}
 	}
 	switch {
 	case st.IsDir():
 		return errorf(path, "is a folder, expected a file")
 	case !st.Mode().IsRegular():
-		return errorf(path, "is not a regular file but %s", fileKind(st.Mode()))
+		return errorf(path, "is not a regular file but %s", infile.Kind(st.Mode()))
 	}
 	return nil
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "a special file (" + m.Type().String() + ")"
 }
 
 // LocalDir is a local folder.
@@ -304,7 +278,7 @@ func (d *LocalDir) Path(name string) string {
 func (d *LocalDir) List() ([]FileInfo, error) {
 	entries, err := os.ReadDir(d.dir)
 	if err != nil {
-		return nil, &Error{Name: d.dir, Err: describeOSError(err)}
+		return nil, &Error{Name: d.dir, Err: infile.ReadCause(err)}
 	}
 	var out []FileInfo
 	for _, e := range entries {
@@ -322,7 +296,7 @@ func (d *LocalDir) Stat(name string) (FileInfo, error) {
 	p := d.Path(name)
 	st, err := os.Stat(p)
 	if err != nil {
-		return FileInfo{}, &Error{Name: p, Err: describeOSError(err)}
+		return FileInfo{}, &Error{Name: p, Err: infile.ReadCause(err)}
 	}
 	fi := FileInfo{Name: name, Size: st.Size(), Mode: st.Mode()}
 	if d.blobs {
@@ -348,12 +322,12 @@ func (d *LocalDir) ReadFile(name string, limit int64) ([]byte, error) {
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, &Error{Name: p, Err: describeOSError(err)}
+		return nil, &Error{Name: p, Err: infile.ReadCause(err)}
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, &Error{Name: p, Err: describeOSError(err)}
+		return nil, &Error{Name: p, Err: infile.ReadCause(err)}
 	}
 	if int64(len(b)) > limit {
 		return nil, errorf(p, "more than the %d bytes this file may have", limit)

@@ -46,7 +46,8 @@ func Read(path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// Cause is an os error as a short phrase without the path.
+// Cause is an os error as a short phrase without the path. A missing file
+// is still errors.Is fs.ErrNotExist.
 func Cause(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
@@ -54,12 +55,25 @@ func Cause(err error) error {
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return errors.New("no such file or folder")
+		return notExist{}
 	case errors.Is(err, fs.ErrPermission):
 		return errors.New("permission denied")
 	}
 	return err
 }
+
+// ReadCause is Cause for a file qkv was to read: a permission error says so.
+func ReadCause(err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return errors.New("permission denied (the file cannot be read)")
+	}
+	return Cause(err)
+}
+
+type notExist struct{}
+
+func (notExist) Error() string        { return "no such file or folder" }
+func (notExist) Is(target error) bool { return target == fs.ErrNotExist }
 
 // Kind names a file's type for messages: "a folder", "a named pipe (FIFO)".
 func Kind(m fs.FileMode) string {

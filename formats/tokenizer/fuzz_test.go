@@ -151,8 +151,11 @@ func FuzzEncode(f *testing.F) {
 				if err != nil {
 					t.Fatalf("%s: Decode: %v", name, err)
 				}
-				// Byte-level BPE and SPM with byte fallback reproduce any text.
-				if opts.ParseSpecial || strings.Contains(text, "▁") {
+				// Byte-level BPE and SPM with byte fallback reproduce any text
+				// — but for SPM's space prefix, which llama.cpp also gives
+				// text after a user-defined token (<u>): "<u>0" is "<u> 0"
+				// decoded.
+				if opts.ParseSpecial || strings.Contains(text, "▁") || (name == "spm" && strings.Contains(text, "<u>")) {
 					continue
 				}
 				if strings.HasPrefix(name, "bpe/") || (name == "spm" && text != "") || name == "rwkv" {

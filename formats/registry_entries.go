@@ -111,7 +111,7 @@ var archEntries = []*Arch{
 	{
 		Name: "gpt_bigcode", ModelTypes: []string{"gpt_bigcode"}, Classes: []string{"GPTBigCodeForCausalLM"}, GGUF: []string{"starcoder"},
 		Summary:  "GPT-2 layout with nn.Linear weights and multi-query c_attn (StarCoder)",
-		Verified: "rule from modeling_gpt_bigcode.py (no reference file)",
+		Verified: "rule from modeling_gpt_bigcode.py; independent numpy float64 forward reference on a tiny multi-query model (attn/testdata/forward/gpt_bigcode, checked by attn TestForwardModern); HF only, no GGUF reference",
 		HF: Names{
 			QKV: "attn.c_attn", O: "attn.c_proj", AttnNorm: "ln_1", FFNNorm: "ln_2",
 			Up: "mlp.c_fc", Down: "mlp.c_proj", Embed: "wte", PosEmbed: "wpe", FinalNorm: "ln_f",
@@ -204,7 +204,7 @@ var archEntries = []*Arch{
 	{
 		Name: "opt", ModelTypes: []string{"opt"}, Classes: []string{"OPTForCausalLM"},
 		Summary:  "q/k/v/out_proj with biases, pre-LayerNorm, learned positions (offset 2)",
-		Verified: "rule from modeling_opt.py (no reference file)",
+		Verified: "rule from modeling_opt.py; independent numpy float64 forward reference on a tiny pre-LayerNorm model (attn/testdata/forward/opt, checked by attn TestForwardModern)",
 		HF: Names{
 			Q: "self_attn.q_proj", K: "self_attn.k_proj", V: "self_attn.v_proj", O: "self_attn.out_proj",
 			AttnNorm: "self_attn_layer_norm", FFNNorm: "final_layer_norm", Up: "fc1", Down: "fc2",
@@ -216,7 +216,7 @@ var archEntries = []*Arch{
 	{
 		Name: "gptj", ModelTypes: []string{"gptj"}, Classes: []string{"GPTJForCausalLM"}, GGUF: []string{"gptj"},
 		Summary:  "q/k/v/out_proj, partial rotary on interleaved pairs (rotary_dim), parallel residual",
-		Verified: "rule from modeling_gptj.py (no reference file)",
+		Verified: "rule from modeling_gptj.py; independent numpy float64 forward reference on a tiny model with rotary_dim 4 of 8 (attn/testdata/forward/gptj, checked by attn TestForwardModern); HF only, no GGUF reference",
 		HF: Names{
 			Q: "attn.q_proj", K: "attn.k_proj", V: "attn.v_proj", O: "attn.out_proj", AttnNorm: "ln_1",
 			Up: "mlp.fc_in", Down: "mlp.fc_out", Ignore: "attn.bias|attn.masked_bias",

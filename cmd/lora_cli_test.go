@@ -28,6 +28,13 @@ func TestLoRAAtTheCommandLine(t *testing.T) {
 		}
 	}
 
+	// A head count that fits nothing is named as such (it was "12 heads,
+	// 0 KV heads and head_dim 0 need [0, 16]").
+	gpt2 := filepath.Join(testref.RepoRoot(), "testdata", "lora", "gpt2-c_attn-peft")
+	if code, _, errs := run("layers", gpt2, "--n-heads", "12"); code != cmd.ExitInput || !strings.Contains(errs, "12 heads divide neither") {
+		t.Errorf("--n-heads 12 on a 16-wide adapter: exit %d, %s", code, errs)
+	}
+
 	mlx := filepath.Join(testref.SharedDir(t), "fixtures", "lora", "mlx-llama3-8b-discollama")
 	code, out, errs = run("inspect", mlx, "--json", "--layers", "30")
 	if code != cmd.ExitOK {

@@ -294,7 +294,11 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 		if g.HeadDim == 0 && g.DModel%g.NHeads == 0 {
 			g.HeadDim = g.DModel / g.NHeads
 		}
-		if g.NKVHeads == 0 && g.HeadDim > 0 {
+		if g.HeadDim == 0 && len(m.Layers) > 0 {
+			return nil, &Error{File: c.Path, Offset: -1, Err: fmt.Errorf(
+				"%d heads divide neither the LoRA updates' rows nor d_model %d, so no head_dim fits; check --n-heads, or give --head-dim", g.NHeads, g.DModel)}
+		}
+		if g.NKVHeads == 0 {
 			for _, ls := range m.Layers {
 				for _, ps := range []*ProjSource{ls.K, ls.V} {
 					if ps != nil && g.NKVHeads == 0 && ps.Out%g.HeadDim == 0 {

@@ -145,7 +145,19 @@ func (c *Checkpoint) DecodeRows(t *Tensor, r0, r1 int64, dst []float32) error {
 		return fmt.Errorf("decode %s: buffer holds %d values, rows need %d", t.Name, len(dst), (r1-r0)*rl)
 	}
 	if bs := int64(t.Type.BlockSize()); bs > 0 && rl%bs != 0 {
-		return &Error{File: c.Files[t.File].Path, Tensor: t.Name, Offset: -1, Err: fmt.Errorf("rows of %d are not whole %s blocks of %d", rl, t.Type.Name(), bs)}
+		if t.Note != noteFlatRun {
+			return &Error{File: c.Files[t.File].Path, Tensor: t.Name, Offset: -1, Err: fmt.Errorf("rows of %d are not whole %s blocks of %d", rl, t.Type.Name(), bs)}
+		}
+		// A legacy flat run: the rows straddle blocks, so the blocks that
+		// hold them are decoded (at most one block more at either end).
+		first, end := r0*rl, r1*rl
+		b0, b1 := first/bs*bs, min((end+bs-1)/bs*bs, t.Elements())
+		blocks := make([]float32, b1-b0)
+		if err := c.decodeRange(t, b0, blocks); err != nil {
+			return err
+		}
+		copy(dst, blocks[first-b0:end-b0])
+		return nil
 	}
 	return c.decodeRange(t, r0*rl, dst)
 }

@@ -77,7 +77,7 @@ type Tensor struct {
 	Offset int64 // absolute byte offset in that file
 	// Note says what is unusual about how the tensor is stored ("" for
 	// nothing): a legacy flat run of quantized blocks whose rows are not
-	// whole blocks decodes whole, not row by row.
+	// whole blocks, whose rows are decoded from the blocks around them.
 	Note string
 
 	// scale, for an 8-bit weight stored with a scale tensor, dequantises
@@ -92,7 +92,7 @@ type Tensor struct {
 func (t *Tensor) ScaleOf() *Tensor { return t.scaleFor }
 
 // noteFlatRun is the Note of a legacy flat-run tensor.
-const noteFlatRun = "legacy layout: one flat run of blocks, rows are not whole blocks (decodes whole, not by row)"
+const noteFlatRun = "legacy layout: one flat run of blocks, rows are not whole blocks (a row is decoded from the blocks around it)"
 
 // Elements is the number of elements (1 for a scalar).
 func (t *Tensor) Elements() int64 {

@@ -432,7 +432,7 @@ func (m *Model) buildLayers(ms, mapped []match, stacks []string, geo *geoSource)
 			continue
 		}
 		if why := m.notConsumed(mt); why != "" {
-			pat := digitsRe.ReplaceAllString(mt.t.Name, "N")
+			pat := digitsRe().ReplaceAllString(mt.t.Name, "N")
 			if !flagged[pat] {
 				flagged[pat] = true
 				geo.unsupported("tensor", pat, "tensor %s %s; qkv does not apply it, so the extracted matrices or the rerun may differ from the model", pat, why)
@@ -526,7 +526,7 @@ func (m *Model) notConsumed(mt *match) string {
 	switch {
 	case mt.role == roleUnknown:
 		inAttn := strings.HasPrefix(mt.rest, "attn_") || strings.HasPrefix(mt.rest, "attn.")
-		if mod := hfTables[m.entry].module; mod != "" && m.Checkpoint.Format != FormatGGUF {
+		if mod := hfTables()[m.entry].module; mod != "" && m.Checkpoint.Format != FormatGGUF {
 			inAttn = strings.HasPrefix(mt.rest, mod)
 		}
 		if inAttn {

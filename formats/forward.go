@@ -563,7 +563,7 @@ func (m *Model) layerPrefix(ls *LayerSource) string {
 		if p == nil || p.Tensor == nil {
 			continue
 		}
-		if s := hfLayerRe.FindStringSubmatch(p.Tensor.Name); s != nil && s[2] == strconv.Itoa(ls.Number) {
+		if s := hfLayerRe().FindStringSubmatch(p.Tensor.Name); s != nil && s[2] == strconv.Itoa(ls.Number) {
 			return strings.TrimSuffix(p.Tensor.Name, s[3])
 		}
 	}
@@ -1335,7 +1335,7 @@ func (m *Model) modelLevelChecks(s *ForwardSpec) {
 		if !strings.HasPrefix(t.Name, stack) || known[t] || known[t.scaleFor] {
 			continue
 		}
-		if sm := hfLayerRe.FindStringSubmatch(t.Name); sm != nil && sm[1] == stack {
+		if sm := hfLayerRe().FindStringSubmatch(t.Name); sm != nil && sm[1] == stack {
 			continue // a layer's tensor
 		}
 		rest := strings.TrimPrefix(t.Name, stack)

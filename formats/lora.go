@@ -44,8 +44,8 @@ type LoRASource struct {
 }
 
 var (
-	peftLoRARe = regexp.MustCompile(`^(.*)\.lora_([AB])(?:\.[A-Za-z0-9_-]+)?\.weight$`)
-	mlxLoRARe  = regexp.MustCompile(`^(.*)\.lora_([ab])$`)
+	peftLoRARe = lazyRegexp(`^(.*)\.lora_([AB])(?:\.[A-Za-z0-9_-]+)?\.weight$`)
+	mlxLoRARe  = lazyRegexp(`^(.*)\.lora_([ab])$`)
 )
 
 // isAdapter reports whether the checkpoint is a LoRA adapter.
@@ -54,7 +54,7 @@ func isAdapter(c *Checkpoint) bool {
 		return false
 	}
 	for _, t := range c.Tensors {
-		if peftLoRARe.MatchString(t.Name) || mlxLoRARe.MatchString(t.Name) {
+		if peftLoRARe().MatchString(t.Name) || mlxLoRARe().MatchString(t.Name) {
 			return true
 		}
 	}
@@ -78,9 +78,9 @@ func findAdapter(c *Checkpoint, opts FindOptions) (*Model, error) {
 	for _, t := range c.Tensors {
 		var module, which string
 		mlx := false
-		if s := peftLoRARe.FindStringSubmatch(t.Name); s != nil {
+		if s := peftLoRARe().FindStringSubmatch(t.Name); s != nil {
 			module, which = s[1], strings.ToLower(s[2])
-		} else if s := mlxLoRARe.FindStringSubmatch(t.Name); s != nil {
+		} else if s := mlxLoRARe().FindStringSubmatch(t.Name); s != nil {
 			module, which, mlx = s[1], s[2], true
 		} else {
 			continue
@@ -375,10 +375,10 @@ func checkAdapterKind(c *Checkpoint, ac cfg) error {
 func adapterExtras(c *Checkpoint, ac cfg, g *Geometry) {
 	seen := map[string]bool{}
 	for _, t := range c.Tensors {
-		if peftLoRARe.MatchString(t.Name) || mlxLoRARe.MatchString(t.Name) {
+		if peftLoRARe().MatchString(t.Name) || mlxLoRARe().MatchString(t.Name) {
 			continue
 		}
-		pat := digitsRe.ReplaceAllString(t.Name, "N")
+		pat := digitsRe().ReplaceAllString(t.Name, "N")
 		if seen[pat] {
 			continue
 		}
@@ -543,7 +543,7 @@ func dedupe(s []string, n int) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, x := range s {
-		p := digitsRe.ReplaceAllString(x, "N")
+		p := digitsRe().ReplaceAllString(x, "N")
 		if !seen[p] {
 			seen[p] = true
 			out = append(out, p)

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // role is what a tensor is to a layer.
@@ -66,13 +67,13 @@ type match struct {
 }
 
 // Hugging Face layer names: PREFIX(layers|layer|h|blocks).N.REST.
-var hfLayerRe = regexp.MustCompile(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(.+)$`)
+var hfLayerRe = lazyRegexp(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(.+)$`)
 
 // llama.cpp layer names.
-var ggufLayerRe = regexp.MustCompile(`^blk\.(\d+)\.(.+)$`)
+var ggufLayerRe = lazyRegexp(`^blk\.(\d+)\.(.+)$`)
 
 // expertDigits matches a path segment that is a number (an expert index).
-var expertDigits = regexp.MustCompile(`(^|\.)\d+(\.|$)`)
+var expertDigits = lazyRegexp(`(^|\.)\d+(\.|$)`)
 
 // ggufNames are llama.cpp's tensor names (the same for every architecture)
 // by role.
@@ -97,9 +98,10 @@ type hfTable struct {
 	module string // the attention module prefix ("self_attn.")
 }
 
-var hfTables = map[*Arch]*hfTable{}
-
-func init() {
+// hfTables are the registry's tensor names by role, per architecture,
+// built on first use (not at start-up).
+var hfTables = sync.OnceValue(func() map[*Arch]*hfTable {
+	tables := map[*Arch]*hfTable{}
 	for _, a := range archEntries {
 		t := &hfTable{names: map[string]role{}}
 		n := a.HF
@@ -128,9 +130,10 @@ func init() {
 				}
 			}
 		}
-		hfTables[a] = t
+		tables[a] = t
 	}
-}
+	return tables
+})
 
 func firstAlt(s string) string {
 	if i := strings.IndexByte(s, '|'); i >= 0 {
@@ -162,7 +165,7 @@ func classify(c *Checkpoint, a *Arch) []match {
 		case c.Format == FormatGGUF:
 			m, ok = classifyGGUF(t.Name)
 		case a != nil:
-			m, ok = classifyHF(hfTables[a], t.Name)
+			m, ok = classifyHF(hfTables()[a], t.Name)
 		default:
 			m, ok = classifyName(c.Format, t.Name)
 		}
@@ -175,7 +178,7 @@ func classify(c *Checkpoint, a *Arch) []match {
 }
 
 func classifyGGUF(name string) (match, bool) {
-	s := ggufLayerRe.FindStringSubmatch(name)
+	s := ggufLayerRe().FindStringSubmatch(name)
 	if s == nil {
 		return match{}, false
 	}
@@ -184,7 +187,7 @@ func classifyGGUF(name string) (match, bool) {
 		return match{}, false
 	}
 	base, bias := splitParam(s[2])
-	r, ok := ggufNames[expertDigits.ReplaceAllString(base, "${1}N${2}")]
+	r, ok := ggufNames[expertDigits().ReplaceAllString(base, "${1}N${2}")]
 	if !ok {
 		r = roleUnknown
 	}
@@ -192,7 +195,7 @@ func classifyGGUF(name string) (match, bool) {
 }
 
 func classifyHF(t *hfTable, name string) (match, bool) {
-	s := hfLayerRe.FindStringSubmatch(name)
+	s := hfLayerRe().FindStringSubmatch(name)
 	if s == nil {
 		return match{}, false
 	}
@@ -213,7 +216,7 @@ func classifyHF(t *hfTable, name string) (match, bool) {
 		m.role = r
 		return m, true
 	}
-	if r, ok := t.names[expertDigits.ReplaceAllString(base, "${1}N${2}")]; ok {
+	if r, ok := t.names[expertDigits().ReplaceAllString(base, "${1}N${2}")]; ok {
 		m.role = r
 		return m, true
 	}
@@ -224,13 +227,13 @@ func classifyHF(t *hfTable, name string) (match, bool) {
 // ---- generic patterns, for architectures the registry does not know ----
 
 // Hugging Face names: PREFIX(layers|layer|h|blocks).N.MODULE.LEAF.(weight|bias).
-var hfAttnRe = regexp.MustCompile(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(self_attn|self_attention|attention\.self|attention\.output|attn\.attention|attention|attn|mixer)\.([A-Za-z_]+)\.(weight|bias)$`)
+var hfAttnRe = lazyRegexp(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(self_attn|self_attention|attention\.self|attention\.output|attn\.attention|attention|attn|mixer)\.([A-Za-z_]+)\.(weight|bias)$`)
 
 // Pre-attention norms of Hugging Face models.
-var hfNormRe = regexp.MustCompile(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(input_layernorm|ln_1|ln_attn|attention_norm|self_attn_layer_norm|norm_1)\.(weight|bias)$`)
+var hfNormRe = lazyRegexp(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(input_layernorm|ln_1|ln_attn|attention_norm|self_attn_layer_norm|norm_1)\.(weight|bias)$`)
 
 // Cross-attention modules (BART's encoder_attn), listed but not extracted.
-var hfCrossRe = regexp.MustCompile(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(encoder_attn|crossattention|cross_attn)\.([A-Za-z_.]+)\.(weight|bias)$`)
+var hfCrossRe = lazyRegexp(`^(.*?)(?:layers|layer|h|blocks)\.(\d+)\.(encoder_attn|crossattention|cross_attn)\.([A-Za-z_.]+)\.(weight|bias)$`)
 
 // hfLeafRole maps a Hugging Face attention leaf module to its role.
 func hfLeafRole(module, leaf string) role {
@@ -260,20 +263,20 @@ func classifyName(f Format, name string) (match, bool) {
 		m, ok := classifyGGUF(name)
 		return m, ok && m.role != roleUnknown
 	}
-	if s := hfAttnRe.FindStringSubmatch(name); s != nil {
+	if s := hfAttnRe().FindStringSubmatch(name); s != nil {
 		r := hfLeafRole(s[3], s[4])
 		n, err := strconv.Atoi(s[2])
 		if r != roleNone && err == nil {
 			return match{stack: s[1], layer: n, role: r, bias: s[5] == "bias", leaf: s[4], module: s[3]}, true
 		}
 	}
-	if s := hfNormRe.FindStringSubmatch(name); s != nil {
+	if s := hfNormRe().FindStringSubmatch(name); s != nil {
 		n, err := strconv.Atoi(s[2])
 		if err == nil {
 			return match{stack: s[1], layer: n, role: roleNorm, bias: s[4] == "bias", leaf: s[3]}, true
 		}
 	}
-	if s := hfCrossRe.FindStringSubmatch(name); s != nil {
+	if s := hfCrossRe().FindStringSubmatch(name); s != nil {
 		n, err := strconv.Atoi(s[2])
 		if err == nil {
 			return match{stack: s[1], layer: n, role: roleCross, bias: s[5] == "bias", leaf: s[4], module: s[3]}, true
@@ -282,7 +285,7 @@ func classifyName(f Format, name string) (match, bool) {
 	return match{}, false
 }
 
-var digitsRe = regexp.MustCompile(`\d+`)
+var digitsRe = lazyRegexp(`\d+`)
 
 // namePatterns returns the checkpoint's tensor names with digit runs replaced
 // by N, deduplicated, in first-seen order, at most max of them, and the
@@ -291,7 +294,7 @@ func namePatterns(c *Checkpoint, max int) ([]string, int) {
 	seen := map[string]bool{}
 	var out []string
 	for _, t := range c.Tensors {
-		p := digitsRe.ReplaceAllString(t.Name, "N")
+		p := digitsRe().ReplaceAllString(t.Name, "N")
 		if seen[p] {
 			continue
 		}
@@ -322,4 +325,10 @@ func unknownLayoutError(c *Checkpoint, arch, why string, none bool) error {
 		return &Error{File: c.Path, Offset: -1, Err: noAttentionf("%s", b.String())}
 	}
 	return &Error{File: c.Path, Offset: -1, Err: fmt.Errorf("%s", b.String())}
+}
+
+// lazyRegexp compiles expr on first use, so that start-up compiles no
+// expression a command does not need.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }

@@ -40,7 +40,7 @@ func TestRegistryEntries(t *testing.T) {
 				t.Errorf("%s: GGUF %s resolves elsewhere", a.Name, g)
 			}
 		}
-		if hfTables[a].module == "" {
+		if hfTables()[a].module == "" {
 			t.Errorf("%s: no attention module in its names", a.Name)
 		}
 	}

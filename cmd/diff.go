@@ -112,7 +112,10 @@ func diffRun(ctx context.Context, o *DiffOptions) error {
 		return err
 	}
 	defer cb.Close()
-	rep, err := diff.Compare(ctx, ma, mb, diff.Options{Fast: o.Fast, WorstCount: o.Worst})
+	bar := newProgress(o.IO, "diff", "layers")
+	bar.Start(len(ma.LayerIndices())) // Compare's first call says how many both have
+	rep, err := diff.Compare(ctx, ma, mb, diff.Options{Fast: o.Fast, WorstCount: o.Worst, Progress: bar.Set})
+	bar.Done()
 	var mm *diff.MismatchError
 	if errors.As(err, &mm) {
 		return inputError("%s and %s: %v", o.A.Path, o.B.Path, err)

@@ -164,6 +164,10 @@ type Options struct {
 	Fast bool
 	// WorstCount is how many worst projections the summary names (default 5).
 	WorstCount int
+	// Progress, when set, is called after each layer pair is compared with
+	// the count done and the total (from the comparing goroutines, one call
+	// at a time).
+	Progress func(done, total int)
 }
 
 // Compare compares every layer index the two sources share.
@@ -210,6 +214,7 @@ func Compare(ctx context.Context, a, b Source, opts Options) (*Report, error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
+	done := 0
 	for k, idx := range both {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -225,13 +230,15 @@ func Compare(ctx context.Context, a, b Source, opts Options) (*Report, error) {
 					results[k], missing[k] = compareLayer(idx, la, lb, opts)
 				}
 			}
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
+			mu.Lock()
+			if err != nil && firstErr == nil {
+				firstErr = err
 			}
+			done++
+			if err == nil && opts.Progress != nil {
+				opts.Progress(done, len(both))
+			}
+			mu.Unlock()
 		}(k, idx)
 	}
 	wg.Wait()

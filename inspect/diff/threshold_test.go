@@ -135,3 +135,21 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 }
+
+// Progress is told of every layer pair compared, ending at the total.
+func TestCompareProgress(t *testing.T) {
+	llama := filepath.Join(testref.SharedDir(t), "reference", "zoo", "llama")
+	ma, ca := open(t, filepath.Join(llama, "hf"))
+	defer ca.Close()
+	mb, cb := open(t, filepath.Join(llama, "gguf", "llama-f32.gguf"))
+	defer cb.Close()
+	var calls [][2]int
+	rep, err := Compare(context.Background(), ma, mb, Options{Progress: func(done, total int) { calls = append(calls, [2]int{done, total}) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(rep.Layers)
+	if n == 0 || len(calls) != n || calls[n-1] != [2]int{n, n} {
+		t.Errorf("progress calls %v for %d layers", calls, n)
+	}
+}

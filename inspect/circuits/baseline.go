@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 
 	"github.com/qkvdev/qkv/internal/linalg"
 )
@@ -14,6 +15,16 @@ const BaselineMethod = "ARENA generate_single_random_comp_score: W_A = A_l·A_r�
 	"A_l, A_r, B_l, B_r d_model×d_head i.i.d. U(−1, 1) (the score does not depend on the scale), " +
 	"score ‖W_A·W_B‖/(‖W_A‖·‖W_B‖); math/rand/v2 PCG(seed, seed)"
 
+// baselines remembers every baseline computed in this process: it depends
+// only on its arguments, and a run that scores several variants or models
+// of one shape (report, the tests) would otherwise draw it again each time.
+var baselines sync.Map // baselineKey → Baseline
+
+type baselineKey struct {
+	dModel, dHead, n int
+	seed             uint64
+}
+
 // RandomBaseline returns the mean, standard deviation and standard error of
 // the composition score of n random pairs of rank-dHead d_model × d_model
 // matrices, computed through their factors like the scores themselves.
@@ -21,6 +32,19 @@ func RandomBaseline(ctx context.Context, dModel, dHead, n int, seed uint64) (*Ba
 	if dModel <= 0 || dHead <= 0 || n <= 0 {
 		return nil, fmt.Errorf("circuits: baseline of %d samples with d_model %d, d_head %d", n, dModel, dHead)
 	}
+	key := baselineKey{dModel, dHead, n, seed}
+	if b, ok := baselines.Load(key); ok {
+		bl := b.(Baseline)
+		return &bl, nil
+	}
+	bl, err := randomBaseline(ctx, dModel, dHead, n, seed)
+	if err == nil {
+		baselines.Store(key, *bl)
+	}
+	return bl, err
+}
+
+func randomBaseline(ctx context.Context, dModel, dHead, n int, seed uint64) (*Baseline, error) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	draw := func() linalg.View[float64] {
 		m := make([]float64, dModel*dHead)

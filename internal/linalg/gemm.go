@@ -235,6 +235,10 @@ func (j *job[T]) run(beta float64) {
 	}
 	rowTasks, colTasks := (m+mc-1)/mc, (n+ncTask-1)/ncTask
 	tasks := rowTasks * colTasks
+	// No more goroutines (and scratch) than tasks: a small product is one
+	// task on the calling goroutine. The tasks are the same whoever runs
+	// them, so the result does not depend on this.
+	workers = max(min(workers, tasks), 1)
 	// Task order: in float32 a task's B block (256 deep × 256 wide, 256 KiB)
 	// stays in L2 while consecutive tasks walk down its column, so A is what
 	// streams; in float64 that block would fill L2, so consecutive tasks
@@ -256,7 +260,7 @@ func (j *job[T]) run(beta float64) {
 	for w := range scratch {
 		scratch[w].tile = make([]T, mr*nr)
 		if aInTask {
-			scratch[w].a = make([]T, mc*min(kc, k))
+			scratch[w].a = make([]T, min(mc, mStrips*mr)*min(kc, k))
 		}
 	}
 	for blk, p0 := 0, 0; p0 < k; blk, p0 = blk+1, p0+kc {

@@ -181,6 +181,14 @@ func attentionChecks(c *collector, f *Facts, base *inspect.Report) {
 	}
 	m := f.Model
 	if c.enabled(CheckGeometry) {
+		// What qkv does not model makes the attention checks less certain
+		// (a model type outside the registry is split into heads by
+		// guesses): a warning each, never silence, as layers and inspect
+		// say. Assumptions are about the rerun's settings (score scale,
+		// sliding pattern), which no check here depends on.
+		for _, u := range m.Unmodelled {
+			c.add(CheckGeometry, Warn, "", nil, nil, "not modelled: %s", u.Message)
+		}
 		want := c.rules.Geometry
 		for _, x := range []struct {
 			name      string

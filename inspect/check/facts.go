@@ -1,6 +1,7 @@
 package check
 
 import (
+	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/inspect"
 )
 
@@ -50,6 +51,10 @@ type ModelFacts struct {
 	KVHeads int `json:"kv_heads"`
 	HeadDim int `json:"head_dim"`
 	DModel  int `json:"d_model"`
+	// Unmodelled are what the checkpoint holds that qkv does not model
+	// (Geometry.Unsupported: a model type outside the registry, a config
+	// key, a tensor): check warns of each, as layers and inspect do.
+	Unmodelled []formats.Unsupported `json:"unmodelled,omitempty"`
 	// LayerTensors name, per layer, the stored tensor of each projection
 	// and every tensor the layer reads (so that a problem of one of them
 	// carries the layer).

@@ -347,7 +347,8 @@ func partTensors(ck *formats.Checkpoint, coveredBy map[int]int, layers []int, s 
 // modelFacts outline m for the attention checks.
 func modelFacts(m *formats.Model) *ModelFacts {
 	g := m.Geometry()
-	mf := &ModelFacts{Layers: len(m.Layers), Heads: g.NHeads, KVHeads: g.NKVHeads, HeadDim: g.HeadDim, DModel: g.DModel, LayerTensors: []LayerTensors{}}
+	mf := &ModelFacts{Layers: len(m.Layers), Heads: g.NHeads, KVHeads: g.NKVHeads, HeadDim: g.HeadDim, DModel: g.DModel, LayerTensors: []LayerTensors{},
+		Unmodelled: g.Unsupported}
 	for i := range m.Layers {
 		ls := &m.Layers[i]
 		lt := LayerTensors{Index: ls.Index, Proj: map[string]string{}, Tensors: []string{}}

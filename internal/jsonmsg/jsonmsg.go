@@ -80,6 +80,28 @@ func Error(err error, v any) error {
 	return err
 }
 
+// Kind names the JSON type of the value b holds ("a string", "an object",
+// …), for a type's own UnmarshalJSON to say what it was given.
+func Kind(b []byte) string {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 {
+		return "nothing"
+	}
+	switch b[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
 // wantOf names the JSON type that decodes into t.
 func wantOf(t reflect.Type) string {
 	for t != nil && t.Kind() == reflect.Pointer {

@@ -696,18 +696,23 @@ func TestParseRules(t *testing.T) {
 				t.Errorf("%+v", r.Severity)
 			}
 		}},
-		{"unknown key", `{"allowed_dtype": ["F16"]}`, `unknown field "allowed_dtype"`, nil},
-		{"unknown nested key", `{"geometry": {"layer": 3}}`, `unknown field "layer"`, nil},
-		{"unknown threshold", `{"thresholds": {"dead": 1}}`, `unknown field "dead"`, nil},
+		{"unknown key", `{"allowed_dtype": ["F16"]}`, `rules: unknown key "allowed_dtype" (did you mean "allowed_dtypes"?)`, nil},
+		{"unknown nested key", `{"geometry": {"layer": 3}}`, `rules: unknown key "layer" (did you mean "layers"?)`, nil},
+		{"unknown threshold", `{"thresholds": {"dead": 1}}`, `rules: unknown key "dead"`, nil},
 		{"unknown check in severity", `{"severity": {"nans": "fail"}}`, `unknown check "nans"`, nil},
 		{"bad severity", `{"severity": {"nan": "error"}}`, `use fail, warn or off`, nil},
 		{"bad bounds kind", `{"bounds": {"qkv": {}}}`, `matrix kinds are q, k, v, o`, nil},
 		{"bad drift stat", `{"drift_stats": ["frobenius"]}`, `unknown stat "frobenius"`, nil},
-		{"malformed JSON", `{"zero_rows_min": }`, "rules: ", nil},
-		{"wrong type", `{"zero_rows_min": "3"}`, "rules: ", nil},
-		{"not an object", `[1]`, "rules: ", nil},
-		{"empty file", ``, "rules: ", nil},
-		{"trailing data", `{} {}`, "after the rules object", nil},
+		{"malformed JSON", `{"zero_rows_min": }`, "rules: not valid JSON at byte 18: a value cannot start with '}'", nil},
+		{"wrong type", `{"zero_rows_min": "3"}`, "rules: zero_rows_min must be an integer, not a string", nil},
+		{"wrong nested type", `{"thresholds": {"dead_head": "x"}}`, "rules: thresholds.dead_head must be a number, not a string", nil},
+		{"comments keep offsets", "// a comment\n{\"zero_rows_min\": x}", "rules: not valid JSON at byte 31: a value cannot start with 'x'", nil},
+		{"ends early", `{"geometry": {"layers": 3`, "rules: the JSON ends early", nil},
+		{"bound of a string", `{"bounds": {"q": {"fro": [1, "2"]}}}`, "rules: a bound is [min, max] with numbers or null, not a string", nil},
+		{"bound of an object", `{"bounds": {"q": {"fro": {}}}}`, "rules: a bound is [min, max] with numbers or null, not an object", nil},
+		{"not an object", `[1]`, "rules: the JSON must be an object, not an array", nil},
+		{"empty file", ``, "rules: the file is empty; write {} for the defaults", nil},
+		{"trailing data", `{} {}`, "rules: data after the JSON value at byte 3", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"sort"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/qkvdev/qkv/formats/dtype"
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/infile"
+	"github.com/qkvdev/qkv/internal/jsonmsg"
 )
 
 // Severity says what a check's problems do to the result.
@@ -61,12 +61,21 @@ type Range [2]*float64
 // UnmarshalJSON accepts exactly two numbers or nulls, min <= max (a plain
 // Go array would drop a third value and take [5] as [5, null]).
 func (r *Range) UnmarshalJSON(b []byte) error {
-	var xs []*float64
-	if err := json.Unmarshal(b, &xs); err != nil {
-		return fmt.Errorf("a bound is [min, max] with numbers or null: %v", err)
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("a bound is [min, max] with numbers or null, not %s", jsonmsg.Kind(b))
 	}
-	if len(xs) != 2 {
-		return fmt.Errorf("a bound is [min, max], not %d values", len(xs))
+	if len(raw) != 2 {
+		return fmt.Errorf("a bound is [min, max], not %d values", len(raw))
+	}
+	var xs [2]*float64
+	for i, x := range raw {
+		if k := jsonmsg.Kind(x); k != "a number" && k != "null" {
+			return fmt.Errorf("a bound is [min, max] with numbers or null, not %s", k)
+		}
+		if err := json.Unmarshal(x, &xs[i]); err != nil {
+			return fmt.Errorf("a bound is [min, max] with numbers or null: %v", jsonmsg.Error(err, nil))
+		}
 	}
 	if xs[0] != nil && xs[1] != nil && *xs[0] > *xs[1] {
 		return fmt.Errorf("bound [%g, %g] has min above max", *xs[0], *xs[1])
@@ -226,17 +235,14 @@ const MaxRulesBytes = 1 << 20
 
 // ParseRules parses the contents of a rules file.
 func ParseRules(b []byte) (Rules, error) {
-	dec := json.NewDecoder(bytes.NewReader(stripComments(b)))
-	dec.DisallowUnknownFields()
-	var r Rules
-	if err := dec.Decode(&r); err != nil {
-		if err == io.EOF {
-			return Rules{}, fmt.Errorf("rules: the file is empty; write {} for the defaults")
-		}
-		return Rules{}, fmt.Errorf("rules: %v", err)
+	// Comments become spaces, so byte offsets are the file's.
+	b = stripComments(b)
+	if len(bytes.TrimSpace(b)) == 0 {
+		return Rules{}, fmt.Errorf("rules: the file is empty; write {} for the defaults")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Rules{}, fmt.Errorf("rules: unexpected data after the rules object at byte %d", dec.InputOffset())
+	var r Rules
+	if err := jsonmsg.Decode(b, &r); err != nil {
+		return Rules{}, fmt.Errorf("rules: %v", err)
 	}
 	for id, s := range r.Severity {
 		if _, ok := DefaultSeverity[id]; !ok {

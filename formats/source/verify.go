@@ -1,7 +1,6 @@
 package source
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/qkvdev/qkv/internal/jsonmsg"
 )
 
 // ManifestSchema is the schema of a manifest file.
@@ -56,14 +57,9 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if len(b) > maxManifestBytes {
 		return nil, fmt.Errorf("manifest of %d bytes is larger than the %d allowed", len(b), maxManifestBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	if err := jsonmsg.Decode(b, &m); err != nil {
 		return nil, fmt.Errorf("not a qkv manifest: %v", err)
-	}
-	if dec.More() {
-		return nil, errors.New("not a qkv manifest: data after the JSON object")
 	}
 	if m.Schema != ManifestSchema {
 		return nil, fmt.Errorf("manifest schema is %q, want %q", m.Schema, ManifestSchema)

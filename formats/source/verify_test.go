@@ -201,8 +201,13 @@ func TestParseManifestRefuses(t *testing.T) {
 		{`{"schema":"qkv.manifest/v1","files":[{"path":"x","size":-1,"sha256":"` + sha + `"}]}`, "negative"},
 		{`{"schema":"qkv.manifest/v1","files":[{"path":"x","size":1,"sha256":"AB"}]}`, "hex"},
 		{`{"schema":"qkv.manifest/v1","files":[{"path":"x","size":1,"sha256":"` + sha + `"},{"path":"x","size":1,"sha256":"` + sha + `"}]}`, "twice"},
-		{`{"schema":"qkv.manifest/v1","files":[],"extra":1}`, "unknown field"},
-		{`{"schema":"qkv.manifest/v1","files":[]} {}`, "after"},
+		{`{"schema":"qkv.manifest/v1","files":[],"extra":1}`, `not a qkv manifest: unknown key "extra"`},
+		{`{"schema":"qkv.manifest/v1","file":[]}`, `not a qkv manifest: unknown key "file" (did you mean "files"?)`},
+		{`{"schema":"qkv.manifest/v1","files":[]} {}`, "not a qkv manifest: data after the JSON value at byte 40"},
+		{`{"schema":"qkv.manifest/v1","files":[{"path":"x","size":"1"}]}`, "not a qkv manifest: files.size must be an integer, not a string"},
+		{`{"schema":"qkv.manifest/v1","files":[{"path":"x","size":1.5}]}`, "not a qkv manifest: files.size must be an integer, not 1.5"},
+		{`garbage`, "not a qkv manifest: not valid JSON at byte 0: a value cannot start with 'g'"},
+		{`{"schema":"qkv.manifest/v1","files":[`, "not a qkv manifest: the JSON ends early"},
 	} {
 		if _, err := ParseManifest([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.in, err, tc.want)

@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -297,9 +296,17 @@ func readBaseline(path string) (*inspect.Report, string, error) {
 	if err != nil {
 		return nil, "", inputError("--baseline %s: %v", path, err)
 	}
-	base := &inspect.Report{}
-	if err := json.Unmarshal(b, base); err != nil || base.Schema != inspect.Schema {
-		return nil, "", inputError("--baseline %s: not a qkv inspect --json report (%v)", path, err)
+	switch kind, schema := partKind(b); {
+	case kind == kindInspectPart:
+		return nil, "", inputError("--baseline %s: %s, not a whole report: join the parts with qkv merge first", path, kind)
+	case kind == kindCheckPart:
+		return nil, "", inputError("--baseline %s: %s, not a qkv inspect --json report", path, kind)
+	case kind == "" && schema != nil:
+		return nil, "", inputError("--baseline %s: not a qkv inspect --json report: its schema is %q, not %s", path, *schema, inspect.Schema)
+	}
+	base, err := inspect.ReadReport(b)
+	if err != nil {
+		return nil, "", inputError("--baseline %s: not a qkv inspect --json report: %v", path, err)
 	}
 	return base, check.BaselineHash(b), nil
 }

@@ -102,10 +102,18 @@ func mergeRun(_ context.Context, o *MergeOptions) error {
 		}
 		raw[i] = b
 	}
-	var head struct {
-		Schema string `json:"schema"`
+	// Parts of one kind merge: a file of the other kind is named as such
+	// (rather than refused for the other kind's keys).
+	first, _ := partKind(raw[0])
+	if first != "" {
+		for i := 1; i < len(raw); i++ {
+			// inspect.Merge names a whole report among inspect parts.
+			if k, _ := partKind(raw[i]); k != "" && (k == kindCheckPart) != (first == kindCheckPart) {
+				return inputError("%s: %s, but %s is %s: qkv merge joins the parts of one kind", o.Parts[i], k, o.Parts[0], first)
+			}
+		}
 	}
-	if json.Unmarshal(raw[0], &head) == nil && head.Schema == check.SchemaPartial {
+	if first == kindCheckPart {
 		return mergeCheckParts(o, raw)
 	}
 	switch {
@@ -135,6 +143,34 @@ func mergeRun(_ context.Context, o *MergeOptions) error {
 		return rep.WriteJSON(o.IO.Out)
 	}
 	return rep.Render(o.IO.Out, o.IO.style())
+}
+
+// The kinds of file qkv merge is given, as its messages name them.
+const (
+	kindCheckPart   = "a qkv check --shard part"
+	kindInspectPart = "a qkv inspect --shard part"
+	kindInspect     = "a whole qkv inspect --json report"
+)
+
+// partKind says which kind of file b is by its schema: "" when it is not
+// a JSON object with a known schema; schema is the string the object's
+// "schema" holds (nil when it is not an object with a string there).
+func partKind(b []byte) (kind string, schema *string) {
+	var head struct {
+		Schema *string `json:"schema"`
+	}
+	if json.Unmarshal(b, &head) != nil || head.Schema == nil {
+		return "", nil
+	}
+	switch *head.Schema {
+	case check.SchemaPartial:
+		return kindCheckPart, head.Schema
+	case inspect.SchemaPartial:
+		return kindInspectPart, head.Schema
+	case inspect.Schema:
+		return kindInspect, head.Schema
+	}
+	return "", head.Schema
 }
 
 // mergeCheckParts joins the parts of a sharded check and prints the result

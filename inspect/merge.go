@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/internal/jsonmsg"
 )
 
 // MergeError is a reason Merge refuses its parts. Part is the index of the
@@ -268,12 +268,10 @@ func attachSparks(layers []LayerReport, sparks []Spark) {
 // ReadReport reads a report (whole or partial) from its JSON.
 func ReadReport(b []byte) (*Report, error) {
 	var r Report
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&r); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("more than one JSON document")
+	// Unknown keys are let through, as they always were (a report of a
+	// newer qkv); Unmarshal refuses data after the report.
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, jsonmsg.Error(err, &r)
 	}
 	if r.Schema != Schema && r.Schema != SchemaPartial {
 		return nil, fmt.Errorf("schema %q is not %s or %s", r.Schema, Schema, SchemaPartial)

@@ -15,6 +15,7 @@ import (
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/buildinfo"
+	"github.com/qkvdev/qkv/internal/jsonmsg"
 )
 
 // SchemaPartial names the JSON document of one part of a sharded check.
@@ -106,13 +107,8 @@ func BaselineHash(b []byte) string {
 // ReadPart reads a part's JSON.
 func ReadPart(b []byte) (*Part, error) {
 	var p Part
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+	if err := jsonmsg.Decode(b, &p); err != nil {
 		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("more than one JSON document")
 	}
 	if p.Schema != SchemaPartial {
 		return nil, fmt.Errorf("schema %q is not %s", p.Schema, SchemaPartial)

@@ -186,7 +186,7 @@ func TestCheckExitStatus(t *testing.T) {
 		{"negative threshold flag", []string{tiny, "--outlier", "-5"}, 2, "--outlier must be a positive finite number, not -5"},
 		{"unknown check in --skip", []string{tiny, "--skip", "NaN"}, 2, `unknown check "NaN"`},
 		{"malformed rules file", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"severity": {"nan": "warn",}}`)}, 2, "--rules"},
-		{"rules file with unknown key", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"bound": {}}`)}, 2, `unknown field "bound"`},
+		{"rules file with unknown key", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"bound": {}}`)}, 2, `r.json: rules: unknown key "bound" (did you mean "bounds"?)`},
 		{"rules file with unknown check", []string{tiny, "--rules", checkTempFile(t, "r.json", `{"severity": {"heads": "off"}}`)}, 2, `unknown check "heads"`},
 		{"missing rules file", []string{tiny, "--rules", filepath.Join(t.TempDir(), "none.json")}, 2, "--rules"},
 		{"no path", []string{}, 2, "accepts 1 arg"},

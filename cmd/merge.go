@@ -102,18 +102,7 @@ func mergeRun(_ context.Context, o *MergeOptions) error {
 		}
 		raw[i] = b
 	}
-	// Parts of one kind merge: a file of the other kind is named as such
-	// (rather than refused for the other kind's keys).
-	first, _ := partKind(raw[0])
-	if first != "" {
-		for i := 1; i < len(raw); i++ {
-			// inspect.Merge names a whole report among inspect parts.
-			if k, _ := partKind(raw[i]); k != "" && (k == kindCheckPart) != (first == kindCheckPart) {
-				return inputError("%s: %s, but %s is %s: qkv merge joins the parts of one kind", o.Parts[i], k, o.Parts[0], first)
-			}
-		}
-	}
-	if first == kindCheckPart {
+	if first, _ := partKind(raw[0]); first == kindCheckPart {
 		return mergeCheckParts(o, raw)
 	}
 	switch {
@@ -126,6 +115,9 @@ func mergeRun(_ context.Context, o *MergeOptions) error {
 	for i, path := range o.Parts {
 		r, err := inspect.ReadReport(raw[i])
 		if err != nil {
+			if err := otherKind(o, raw, i); err != nil {
+				return err
+			}
 			return inputError("%s: not a qkv inspect --json report or part: %v", path, err)
 		}
 		parts[i] = r
@@ -173,6 +165,19 @@ func partKind(b []byte) (kind string, schema *string) {
 	return "", head.Schema
 }
 
+// otherKind names part i when it is of the other kind than the first
+// (check's or inspect's), rather than refusing it for the other kind's keys
+// (nil when it is not). Only a part that did not read is looked at again.
+func otherKind(o *MergeOptions, raw [][]byte, i int) error {
+	first, _ := partKind(raw[0])
+	k, _ := partKind(raw[i])
+	// inspect.Merge names a whole report among inspect parts.
+	if first == "" || k == "" || (k == kindCheckPart) == (first == kindCheckPart) {
+		return nil
+	}
+	return inputError("%s: %s, but %s is %s: qkv merge joins the parts of one kind", o.Parts[i], k, o.Parts[0], first)
+}
+
 // mergeCheckParts joins the parts of a sharded check and prints the result
 // as qkv check does.
 func mergeCheckParts(o *MergeOptions, raw [][]byte) error {
@@ -180,6 +185,9 @@ func mergeCheckParts(o *MergeOptions, raw [][]byte) error {
 	for i, b := range raw {
 		p, err := check.ReadPart(b)
 		if err != nil {
+			if err := otherKind(o, raw, i); err != nil {
+				return err
+			}
 			return inputError("%s: not a qkv check --shard part: %v", o.Parts[i], err)
 		}
 		parts[i] = p

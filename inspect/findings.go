@@ -145,7 +145,7 @@ func matrixFindings(layer int, name string, m *MatrixReport, t Thresholds, heads
 	}
 	if p := m.MostSimilar; p != nil && float64(p.Cosine) > t.Duplicate {
 		out = append(out, Finding{Kind: KindDuplicateHeads, Layer: layer, Matrix: name, Head: intp(p.A), OtherHead: intp(p.B), Value: p.Cosine, Threshold: Float(t.Duplicate),
-			Message: fmt.Sprintf("heads %d and %d are near-duplicates (cosine %.5f)", p.A, p.B, float64(p.Cosine))})
+			Message: fmt.Sprintf("heads %d and %d are near-duplicates (cosine %s)", p.A, p.B, FormatCosine(float64(p.Cosine), 5))})
 	}
 	return out
 }

@@ -343,7 +343,7 @@ func (v View) Render(w io.Writer, st termui.Style) error {
 				}
 				t := tableSpec{title: fmt.Sprintf("layer %d W_%s heads", l.Index, strings.ToUpper(string(p)))}
 				if s := m.MostSimilar; s != nil {
-					t.title += fmt.Sprintf(" (most similar: %d~%d cos %s)", s.A, s.B, fmtNum(s.Cosine))
+					t.title += fmt.Sprintf(" (most similar: %d~%d cos %s)", s.A, s.B, FormatCosine(float64(s.Cosine), -4))
 				}
 				for _, h := range m.Heads {
 					row := statsRow(fmt.Sprintf("head %d", h.Head), &h.Stats)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
@@ -180,7 +181,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 			if p.Layer != nil {
 				layer = fmt.Sprint(*p.Layer)
 			}
-			fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %s | %s | %s |\n", sev, p.Check, mdCode(p.Tensor), layer, mdNum(p.Value), mdNum(p.Threshold), mdCell(p.Message))
+			fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %s | %s | %s |\n", sev, p.Check, mdCode(p.Tensor), layer, mdValue(p), mdNum(p.Threshold), mdCell(p.Message))
 		}
 		for _, p := range r.Failures {
 			row("❌", p)
@@ -203,6 +204,15 @@ var asciiSymbols = strings.NewReplacer("×", "x", "→", "->", "…", "...", "�
 // maxMarkdownRows bounds the problems a markdown summary lists (GitHub
 // caps a job summary at 1 MiB).
 const maxMarkdownRows = 200
+
+// mdValue is a problem's value as mdNum writes it, but a cosine (a
+// duplicate_heads value) keeps the digits that tell it from 1.
+func mdValue(p Problem) string {
+	if p.Stat != nil && *p.Stat == "cosine" && p.Value != nil && p.Value.Valid() {
+		return inspect.FormatCosine(float64(*p.Value), -6)
+	}
+	return mdNum(p.Value)
+}
 
 func mdNum(f *termui.Float) string {
 	if f == nil || !f.Valid() {

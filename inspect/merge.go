@@ -64,7 +64,7 @@ func Merge(parts ...*Report) (*Report, error) {
 		return nil, mergeErr(0, "layer assignment %q is not %q", fp.Assignment, AssignContiguous)
 	}
 	want := map[string]string{}
-	for k, v := range map[string]any{"model": first.Model, "settings": first.Settings, "layer selection": fp.AllLayers} {
+	for k, v := range map[string]any{"model": first.Model, "adapter": adapterIdentity(first.Adapter), "settings": first.Settings, "layer selection": fp.AllLayers} {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return nil, mergeErr(0, "%s: %v", k, err)
@@ -91,7 +91,7 @@ func Merge(parts ...*Report) (*Report, error) {
 		case pp.Numerics != fp.Numerics:
 			return nil, mergeErr(i, "was computed on %s, part 1 on %s: the parts would merge into a report no single run gives; run every shard on one CPU architecture with one kernel (the number of CPUs does not matter)", pp.Numerics, fp.Numerics)
 		}
-		for k, v := range map[string]any{"model": p.Model, "settings": p.Settings, "layer selection": pp.AllLayers} {
+		for k, v := range map[string]any{"model": p.Model, "adapter": adapterIdentity(p.Adapter), "settings": p.Settings, "layer selection": pp.AllLayers} {
 			b, err := json.Marshal(v)
 			if err != nil {
 				return nil, mergeErr(i, "%s: %v", k, err)
@@ -129,6 +129,7 @@ func Merge(parts ...*Report) (*Report, error) {
 
 	out := &Report{Schema: Schema, Model: first.Model, Settings: first.Settings, Layers: make([]LayerReport, 0, len(fp.AllLayers)), Findings: []Finding{},
 		Source: first.Source, QKV: first.QKV} // part 1's provenance (the version is the same in every part)
+	out.Adapter = mergeAdapters(parts)
 	for _, i := range order {
 		out.Layers = append(out.Layers, parts[i].Layers...)
 		out.Findings = append(out.Findings, parts[i].Findings...)
@@ -277,4 +278,45 @@ func ReadReport(b []byte) (*Report, error) {
 		return nil, fmt.Errorf("schema %q is not %s or %s", r.Schema, Schema, SchemaPartial)
 	}
 	return &r, nil
+}
+
+// adapterIdentity is what every part of an adapter's run shares: the
+// adapter's description without the ranks and scales of its part's
+// updates (nil for a model).
+func adapterIdentity(a *Adapter) *formats.AdapterInfo {
+	if a == nil {
+		return nil
+	}
+	id := a.AdapterInfo
+	if id.Kind == AdapterKindUnknown { // rank and scale are the part's factors'
+		id.Rank, id.Scale = 0, 0
+	}
+	return &id
+}
+
+// mergeAdapters is the merged report's Adapter (the parts agree on its
+// description): the ranks and scales of every part's updates together.
+func mergeAdapters(parts []*Report) *Adapter {
+	if parts[0].Adapter == nil {
+		return nil
+	}
+	a := &Adapter{AdapterInfo: parts[0].Adapter.AdapterInfo}
+	ranks, scales := map[int]bool{}, map[float64]bool{}
+	for _, p := range parts {
+		if len(p.Layers) == 0 {
+			continue // an empty shard has no updates
+		}
+		for _, r := range p.Adapter.seenRanks() {
+			ranks[r] = true
+		}
+		for _, s := range p.Adapter.seenScales() {
+			scales[s] = true
+		}
+	}
+	rs, ss := sortedKeys(ranks), sortedKeys(scales)
+	if a.Kind == AdapterKindUnknown && len(rs) > 0 { // as adapterOf has them
+		a.Rank, a.Scale = rs[0], ss[0]
+	}
+	a.setSeen(rs, ss)
+	return a
 }

@@ -292,7 +292,7 @@ func (v View) Render(w io.Writer, st termui.Style) error {
 	ix := indexFindings(r.Findings)
 	var used marksUsed
 	for _, p := range formats.Projections {
-		t := tableSpec{title: "W_" + strings.ToUpper(string(p))}
+		t := tableSpec{title: r.matrixName(p)}
 		bound := -1 // the rank bound every layer shares, 0 when none
 		for _, l := range r.Layers {
 			m := l.Matrix(p)
@@ -341,7 +341,7 @@ func (v View) Render(w io.Writer, st termui.Style) error {
 				if m == nil || len(m.Heads) == 0 {
 					continue
 				}
-				t := tableSpec{title: fmt.Sprintf("layer %d W_%s heads", l.Index, strings.ToUpper(string(p)))}
+				t := tableSpec{title: fmt.Sprintf("layer %d %s heads", l.Index, r.matrixName(p))}
 				if s := m.MostSimilar; s != nil {
 					t.title += fmt.Sprintf(" (most similar: %d~%d cos %s)", s.A, s.B, FormatCosine(float64(s.Cosine), -4))
 				}
@@ -458,7 +458,12 @@ func (r *Report) Verdict() string {
 	if g.NHeads == 0 { // a single mapped tensor, or --n-heads not known
 		heads = "no head geometry"
 	}
-	s := fmt.Sprintf("%s — %s, d_model %d, %s, %s mode: ", orDash(g.Arch), layers, g.DModel, heads, r.Settings.Mode)
+	what := orDash(g.Arch)
+	if a := r.Adapter; a != nil {
+		// Every matrix is an update, not a weight of the model: said first.
+		what = strings.TrimSpace(g.Arch + " " + a.describe())
+	}
+	s := fmt.Sprintf("%s — %s, d_model %d, %s, %s mode: ", what, layers, g.DModel, heads, r.Settings.Mode)
 	if len(r.Findings) == 0 {
 		return s + "no findings"
 	}
@@ -468,6 +473,31 @@ func (r *Report) Verdict() string {
 		s += "s, worst"
 	}
 	return s + ": " + f.Kind + " at " + findingWhere(*f)
+}
+
+// describe says what an adapter's report shows: "LoRA adapter (peft,
+// rank 4, scale 4): ΔW = s·B·A".
+func (a *Adapter) describe() string {
+	ranks, scales := a.seenRanks(), a.seenScales()
+	rank := fmt.Sprintf("rank %d", ranks[0])
+	if n := len(ranks); n > 1 {
+		rank = fmt.Sprintf("ranks %d–%d", ranks[0], ranks[n-1])
+	}
+	scale := "scale " + termui.Num(scales[0])
+	if n := len(scales); n > 1 {
+		scale = fmt.Sprintf("scales %s–%s", termui.Num(scales[0]), termui.Num(scales[n-1]))
+	}
+	return fmt.Sprintf("LoRA adapter (%s, %s, %s): ΔW = s·B·A", termui.Clean(a.Kind), rank, scale)
+}
+
+// matrixName names projection p's matrices in titles: W_Q, or ΔW_Q for an
+// adapter's updates.
+func (r *Report) matrixName(p formats.Projection) string {
+	name := "W_" + strings.ToUpper(string(p))
+	if r.Adapter != nil {
+		name = "ΔW_" + strings.ToUpper(string(p))
+	}
+	return name
 }
 
 // shownLayers writes sorted layer indices compactly: "layer 3", "layers 0-2,5".
@@ -797,7 +827,7 @@ func (v View) RenderMarkdown(w io.Writer) error {
 				rows = append(rows, row)
 			}
 		}
-		mdTable("W_"+strings.ToUpper(string(p)), rows)
+		mdTable(r.matrixName(p), rows)
 	}
 	if r.Settings.Heads {
 		for _, l := range r.Layers {
@@ -812,7 +842,7 @@ func (v View) RenderMarkdown(w io.Writer) error {
 					row.mark(ix[fkey(l.Index, string(p), h.Head)])
 					rows = append(rows, row)
 				}
-				mdTable(fmt.Sprintf("layer %d W_%s heads", l.Index, strings.ToUpper(string(p))), rows)
+				mdTable(fmt.Sprintf("layer %d %s heads", l.Index, r.matrixName(p)), rows)
 			}
 		}
 	}
@@ -850,7 +880,7 @@ var asciiFor = map[rune]string{
 	'╭': "+", '╮': "+", '╰': "+", '╯': "+", '┬': "+", '┴': "+", '├': "+", '┤': "+", '┼': "+",
 	'×': "x", '≈': "~", '‖': "|", '·': ".", '→': "->", '←': "<-", '…': "...", '≤': "<=", '≥': ">=",
 	'±': "+/-", '√': "sqrt", '∞': "inf", 'ᵀ': "^T", '⚠': "!", '•': "*", '²': "^2", '₂': "2",
-	'α': "alpha", 'σ': "sigma", 'λ': "lambda", 'γ': "gamma", 'θ': "theta", 'ρ': "rho", 'ε': "eps",
+	'Δ': "d", 'α': "alpha", 'σ': "sigma", 'λ': "lambda", 'γ': "gamma", 'θ': "theta", 'ρ': "rho", 'ε': "eps",
 	'▁': "_", '▂': ".", '▃': "-", '▄': "~", '▅': "=", '▆': "+", '▇': "*", '█': "#", '░': ".",
 }
 

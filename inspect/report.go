@@ -157,6 +157,20 @@ func (l *LayerReport) Matrix(p formats.Projection) *MatrixReport {
 	return nil
 }
 
+// Adapter describes the LoRA adapter a report is of: formats.AdapterInfo,
+// with its JSON names as `qkv layers` writes them (kind, base_model, rank,
+// alpha, scale, scale_rule, base_config), and the ranks and scales the
+// report's updates have when they are not all one (PEFT's rank_pattern and
+// alpha_pattern give modules their own; AdapterInfo's are the first
+// module's).
+type Adapter struct {
+	formats.AdapterInfo
+	// Ranks and Scales are every distinct rank and scale of the updates in
+	// the report, ascending, when there is more than one; nil otherwise.
+	Ranks  []int     `json:"ranks,omitempty"`
+	Scales []float64 `json:"scales,omitempty"`
+}
+
 // Finding kinds.
 const (
 	KindNaN            = "nan"
@@ -207,14 +221,18 @@ type Report struct {
 	// the checkpoint (formats.SourceInfo), the qkv build, and for a remote
 	// input what reading it cost. The command fills them; nil leaves them
 	// out.
-	Source   *formats.SourceInfo `json:"source,omitempty"`
-	QKV      *buildinfo.Info     `json:"qkv,omitempty"`
-	IO       *source.IO          `json:"io,omitempty"`
-	Partial  *Partial            `json:"partial,omitempty"`
-	Model    formats.Geometry    `json:"model"`
-	Settings Settings            `json:"settings"`
-	Layers   []LayerReport       `json:"layers"`
-	Findings []Finding           `json:"findings"`
+	Source  *formats.SourceInfo `json:"source,omitempty"`
+	QKV     *buildinfo.Info     `json:"qkv,omitempty"`
+	IO      *source.IO          `json:"io,omitempty"`
+	Partial *Partial            `json:"partial,omitempty"`
+	Model   formats.Geometry    `json:"model"`
+	// Adapter is set when the checkpoint is a LoRA adapter: every matrix
+	// of the report is then an update ΔW = scale·B·A, not a weight of the
+	// model. Nil (left out of JSON) for a model.
+	Adapter  *Adapter      `json:"adapter,omitempty"`
+	Settings Settings      `json:"settings"`
+	Layers   []LayerReport `json:"layers"`
+	Findings []Finding     `json:"findings"`
 }
 
 // WriteJSON writes the report as one indented JSON document. A partial

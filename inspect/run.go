@@ -184,7 +184,10 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 			Fingerprint: pt.Fingerprint, Version: pt.Version, Numerics: CurrentNumerics()}
 	}
 	rep.Layers = make([]LayerReport, 0, len(idx))
+	info := adapterInfo(src)
+	var seen loraSeen
 	if len(idx) == 0 {
+		rep.Adapter = adapterOf(info, &seen)
 		return rep, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -212,6 +215,7 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 					if l.Index != idx[pos] {
 						l.Index = idx[pos]
 					}
+					seen.add(l)
 					r.lr, r.err = AnalyzeLayer(l, g, opts)
 				}
 				select {
@@ -281,6 +285,7 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 		}
 	}
 	rep.Findings = local
+	rep.Adapter = adapterOf(info, &seen)
 	if rep.Partial == nil {
 		// Findings gives the same: LayerFindings of each layer, then these.
 		rep.Findings = append(rep.Findings, CrossLayerFindings(rep.Layers, opts.Thresholds)...)

@@ -11,20 +11,25 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/qkvdev/qkv/formats"
+	"github.com/qkvdev/qkv/formats/source"
 	"github.com/qkvdev/qkv/inspect"
+	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
 type catReport struct {
-	Schema  string     `json:"schema"`
-	Tensor  string     `json:"tensor"`
-	DType   string     `json:"dtype"`
-	Shape   []int64    `json:"shape"`
-	RowLen  int64      `json:"row_len"`
-	Rows    int64      `json:"rows"`
-	Shown   int64      `json:"rows_shown"`
-	Values  [][]any    `json:"values"` // null for NaN/±Inf, see nan/inf counts
-	Summary catSummary `json:"summary"`
+	Schema  string             `json:"schema"`
+	Source  formats.SourceInfo `json:"source"`
+	QKV     buildinfo.Info     `json:"qkv"`
+	IO      *source.IO         `json:"io,omitempty"`
+	Tensor  string             `json:"tensor"`
+	DType   string             `json:"dtype"`
+	Shape   []int64            `json:"shape"`
+	RowLen  int64              `json:"row_len"`
+	Rows    int64              `json:"rows"`
+	Shown   int64              `json:"rows_shown"`
+	Values  [][]any            `json:"values"` // null for NaN/±Inf, see nan/inf counts
+	Summary catSummary         `json:"summary"`
 
 	raw [][]float32 // the shown rows as decoded, for the text view
 }
@@ -56,9 +61,10 @@ func NewCmdCat(s *Streams, runF func(context.Context, *CatOptions) error) *cobra
 	c := &cobra.Command{
 		Use:   "cat PATH TENSOR",
 		Short: "Print a tensor's decoded values with min/max/mean and NaN/Inf counts",
-		Long: `Decode one tensor to float32 and print its first rows (the tensor viewed as a
-matrix whose rows are its innermost dimension), then min, max and mean of its
-finite values and its NaN, +Inf, -Inf and zero counts over the whole tensor.`,
+		Long: `Decode one tensor to float32 and print a summary first — its type and shape,
+the min, max and mean of its finite values and its NaN, +Inf, -Inf and zero
+counts over the whole tensor — then its first rows (the tensor viewed as a
+matrix whose rows are its innermost dimension).`,
 		Example: `  qkv cat model.gguf blk.0.attn_q.weight
   qkv cat model.safetensors model.layers.0.self_attn.q_proj.weight --rows 2 --json`,
 		Args:    exactArgs(2),
@@ -101,6 +107,8 @@ func catRun(ctx context.Context, o *CatOptions) error {
 		return err
 	}
 	if o.JSON {
+		// The counters after the decoding: what reading the tensor cost.
+		rep.Source, rep.QKV, rep.IO = ck.Source(), Build(), ioOf(ck)
 		return termui.WriteJSON(o.IO.Out, rep)
 	}
 	return rep.Render(o.IO.Out, o.IO.style())

@@ -221,7 +221,7 @@ func TestSchemaEveryCommandOnEveryModel(t *testing.T) {
 			return // a -run selection: the totals below are for whole runs
 		}
 		for _, id := range []string{"qkv.ls/v1", "qkv.meta/v1", "qkv.layers/v1", "qkv.inspect/v1", "qkv.inspect.partial/v1",
-			"qkv.check/v1", "qkv.attn/v1", "qkv.diff/v1", "qkv.tokenize/v1", "qkv.verify/v1", "qkv.manifest/v1"} {
+			"qkv.check/v1", "qkv.attn/v1", "qkv.diff/v1", "qkv.tokenize/v1", "qkv.verify/v1", "qkv.manifest/v1", "qkv.cat/v1"} {
 			if counts[id] == 0 {
 				t.Errorf("no %s document was validated", id)
 			}

@@ -53,6 +53,9 @@ type AttnOptions struct {
 	Layer int
 	All   bool
 	Input AttnInput
+	// DefaultInput: no input flag was given and Input is the default
+	// --random 8 (said on stderr, so no one mistakes it for a real input).
+	DefaultInput bool
 	// Mode is attn.InputModeForward (the layers read the residual stream
 	// the blocks below produce) or attn.InputModeRaw (each reads Input).
 	Mode string
@@ -106,6 +109,8 @@ checkpoint's own tokenizer, special tokens added), --random-repeat N (BOS, N
 random ids from --seed and the same N again: each head gets an induction
 score), --random T (seeded standard normal × --scale; Go's PCG, not torch's)
 or --input FILE.safetensors[:TENSOR] (a [T, d_model] tensor, default name "x").
+With none of them, attn runs on --random 8 (--seed, default 0) in raw mode and
+says so on stderr: the patterns of random rows, not of any text.
 
 --input-mode forward (the default for token inputs) runs the real model: each
 layer reads the residual stream the blocks below produce (norms, attention,
@@ -166,7 +171,7 @@ on stderr.`,
 				}
 			}
 			if nInputs == 0 {
-				in.Random = 8
+				in.Random, opts.DefaultInput = defaultRandomRows, true
 			}
 			if tokens != "" {
 				var err error
@@ -230,7 +235,7 @@ on stderr.`,
 	mf.add(c)
 	fl := c.Flags()
 	fl.IntVar(&opts.Layer, "layer", 0, "the layer to rerun")
-	fl.BoolVar(&opts.All, "all", false, "rerun every layer, each on the same input")
+	fl.BoolVar(&opts.All, "all", false, "rerun every layer (forward mode: each reads the residual stream below it; raw mode: each the same input)")
 	fl.IntVar(&opts.Input.Random, "random", 0, "input: T rows of seeded standard normal values")
 	fl.Float64Var(&opts.Input.Scale, "scale", 1, "standard deviation of --random values")
 	fl.Uint64Var(&opts.Input.Seed, "seed", 0, "seed of --random and --random-repeat")
@@ -248,6 +253,9 @@ on stderr.`,
 	fl.StringVarP(&opts.Out, "out", "o", "", "write layers.{i}.probs [heads, T, T], layers.{i}.out [T, d_model] and x (forward: also layers.{i}.hidden, logits) to this safetensors file")
 	return c
 }
+
+// defaultRandomRows is the input of attn given none: --random 8.
+const defaultRandomRows = 8
 
 func parseInts(flag, spec string) ([]int, error) {
 	var out []int
@@ -300,6 +308,10 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 	for _, a := range g.Assumptions {
 		// Wrapped to the width: a terminal would break it mid-word.
 		fmt.Fprintln(s.Err, termui.Wrap("qkv: warning: "+unsupportedText(a), max(s.Width, attn.MinWidth), "  "))
+	}
+	if o.DefaultInput {
+		fmt.Fprintln(s.Err, termui.Wrap(fmt.Sprintf("qkv: no input given: using --random %d --seed %d (choose one with --tokens, --text, --random-repeat, --random or --input)",
+			o.Input.Random, o.Input.Seed), max(s.Width, attn.MinWidth), "  "))
 	}
 	layers := []int{o.Layer}
 	if o.All {

@@ -42,7 +42,7 @@ The input is never written; OUT must not be one of its files. -o - writes
 the file to standard output.`,
 		Example: `  qkv export model-Q4_K_M.gguf -o weights.safetensors
   qkv export model.gguf -o attn.safetensors --match 'attn_(q|k|v|output)'
-  python3 -c "from safetensors.numpy import load_file; print(load_file('attn.safetensors').keys())"`,
+  python3 -c "import safetensors.numpy as st; print(st.load_file('attn.safetensors'))"`,
 		Args:    exactArgs(1),
 		PreRunE: checkSharedFlags,
 		RunE: func(c *cobra.Command, args []string) error {

@@ -51,8 +51,14 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-func (l *stringList) String() string { return "[" + strings.Join(*l.p, ",") + "]" }
-func (l *stringList) Type() string   { return "stringArray" }
+// String is "" when empty: help shows no "(default [])".
+func (l *stringList) String() string {
+	if len(*l.p) == 0 {
+		return ""
+	}
+	return "[" + strings.Join(*l.p, ",") + "]"
+}
+func (l *stringList) Type() string { return "stringArray" }
 
 // parseMap reads --map values: comma-separated q=, k=, v=, o= entries; a
 // comma inside a regular expression stays in it when the next piece does not

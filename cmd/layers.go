@@ -44,7 +44,9 @@ For a LoRA adapter, --lora-scale replaces the scale its config implies and
 		Example: `  qkv layers testdata/tiny-llama
   qkv layers model.gguf --json
   qkv layers ./adapter --base ./Llama-3-8B --lora-scale 2
-  qkv layers ./odd-model --map 'q=blocks\.(\d+)\.wq,k=blocks\.(\d+)\.wk,v=blocks\.(\d+)\.wv,o=blocks\.(\d+)\.wo' --n-heads 8`,
+  qkv layers ./odd-model --n-heads 8 \
+      --map 'q=blocks\.(\d+)\.wq' --map 'k=blocks\.(\d+)\.wk' \
+      --map 'v=blocks\.(\d+)\.wv' --map 'o=blocks\.(\d+)\.wo'`,
 		Args:    exactArgs(1),
 		PreRunE: checkSharedFlags,
 		RunE: func(c *cobra.Command, args []string) error {

@@ -165,6 +165,7 @@ func execute(ctx context.Context, root *cobra.Command, args []string, s *Streams
 	root.SetIn(s.In)
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	completionNeedsShell(root)
 	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
 		registerCompletions(root)
 		return root, root.ExecuteContext(ctx) // shell completion: cobra's hidden command
@@ -174,6 +175,34 @@ func execute(ctx context.Context, root *cobra.Command, args []string, s *Streams
 		return root, unknownCommand(root, args)
 	}
 	return sub, root.ExecuteContext(ctx)
+}
+
+// completionNeedsShell makes qkv completion without a shell, or with one
+// cobra has no script for, a usage error naming the shells (cobra's
+// command only prints its help and succeeds).
+func completionNeedsShell(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" || c.Runnable() {
+			continue
+		}
+		var shells []string
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				shells = append(shells, sub.Name())
+			}
+		}
+		names := strings.Join(shells, ", ")
+		if i := strings.LastIndex(names, ", "); i >= 0 {
+			names = names[:i] + " or " + names[i+2:]
+		}
+		c.Use, c.Args = "completion SHELL", cobra.ArbitraryArgs
+		c.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError("completion needs a shell: %s", names)
+			}
+			return usageError("completion: no script for shell %q (qkv has %s)", args[0], names)
+		}
+	}
 }
 
 // unknownCommand is the usage error for a first argument that names no
@@ -222,6 +251,7 @@ Exit status: 0 success, 1 a check found problems, 2 usage error,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return asUsage(err) })
 	root.SetVersionTemplate("qkv {{.Version}}\n")
+	setHelp(root, s)
 	// One run, one remote client: the persistent flags bind to a new
 	// remoteEnv (a test's source options are kept).
 	var opts func() source.Options

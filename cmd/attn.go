@@ -359,7 +359,7 @@ func attnRun(ctx context.Context, o *AttnOptions) error {
 	if o.Heads != nil {
 		for _, h := range o.Heads {
 			if h < 0 || h >= g.NHeads {
-				return usageError("--heads: head %d out of range (the model has %d heads: 0..%d)", h, g.NHeads, g.NHeads-1)
+				return usageError("--heads: head %d out of range (the model has %s: 0..%d)", h, termui.Plural(int64(g.NHeads), "head"), g.NHeads-1)
 			}
 		}
 	}

@@ -448,7 +448,7 @@ func (v circuitsView) Render(w io.Writer, st termui.Style) error {
 	if r.NKVHeads != r.NHeads {
 		kv = fmt.Sprintf(" (%d KV)", r.NKVHeads)
 	}
-	head := fmt.Sprintf("%s — %s × %d heads%s, d_model %d: ", arch, termui.Plural(int64(len(r.Layers)), "layer"), r.NHeads, kv, r.DModel)
+	head := fmt.Sprintf("%s — %s × %s%s, d_model %d: ", arch, termui.Plural(int64(len(r.Layers)), "layer"), termui.Plural(int64(r.NHeads), "head"), kv, r.DModel)
 	best := main.s.Top(r.Layers, 1)
 	switch {
 	case len(r.Layers) < 2:

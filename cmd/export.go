@@ -95,8 +95,11 @@ func exportRun(ctx context.Context, o *ExportOptions) error {
 		return &formats.Error{File: o.Path, Offset: -1, Err: fmt.Errorf("none of the %d tensors has an element type qkv can decode", matched)}
 	}
 	bar := newProgress(o.IO, "export", "tensors")
-	err = writeF32Safetensors(o.IO, "-o", o.Out, decodedTensors(ck, sel, bar), [][2]string{{"source", filepath.Base(o.Path)}, {"written_by", "qkv " + Version}})
+	size, err := writeF32Safetensors(o.IO, "-o", o.Out, decodedTensors(ck, sel, bar), [][2]string{{"source", filepath.Base(o.Path)}, {"written_by", "qkv " + Version}})
 	o.IO.clearProgress()
+	if err == nil {
+		reportWrote(o.IO, o.Out, len(sel), size)
+	}
 	return err
 }
 
@@ -166,16 +169,27 @@ func decodedTensors(ck *formats.Checkpoint, ts []*formats.Tensor, bar *termui.Pr
 // writeF32Safetensors writes a safetensors file through outfile: a
 // temporary file renamed into place (removed on failure or a signal), or
 // standard output for "-". flag names the option in messages.
-func writeF32Safetensors(s *Streams, flag, path string, ts []safetensors.WriteTensor, meta [][2]string) error {
+func writeF32Safetensors(s *Streams, flag, path string, ts []safetensors.WriteTensor, meta [][2]string) (int64, error) {
 	f, err := outfile.Create(path, s.Out)
 	if err != nil {
-		return flagged(flag, err)
+		return 0, flagged(flag, err)
 	}
 	defer f.Abort()
-	if err := safetensors.Write(f, ts, meta); err != nil {
-		return flagged(flag, err)
+	cw := &countingWriter{w: f} // report.go's
+	if err := safetensors.Write(cw, ts, meta); err != nil {
+		return cw.n, flagged(flag, err)
 	}
-	return flagged(flag, f.Commit())
+	return cw.n, flagged(flag, f.Commit())
+}
+
+// reportWrote says on stderr what a command wrote to a file — its path as
+// given, the tensors and the size — as report does; nothing when the
+// output is standard output.
+func reportWrote(s *Streams, path string, tensors int, size int64) {
+	if outfile.IsStdout(path) {
+		return
+	}
+	fmt.Fprintf(s.Err, "Wrote %s (%s, %s)\n", termui.Name(path), termui.Plural(int64(tensors), "tensor"), termui.Bytes(size))
 }
 
 // flagged names the flag in a refusal ("-o X: is a folder").

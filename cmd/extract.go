@@ -133,8 +133,11 @@ func extractRun(ctx context.Context, o *ExtractOptions) error {
 	meta := [][2]string{{"source", filepath.Base(o.Model.Path)}, {"written_by", "qkv " + Version},
 		{"convention", "rows=out features, cols=in features; Q/K rows in Hugging Face (half-split) order"},
 		{"arch", g.Arch}, {"n_heads", fmt.Sprint(g.NHeads)}, {"n_kv_heads", fmt.Sprint(g.NKVHeads)}, {"head_dim", fmt.Sprint(g.HeadDim)}}
-	err = writeF32Safetensors(o.IO, "-o", o.Out, ts, meta)
+	size, err := writeF32Safetensors(o.IO, "-o", o.Out, ts, meta)
 	o.IO.clearProgress()
+	if err == nil {
+		reportWrote(o.IO, o.Out, len(ts), size)
+	}
 	return err
 }
 

@@ -115,13 +115,13 @@ func geometryLine(g formats.Geometry) string {
 	if g.Arch != "" {
 		arch = termui.Name(g.Arch)
 	}
-	parts = append(parts, fmt.Sprintf("%s: %d layers, d_model %d", arch, g.NLayers, g.DModel))
+	parts = append(parts, fmt.Sprintf("%s: %s, d_model %d", arch, termui.Plural(int64(g.NLayers), "layer"), g.DModel))
 	if g.NHeads == 0 {
 		parts = append(parts, "head counts unknown (give --n-heads)")
 	} else {
-		parts = append(parts, fmt.Sprintf("%d heads", g.NHeads))
+		parts = append(parts, termui.Plural(int64(g.NHeads), "head"))
 		if g.NKVHeads != g.NHeads {
-			parts = append(parts, fmt.Sprintf("%d KV heads", g.NKVHeads))
+			parts = append(parts, termui.Plural(int64(g.NKVHeads), "KV head"))
 		}
 		parts = append(parts, fmt.Sprintf("head_dim %d", g.HeadDim))
 	}

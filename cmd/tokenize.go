@@ -87,7 +87,7 @@ normalizer) is refused with exit status 3, naming it.`,
   cat prompt.txt | qkv tokenize model.gguf -`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
-				return usageError("tokenize takes PATH and TEXT (got %d arguments)", len(args))
+				return usageError("tokenize takes PATH and TEXT (got %s)", termui.Plural(int64(len(args)), "argument"))
 			}
 			return nil
 		},

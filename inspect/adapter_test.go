@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math/rand"
 	"path/filepath"
@@ -130,5 +131,34 @@ func TestReportAdapter(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAdapterNoRankCollapsed: heads of a LoRA update are low-rank by
+// construction, so rank_collapsed (which would flag every one) is not
+// applied to an adapter.
+func TestAdapterNoRankCollapsed(t *testing.T) {
+	ck, err := formats.Open(filepath.Join("..", "testdata", "lora", "gpt2-c_attn-peft"), formats.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	m, err := formats.FindModel(ck, formats.FindOptions{NHeads: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := DefaultThresholds
+	th.RankCollapsed = 0.99 // every head of the rank-4 updates (4×16 heads, rank ≤ 4) is below
+	rep, err := Run(context.Background(), FromFactors(m), Options{Thresholds: th, Heads: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Adapter == nil {
+		t.Fatal("not reported as an adapter")
+	}
+	for _, f := range rep.Findings {
+		if f.Kind == KindRankCollapsed {
+			t.Errorf("rank_collapsed on an adapter: %s", f.Message)
+		}
 	}
 }

@@ -286,6 +286,11 @@ func Run(ctx context.Context, src LayerSource, opts Options, emit func(LayerRepo
 	}
 	rep.Findings = local
 	rep.Adapter = adapterOf(info, &seen)
+	if rep.Adapter != nil {
+		// A LoRA update is low-rank by construction (rank r, stated in the
+		// verdict): rank_collapsed would flag every head of every update.
+		rep.Findings = slices.DeleteFunc(rep.Findings, func(f Finding) bool { return f.Kind == KindRankCollapsed })
+	}
 	if rep.Partial == nil {
 		// Findings gives the same: LayerFindings of each layer, then these.
 		rep.Findings = append(rep.Findings, CrossLayerFindings(rep.Layers, opts.Thresholds)...)

@@ -119,7 +119,7 @@ func TestCheckShardsBaseline(t *testing.T) {
 	}{
 		{parts, "give the same file with --baseline"},
 		{append([]string{"--baseline", other}, parts...), "is not the file the parts were checked against"},
-		{parts[:2], "1 of 3 shards are missing: 2"},
+		{parts[:2], "1 of 3 shards is missing: 2"},
 		{[]string{"--baseline", base, parts[0], parts[1], parts[1]}, "given twice"},
 		{[]string{"--baseline", base, parts[0], op, parts[2]}, "is of a different checkpoint"},
 	} {

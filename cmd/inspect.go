@@ -54,8 +54,8 @@ QK and OV circuits of every head, and the most similar pair of heads):
 shape, Frobenius norm, max |w|, mean, std, NaN/Inf/zero counts, singular
 values, spectral norm, numerical rank, effective rank, stable rank and
 condition number — definitions in the README. Findings (NaN/Inf, dead,
-duplicated and rank-collapsed heads, outlier spectral norms) are listed at
-the end; thresholds are flags. Head statistics are computed whenever the
+duplicated and rank-collapsed heads, outlier spectral norms) are listed
+first, after the verdict line; thresholds are flags. Head statistics are computed whenever the
 head counts are known, so head findings are complete without --heads,
 which adds the per-head tables (and JSON "heads", "circuits").
 
@@ -117,7 +117,7 @@ stderr; --shard none runs whole whatever the environment says.`,
 	mf.add(c)
 	f := c.Flags()
 	f.StringVar(&opts.Layers, "layers", "", "layers to inspect, e.g. 0-3,7 (default all)")
-	f.BoolVar(&opts.Heads, "heads", false, "per-head statistics, QK/OV circuits and head findings")
+	f.BoolVar(&opts.Heads, "heads", false, "the per-head tables and QK/OV circuits (head findings are computed without it)")
 	f.BoolVar(&opts.Spectrum, "spectrum", false, "include every singular value in the JSON (sv)")
 	f.BoolVar(&opts.Fast, "fast", false, "skip full spectra: spectral norm by Lanczos, effective rank estimated with bounds")
 	f.BoolVar(&opts.ESD, "esd", false, "heavy-tail metrics of every matrix (WeightWatcher's power-law fit of the eigenvalues: α, D, xmin, α̂, …) and the α findings")

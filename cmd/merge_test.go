@@ -125,7 +125,7 @@ func TestMergeCommandRefuses(t *testing.T) {
 		want string
 	}{
 		{"no parts", nil, cmd.ExitUsage, "merge takes the part files"},
-		{"missing shard", []string{parts[0], parts[2]}, cmd.ExitInput, "1 of 3 shards are missing: 1"},
+		{"missing shard", []string{parts[0], parts[2]}, cmd.ExitInput, "1 of 3 shards is missing: 1"},
 		{"twice", []string{parts[0], parts[1], parts[1], parts[2]}, cmd.ExitInput, parts[1] + " (part 3): shard 1 of 3 was given twice"},
 		{"whole report", []string{parts[0], whole}, cmd.ExitInput, whole + " (part 2): is a whole report"},
 		{"other settings", []string{parts[0], other[1], parts[2]}, cmd.ExitInput, other[1] + " (part 2): settings differs"},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/internal/jsonmsg"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // MergeError is a reason Merge refuses its parts. Part is the index of the
@@ -120,7 +121,7 @@ func Merge(parts ...*Report) (*Report, error) {
 		if n := fp.Shards - len(byShard); n > len(missing) {
 			missing = append(missing, "…")
 		}
-		return nil, mergeErr(-1, "%d of %d shards are missing: %s (shards are numbered 0 to %d)", fp.Shards-len(byShard), fp.Shards, strings.Join(missing, ", "), fp.Shards-1)
+		return nil, mergeErr(-1, "%d of %d shards %s missing: %s (shards are numbered 0 to %d)", fp.Shards-len(byShard), fp.Shards, termui.IsAre(fp.Shards-len(byShard)), strings.Join(missing, ", "), fp.Shards-1)
 	}
 	order := make([]int, fp.Shards) // parts in shard order
 	for s, i := range byShard {

@@ -281,7 +281,7 @@ func TestMergeRefuses(t *testing.T) {
 	}{
 		{"none", nil, -1, "no parts"},
 		{"whole report", []*Report{p0, whole, p2}, 1, "whole report"},
-		{"missing", []*Report{p0, p2}, -1, "1 of 3 shards are missing: 1"},
+		{"missing", []*Report{p0, p2}, -1, "1 of 3 shards is missing: 1"},
 		{"twice", []*Report{p0, p1, p1, p2}, 2, "shard 1 of 3 was given twice"},
 		{"other count", []*Report{p0, p1, part(1, 2, nil)}, 2, "of 2, but part 1 is of 3"},
 		{"other model", []*Report{p0, part(1, 3, func(p *Part, _ *Options) { p.Fingerprint = "sha256:b" }), p2}, 1, "different model"},

@@ -16,6 +16,7 @@ import (
 	"github.com/qkvdev/qkv/inspect"
 	"github.com/qkvdev/qkv/internal/buildinfo"
 	"github.com/qkvdev/qkv/internal/jsonmsg"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // SchemaPartial names the JSON document of one part of a sharded check.
@@ -214,7 +215,7 @@ func Merge(parts []*Part, base *inspect.Report, baseHash string) (*Result, error
 				missing = append(missing, fmt.Sprint(s))
 			}
 		}
-		return nil, mergeErr(-1, "%d of %d shards are missing: %s (shards are numbered 0 to %d)", first.Shards-len(byShard), first.Shards, strings.Join(missing, ", "), first.Shards-1)
+		return nil, mergeErr(-1, "%d of %d shards %s missing: %s (shards are numbered 0 to %d)", first.Shards-len(byShard), first.Shards, termui.IsAre(first.Shards-len(byShard)), strings.Join(missing, ", "), first.Shards-1)
 	}
 	switch {
 	case first.Baseline != "" && base == nil:

@@ -85,6 +85,14 @@ func Plural(n int64, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
+// IsAre is the verb agreeing with a count: "1 of 3 shards is missing".
+func IsAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
 // Shape writes a shape as "[2, 3]".
 func Shape(shape []int64) string {
 	parts := make([]string, len(shape))

@@ -120,21 +120,9 @@ func ReadPart(b []byte) (*Part, error) {
 	return &p, nil
 }
 
-// MergeError is a reason Merge refuses its parts; Part is the index of the
-// part at fault (-1 when no one part is).
-type MergeError struct {
-	Part int
-	Err  error
-}
-
-func (e *MergeError) Error() string {
-	if e.Part < 0 {
-		return e.Err.Error()
-	}
-	return fmt.Sprintf("part %d: %v", e.Part+1, e.Err)
-}
-
-func (e *MergeError) Unwrap() error { return e.Err }
+// MergeError is a reason Merge refuses its parts: inspect's, so that a
+// caller names the part at fault the same way for either kind.
+type MergeError = inspect.MergeError
 
 func mergeErr(part int, format string, args ...any) error {
 	return &MergeError{Part: part, Err: fmt.Errorf(format, args...)}

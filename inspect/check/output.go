@@ -358,7 +358,12 @@ func (r *Result) WriteJUnit(w io.Writer) error {
 			suite.Failures++
 		}
 	}
-	doc := junitSuites{Name: "qkv check", Tests: suite.Tests, Failures: suite.Failures, Suites: []junitSuite{suite}}
+	return writeJUnit(w, junitSuites{Name: "qkv check", Tests: suite.Tests, Failures: suite.Failures, Suites: []junitSuite{suite}})
+}
+
+// writeJUnit writes a JUnit document: the XML header, the indented suites
+// and a final newline.
+func writeJUnit(w io.Writer, doc junitSuites) error {
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}
@@ -378,15 +383,5 @@ func (r *Result) WriteJUnit(w io.Writer) error {
 func WriteJUnitUnreadable(w io.Writer, path, reason string) error {
 	c := junitCase{Name: path, Classname: "qkv.check." + CheckStructure, Failure: &junitFailure{Message: reason, Type: "unreadable", Text: reason + "\n"}}
 	suite := junitSuite{Name: "qkv check " + path, Tests: 1, Failures: 1, Cases: []junitCase{c}}
-	doc := junitSuites{Name: "qkv check", Tests: 1, Failures: 1, Suites: []junitSuite{suite}}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return writeJUnit(w, junitSuites{Name: "qkv check", Tests: 1, Failures: 1, Suites: []junitSuite{suite}})
 }

@@ -810,7 +810,7 @@ func (h *hostileSet) harmCases() {
 	h.file("escape-model-type/config.json", jsonText(map[string]any{"model_type": mt, "hidden_size": 16, "num_attention_heads": 2, "num_hidden_layers": 1}))
 	h.cases["escape-model-type"] = HostileCase{Class: "config.json model_type holding terminal escapes", Exit: 0, ListsDType: "F32",
 		Runs: []HostileRun{
-			run(0, "", quoted(mt)+": 1 layers, d_model 16", "layers", "{}"),
+			run(0, "", quoted(mt)+": 1 layer, d_model 16", "layers", "{}"),
 			run(0, "", quoted(mt)+" — 1 layer, d_model 16", "inspect", "{}"),
 			run(0, "", string(jsonText(mt)), "meta", "{}"), // config.json values show as JSON
 		}}

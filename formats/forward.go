@@ -943,10 +943,10 @@ func (m *Model) checkMLP(layer int, src *mlpSource, s *ForwardSpec, what string)
 	gated := src.gate.t != nil || src.gateUp.t != nil
 	switch {
 	case src.up.t == nil && src.gateUp.t == nil:
-		fwdUnsupported(&s.Unsupported, "tensor", fmt.Sprintf("layer %d %s up projection", layer, what), "layer %d's %s has no up projection", layer, what)
+		fwdUnsupported(&s.Unsupported, "tensor", fmt.Sprintf("layer %d %s up projection", layer, what), "no layer %d %s up projection: the forward pass needs one", layer, what)
 	case gated != (m.arch.MLP != MLPPlain):
 		kind := map[bool]string{true: "a gated", false: "a plain"}
-		fwdUnsupported(&s.Unsupported, "tensor", fmt.Sprintf("layer %d %s", layer, what), "layer %d's %s is %s MLP, but the %s layout has %s one", layer, what, kind[gated], m.arch.Name, kind[m.arch.MLP != MLPPlain])
+		fwdUnsupported(&s.Unsupported, "tensor", fmt.Sprintf("layer %d %s", layer, what), "layer %d %s is %s MLP, but the %s layout has %s one", layer, what, kind[gated], m.arch.Name, kind[m.arch.MLP != MLPPlain])
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/qkvdev/qkv/internal/infile"
@@ -126,6 +127,12 @@ type Local struct {
 	size int64
 	data []byte // the mapping; nil when unmapped
 	m    mapping
+
+	// pending is the span Release has yet to drop: small reads in a row
+	// (a tensor decoded in pieces of a few values, a row at a time) are
+	// dropped together, one system call per releaseBatch.
+	relMu                sync.Mutex
+	pendingLo, pendingHi int
 }
 
 // OpenLocal opens and maps a local file read-only. Anything but a regular
@@ -204,6 +211,11 @@ func (l *Local) Bytes(off, n int64) ([]byte, error) {
 // cache (fault_around_bytes, 64 KiB by default).
 const faultAround = 64 << 10
 
+// releaseBatch is how much adjacent released span Release gathers before
+// it drops it: a read of a few bytes does not cost a system call, and at
+// most this much of a long scan stays resident.
+const releaseBatch = 1 << 20
+
 // Release tells the kernel that this process is done with b, bytes Bytes
 // returned, for now: the pages of b leave the resident set (they stay in
 // the page cache, and a later read maps them again), so that a long scan of
@@ -212,8 +224,10 @@ const faultAround = 64 << 10
 // the rest of its span, which may hold the end of a piece released before
 // (a scan of 64 KiB pieces kept a third of a file resident that way). The
 // mapping is shared and read-only, so a page dropped while another
-// goroutine reads it is only faulted in again. Nothing happens unless b
-// lies inside this file's mapping; it is advice, errors are ignored.
+// goroutine reads it is only faulted in again. Spans released one after
+// another are gathered and dropped once releaseBatch of them are pending
+// (or when the next lies elsewhere). Nothing happens unless b lies inside
+// this file's mapping; it is advice, errors are ignored.
 func (l *Local) Release(b []byte) {
 	if len(b) == 0 || len(l.data) == 0 {
 		return
@@ -223,9 +237,23 @@ func (l *Local) Release(b []byte) {
 	if start < base || end > base+uintptr(len(l.data)) {
 		return
 	}
-	lo := max(start&^(faultAround-1), base) - base // base is page-aligned
-	hi := min((end+faultAround-1)&^(faultAround-1)-base, uintptr(len(l.data)))
-	l.m.release(l.data[lo:hi])
+	lo := int(max(start&^(faultAround-1), base) - base) // base is page-aligned
+	hi := int(min((end+faultAround-1)&^(faultAround-1)-base, uintptr(len(l.data))))
+	l.relMu.Lock()
+	defer l.relMu.Unlock()
+	switch {
+	case l.pendingHi == l.pendingLo:
+		l.pendingLo, l.pendingHi = lo, hi
+	case lo <= l.pendingHi && hi >= l.pendingLo: // overlapping or adjacent
+		l.pendingLo, l.pendingHi = min(lo, l.pendingLo), max(hi, l.pendingHi)
+	default:
+		l.m.release(l.data[l.pendingLo:l.pendingHi])
+		l.pendingLo, l.pendingHi = lo, hi
+	}
+	if l.pendingHi-l.pendingLo >= releaseBatch {
+		l.m.release(l.data[l.pendingLo:l.pendingHi])
+		l.pendingLo, l.pendingHi = 0, 0
+	}
 }
 
 func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

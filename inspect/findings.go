@@ -6,6 +6,7 @@ import (
 
 	"github.com/qkvdev/qkv/formats"
 	"github.com/qkvdev/qkv/inspect/esd"
+	"github.com/qkvdev/qkv/internal/termui"
 )
 
 // Findings derives every finding from a run's layers, in layer order, then
@@ -96,11 +97,11 @@ func matrixFindings(layer int, name string, m *MatrixReport, t Thresholds, heads
 	var out []Finding
 	if m.NaNCount > 0 {
 		out = append(out, Finding{Kind: KindNaN, Layer: layer, Matrix: name, Value: Float(m.NaNCount), Threshold: 0,
-			Message: fmt.Sprintf("%d NaN values", m.NaNCount)})
+			Message: termui.Plural(int64(m.NaNCount), "NaN value")})
 	}
 	if m.InfCount > 0 {
 		out = append(out, Finding{Kind: KindInf, Layer: layer, Matrix: name, Value: Float(m.InfCount), Threshold: 0,
-			Message: fmt.Sprintf("%d infinite values", m.InfCount)})
+			Message: termui.Plural(int64(m.InfCount), "infinite value")})
 	}
 	if e := m.ESD; e != nil && e.Status == esd.StatusSuccess && e.Alpha != nil {
 		switch a := *e.Alpha; {
@@ -126,11 +127,11 @@ func matrixFindings(layer int, name string, m *MatrixReport, t Thresholds, heads
 	for _, h := range m.Heads {
 		if h.NaNCount > 0 {
 			out = append(out, Finding{Kind: KindNaN, Layer: layer, Matrix: name, Head: intp(h.Head), Value: Float(h.NaNCount),
-				Message: fmt.Sprintf("head %d holds %d NaN values", h.Head, h.NaNCount)})
+				Message: fmt.Sprintf("head %d holds %s", h.Head, termui.Plural(int64(h.NaNCount), "NaN value"))})
 		}
 		if h.InfCount > 0 {
 			out = append(out, Finding{Kind: KindInf, Layer: layer, Matrix: name, Head: intp(h.Head), Value: Float(h.InfCount),
-				Message: fmt.Sprintf("head %d holds %d infinite values", h.Head, h.InfCount)})
+				Message: fmt.Sprintf("head %d holds %s", h.Head, termui.Plural(int64(h.InfCount), "infinite value"))})
 		}
 		if lim := t.DeadHead * med; med > 0 && h.Fro.Valid() && float64(h.Fro) < lim {
 			out = append(out, Finding{Kind: KindDeadHead, Layer: layer, Matrix: name, Head: intp(h.Head), Value: h.Fro, Threshold: Float(lim),

@@ -658,6 +658,10 @@ func writeCircuits(b *strings.Builder, l LayerReport, th *termui.Theme) {
 }
 
 func writeFindings(b *strings.Builder, fs []Finding, th *termui.Theme, width int, tx func(string) string) {
+	// Worst kinds first, as the verdict names the worst; within a kind in
+	// report order (by layer). The JSON keeps report order.
+	fs = slices.Clone(fs)
+	slices.SortStableFunc(fs, func(a, b Finding) int { return severityOf(a.Kind) - severityOf(b.Kind) })
 	b.WriteString(th.Title(fmt.Sprintf("Findings (%d)", len(fs))))
 	b.WriteString("\n")
 	kw := 0

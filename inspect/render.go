@@ -526,6 +526,15 @@ func shownLayers(idx []int) string {
 // structure that may be intended.
 var severity = []string{KindNaN, KindInf, KindDeadHead, KindOutlierNorm, KindRankCollapsed, KindDuplicateHeads, KindAlphaLow, KindAlphaHigh}
 
+// ByWorstKind returns the findings worst kind first (the order severity
+// gives), in their report order within a kind: how every listing of them
+// reads, the verdict naming the first. fs is not changed.
+func ByWorstKind(fs []Finding) []Finding {
+	fs = slices.Clone(fs)
+	slices.SortStableFunc(fs, func(a, b Finding) int { return severityOf(a.Kind) - severityOf(b.Kind) })
+	return fs
+}
+
 func severityOf(kind string) int {
 	if i := slices.Index(severity, kind); i >= 0 {
 		return i
@@ -660,8 +669,7 @@ func writeCircuits(b *strings.Builder, l LayerReport, th *termui.Theme) {
 func writeFindings(b *strings.Builder, fs []Finding, th *termui.Theme, width int, tx func(string) string) {
 	// Worst kinds first, as the verdict names the worst; within a kind in
 	// report order (by layer). The JSON keeps report order.
-	fs = slices.Clone(fs)
-	slices.SortStableFunc(fs, func(a, b Finding) int { return severityOf(a.Kind) - severityOf(b.Kind) })
+	fs = ByWorstKind(fs)
 	b.WriteString(th.Title(fmt.Sprintf("Findings (%d)", len(fs))))
 	b.WriteString("\n")
 	kw := 0

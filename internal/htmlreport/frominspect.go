@@ -34,7 +34,7 @@ func FromInspect(rep *inspect.Report, source string) *Data {
 	for _, u := range g.Unsupported {
 		d.Notes = append(d.Notes, "Not modelled by qkv: "+u.Name+": "+u.Message)
 	}
-	for _, f := range rep.Findings {
+	for _, f := range inspect.ByWorstKind(rep.Findings) {
 		h := -1
 		if f.Head != nil {
 			h = *f.Head

@@ -43,7 +43,8 @@ func TestFromInspect(t *testing.T) {
 	if len(d.Findings) != len(rep.Findings) {
 		t.Fatalf("%d findings, the report has %d", len(d.Findings), len(rep.Findings))
 	}
-	for i, f := range rep.Findings {
+	// The page lists them worst kind first, as inspect's text does.
+	for i, f := range inspect.ByWorstKind(rep.Findings) {
 		h := -1
 		if f.Head != nil {
 			h = *f.Head

@@ -9,10 +9,7 @@ package cmd_test
 // and read the diff before committing.
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,8 +17,6 @@ import (
 	"testing"
 
 	"github.com/charmbracelet/lipgloss"
-
-	"github.com/qkvdev/qkv/cmd"
 )
 
 // analysisGolden are the cases: a name (the file is <name>.w<width>.txt)
@@ -41,24 +36,11 @@ var analysisGolden = []struct {
 	{"circuits-gguf-layers", []string{"circuits", "../testdata/gguf/tiny-llama-v3-f32.gguf", "--layers", "1-3", "--top", "5", "--per-head", "6", "--raw-only"}},
 }
 
-// asciiOutput is goldenOutput on an ASCII terminal (TERM=dumb) of 80
-// columns.
-func asciiOutput(args []string) string {
-	var out, errb bytes.Buffer
-	code := cmd.Run(context.Background(), args, &cmd.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: 80, ASCII: true})
-	s := out.String()
-	if code != 0 || errb.Len() > 0 {
-		s += fmt.Sprintf("--- exit %d, stderr:\n%s", code, errb.String())
-	}
-	return s
-}
-
 // reportSize is the page's size in report's summary: it changes with
 // anything in the page, the version that wrote it included.
 var reportSize = regexp.MustCompile(`\([0-9.]+ (B|KiB|MiB)\)`)
 
 func TestAnalysisGolden(t *testing.T) {
-	dir := filepath.Join("testdata", "golden")
 	for _, c := range analysisGolden {
 		for _, width := range []int{80, 160, 0} {
 			name := fmt.Sprintf("%s.w%d.txt", c.name, width)
@@ -79,7 +61,7 @@ func TestAnalysisGolden(t *testing.T) {
 				}
 				var got string
 				if width == 0 {
-					got, width = asciiOutput(args), 80
+					got, width = modeOutput(80, true, args), 80
 					for i, r := range got {
 						if r >= 0x80 {
 							t.Errorf("non-ASCII %q at byte %d: %q", r, i, got[max(0, i-40):min(len(got), i+40)])
@@ -102,20 +84,7 @@ func TestAnalysisGolden(t *testing.T) {
 				if strings.Contains(got, "\x1b") {
 					t.Error("escape sequence in unstyled output")
 				}
-				path := filepath.Join(dir, name)
-				if *updateGolden {
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (create it with go test ./cmd -run AnalysisGolden -update, then read it)", err)
-				}
-				if got != string(want) {
-					t.Errorf("qkv %s at width %d differs from %s:\n%s", strings.Join(c.args, " "), width, path, lineDiff(string(want), got))
-				}
+				matchGolden(t, name, got, fmt.Sprintf("qkv %s at width %d", strings.Join(c.args, " "), width))
 			})
 		}
 	}

@@ -11,16 +11,12 @@ package cmd_test
 // and read the diff before committing.
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
-	"github.com/qkvdev/qkv/cmd"
 	"github.com/qkvdev/qkv/internal/termui"
 	"github.com/qkvdev/qkv/internal/testref"
 )
@@ -39,21 +35,7 @@ var attnGoldenCases = []struct {
 	{"qwen3-repeat", []string{"attn", "@shared/reference/zoo-modern/qwen3/hf", "--all", "--random-repeat", "6", "--seed", "1"}},
 }
 
-// attnGoldenRun runs qkv with the streams of one mode: plain at a width, or
-// ASCII (TERM=dumb) at 80 columns.
-func attnGoldenRun(width int, ascii bool, args []string) string {
-	var out, errb bytes.Buffer
-	s := &cmd.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: width, ASCII: ascii}
-	code := cmd.Run(context.Background(), args, s)
-	got := out.String()
-	if code != 0 || errb.Len() > 0 {
-		got += fmt.Sprintf("--- exit %d, stderr:\n%s", code, errb.String())
-	}
-	return got
-}
-
 func TestAttnGolden(t *testing.T) {
-	dir := filepath.Join("testdata", "golden")
 	for _, c := range attnGoldenCases {
 		args := append([]string(nil), c.args...)
 		for i, a := range args {
@@ -69,22 +51,9 @@ func TestAttnGolden(t *testing.T) {
 		}{{"w80", 80, false}, {"w160", 160, false}, {"ascii", 80, true}} {
 			name := fmt.Sprintf("attn-%s.%s.txt", c.name, mode.suffix)
 			t.Run(name, func(t *testing.T) {
-				got := attnGoldenRun(mode.width, mode.ascii, args)
+				got := modeOutput(mode.width, mode.ascii, args)
 				checkAttnLines(t, got, mode.width, mode.ascii)
-				path := filepath.Join(dir, name)
-				if *updateGolden {
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (create it with go test ./cmd -run AttnGolden -update, then read it)", err)
-				}
-				if got != string(want) {
-					t.Errorf("qkv %s at %s differs from %s:\n%s", strings.Join(c.args, " "), mode.suffix, path, lineDiff(string(want), got))
-				}
+				matchGolden(t, name, got, fmt.Sprintf("qkv %s at %s", strings.Join(c.args, " "), mode.suffix))
 			})
 		}
 	}
@@ -127,7 +96,7 @@ func isASCII(s string) bool {
 func TestAttnLayoutWidths(t *testing.T) {
 	args := []string{"attn", "../testdata/tiny-llama", "--tokens", "1,5,9,12,7,3,8,2,11,4"}
 	for _, w := range []int{80, 97, 120, 159, 160, 200, 240} {
-		out := attnGoldenRun(w, false, args)
+		out := modeOutput(w, false, args)
 		checkAttnLines(t, out, w, false)
 		// The title line of each heatmap row: "head 0 (kv 0) max …".
 		perLine := 0

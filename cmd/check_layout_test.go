@@ -22,18 +22,6 @@ import (
 	"github.com/qkvdev/qkv/internal/termui"
 )
 
-// gateGoldenRun runs qkv with plain streams of one width, or ASCII ones.
-func gateGoldenRun(width int, ascii bool, args []string) string {
-	var out, errb bytes.Buffer
-	s := &cmd.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: width, ASCII: ascii}
-	code := cmd.Run(context.Background(), args, s)
-	got := out.String()
-	if code != 0 || errb.Len() > 0 {
-		got += fmt.Sprintf("--- exit %d, stderr:\n%s", code, errb.String())
-	}
-	return got
-}
-
 func TestGateGolden(t *testing.T) {
 	// The parts of a sharded check and inspect of tiny-llama, for merge.
 	dir := t.TempDir()
@@ -76,7 +64,7 @@ func TestGateGolden(t *testing.T) {
 		}{{"w80", 80, false}, {"w160", 160, false}, {"ascii", 80, true}} {
 			name := fmt.Sprintf("%s.%s.txt", c.name, mode.suffix)
 			t.Run(name, func(t *testing.T) {
-				got := gateGoldenRun(mode.width, mode.ascii, c.args)
+				got := modeOutput(mode.width, mode.ascii, c.args)
 				for i, l := range strings.Split(got, "\n") {
 					if w := termui.Width(l); w > mode.width && !strings.HasPrefix(c.name, "check-markdown") {
 						t.Errorf("line %d is %d columns wide (limit %d): %q", i+1, w, mode.width, l)
@@ -90,20 +78,7 @@ func TestGateGolden(t *testing.T) {
 						}
 					}
 				}
-				path := filepath.Join("testdata", "golden", name)
-				if *updateGolden {
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run with -update to create it)", err)
-				}
-				if got != string(want) {
-					t.Errorf("differs from %s:\n%s", path, firstLineDiff(got, string(want)))
-				}
+				matchGolden(t, name, got, "qkv "+strings.Join(c.args, " "))
 			})
 		}
 	}

@@ -66,10 +66,10 @@ func TestCheckShardsMerge(t *testing.T) {
 				parts[0], parts[n-1] = parts[n-1], parts[0]
 				code, got, errs := run(append([]string{"merge", "--format", "json"}, parts...)...)
 				if code != wantCode || got != want {
-					t.Fatalf("N=%d: merge exit %d (want %d) %s\n%s", n, code, wantCode, errs, firstLineDiff(got, want))
+					t.Fatalf("N=%d: merge exit %d (want %d) %s\n%s", n, code, wantCode, errs, lineDiff(want, got))
 				}
 				if _, text, _ := run(append([]string{"merge"}, parts...)...); text != wantText {
-					t.Errorf("N=%d: merged text differs:\n%s", n, firstLineDiff(text, wantText))
+					t.Errorf("N=%d: merged text differs:\n%s", n, lineDiff(wantText, text))
 				}
 			}
 		})
@@ -108,7 +108,7 @@ func TestCheckShardsBaseline(t *testing.T) {
 		parts = append(parts, p)
 	}
 	if code, got, errs := run(append([]string{"merge", "--format", "json", "--baseline", base}, parts...)...); code != wantCode || got != want {
-		t.Fatalf("merge with baseline: exit %d %s\n%s", code, errs, firstLineDiff(got, want))
+		t.Fatalf("merge with baseline: exit %d %s\n%s", code, errs, lineDiff(want, got))
 	}
 	other := checkTempFile(t, "other.json", strings.Replace(rep, `"layers"`, ` "layers"`, 1))
 	_, otherPart, _ := run("check", filepath.Join(testref.RepoRoot(), "testdata", "tiny-llama-sharded"), "--shard", "1/3", "--baseline", base)
@@ -128,24 +128,6 @@ func TestCheckShardsBaseline(t *testing.T) {
 			t.Errorf("merge %v: exit %d, stderr %q; want 3 and %q", c.args, code, errs, c.msg)
 		}
 	}
-}
-
-// firstLineDiff shows where two outputs part.
-func firstLineDiff(got, want string) string {
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	for i := 0; i < max(len(g), len(w)); i++ {
-		var a, b string
-		if i < len(g) {
-			a = g[i]
-		}
-		if i < len(w) {
-			b = w[i]
-		}
-		if a != b {
-			return fmt.Sprintf("line %d:\n got %q\nwant %q", i+1, a, b)
-		}
-	}
-	return "(same)"
 }
 
 // TestCheckPartSchema: parts and the merged result validate against their

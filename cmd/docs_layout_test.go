@@ -76,19 +76,6 @@ func docsLayoutArgs(t *testing.T, args []string) []string {
 	return out
 }
 
-// docsLayoutRun runs qkv plain at a width, or ASCII (TERM=dumb) at 80
-// columns: stdout, then the exit status and stderr when it failed.
-func docsLayoutRun(width int, ascii bool, args []string) string {
-	var out, errb bytes.Buffer
-	s := &cmd.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: width, ASCII: ascii}
-	code := cmd.Run(context.Background(), args, s)
-	got := out.String()
-	if code != 0 || errb.Len() > 0 {
-		got += fmt.Sprintf("--- exit %d, stderr:\n%s", code, errb.String())
-	}
-	return got
-}
-
 var docsLayoutModes = []struct {
 	suffix string
 	width  int
@@ -96,28 +83,14 @@ var docsLayoutModes = []struct {
 }{{"w80", 80, false}, {"w160", 160, false}, {"ascii", 80, true}}
 
 func TestDocsLayoutGolden(t *testing.T) {
-	dir := filepath.Join("testdata", "golden")
 	for _, c := range docsLayoutCases {
 		for _, mode := range docsLayoutModes {
 			name := fmt.Sprintf("%s.%s.txt", c.name, mode.suffix)
 			t.Run(name, func(t *testing.T) {
 				args := docsLayoutArgs(t, c.args)
-				got := docsLayoutRun(mode.width, mode.ascii, args)
+				got := modeOutput(mode.width, mode.ascii, args)
 				checkDocsLines(t, got, mode.width, mode.ascii)
-				path := filepath.Join(dir, name)
-				if *updateGolden {
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (create it with go test ./cmd -run DocsLayoutGolden -update, then read it)", err)
-				}
-				if got != string(want) {
-					t.Errorf("qkv %s at %s differs from %s:\n%s", strings.Join(c.args, " "), mode.suffix, path, lineDiff(string(want), got))
-				}
+				matchGolden(t, name, got, fmt.Sprintf("qkv %s at %s", strings.Join(c.args, " "), mode.suffix))
 			})
 		}
 	}

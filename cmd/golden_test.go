@@ -10,12 +10,16 @@ package cmd_test
 // so that the output does not depend on where the repository lives.
 
 import (
+	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qkvdev/qkv/cmd"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files under cmd/testdata/golden")
@@ -48,13 +52,38 @@ var goldenCases = []struct {
 
 // goldenOutput is what a golden file holds: stdout, then the exit status
 // and stderr when the command failed or warned.
-func goldenOutput(width int, args []string) string {
-	code, out, errs := runQKV(width, args...)
-	s := out
-	if code != 0 || errs != "" {
-		s += fmt.Sprintf("--- exit %d, stderr:\n%s", code, errs)
+func goldenOutput(width int, args []string) string { return modeOutput(width, false, args) }
+
+// modeOutput is goldenOutput with the streams of one mode: plain at a
+// width, or ASCII (TERM=dumb) when ascii is set.
+func modeOutput(width int, ascii bool, args []string) string {
+	var out, errb bytes.Buffer
+	code := cmd.Run(context.Background(), args, &cmd.Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Width: width, ASCII: ascii})
+	s := out.String()
+	if code != 0 || errb.Len() > 0 {
+		s += fmt.Sprintf("--- exit %d, stderr:\n%s", code, errb.String())
 	}
 	return s
+}
+
+// matchGolden compares got with testdata/golden/name, or writes it there
+// with -update; what names the run in a failure.
+func matchGolden(t *testing.T, name, got, what string) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *updateGolden {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (create it with go test ./cmd -update, then read it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from %s:\n%s", what, path, lineDiff(string(want), got))
+	}
 }
 
 func TestGolden(t *testing.T) {
@@ -68,21 +97,7 @@ func TestGolden(t *testing.T) {
 		for _, width := range []int{80, 200} {
 			name := fmt.Sprintf("%s.w%d.txt", c.name, width)
 			t.Run(name, func(t *testing.T) {
-				got := goldenOutput(width, c.args)
-				path := filepath.Join(dir, name)
-				if *updateGolden {
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (create it with go test ./cmd -run Golden -update, then read it)", err)
-				}
-				if got != string(want) {
-					t.Errorf("qkv %s at width %d differs from %s:\n%s", strings.Join(c.args, " "), width, path, lineDiff(string(want), got))
-				}
+				matchGolden(t, name, goldenOutput(width, c.args), fmt.Sprintf("qkv %s at width %d", strings.Join(c.args, " "), width))
 			})
 		}
 	}
